@@ -1,0 +1,308 @@
+// Builds every component of the local environment from package registries (the Go module proxy and Maven
+// Central), once, into the cache. Each component lands in its own versioned directory, written to a
+// temporary directory first and renamed into place, so an interrupted build never looks complete.
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { componentDir } from './cache.ts';
+import {
+  ETCD_VERSION,
+  HELM_VERSION,
+  KAFKA_VERSION,
+  KUBERNETES_VERSION,
+  KWOK_VERSION,
+  MINIO_VERSION,
+  RELOAD4J_VERSION,
+  SCALA_VERSION,
+  SLF4J_VERSION,
+} from './versions.ts';
+
+const GO_MODULE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'go');
+
+export type ComponentName = 'kubernetes' | 'kwok' | 'minio' | 'helm' | 'kafka';
+
+/** Paths of the built binaries (and Kafka's class path), as the launcher needs them. */
+export interface Binaries {
+  etcd: string;
+  kubeApiserver: string;
+  kubeControllerManager: string;
+  kubeScheduler: string;
+  kubectl: string;
+  kwok: string;
+  minio: string;
+  helm: string;
+  kafkaLibDir: string;
+}
+
+interface Component {
+  name: ComponentName;
+  version: string;
+  /** Rough first-build time on a 2-core machine, shown so a long silence is not mistaken for a hang. */
+  expect: string;
+  tools: Toolchain[];
+  build(outDir: string, log: NodeJS.WritableStream): Promise<void>;
+}
+
+type Toolchain = 'go' | 'java' | 'mvn';
+
+const INSTALL_HINT: Record<Toolchain, string> = {
+  go: 'Go ≥ 1.25 (https://go.dev/doc/install, or the Debian package golang-go from bookworm-backports)',
+  java: 'a Java runtime ≥ 17 (Debian package openjdk-17-jre-headless)',
+  mvn: 'Apache Maven (Debian package maven)',
+};
+
+export class ToolchainMissingError extends Error {
+  constructor(tool: Toolchain, component: string) {
+    super(`building ${component} needs ${tool}, which is not on PATH: install ${INSTALL_HINT[tool]}`);
+    this.name = 'ToolchainMissingError';
+  }
+}
+
+export class BuildError extends Error {
+  constructor(component: string, command: string, logFile: string, tail: string) {
+    super(`building ${component} failed: ${command}\nlog: ${logFile}\n--- last lines ---\n${tail}`);
+    this.name = 'BuildError';
+  }
+}
+
+function goEnv(): NodeJS.ProcessEnv {
+  // The committed go.sum pins every module hash; the checksum database is not consulted for modules it lists.
+  return { ...process.env, GOFLAGS: '-buildvcs=false -mod=readonly', CGO_ENABLED: '0' };
+}
+
+const kubeLdflags = (() => {
+  const [major, minor] = KUBERNETES_VERSION.slice(1).split('.');
+  const vars: Record<string, string> = {
+    gitVersion: KUBERNETES_VERSION,
+    gitMajor: major ?? '1',
+    gitMinor: minor ?? '0',
+    gitTreeState: 'clean',
+    buildDate: '1970-01-01T00:00:00Z',
+  };
+  const flags = ['-s', '-w'];
+  for (const pkg of ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version']) {
+    for (const [key, value] of Object.entries(vars)) flags.push(`-X ${pkg}.${key}=${value}`);
+  }
+  return flags.join(' ');
+})();
+
+const components: Component[] = [
+  {
+    name: 'kubernetes',
+    version: `${KUBERNETES_VERSION}-etcd${ETCD_VERSION}`,
+    expect: '15–25 min',
+    tools: ['go'],
+    async build(out, log) {
+      const cmds = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'];
+      await run(
+        'go',
+        ['build', '-ldflags', kubeLdflags, '-o', `${out}/`, ...cmds.map((c) => `k8s.io/kubernetes/cmd/${c}`)],
+        { cwd: GO_MODULE_DIR, env: goEnv() },
+        log,
+      );
+      await run(
+        'go',
+        ['build', '-ldflags', '-s -w', '-o', join(out, 'etcd'), 'go.etcd.io/etcd/server/v3'],
+        { cwd: GO_MODULE_DIR, env: goEnv() },
+        log,
+      );
+    },
+  },
+  {
+    name: 'kwok',
+    version: KWOK_VERSION,
+    expect: '2–4 min',
+    tools: ['go'],
+    build: (out, log) => goInstall(`sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}`, out, log),
+  },
+  {
+    name: 'helm',
+    version: HELM_VERSION,
+    expect: '3–5 min',
+    tools: ['go'],
+    build: (out, log) =>
+      goInstall(`helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`, out, log, [
+        `-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}`,
+      ]),
+  },
+  {
+    name: 'minio',
+    version: MINIO_VERSION,
+    expect: '5–8 min',
+    tools: ['go'],
+    build: (out, log) => goInstall(`github.com/minio/minio@${MINIO_VERSION}`, out, log),
+  },
+  {
+    name: 'kafka',
+    version: `${SCALA_VERSION}-${KAFKA_VERSION}`,
+    expect: '1–2 min',
+    tools: ['java', 'mvn'],
+    async build(out, log) {
+      await writeFile(join(out, 'pom.xml'), kafkaPom());
+      await run(
+        'mvn',
+        [
+          '-B',
+          '-q',
+          '-f',
+          join(out, 'pom.xml'),
+          'dependency:copy-dependencies',
+          `-DoutputDirectory=${join(out, 'libs')}`,
+          '-DincludeScope=runtime',
+        ],
+        { cwd: out, env: process.env },
+        log,
+      );
+      const jars = await readdir(join(out, 'libs'));
+      if (!jars.some((j) => j.startsWith(`kafka_${SCALA_VERSION}-${KAFKA_VERSION}`))) {
+        throw new Error(`Maven did not produce kafka_${SCALA_VERSION}-${KAFKA_VERSION}.jar in ${out}/libs`);
+      }
+    },
+  },
+];
+
+function kafkaPom(): string {
+  const dep = (g: string, a: string, v: string) =>
+    `    <dependency><groupId>${g}</groupId><artifactId>${a}</artifactId><version>${v}</version></dependency>`;
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by modelship's test/env: Kafka ${KAFKA_VERSION} broker with its run-time logging backend. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.modelship.testenv</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+${dep('org.apache.kafka', `kafka_${SCALA_VERSION}`, KAFKA_VERSION)}
+${dep('org.slf4j', 'slf4j-reload4j', SLF4J_VERSION)}
+${dep('ch.qos.reload4j', 'reload4j', RELOAD4J_VERSION)}
+  </dependencies>
+</project>
+`;
+}
+
+async function goInstall(pkg: string, out: string, log: NodeJS.WritableStream, extraLdflags: string[] = []) {
+  // `go install pkg@version` builds with the module's own go.mod, outside any main module.
+  const ldflags = ['-s', '-w', ...extraLdflags].join(' ');
+  await run(
+    'go',
+    ['install', '-ldflags', ldflags, pkg],
+    { cwd: out, env: { ...process.env, GOBIN: out, GOFLAGS: '-buildvcs=false', CGO_ENABLED: '0' } },
+    log,
+  );
+}
+
+function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd: string; env: NodeJS.ProcessEnv },
+  log: NodeJS.WritableStream,
+): Promise<void> {
+  log.write(`$ ${cmd} ${args.join(' ')}\n`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const tail: string[] = [];
+    const collect = (chunk: Buffer) => {
+      log.write(chunk);
+      tail.push(...chunk.toString().split('\n'));
+      if (tail.length > 40) tail.splice(0, tail.length - 40);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(Object.assign(new Error(`${cmd} exited with ${code}`), { tail: tail.join('\n'), command: `${cmd} ${args.join(' ')}` }));
+    });
+  });
+}
+
+function hasTool(tool: Toolchain): boolean {
+  const probe = tool === 'java' ? ['-version'] : ['version'];
+  const result = spawnSync(tool === 'mvn' ? 'mvn' : tool, tool === 'mvn' ? ['-v'] : probe, { stdio: 'ignore' });
+  return result.status === 0;
+}
+
+export interface BuildOptions {
+  /** Progress sink; one line per component state change. */
+  progress?: (line: string) => void;
+  only?: ComponentName[];
+}
+
+function isBuilt(c: Component): boolean {
+  return existsSync(join(componentDir(c.name, c.version), '.complete'));
+}
+
+/** Builds whatever is missing from the cache and returns the paths of all binaries. */
+export async function ensureBuilt(options: BuildOptions = {}): Promise<Binaries> {
+  const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const wanted = components.filter((c) => !options.only || options.only.includes(c.name));
+  const missing = wanted.filter((c) => !isBuilt(c));
+  for (const c of missing) {
+    for (const tool of c.tools) if (!hasTool(tool)) throw new ToolchainMissingError(tool, c.name);
+  }
+  if (missing.length > 0) {
+    progress(
+      `modelship env: building ${missing.map((c) => c.name).join(', ')} from source into ${dirname(componentDir('x', 'y'))} ` +
+        '(first time only; the whole first build takes 30–40 min on 2 cores)',
+    );
+  }
+  for (const [i, c] of missing.entries()) {
+    const final = componentDir(c.name, c.version);
+    const staging = `${final}.partial-${process.pid}`;
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(staging, { recursive: true });
+    const logFile = `${final}.build.log`;
+    const log = createWriteStream(logFile);
+    const started = Date.now();
+    progress(`[${i + 1}/${missing.length}] ${c.name} ${c.version}: building (usually ${c.expect}; log ${logFile})`);
+    const ticker = setInterval(() => {
+      progress(`[${i + 1}/${missing.length}] ${c.name}: still building, ${Math.round((Date.now() - started) / 1000)} s`);
+    }, 60_000);
+    try {
+      await c.build(staging, log);
+    } catch (err) {
+      const e = err as Error & { tail?: string; command?: string };
+      throw new BuildError(c.name, e.command ?? e.message, logFile, e.tail ?? String(err));
+    } finally {
+      clearInterval(ticker);
+      await new Promise((r) => log.end(r));
+    }
+    await writeFile(join(staging, '.complete'), `${new Date().toISOString()}\n`);
+    await rm(final, { recursive: true, force: true });
+    await rename(staging, final);
+    progress(`[${i + 1}/${missing.length}] ${c.name}: built in ${Math.round((Date.now() - started) / 1000)} s`);
+  }
+  return binaries();
+}
+
+/** Paths of the binaries in the cache (whether built or not). */
+export function binaries(): Binaries {
+  const dir = (name: ComponentName) => {
+    const c = components.find((x) => x.name === name);
+    if (!c) throw new Error(`unknown component ${name}`);
+    return componentDir(c.name, c.version);
+  };
+  const kube = dir('kubernetes');
+  return {
+    etcd: join(kube, 'etcd'),
+    kubeApiserver: join(kube, 'kube-apiserver'),
+    kubeControllerManager: join(kube, 'kube-controller-manager'),
+    kubeScheduler: join(kube, 'kube-scheduler'),
+    kubectl: join(kube, 'kubectl'),
+    kwok: join(dir('kwok'), 'kwok'),
+    minio: join(dir('minio'), 'minio'),
+    helm: join(dir('helm'), 'helm'),
+    kafkaLibDir: join(dir('kafka'), 'libs'),
+  };
+}
+
+export function componentNames(): ComponentName[] {
+  return components.map((c) => c.name);
+}
+
+export function builtState(): Record<ComponentName, boolean> {
+  return Object.fromEntries(components.map((c) => [c.name, isBuilt(c)])) as Record<ComponentName, boolean>;
+}

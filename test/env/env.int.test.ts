@@ -1,0 +1,181 @@
+// Proves the environment is real: the control plane schedules, garbage-collects and autoscales; MinIO and
+// Kafka round-trip data through the same clients the project uses.
+import { execFileSync } from 'node:child_process';
+import {
+  AppsV1Api,
+  AutoscalingV2Api,
+  CoreV1Api,
+  type V1Deployment,
+} from '@kubernetes/client-node';
+import { Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
+import { describe, expect, it } from 'vitest';
+import { useTestEnv } from './fixtures.ts';
+import { status } from './env.ts';
+
+const env = useTestEnv();
+const apps = env.kubeConfig.makeApiClient(AppsV1Api);
+const core = env.kubeConfig.makeApiClient(CoreV1Api);
+const hpa = env.kubeConfig.makeApiClient(AutoscalingV2Api);
+
+async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+function deployment(name: string, replicas: number): V1Deployment {
+  return {
+    metadata: { name },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          containers: [
+            { name: 'app', image: 'example.invalid/app:1', resources: { requests: { cpu: '100m', memory: '64Mi' } } },
+          ],
+        },
+      },
+    },
+  };
+}
+
+describe('local environment', () => {
+  it('reports every component healthy, with the pinned Kubernetes version', async () => {
+    const rows = await status(env.info);
+    expect(rows.map((r) => r.name).sort()).toEqual(
+      ['etcd', 'kafka', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'minio'].sort(),
+    );
+    for (const r of rows) expect(r, r.name).toMatchObject({ healthy: true });
+    const version = execFileSync(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, 'version', '-o', 'json'], {
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(version).serverVersion.gitVersion).toBe(env.info.kubernetesVersion);
+  });
+
+  it('schedules a 2-replica Deployment onto kwok nodes and its pods run', async () => {
+    const ns = await env.namespace('env-deploy');
+    await apps.createNamespacedDeployment({ namespace: ns, body: deployment('web', 2) });
+    const pods = await eventually(async () => {
+      const list = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=web' });
+      const running = list.items.filter((p) => p.status?.phase === 'Running');
+      return running.length === 2 ? running : undefined;
+    }, 60_000, '2 Running pods');
+    for (const p of pods) expect(env.info.nodes).toContain(p.spec?.nodeName);
+    const dep = await eventually(async () => {
+      const d = await apps.readNamespacedDeployment({ name: 'web', namespace: ns });
+      return d.status?.readyReplicas === 2 ? d : undefined;
+    }, 60_000, 'readyReplicas 2');
+    expect(dep.status?.availableReplicas).toBe(2);
+  });
+
+  it('garbage-collects dependents when their owner is deleted', async () => {
+    const ns = await env.namespace('env-gc');
+    const owner = await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'owner' } } });
+    await core.createNamespacedConfigMap({
+      namespace: ns,
+      body: {
+        metadata: {
+          name: 'dependent',
+          ownerReferences: [
+            { apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: owner.metadata?.uid ?? '', blockOwnerDeletion: true },
+          ],
+        },
+      },
+    });
+    await apps.createNamespacedDeployment({ namespace: ns, body: deployment('gc', 1) });
+    await eventually(async () => (await apps.listNamespacedReplicaSet({ namespace: ns })).items.length === 1, 30_000, 'a ReplicaSet');
+
+    await core.deleteNamespacedConfigMap({ name: 'owner', namespace: ns });
+    await apps.deleteNamespacedDeployment({ name: 'gc', namespace: ns, body: { propagationPolicy: 'Background' } });
+    await eventually(async () => {
+      const cms = await core.listNamespacedConfigMap({ namespace: ns });
+      return !cms.items.some((c) => c.metadata?.name === 'dependent');
+    }, 60_000, 'the dependent ConfigMap to be collected');
+    await eventually(async () => {
+      const [rs, pods] = await Promise.all([
+        apps.listNamespacedReplicaSet({ namespace: ns }),
+        core.listNamespacedPod({ namespace: ns }),
+      ]);
+      return rs.items.length === 0 && pods.items.length === 0;
+    }, 60_000, 'the ReplicaSet and pods to be collected');
+  });
+
+  it('accepts an HPA and the controller gives it a status', async () => {
+    const ns = await env.namespace('env-hpa');
+    await apps.createNamespacedDeployment({ namespace: ns, body: deployment('scaled', 1) });
+    await hpa.createNamespacedHorizontalPodAutoscaler({
+      namespace: ns,
+      body: {
+        metadata: { name: 'scaled' },
+        spec: {
+          scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'scaled' },
+          minReplicas: 1,
+          maxReplicas: 3,
+          metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }],
+        },
+      },
+    });
+    const got = await eventually(async () => {
+      const h = await hpa.readNamespacedHorizontalPodAutoscaler({ name: 'scaled', namespace: ns });
+      return (h.status?.conditions?.length ?? 0) > 0 ? h : undefined;
+    }, 60_000, 'HPA conditions from the controller');
+    const types = got.status?.conditions?.map((c) => c.type) ?? [];
+    expect(types).toContain('AbleToScale');
+    expect(got.status?.currentReplicas).toBe(1);
+  });
+
+  it('round-trips an object through MinIO', async () => {
+    const bucket = await env.bucket('env-s3');
+    const body = Buffer.from(`hello from modelship ${Date.now()}`);
+    await env.minio().putObject(bucket, 'dir/hello.txt', body, body.length, { 'Content-Type': 'text/plain' });
+    const stat = await env.minio().statObject(bucket, 'dir/hello.txt');
+    expect(stat.size).toBe(body.length);
+    const chunks: Buffer[] = [];
+    for await (const c of await env.minio().getObject(bucket, 'dir/hello.txt')) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(body)).toBe(true);
+  });
+
+  it('round-trips a message through Kafka', async () => {
+    const topic = await env.topic('env.kafka');
+    const producer = new Producer({
+      clientId: 'env-test-producer',
+      bootstrapBrokers: env.info.kafka.bootstrapServers,
+      serializers: stringSerializers,
+    });
+    const value = JSON.stringify({ hello: 'kafka', at: Date.now() });
+    await producer.send({ messages: [{ topic, key: 'k1', value }] });
+    await producer.close();
+
+    const consumer = new Consumer({
+      groupId: `env-test-${Date.now()}`,
+      clientId: 'env-test-consumer',
+      bootstrapBrokers: env.info.kafka.bootstrapServers,
+      deserializers: stringDeserializers,
+    });
+    try {
+      const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false });
+      const received = await new Promise<{ key: string; value: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no message within 30 s')), 30_000);
+        stream.once('data', (m) => {
+          clearTimeout(timer);
+          resolve({ key: m.key as string, value: m.value as string });
+        });
+      });
+      expect(received).toEqual({ key: 'k1', value });
+      await stream.close();
+    } finally {
+      await consumer.close(true);
+    }
+  });
+});

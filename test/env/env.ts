@@ -1,0 +1,516 @@
+// The local environment: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler) with kwok nodes, a MinIO server and a single-node Kafka broker in KRaft mode, all on
+// loopback and on free ports, each with its own data directory and log file under one root directory.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { stringify } from 'yaml';
+import { type Binaries, ensureBuilt } from './build.ts';
+import { createPki, type Pki } from './pki.ts';
+import {
+  type ProcessRecord,
+  freePorts,
+  isAlive,
+  startProcess,
+  stopProcess,
+  tailFile,
+  waitReady,
+  ComponentStartError,
+} from './process.ts';
+import { KAFKA_VERSION, KUBERNETES_VERSION } from './versions.ts';
+import { createKwokNodes, kwokNodesReady } from './nodes.ts';
+import { kafkaMetadataAnswered } from './kafka.ts';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const SERVICE_CIDR = '10.96.0.0/16';
+export const FIRST_SERVICE_IP = '10.96.0.1';
+
+/** Everything a test, the demo or a person needs to reach the environment. Written to `.modelship/env.json`. */
+export interface EnvInfo {
+  schemaVersion: 1;
+  startedAt: string;
+  root: string;
+  kubernetesVersion: string;
+  kubeconfig: string;
+  apiServer: string;
+  pki: { ca: string; adminCert: string; adminKey: string };
+  s3: { endpoint: string; region: string; accessKey: string; secretKey: string };
+  kafka: { bootstrapServers: string[]; version: string };
+  nodes: string[];
+  binaries: Binaries;
+  processes: Record<string, ProcessRecord>;
+}
+
+export interface UpOptions {
+  /** Number of kwok nodes (default 2). */
+  nodes?: number;
+  progress?: (line: string) => void;
+  /** Root directory for data and logs (default: a new temporary directory). */
+  root?: string;
+}
+
+export function envFile(): string {
+  return process.env.MODELSHIP_ENV_FILE || join(REPO_ROOT, '.modelship', 'env.json');
+}
+
+export async function readEnv(file = envFile()): Promise<EnvInfo | undefined> {
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(await readFile(file, 'utf8')) as EnvInfo;
+}
+
+async function writeEnv(info: EnvInfo, file = envFile()): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  // Holds the S3 secret and paths to private keys: readable by the owner only.
+  await writeFile(file, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+}
+
+function kubeconfigYaml(server: string, pki: Pki, user: { cert: string; key: string }, name: string): string {
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'modelship', cluster: { server, 'certificate-authority': pki.ca.cert } }],
+    users: [{ name, user: { 'client-certificate': user.cert, 'client-key': user.key } }],
+    contexts: [{ name: 'modelship', context: { cluster: 'modelship', user: name } }],
+    'current-context': 'modelship',
+  });
+}
+
+interface TlsProbe {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  insecure?: boolean;
+}
+
+/** GET a URL; resolves with status and body. Used for readiness probes only. */
+export function httpGet(url: string, tls: TlsProbe = {}, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const u = new URL(url);
+    const req =
+      u.protocol === 'https:'
+        ? httpsRequest(u, {
+            method: 'GET',
+            timeout: timeoutMs,
+            ...(tls.ca ? { ca: tls.ca } : {}),
+            ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}),
+            rejectUnauthorized: !tls.insecure,
+          })
+        : httpRequest(u, { method: 'GET', timeout: timeoutMs });
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body }));
+    });
+    req.end();
+  });
+}
+
+function kafkaClusterId(): string {
+  // KRaft cluster ids are 16 random bytes in URL-safe base64 without padding.
+  return randomBytes(16).toString('base64url');
+}
+
+function javaOpts(logConfig: string): string[] {
+  return [
+    '-Xms256m',
+    '-Xmx768m',
+    '-XX:+UseG1GC',
+    '-Djava.awt.headless=true',
+    `-Dlog4j.configuration=file:${logConfig}`,
+    '-Dkafka.logs.dir=.',
+  ];
+}
+
+/**
+ * Builds what is missing, starts every component and waits until each is healthy. Writes `.modelship/env.json`.
+ * On failure, stops whatever it had started and throws an error naming the component.
+ */
+export async function up(options: UpOptions = {}): Promise<EnvInfo> {
+  const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const bins = await ensureBuilt({ progress });
+  const started = Date.now();
+  const root = options.root ?? (await mkdtemp(join(tmpdir(), 'modelship-env-')));
+  await mkdir(root, { recursive: true });
+  const dir = (name: string) => join(root, name);
+  const logs = dir('logs');
+  await mkdir(logs, { recursive: true });
+  const processes: Record<string, ProcessRecord> = {};
+  const [etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort, minioPort, minioConsole, kafkaPort, kafkaCtl] =
+    await freePorts(10);
+  const apiServer = `https://127.0.0.1:${apiPort}`;
+
+  try {
+    progress('modelship env: starting etcd, MinIO and Kafka');
+    const pki = await createPki(dir('pki'), FIRST_SERVICE_IP);
+    const kubeconfig = join(root, 'admin.kubeconfig');
+    await writeFile(kubeconfig, kubeconfigYaml(apiServer, pki, pki.admin, 'admin'), { mode: 0o600 });
+    const cmKubeconfig = join(root, 'controller-manager.kubeconfig');
+    await writeFile(cmKubeconfig, kubeconfigYaml(apiServer, pki, pki.controllerManager, 'controller-manager'), {
+      mode: 0o600,
+    });
+    const schedKubeconfig = join(root, 'scheduler.kubeconfig');
+    await writeFile(schedKubeconfig, kubeconfigYaml(apiServer, pki, pki.scheduler, 'scheduler'), { mode: 0o600 });
+
+    // etcd ------------------------------------------------------------------------------------------------
+    const etcdData = dir('etcd');
+    processes.etcd = startProcess({
+      name: 'etcd',
+      command: bins.etcd,
+      args: [
+        '--name=modelship',
+        `--data-dir=${etcdData}`,
+        `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
+        `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
+        `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-cluster=modelship=http://127.0.0.1:${etcdPeer}`,
+        '--log-level=warn',
+        // Test data is disposable: skip fsync so the control plane is not bound by disk latency.
+        '--unsafe-no-fsync',
+      ],
+      logFile: join(logs, 'etcd.log'),
+      dataDir: etcdData,
+    });
+
+    // MinIO -----------------------------------------------------------------------------------------------
+    const s3 = {
+      endpoint: `http://127.0.0.1:${minioPort}`,
+      region: 'us-east-1',
+      accessKey: `modelship-${randomBytes(4).toString('hex')}`,
+      secretKey: randomBytes(24).toString('base64url'),
+    };
+    const minioData = dir('minio');
+    await mkdir(minioData, { recursive: true });
+    processes.minio = startProcess({
+      name: 'minio',
+      command: bins.minio,
+      args: ['server', minioData, '--address', `127.0.0.1:${minioPort}`, '--console-address', `127.0.0.1:${minioConsole}`, '--quiet'],
+      env: {
+        ...process.env,
+        MINIO_ROOT_USER: s3.accessKey,
+        MINIO_ROOT_PASSWORD: s3.secretKey,
+        MINIO_REGION: s3.region,
+        MINIO_BROWSER: 'off',
+        MINIO_UPDATE: 'off',
+        MINIO_CI_CD: '1',
+      },
+      logFile: join(logs, 'minio.log'),
+      dataDir: minioData,
+    });
+
+    // Kafka (KRaft, one node acting as broker and controller) ------------------------------------------------
+    const kafkaData = dir('kafka');
+    await mkdir(kafkaData, { recursive: true });
+    const kafkaProps = join(root, 'kafka-server.properties');
+    const kafkaLog4j = join(root, 'kafka-log4j.properties');
+    await writeFile(
+      kafkaProps,
+      [
+        'process.roles=broker,controller',
+        'node.id=1',
+        `controller.quorum.voters=1@127.0.0.1:${kafkaCtl}`,
+        `listeners=PLAINTEXT://127.0.0.1:${kafkaPort},CONTROLLER://127.0.0.1:${kafkaCtl}`,
+        `advertised.listeners=PLAINTEXT://127.0.0.1:${kafkaPort}`,
+        'controller.listener.names=CONTROLLER',
+        'inter.broker.listener.name=PLAINTEXT',
+        'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+        `log.dirs=${kafkaData}`,
+        'num.partitions=1',
+        'offsets.topic.replication.factor=1',
+        'offsets.topic.num.partitions=4',
+        'transaction.state.log.replication.factor=1',
+        'transaction.state.log.min.isr=1',
+        'group.initial.rebalance.delay.ms=0',
+        // Topics are made on purpose (the operator's CREATE), never by a producer's typo.
+        'auto.create.topics.enable=false',
+        'delete.topic.enable=true',
+        '',
+      ].join('\n'),
+    );
+    await writeFile(
+      kafkaLog4j,
+      [
+        'log4j.rootLogger=WARN, stdout',
+        'log4j.logger.kafka=INFO',
+        'log4j.logger.org.apache.kafka=WARN',
+        'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
+        'log4j.appender.stdout.layout=org.apache.log4j.PatternLayout',
+        'log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n',
+        '',
+      ].join('\n'),
+    );
+    const classPath = `${bins.kafkaLibDir}/*`;
+    const format = spawnSync(
+      'java',
+      [...javaOpts(kafkaLog4j), '-cp', classPath, 'kafka.tools.StorageTool', 'format', '-t', kafkaClusterId(), '-c', kafkaProps, '--ignore-formatted'],
+      { encoding: 'utf8', cwd: root },
+    );
+    if (format.status !== 0) {
+      throw new ComponentStartError(
+        'kafka',
+        ['java', '-cp', classPath, 'kafka.tools.StorageTool', 'format', '-c', kafkaProps],
+        '(stdout/stderr below)',
+        `storage format exited with ${format.status}`,
+        `${format.stdout}\n${format.stderr}`.trim().split('\n').slice(-30).join('\n'),
+      );
+    }
+    processes.kafka = startProcess({
+      name: 'kafka',
+      command: 'java',
+      args: [...javaOpts(kafkaLog4j), '-cp', classPath, 'kafka.Kafka', kafkaProps],
+      cwd: root,
+      logFile: join(logs, 'kafka.log'),
+      dataDir: kafkaData,
+    });
+
+    // kube-apiserver ----------------------------------------------------------------------------------------
+    await waitReady(
+      processes.etcd,
+      async () => (await httpGet(`http://127.0.0.1:${etcdClient}/health`)).body.includes('"health":"true"'),
+      30_000,
+    );
+    progress('modelship env: starting kube-apiserver');
+    const apiCertDir = dir('kube-apiserver');
+    await mkdir(apiCertDir, { recursive: true });
+    processes['kube-apiserver'] = startProcess({
+      name: 'kube-apiserver',
+      command: bins.kubeApiserver,
+      args: [
+        `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--secure-port=${apiPort}`,
+        `--cert-dir=${apiCertDir}`,
+        `--tls-cert-file=${pki.apiserver.cert}`,
+        `--tls-private-key-file=${pki.apiserver.key}`,
+        `--client-ca-file=${pki.ca.cert}`,
+        '--authorization-mode=Node,RBAC',
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+        `--service-account-key-file=${pki.serviceAccountPub}`,
+        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+        '--api-audiences=https://kubernetes.default.svc.cluster.local',
+        '--allow-privileged=false',
+        '--profiling=false',
+        '--endpoint-reconciler-type=lease',
+        '--v=1',
+      ],
+      logFile: join(logs, 'kube-apiserver.log'),
+      dataDir: apiCertDir,
+    });
+    const adminTls = {
+      ca: await readFile(pki.ca.cert),
+      cert: await readFile(pki.admin.cert),
+      key: await readFile(pki.admin.key),
+    };
+    await waitReady(
+      processes['kube-apiserver'],
+      async () => (await httpGet(`${apiServer}/readyz`, adminTls)).status === 200,
+      90_000,
+    );
+
+    // controller-manager, scheduler, kwok -----------------------------------------------------------------------
+    progress('modelship env: starting kube-controller-manager, kube-scheduler and kwok');
+    const cmDir = dir('kube-controller-manager');
+    await mkdir(cmDir, { recursive: true });
+    processes['kube-controller-manager'] = startProcess({
+      name: 'kube-controller-manager',
+      command: bins.kubeControllerManager,
+      args: [
+        `--kubeconfig=${cmKubeconfig}`,
+        `--authentication-kubeconfig=${cmKubeconfig}`,
+        `--authorization-kubeconfig=${cmKubeconfig}`,
+        '--bind-address=127.0.0.1',
+        `--secure-port=${cmPort}`,
+        `--cert-dir=${cmDir}`,
+        '--leader-elect=false',
+        '--use-service-account-credentials=true',
+        `--service-account-private-key-file=${pki.serviceAccountKey}`,
+        `--root-ca-file=${pki.ca.cert}`,
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        '--controllers=*',
+        // Faster HPA and node lifecycle loops than production, so tests see reactions in seconds.
+        '--horizontal-pod-autoscaler-sync-period=5s',
+        '--profiling=false',
+        '--v=1',
+      ],
+      logFile: join(logs, 'kube-controller-manager.log'),
+      dataDir: cmDir,
+    });
+    const schedDir = dir('kube-scheduler');
+    await mkdir(schedDir, { recursive: true });
+    processes['kube-scheduler'] = startProcess({
+      name: 'kube-scheduler',
+      command: bins.kubeScheduler,
+      args: [
+        `--kubeconfig=${schedKubeconfig}`,
+        `--authentication-kubeconfig=${schedKubeconfig}`,
+        `--authorization-kubeconfig=${schedKubeconfig}`,
+        '--bind-address=127.0.0.1',
+        `--secure-port=${schedPort}`,
+        `--cert-dir=${schedDir}`,
+        '--leader-elect=false',
+        '--profiling=false',
+        '--v=1',
+      ],
+      logFile: join(logs, 'kube-scheduler.log'),
+      dataDir: schedDir,
+    });
+    processes.kwok = startProcess({
+      name: 'kwok',
+      command: bins.kwok,
+      args: [
+        `--kubeconfig=${kubeconfig}`,
+        '--manage-all-nodes=false',
+        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+        '--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom',
+        '--cidr=10.244.0.0/16',
+        '--node-ip=127.0.0.1',
+        `--server-address=127.0.0.1:${kwokPort}`,
+      ],
+      logFile: join(logs, 'kwok.log'),
+    });
+
+    const insecure = { insecure: true };
+    await Promise.all([
+      waitReady(
+        processes['kube-controller-manager'],
+        async () => (await httpGet(`https://127.0.0.1:${cmPort}/healthz`, insecure)).status === 200,
+        60_000,
+        'healthy',
+      ),
+      waitReady(
+        processes['kube-scheduler'],
+        async () => (await httpGet(`https://127.0.0.1:${schedPort}/healthz`, insecure)).status === 200,
+        60_000,
+        'healthy',
+      ),
+      waitReady(
+        processes.minio,
+        async () => (await httpGet(`${s3.endpoint}/minio/health/ready`)).status === 200,
+        60_000,
+      ),
+      waitReady(processes.kafka, () => kafkaMetadataAnswered([`127.0.0.1:${kafkaPort}`]), 90_000, 'answering metadata'),
+    ]);
+
+    const nodeNames = await createKwokNodes(kubeconfig, options.nodes ?? 2);
+    await waitReady(processes.kwok, () => kwokNodesReady(kubeconfig, nodeNames), 60_000, 'marking its nodes Ready');
+
+    const info: EnvInfo = {
+      schemaVersion: 1,
+      startedAt: new Date().toISOString(),
+      root,
+      kubernetesVersion: KUBERNETES_VERSION,
+      kubeconfig,
+      apiServer,
+      pki: { ca: pki.ca.cert, adminCert: pki.admin.cert, adminKey: pki.admin.key },
+      s3,
+      kafka: { bootstrapServers: [`127.0.0.1:${kafkaPort}`], version: KAFKA_VERSION },
+      nodes: nodeNames,
+      binaries: bins,
+      processes,
+    };
+    await writeEnv(info);
+    progress(`modelship env: ready in ${((Date.now() - started) / 1000).toFixed(1)} s (kubeconfig ${kubeconfig})`);
+    return info;
+  } catch (err) {
+    await Promise.all(Object.values(processes).map((p) => stopProcess(p, 5000)));
+    throw err;
+  }
+}
+
+export interface ComponentHealth {
+  name: string;
+  pid: number;
+  running: boolean;
+  healthy: boolean;
+  detail: string;
+}
+
+/** Health of every component of the environment described by `info`. */
+export async function status(info: EnvInfo): Promise<ComponentHealth[]> {
+  const adminTls = {
+    ca: await readFile(info.pki.ca),
+    cert: await readFile(info.pki.adminCert),
+    key: await readFile(info.pki.adminKey),
+  };
+  const checks: Record<string, () => Promise<string>> = {
+    etcd: async () => {
+      const url = info.processes.etcd?.command.find((a) => a.startsWith('--listen-client-urls='))?.split('=')[1];
+      const r = await httpGet(`${url}/health`);
+      if (!r.body.includes('"health":"true"')) throw new Error(r.body);
+      return 'healthy';
+    },
+    'kube-apiserver': async () => {
+      const r = await httpGet(`${info.apiServer}/readyz`, adminTls);
+      if (r.status !== 200) throw new Error(`/readyz ${r.status}`);
+      return '/readyz ok';
+    },
+    'kube-controller-manager': async () => portHealthz(info.processes['kube-controller-manager']),
+    'kube-scheduler': async () => portHealthz(info.processes['kube-scheduler']),
+    kwok: async () => {
+      if (!(await kwokNodesReady(info.kubeconfig, info.nodes))) throw new Error('nodes not Ready');
+      return `${info.nodes.length} nodes Ready`;
+    },
+    minio: async () => {
+      const r = await httpGet(`${info.s3.endpoint}/minio/health/ready`);
+      if (r.status !== 200) throw new Error(`health ${r.status}`);
+      return `ready at ${info.s3.endpoint}`;
+    },
+    kafka: async () => {
+      if (!(await kafkaMetadataAnswered(info.kafka.bootstrapServers))) throw new Error('no metadata');
+      return `metadata answered at ${info.kafka.bootstrapServers.join(',')}`;
+    },
+  };
+  return Promise.all(
+    Object.entries(info.processes).map(async ([name, rec]) => {
+      const running = isAlive(rec);
+      if (!running) return { name, pid: rec.pid, running, healthy: false, detail: 'not running' };
+      try {
+        const detail = (await checks[name]?.()) ?? 'running';
+        return { name, pid: rec.pid, running, healthy: true, detail };
+      } catch (err) {
+        return { name, pid: rec.pid, running, healthy: false, detail: (err as Error).message };
+      }
+    }),
+  );
+}
+
+async function portHealthz(rec: ProcessRecord | undefined): Promise<string> {
+  const port = rec?.command.find((a) => a.startsWith('--secure-port='))?.split('=')[1];
+  const r = await httpGet(`https://127.0.0.1:${port}/healthz`, { insecure: true });
+  if (r.status !== 200) throw new Error(`/healthz ${r.status}`);
+  return '/healthz ok';
+}
+
+export async function isHealthy(info: EnvInfo): Promise<boolean> {
+  return (await status(info)).every((c) => c.healthy);
+}
+
+/**
+ * Stops exactly the processes the environment started (by PID and start time), in reverse order of start,
+ * then removes its data directory and `.modelship/env.json`.
+ */
+export async function down(info: EnvInfo, file = envFile()): Promise<void> {
+  const order = ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'kafka', 'minio', 'etcd'];
+  const names = [...order.filter((n) => info.processes[n]), ...Object.keys(info.processes).filter((n) => !order.includes(n))];
+  for (const name of names) {
+    const rec = info.processes[name];
+    if (rec) await stopProcess(rec, name === 'kafka' ? 20_000 : 10_000);
+  }
+  if (info.root.includes('modelship-env-') || existsSync(join(info.root, 'pki'))) {
+    await rm(info.root, { recursive: true, force: true });
+  }
+  await rm(file, { force: true });
+}
+
+export { tailFile };

@@ -1,0 +1,95 @@
+// Per-test-file isolation on the shared environment: each file gets its own namespace, bucket and topic
+// names (derived from a random suffix), created on demand and removed after the file's tests.
+import { randomBytes } from 'node:crypto';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { Admin } from '@platformatic/kafka';
+import { Client as MinioClient } from 'minio';
+import { afterAll, inject } from 'vitest';
+import type { EnvInfo } from './env.ts';
+
+export interface TestEnv {
+  info: EnvInfo;
+  kubeConfig: KubeConfig;
+  /** A namespace of this file's own, created now and deleted after the file. */
+  namespace(prefix?: string): Promise<string>;
+  /** A bucket of this file's own, created now and emptied + removed after the file. */
+  bucket(prefix?: string): Promise<string>;
+  /** A topic name of this file's own; created now when `create` (the default), deleted after the file. */
+  topic(prefix?: string, create?: boolean): Promise<string>;
+  minio(): MinioClient;
+  kafkaAdmin(): Admin;
+}
+
+export function minioClient(info: EnvInfo): MinioClient {
+  const url = new URL(info.s3.endpoint);
+  return new MinioClient({
+    endPoint: url.hostname,
+    port: Number(url.port),
+    useSSL: url.protocol === 'https:',
+    accessKey: info.s3.accessKey,
+    secretKey: info.s3.secretKey,
+    region: info.s3.region,
+  });
+}
+
+export function kubeConfigFor(info: EnvInfo): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(info.kubeconfig);
+  return kc;
+}
+
+const suffix = () => randomBytes(3).toString('hex');
+
+export function useTestEnv(): TestEnv {
+  const info = inject('modelshipEnv');
+  const kubeConfig = kubeConfigFor(info);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const minio = minioClient(info);
+  let admin: Admin | undefined;
+  const kafkaAdmin = () => {
+    admin ??= new Admin({ clientId: 'modelship-test', bootstrapBrokers: info.kafka.bootstrapServers });
+    return admin;
+  };
+  const namespaces: string[] = [];
+  const buckets: string[] = [];
+  const topics: string[] = [];
+
+  afterAll(async () => {
+    for (const ns of namespaces) {
+      await core.deleteNamespace({ name: ns }).catch(() => {});
+    }
+    for (const b of buckets) {
+      const names: string[] = [];
+      for await (const obj of minio.listObjectsV2(b, '', true)) if (obj.name) names.push(obj.name);
+      if (names.length) await minio.removeObjects(b, names);
+      await minio.removeBucket(b);
+    }
+    if (topics.length) await kafkaAdmin().deleteTopics({ topics }).catch(() => {});
+    await admin?.close();
+  });
+
+  return {
+    info,
+    kubeConfig,
+    minio: () => minio,
+    kafkaAdmin,
+    async namespace(prefix = 'test') {
+      const name = `${prefix}-${suffix()}`;
+      await core.createNamespace({ body: { metadata: { name, labels: { 'modelship.dev/test': 'true' } } } });
+      namespaces.push(name);
+      return name;
+    },
+    async bucket(prefix = 'test') {
+      const name = `${prefix}-${suffix()}`;
+      await minio.makeBucket(name, info.s3.region);
+      buckets.push(name);
+      return name;
+    },
+    async topic(prefix = 'test', create = true) {
+      const name = `${prefix}.${suffix()}`;
+      if (create) await kafkaAdmin().createTopics({ topics: [name], partitions: 1, replicas: 1 });
+      topics.push(name);
+      return name;
+    },
+  };
+}

@@ -1,0 +1,19 @@
+// Pinned versions of every component of the local environment. The build cache is keyed by these, so
+// changing one rebuilds only that component.
+
+/** Kubernetes 1.34: the last minor whose kubelet still starts on cgroup v1 by default (1.35 refuses). */
+export const KUBERNETES_VERSION = 'v1.34.12';
+/** etcd server, the release k8s.io/kubernetes v1.34 itself requires. */
+export const ETCD_VERSION = 'v3.6.4';
+export const KWOK_VERSION = 'v0.7.0';
+export const HELM_VERSION = 'v3.19.5';
+/**
+ * MinIO publishes non-semver `RELEASE.*` tags, which the Go module proxy serves only as pseudo-versions;
+ * this is the pseudo-version of the repository's final commit (2026-02-12).
+ */
+export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
+export const KAFKA_VERSION = '3.9.2';
+export const SCALA_VERSION = '2.13';
+/** Logging backend Kafka 3.9 expects at run time (slf4j → reload4j, configured by a log4j.properties). */
+export const SLF4J_VERSION = '1.7.36';
+export const RELOAD4J_VERSION = '1.2.25';
