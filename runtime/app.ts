@@ -1,0 +1,136 @@
+// build(opts) → the runtime's fastify instance, not listening. Tested with inject().
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
+import type { Logger } from 'pino';
+import { DEFAULTS, PROBES } from './contract.ts';
+import { isModelshipError, ModelshipError, msError } from './errors.ts';
+import type { ServedModel } from './model.ts';
+import type { RuntimeMetrics } from './observability/metrics.ts';
+import { registerCustom } from './protocol/custom.ts';
+import type { InferDeps } from './protocol/infer.ts';
+import { registerV1 } from './protocol/v1.ts';
+import { registerV2 } from './protocol/v2.ts';
+import { describeSchemaErrors } from './schema-errors.ts';
+
+export interface BuildOptions {
+  model: ServedModel;
+  metrics: RuntimeMetrics;
+  log: Logger;
+  requestTimeoutMs?: number;
+  bodyLimitBytes?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    protocol?: string;
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+
+function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const h = req.headers['x-request-id'];
+  return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
+}
+
+/** Maps any error to a ModelshipError (status + stable code). */
+function toModelshipError(err: FastifyError, bodyLimit: number): ModelshipError {
+  if (isModelshipError(err)) return err;
+  if (err.validation) {
+    const where = err.validationContext ?? 'body';
+    const errors = err.validation.map((e) => ({
+      keyword: e.keyword,
+      instancePath: `/${where}${e.instancePath}`,
+      schemaPath: e.schemaPath,
+      params: e.params as Record<string, unknown>,
+      message: e.message ?? 'is invalid',
+    }));
+    return msError('MS_ERR_REQUEST_INVALID', { detail: describeSchemaErrors(errors) });
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return msError('MS_ERR_REQUEST_TOO_LARGE', { limit: bodyLimit });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return msError('MS_ERR_REQUEST_CONTENT_TYPE', { type: err.message.replace(/^Unsupported Media Type:?\s*/, '') || 'unknown' });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return msError('MS_ERR_REQUEST_BAD_JSON', { detail: 'the body is empty' });
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return msError('MS_ERR_REQUEST_BAD_JSON', { detail: err.message });
+  }
+  if (err instanceof SyntaxError || (err.statusCode === 400 && /JSON/i.test(err.name + err.message))) {
+    return msError('MS_ERR_REQUEST_BAD_JSON', { detail: err.message });
+  }
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    return msError('MS_ERR_REQUEST_INVALID', { detail: err.message });
+  }
+  return msError('MS_ERR_INTERNAL', { detail: err.message }, err);
+}
+
+export function build(opts: BuildOptions): FastifyInstance {
+  const { model, metrics, log } = opts;
+  const bodyLimit = opts.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes;
+  const app = Fastify({
+    loggerInstance: log,
+    // One line per request is logged by our own hook at debug; no per-request child logger on the hot path.
+    logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: (logger) => logger,
+    bodyLimit,
+    requestIdHeader: false,
+    genReqId: requestId,
+    // During a graceful shutdown requests that still arrive are served, not refused with 503.
+    return503OnClosing: false,
+    routerOptions: { ignoreTrailingSlash: true },
+    ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
+  }) as unknown as FastifyInstance;
+
+  // JSON only: without this, text/plain bodies would reach the schema as strings instead of a 415.
+  app.removeContentTypeParser('text/plain');
+
+  const deps: InferDeps = { model, metrics, log, requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs };
+  const debug = log.isLevelEnabled('debug');
+
+  app.addHook('onSend', (req, reply, payload, done) => {
+    reply.header('x-request-id', req.id);
+    done(null, payload);
+  });
+  app.addHook('onResponse', (req: FastifyRequest, reply, done) => {
+    const protocol = req.routeOptions.config.protocol;
+    if (protocol) metrics.observeRequest(model.name, protocol, reply.statusCode, reply.elapsedTime / 1000);
+    if (debug) {
+      log.debug(
+        { requestId: req.id, method: req.method, url: req.url, status: reply.statusCode, ms: reply.elapsedTime },
+        'request',
+      );
+    }
+    done();
+  });
+
+  app.setErrorHandler((error: FastifyError, req, reply) => {
+    const err = toModelshipError(error, bodyLimit);
+    if (err.statusCode >= 500) {
+      log.error({ requestId: req.id, code: err.code, err: error, url: req.url }, err.message);
+    } else if (debug) {
+      log.debug({ requestId: req.id, code: err.code, url: req.url }, err.message);
+    }
+    reply.code(err.statusCode).send(err.toJSON());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(msError('MS_ERR_NOT_FOUND', { method: req.method, url: req.url }).toJSON());
+  });
+
+  app.get(PROBES.live, () => ({ live: true }));
+  app.get(PROBES.ready, (_req, reply) => {
+    if (model.ready) return { ready: true };
+    reply.code(503);
+    return { ready: false, status: model.status, reason: model.reason };
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  registerV2(app, deps);
+  registerV1(app, deps);
+  registerCustom(app, deps);
+  return app;
+}

@@ -1,0 +1,123 @@
+// The runtime's configuration, read from the environment (names in contract.ts). Pure apart from reading
+// credential files; errors are MS_ERR_CONFIG_INVALID naming the variable (never its value when secret).
+import { readFileSync } from 'node:fs';
+import { DEFAULTS, ENV, PATHS } from './contract.ts';
+import { msError } from './errors.ts';
+import type { S3Settings } from './bundle/fetch.ts';
+
+export interface RuntimeConfig {
+  modelName: string;
+  modelVersion: string | undefined;
+  namespace: string | undefined;
+  bundleUri: string;
+  bundleSha256: string | undefined;
+  s3: S3Settings;
+  host: string;
+  port: number;
+  workDir: string;
+  logLevel: string;
+  workers: number;
+  requestTimeoutMs: number;
+  initTimeoutMs: number;
+  drainTimeoutMs: number;
+  bodyLimitBytes: number;
+  fetchTimeoutMs: number;
+  maxBundleBytes: number;
+  maxBundleEntries: number;
+  maxCompressionRatio: number;
+  terminationLog: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const NAME = /^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$/;
+
+function int(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw msError('MS_ERR_CONFIG_INVALID', { detail: `${name} must be a whole number in [${min}, ${max}], got ${JSON.stringify(raw)}` });
+  }
+  return n;
+}
+
+function secret(env: Env, name: string, fileVar: string): string | undefined {
+  const direct = env[name];
+  if (direct) return direct.trim();
+  const file = env[fileVar];
+  if (!file) return undefined;
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw msError('MS_ERR_CONFIG_INVALID', { detail: `${fileVar} points at ${file}, which cannot be read (${(err as NodeJS.ErrnoException).code})` });
+  }
+}
+
+export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeConfig> = {}): RuntimeConfig {
+  const bundleUri = overrides.bundleUri ?? env[ENV.bundleUri];
+  if (!bundleUri) throw msError('MS_ERR_CONFIG_INVALID', { detail: `${ENV.bundleUri} is not set` });
+  const modelName = overrides.modelName ?? env[ENV.modelName] ?? 'model';
+  if (!NAME.test(modelName)) {
+    throw msError('MS_ERR_CONFIG_INVALID', { detail: `${ENV.modelName} ${JSON.stringify(modelName)} must be lower-case letters, digits, '-', '_' or '.'` });
+  }
+  const sha = (overrides.bundleSha256 ?? env[ENV.bundleSha256])?.toLowerCase() || undefined;
+  if (sha !== undefined && !/^[0-9a-f]{64}$/.test(sha)) {
+    throw msError('MS_ERR_CONFIG_INVALID', { detail: `${ENV.bundleSha256} must be 64 hex digits` });
+  }
+  const logLevel = env[ENV.logLevel] ?? DEFAULTS.logLevel;
+  if (!LEVELS.has(logLevel)) {
+    throw msError('MS_ERR_CONFIG_INVALID', { detail: `${ENV.logLevel} must be one of ${[...LEVELS].join(', ')}` });
+  }
+  const endpoint = env[ENV.s3Endpoint] || undefined;
+  if (endpoint !== undefined) {
+    let u: URL | undefined;
+    try {
+      u = new URL(endpoint);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
+      throw msError('MS_ERR_CONFIG_INVALID', { detail: `${ENV.s3Endpoint} must be an http:// or https:// URL` });
+    }
+  }
+  const s3: S3Settings = {
+    region: env[ENV.s3Region] || DEFAULTS.s3Region,
+    ...(endpoint ? { endpoint } : {}),
+  };
+  const accessKey = secret(env, ENV.s3AccessKey, ENV.s3AccessKeyFile);
+  const secretKey = secret(env, ENV.s3SecretKey, ENV.s3SecretKeyFile);
+  if (accessKey) s3.accessKey = accessKey;
+  if (secretKey) s3.secretKey = secretKey;
+
+  return {
+    modelName,
+    modelVersion: overrides.modelVersion ?? (env[ENV.modelVersion] || undefined),
+    namespace: env[ENV.namespace] || undefined,
+    bundleUri,
+    bundleSha256: sha,
+    s3,
+    host: overrides.host ?? env[ENV.host] ?? DEFAULTS.host,
+    port: overrides.port ?? int(env, ENV.port, DEFAULTS.port, 0, 65535),
+    workDir: overrides.workDir ?? env[ENV.workDir] ?? PATHS.workDir,
+    logLevel,
+    workers: overrides.workers ?? int(env, ENV.workers, DEFAULTS.workers, 0, 256),
+    requestTimeoutMs: int(env, ENV.requestTimeoutMs, DEFAULTS.requestTimeoutMs, 1),
+    initTimeoutMs: int(env, ENV.initTimeoutMs, DEFAULTS.initTimeoutMs, 1),
+    drainTimeoutMs: int(env, ENV.drainTimeoutMs, DEFAULTS.drainTimeoutMs, 0),
+    bodyLimitBytes: int(env, ENV.bodyLimitBytes, DEFAULTS.bodyLimitBytes, 1024),
+    fetchTimeoutMs: int(env, ENV.fetchTimeoutMs, DEFAULTS.fetchTimeoutMs, 1),
+    maxBundleBytes: int(env, ENV.maxBundleBytes, DEFAULTS.maxBundleBytes, 1),
+    maxBundleEntries: int(env, ENV.maxBundleEntries, DEFAULTS.maxBundleEntries, 1),
+    maxCompressionRatio: int(env, ENV.maxCompressionRatio, DEFAULTS.maxCompressionRatio, 1),
+    terminationLog: env[ENV.terminationLog] ?? PATHS.terminationLog,
+    ...pick(overrides, ['requestTimeoutMs', 'initTimeoutMs', 'drainTimeoutMs', 'logLevel', 's3']),
+  };
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<T> {
+  const out: Partial<T> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}

@@ -1,0 +1,68 @@
+// The runtime's contract with whoever starts it (the operator, the CLI, a test): environment variable names,
+// their defaults and the ports. The operator imports this module to build pod specs; this module imports
+// nothing from the operator.
+
+/** The HTTP port for inference, health and metrics. */
+export const HTTP_PORT = 8080;
+
+/** Paths inside the runtime container. The operator mounts an emptyDir at WORK_DIR (root FS is read-only). */
+export const PATHS = {
+  workDir: '/var/lib/modelship',
+  terminationLog: '/dev/termination-log',
+  s3SecretDir: '/var/run/secrets/modelship/storage',
+} as const;
+
+/** HTTP endpoints the operator points its probes at. */
+export const PROBES = {
+  live: '/v2/health/live',
+  ready: '/v2/health/ready',
+} as const;
+
+/** Environment variables the runtime reads. */
+export const ENV = {
+  modelName: 'MODELSHIP_MODEL_NAME',
+  modelVersion: 'MODELSHIP_MODEL_VERSION',
+  namespace: 'MODELSHIP_NAMESPACE',
+  bundleUri: 'MODELSHIP_BUNDLE_URI',
+  bundleSha256: 'MODELSHIP_BUNDLE_SHA256',
+  s3Endpoint: 'MODELSHIP_S3_ENDPOINT',
+  s3Region: 'MODELSHIP_S3_REGION',
+  s3AccessKey: 'MODELSHIP_S3_ACCESS_KEY',
+  s3SecretKey: 'MODELSHIP_S3_SECRET_KEY',
+  /** Files holding the keys (a Secret mounted as a volume); used when the plain variables are unset. */
+  s3AccessKeyFile: 'MODELSHIP_S3_ACCESS_KEY_FILE',
+  s3SecretKeyFile: 'MODELSHIP_S3_SECRET_KEY_FILE',
+  host: 'MODELSHIP_HOST',
+  port: 'MODELSHIP_PORT',
+  workDir: 'MODELSHIP_WORK_DIR',
+  logLevel: 'MODELSHIP_LOG_LEVEL',
+  workers: 'MODELSHIP_WORKERS',
+  requestTimeoutMs: 'MODELSHIP_REQUEST_TIMEOUT_MS',
+  initTimeoutMs: 'MODELSHIP_INIT_TIMEOUT_MS',
+  drainTimeoutMs: 'MODELSHIP_DRAIN_TIMEOUT_MS',
+  bodyLimitBytes: 'MODELSHIP_BODY_LIMIT_BYTES',
+  fetchTimeoutMs: 'MODELSHIP_FETCH_TIMEOUT_MS',
+  maxBundleBytes: 'MODELSHIP_MAX_BUNDLE_BYTES',
+  maxBundleEntries: 'MODELSHIP_MAX_BUNDLE_ENTRIES',
+  maxCompressionRatio: 'MODELSHIP_MAX_COMPRESSION_RATIO',
+  terminationLog: 'MODELSHIP_TERMINATION_LOG',
+} as const;
+
+export type EnvName = (typeof ENV)[keyof typeof ENV];
+
+/** Defaults the runtime applies when a variable is unset. */
+export const DEFAULTS = {
+  host: '0.0.0.0',
+  port: HTTP_PORT,
+  logLevel: 'info',
+  workers: 0,
+  requestTimeoutMs: 30_000,
+  initTimeoutMs: 300_000,
+  drainTimeoutMs: 25_000,
+  bodyLimitBytes: 16 * 1024 * 1024,
+  fetchTimeoutMs: 300_000,
+  maxBundleBytes: 4 * 1024 * 1024 * 1024,
+  maxBundleEntries: 10_000,
+  maxCompressionRatio: 200,
+  s3Region: 'us-east-1',
+} as const;

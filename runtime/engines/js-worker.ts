@@ -1,0 +1,66 @@
+// A worker thread of the JS engine's pool: loads the plugin once, runs init() at start, then serves tasks.
+// Errors travel back as data (code + message), since class identity does not survive the thread boundary.
+import { workerData } from 'node:worker_threads';
+import { pino } from 'pino';
+import { describe, isModelshipError } from '../errors.ts';
+import { PluginHost } from './plugin-host.ts';
+import type { CustomRouteRequest, RequestContext } from './types.ts';
+
+export interface WorkerInit {
+  bundleDir: string;
+  entrypoint: string;
+  modelName: string;
+  modelVersion: string | undefined;
+  parameters: Record<string, unknown>;
+  initTimeoutMs: number;
+  logLevel: string;
+}
+
+export type WorkerTask =
+  | { op: 'ping' }
+  | { op: 'predict'; rows: Record<string, unknown>[]; requestId: string }
+  | { op: 'feedback'; record: Record<string, unknown>; requestId: string }
+  | { op: 'route'; index: number; req: CustomRouteRequest; requestId: string };
+
+export type WorkerReply = { ok: true; value: unknown } | { ok: false; code: string; message: string };
+
+const init = workerData as WorkerInit;
+const log = pino({ level: init.logLevel, base: { model: init.modelName } });
+
+const ready: Promise<PluginHost> = (async () => {
+  const host = await PluginHost.load(init.bundleDir, init.entrypoint);
+  await host.init(
+    init.bundleDir,
+    { modelName: init.modelName, modelVersion: init.modelVersion, parameters: init.parameters, log },
+    init.initTimeoutMs,
+  );
+  return host;
+})();
+// Surface init failures through the first task instead of an unhandled rejection.
+ready.catch(() => {});
+
+// The pool aborts a timed-out task by terminating this worker, so the plugin never sees an abort itself.
+const neverAborted = new AbortController().signal;
+
+function ctx(requestId: string): RequestContext {
+  return { requestId, modelName: init.modelName, signal: neverAborted, log: log.child({ requestId }) };
+}
+
+export default async function handle(task: WorkerTask): Promise<WorkerReply> {
+  try {
+    const host = await ready;
+    switch (task.op) {
+      case 'ping':
+        return { ok: true, value: { routes: host.routes, pluginMetadata: host.pluginMetadata, hasFeedback: host.hasFeedback } };
+      case 'predict':
+        return { ok: true, value: await host.predict(task.rows, ctx(task.requestId)) };
+      case 'feedback':
+        return { ok: true, value: await host.feedback(task.record, ctx(task.requestId)) };
+      case 'route':
+        return { ok: true, value: await host.callRoute(task.index, task.req, ctx(task.requestId)) };
+    }
+  } catch (err) {
+    if (isModelshipError(err)) return { ok: false, code: err.code, message: err.message };
+    return { ok: false, code: 'MS_ERR_INTERNAL', message: `internal error: ${describe(err)}` };
+  }
+}

@@ -1,0 +1,112 @@
+// The JS engine: runs a bundle's predict plugin in-process, or, for CPU-heavy plugins, in a pool of worker
+// threads (each loads the plugin and runs its own init()) so one slow request does not stall the others.
+// In the pool a request that times out has its worker terminated and replaced: a real cancellation.
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { Logger } from 'pino';
+import { type ErrorCode, ModelshipError, msError } from '../errors.ts';
+import type { Outputs } from './outputs.ts';
+import { PluginHost } from './plugin-host.ts';
+import type {
+  CustomRouteRequest,
+  CustomRouteResponse,
+  CustomRouteSpec,
+  Engine,
+  PluginMetadata,
+  RequestContext,
+} from './types.ts';
+import type { WorkerInit, WorkerReply, WorkerTask } from './js-worker.ts';
+
+export interface JsEngineOptions {
+  bundleDir: string;
+  entrypoint: string;
+  modelName: string;
+  modelVersion: string | undefined;
+  parameters: Record<string, unknown>;
+  initTimeoutMs: number;
+  /** 0: in-process; N > 0: a pool of N worker threads. */
+  workers: number;
+  log: Logger;
+  logLevel: string;
+}
+
+export async function createJsEngine(opts: JsEngineOptions): Promise<Engine> {
+  return opts.workers > 0 ? createPoolEngine(opts) : createInProcessEngine(opts);
+}
+
+async function createInProcessEngine(opts: JsEngineOptions): Promise<Engine> {
+  const host = await PluginHost.load(opts.bundleDir, opts.entrypoint);
+  await host.init(
+    opts.bundleDir,
+    { modelName: opts.modelName, modelVersion: opts.modelVersion, parameters: opts.parameters, log: opts.log },
+    opts.initTimeoutMs,
+  );
+  return {
+    format: 'js',
+    pluginMetadata: host.pluginMetadata,
+    routes: host.routes,
+    hasFeedback: host.hasFeedback,
+    predict: (rows, ctx) => host.predict(rows, ctx),
+    feedback: (record, ctx) => host.feedback(record, ctx),
+    callRoute: (i, req, ctx) => host.callRoute(i, req, ctx),
+    close: async () => {},
+  };
+}
+
+function unwrap<T>(reply: WorkerReply): T {
+  if (reply.ok) return reply.value as T;
+  throw ModelshipError.restore(reply.code as ErrorCode, reply.message);
+}
+
+async function createPoolEngine(opts: JsEngineOptions): Promise<Engine> {
+  const workerData: WorkerInit = {
+    bundleDir: opts.bundleDir,
+    entrypoint: opts.entrypoint,
+    modelName: opts.modelName,
+    modelVersion: opts.modelVersion,
+    parameters: opts.parameters,
+    initTimeoutMs: opts.initTimeoutMs,
+    logLevel: opts.logLevel,
+  };
+  const pool = new Piscina({
+    filename: fileURLToPath(new URL('./js-worker.ts', import.meta.url)),
+    minThreads: opts.workers,
+    maxThreads: opts.workers,
+    concurrentTasksPerWorker: 1,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    workerData,
+  });
+  let info: { routes: CustomRouteSpec[]; pluginMetadata: PluginMetadata | undefined; hasFeedback: boolean };
+  try {
+    // One ping per worker, concurrently: each lands on an idle worker and waits for its init().
+    const replies = await Promise.all(
+      Array.from({ length: opts.workers }, () => pool.run({ op: 'ping' } satisfies WorkerTask) as Promise<WorkerReply>),
+    );
+    info = unwrap(replies[0] as WorkerReply);
+    for (const r of replies) unwrap(r);
+  } catch (err) {
+    await pool.destroy();
+    if (err instanceof ModelshipError) throw err;
+    throw msError('MS_ERR_PLUGIN_INIT_FAILED', { detail: `worker: ${(err as Error).message}` }, err);
+  }
+  const run = async <T>(task: WorkerTask, ctx: RequestContext): Promise<T> => {
+    try {
+      return unwrap<T>((await pool.run(task, { signal: ctx.signal })) as WorkerReply);
+    } catch (err) {
+      if (err instanceof ModelshipError) throw err;
+      if (ctx.signal.aborted) throw ctx.signal.reason ?? err;
+      throw msError('MS_ERR_PREDICT_FAILED', { detail: `worker: ${(err as Error).message}` }, err);
+    }
+  };
+  return {
+    format: 'js',
+    pluginMetadata: info.pluginMetadata,
+    routes: info.routes,
+    hasFeedback: info.hasFeedback,
+    predict: (rows, ctx) => run<Outputs[]>({ op: 'predict', rows, requestId: ctx.requestId }, ctx),
+    feedback: (record, ctx) => run<unknown>({ op: 'feedback', record, requestId: ctx.requestId }, ctx),
+    callRoute: (index: number, req: CustomRouteRequest, ctx: RequestContext) =>
+      run<CustomRouteResponse>({ op: 'route', index, req, requestId: ctx.requestId }, ctx),
+    close: () => pool.destroy(),
+  };
+}

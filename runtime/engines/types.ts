@@ -1,0 +1,63 @@
+// The interface every engine (one per bundle format) offers the protocol layer.
+import type { Logger } from 'pino';
+import type { BundleFormat, TensorMetadata } from '../bundle/manifest.ts';
+import type { Outputs } from './outputs.ts';
+
+/** Passed to the plugin's init(). */
+export interface InitContext {
+  modelName: string;
+  modelVersion: string | undefined;
+  /** `parameters` from modelship.yaml. */
+  parameters: Record<string, unknown>;
+  log: Logger;
+}
+
+/** Passed to predict(), predictBatch(), feedback() and custom route handlers. */
+export interface RequestContext {
+  requestId: string;
+  modelName: string;
+  /** Aborted when the request times out or the client goes away. */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+/** What a plugin's metadata() may return; merged over the manifest. */
+export interface PluginMetadata {
+  inputs?: TensorMetadata[];
+  outputs?: TensorMetadata[];
+  [key: string]: unknown;
+}
+
+export interface CustomRouteSpec {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
+  /** Path below /v2/models/{name}/custom, starting with '/'. */
+  path: string;
+}
+
+export interface CustomRouteRequest {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: Record<string, unknown>;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+}
+
+/** A custom route's answer: a JSON body, or { status, body } to choose the status. */
+export interface CustomRouteResponse {
+  status?: number;
+  body?: unknown;
+}
+
+export interface Engine {
+  readonly format: BundleFormat;
+  /** From the plugin's metadata(), if any. */
+  readonly pluginMetadata: PluginMetadata | undefined;
+  readonly routes: readonly CustomRouteSpec[];
+  readonly hasFeedback: boolean;
+  /** One output object per input row, validated. */
+  predict(rows: Record<string, unknown>[], ctx: RequestContext): Promise<Outputs[]>;
+  feedback(record: Record<string, unknown>, ctx: RequestContext): Promise<unknown>;
+  callRoute(index: number, req: CustomRouteRequest, ctx: RequestContext): Promise<CustomRouteResponse>;
+  close(): Promise<void>;
+}

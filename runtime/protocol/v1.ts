@@ -1,0 +1,57 @@
+// KServe v1 REST endpoints. Each instance is one plugin input: an object instance is passed as it is; any
+// other instance (an array, a number) is bound to the model's single declared input, or to "input" when the
+// model declares none. Each prediction is the plugin's output object for its instance.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { msError } from '../errors.ts';
+import { type InferDeps, predict } from './infer.ts';
+import { outputsToJson } from './tensors.ts';
+
+export const V1PredictSchema = Type.Object({
+  instances: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 65536 }),
+});
+
+const NameParams = Type.Object({ name: Type.String() });
+const TargetParams = Type.Object({ target: Type.String() });
+
+export function registerV1(app: FastifyInstance, deps: InferDeps): void {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+  const { model } = deps;
+  const checkModel = (name: string) => {
+    if (name !== model.name) throw msError('MS_ERR_MODEL_NOT_FOUND', { name, served: model.name });
+  };
+
+  r.get('/v1/models/:name', { schema: { params: NameParams } }, (req, reply) => {
+    checkModel(req.params.name);
+    if (!model.ready) reply.code(503);
+    return { name: model.name, ready: model.ready };
+  });
+
+  // `/v1/models/{name}:predict`: one path segment holding the name and the verb.
+  r.post(
+    '/v1/models/:target',
+    {
+      schema: { params: TargetParams, body: V1PredictSchema },
+      config: { protocol: 'v1' },
+      preValidation: async (req) => {
+        const { target } = req.params as { target: string };
+        const at = target.lastIndexOf(':');
+        if (at < 0 || target.slice(at + 1) !== 'predict') {
+          throw msError('MS_ERR_NOT_FOUND', { method: req.method, url: req.url });
+        }
+        checkModel(target.slice(0, at));
+      },
+    },
+    async (req) => {
+      const single = model.inputs.length === 1 ? (model.inputs[0]?.name ?? 'input') : 'input';
+      const rows = req.body.instances.map((inst) =>
+        inst !== null && typeof inst === 'object' && !Array.isArray(inst)
+          ? (inst as Record<string, unknown>)
+          : { [single]: inst },
+      );
+      const results = await predict(deps, req.id, rows);
+      return { predictions: results.map(outputsToJson) };
+    },
+  );
+}
