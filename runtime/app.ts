@@ -63,7 +63,7 @@ function toModelshipError(err: FastifyError, bodyLimit: number): ModelshipError 
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
     return msError('MS_ERR_REQUEST_INVALID', { detail: err.message });
   }
-  return msError('MS_ERR_INTERNAL', { detail: err.message }, err);
+  return msError('MS_ERR_SERVER_INTERNAL', { detail: err.message }, err);
 }
 
 export function build(opts: BuildOptions): FastifyInstance {
@@ -115,7 +115,7 @@ export function build(opts: BuildOptions): FastifyInstance {
     reply.code(err.statusCode).send(err.toJSON());
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(msError('MS_ERR_NOT_FOUND', { method: req.method, url: req.url }).toJSON());
+    reply.code(404).send(msError('MS_ERR_HTTP_NOT_FOUND', { method: req.method, url: req.url }).toJSON());
   });
 
   app.get(PROBES.live, () => ({ live: true }));

@@ -64,9 +64,9 @@ export const ERRORS = {
     message: 'model "{name}" has no version "{version}"; this server serves version "{served}"',
   },
   MS_ERR_MODEL_NOT_READY: { status: 503, message: 'model "{name}" is not ready: {detail}' },
-  MS_ERR_NOT_FOUND: { status: 404, message: 'no route {method} {url}' },
-  MS_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'method {method} is not allowed on {url}' },
-  MS_ERR_INTERNAL: { status: 500, message: 'internal error: {detail}' },
+  MS_ERR_HTTP_NOT_FOUND: { status: 404, message: 'no route {method} {url}' },
+  MS_ERR_HTTP_METHOD_NOT_ALLOWED: { status: 405, message: 'method {method} is not allowed on {url}' },
+  MS_ERR_SERVER_INTERNAL: { status: 500, message: 'internal error: {detail}' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -138,7 +138,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const log = createLogger(config.logLevel, { model: config.modelName, ...(config.namespace ? { namespace: config.namespace } : {}) });
   let runtime: Runtime | undefined;
   const fail = (err: unknown) => {
-    const code = isModelshipError(err) ? err.code : 'MS_ERR_INTERNAL';
+    const code = isModelshipError(err) ? err.code : 'MS_ERR_SERVER_INTERNAL';
     const text = `${code}: ${describe(err)}`;
     log.fatal({ code, err }, describe(err));
     writeTerminationLog(config.terminationLog, text);

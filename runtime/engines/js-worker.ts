@@ -61,6 +61,6 @@ export default async function handle(task: WorkerTask): Promise<WorkerReply> {
     }
   } catch (err) {
     if (isModelshipError(err)) return { ok: false, code: err.code, message: err.message };
-    return { ok: false, code: 'MS_ERR_INTERNAL', message: `internal error: ${describe(err)}` };
+    return { ok: false, code: 'MS_ERR_SERVER_INTERNAL', message: `internal error: ${describe(err)}` };
   }
 }

@@ -158,7 +158,7 @@ export class PluginHost {
   async callRoute(index: number, req: CustomRouteRequest, ctx: RequestContext): Promise<CustomRouteResponse> {
     const handler = this.handlers[index];
     const spec = this.routes[index];
-    if (!handler || !spec) throw msError('MS_ERR_INTERNAL', { detail: `no custom route #${index}` });
+    if (!handler || !spec) throw msError('MS_ERR_SERVER_INTERNAL', { detail: `no custom route #${index}` });
     try {
       const r = await handler(req, ctx);
       if (r && typeof r === 'object' && ('status' in r || 'body' in r) && Object.keys(r).every((k) => k === 'status' || k === 'body')) {

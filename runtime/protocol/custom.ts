@@ -44,8 +44,8 @@ export function registerCustom(app: FastifyInstance, deps: InferDeps): void {
       const engine = model.requireEngine();
       const path = `/${rest ?? ''}`;
       const found = findRoute(engine.routes, req.method, path);
-      if (found === 'method') throw msError('MS_ERR_METHOD_NOT_ALLOWED', { method: req.method, url: req.url });
-      if (!found) throw msError('MS_ERR_NOT_FOUND', { method: req.method, url: req.url });
+      if (found === 'method') throw msError('MS_ERR_HTTP_METHOD_NOT_ALLOWED', { method: req.method, url: req.url });
+      if (!found) throw msError('MS_ERR_HTTP_NOT_FOUND', { method: req.method, url: req.url });
       const res = await withDeadline(deps, req.id, (e, ctx) =>
         e.callRoute(
           found.index,

@@ -38,7 +38,7 @@ export function registerV1(app: FastifyInstance, deps: InferDeps): void {
         const { target } = req.params as { target: string };
         const at = target.lastIndexOf(':');
         if (at < 0 || target.slice(at + 1) !== 'predict') {
-          throw msError('MS_ERR_NOT_FOUND', { method: req.method, url: req.url });
+          throw msError('MS_ERR_HTTP_NOT_FOUND', { method: req.method, url: req.url });
         }
         checkModel(target.slice(0, at));
       },

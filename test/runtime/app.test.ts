@@ -164,7 +164,7 @@ describe('runtime HTTP API (iris bundle)', () => {
     expect((await t.app.inject('/v2/models/iris/versions/9')).json()).toMatchObject({ code: 'MS_ERR_MODEL_VERSION_NOT_FOUND' });
     const nf = await t.app.inject('/nope');
     expect(nf.statusCode).toBe(404);
-    expect(nf.json()).toEqual({ code: 'MS_ERR_NOT_FOUND', error: 'no route GET /nope' });
+    expect(nf.json()).toEqual({ code: 'MS_ERR_HTTP_NOT_FOUND', error: 'no route GET /nope' });
   });
 
   it('counts requests and latency on /metrics', async () => {
@@ -253,7 +253,7 @@ describe('plugin failures', () => {
     expect(created.statusCode).toBe(201);
     expect(created.json()).toEqual({ id: '42', got: { a: 1 } });
     expect((await app.inject({ method: 'DELETE', url: '/v2/models/m/custom/stats' })).statusCode).toBe(405);
-    expect((await app.inject('/v2/models/m/custom/missing')).json().code).toBe('MS_ERR_NOT_FOUND');
+    expect((await app.inject('/v2/models/m/custom/missing')).json().code).toBe('MS_ERR_HTTP_NOT_FOUND');
     await app.close();
   });
 });
