@@ -91,6 +91,9 @@ export function build(opts: BuildOptions): FastifyInstance {
 
   app.addHook('onSend', (req, reply, payload, done) => {
     reply.header('x-request-id', req.id);
+    // While draining, close each connection after its response, so keep-alive clients move on and the
+    // server can finish closing.
+    if (model.status === 'draining') reply.header('connection', 'close');
     done(null, payload);
   });
   app.addHook('onResponse', (req: FastifyRequest, reply, done) => {
