@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+// `modelship`: the bundle author's command line: init, test, pack, push, serve, predict.
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { loadConfig } from '../runtime/config.ts';
+import { ENV } from '../runtime/contract.ts';
+import { isModelshipError } from '../runtime/errors.ts';
+import { start } from '../runtime/main.ts';
+import { predictRemote } from './oip-client.ts';
+import { packBundle } from './pack.ts';
+import { pushBundle } from './push.ts';
+import { runBundle } from './runner.ts';
+import { s3Settings } from './s3.ts';
+import { scaffold } from './scaffold.ts';
+
+/** `--input` is inline JSON or a path to a JSON file: an object, or an array of objects (a batch). */
+export async function readInput(value: string): Promise<Record<string, unknown>[]> {
+  const text = value.trim().startsWith('{') || value.trim().startsWith('[') ? value : await readFile(value, 'utf8').catch(() => {
+    throw new Error(`--input is neither JSON nor a readable file: ${value}`);
+  });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`--input is not valid JSON: ${(err as Error).message}`);
+  }
+  const list = Array.isArray(parsed) ? parsed : [parsed];
+  if (list.length === 0 || list.some((x) => x === null || typeof x !== 'object' || Array.isArray(x))) {
+    throw new Error('--input must be a JSON object (one input) or an array of objects (a batch)');
+  }
+  return list as Record<string, unknown>[];
+}
+
+export function program(): Command {
+  const cli = new Command('modelship')
+    .description('Package, test, publish and call modelship model bundles')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+
+  cli
+    .command('init')
+    .description('scaffold a new JS bundle (predict.mjs, modelship.yaml, test-input.json)')
+    .argument('<dir>', 'directory to create (must be empty or missing)')
+    .action(async (dir: string) => {
+      const files = await scaffold(dir);
+      console.log(`created ${files.join(', ')}\nnext: modelship test ${dir} --input ${dir}/test-input.json`);
+    });
+
+  cli
+    .command('test')
+    .description('run a bundle locally on an input, with the same loader and output checks as the server')
+    .argument('<bundle>', 'bundle directory or zip')
+    .requiredOption('-i, --input <json|file>', 'input object, or array of objects, as JSON or a JSON file')
+    .option('--log-level <level>', 'plugin log level', 'warn')
+    .action(async (bundle: string, opts: { input: string; logLevel: string }) => {
+      const inputs = await readInput(opts.input);
+      const { outputs } = await runBundle(bundle, inputs, { logLevel: opts.logLevel });
+      console.log(JSON.stringify(outputs.length === 1 ? outputs[0] : outputs, null, 2));
+    });
+
+  cli
+    .command('pack')
+    .description('zip a bundle directory reproducibly and print its sha256')
+    .argument('<dir>', 'bundle directory')
+    .option('-o, --output <file>', 'zip to write', 'bundle.zip')
+    .action(async (dir: string, opts: { output: string }) => {
+      const r = await packBundle(dir, opts.output);
+      console.log(`${r.file}: ${r.entries} files, ${r.bytes} bytes\nsha256 ${r.sha256}`);
+    });
+
+  cli
+    .command('push')
+    .description('upload a bundle zip to S3-compatible storage and print its sha256')
+    .argument('<zip>', 'bundle zip')
+    .argument('<uri>', 's3://bucket/key')
+    .option('--endpoint <url>', `S3 endpoint (default $${ENV.s3Endpoint} or AWS)`)
+    .option('--region <region>', 'S3 region')
+    .option('--create-bucket', 'create the bucket if it does not exist')
+    .addHelpText('after', `\nCredentials: $${ENV.s3AccessKey}/$${ENV.s3SecretKey} or $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY.`)
+    .action(async (zip: string, uri: string, opts: { endpoint?: string; region?: string; createBucket?: boolean }) => {
+      const r = await pushBundle(zip, uri, s3Settings(opts), { createBucket: opts.createBucket === true });
+      console.log(`${r.uri}: ${r.bytes} bytes\nsha256 ${r.sha256}`);
+    });
+
+  cli
+    .command('serve')
+    .description('run the runtime locally on a bundle directory, zip or URI')
+    .argument('<bundle>', 'directory, zip, file://, s3:// or https:// URI')
+    .option('-p, --port <port>', 'port', '8080')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--name <name>', 'model name (default: the manifest name, else "model")')
+    .option('--workers <n>', 'worker threads for predict (0: in-process)', '0')
+    .option('--sha256 <hex>', 'expected sha256 of the archive')
+    .action(async (bundle: string, opts: { port: string; host: string; name?: string; workers: string; sha256?: string }) => {
+      const uri = existsSync(bundle) ? resolve(bundle) : bundle;
+      let name = opts.name;
+      if (!name && existsSync(resolve(uri, 'modelship.yaml'))) {
+        name = /^name:\s*([\w.-]+)/m.exec(await readFile(resolve(uri, 'modelship.yaml'), 'utf8'))?.[1];
+      }
+      const config = loadConfig(process.env, {
+        bundleUri: uri,
+        port: Number(opts.port),
+        host: opts.host,
+        modelName: name ?? process.env[ENV.modelName] ?? 'model',
+        workers: Number(opts.workers),
+        workDir: process.env[ENV.workDir] ?? resolve('.modelship', 'serve'),
+        ...(opts.sha256 ? { bundleSha256: opts.sha256.toLowerCase() } : {}),
+      });
+      const rt = await start(config);
+      const stop = () => void rt.shutdown().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await rt.loaded;
+      console.error(`serving ${config.modelName} at ${rt.url}/v2/models/${config.modelName}/infer (Ctrl-C to stop)`);
+    });
+
+  cli
+    .command('predict')
+    .description("send inputs to a running runtime's OIP v2 endpoint and print the outputs")
+    .argument('<url>', 'runtime base URL, e.g. http://127.0.0.1:8080')
+    .requiredOption('-m, --model <name>', 'model name')
+    .requiredOption('-i, --input <json|file>', 'input object, or array of objects, as JSON or a JSON file')
+    .action(async (url: string, opts: { model: string; input: string }) => {
+      const { outputs, requestId } = await predictRemote(url, opts.model, await readInput(opts.input));
+      console.log(JSON.stringify(outputs.length === 1 ? outputs[0] : outputs, null, 2));
+      if (requestId) console.error(`request id ${requestId}`);
+    });
+  return cli;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    const msg = isModelshipError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+    console.error(`modelship: ${msg}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  const code = await run(process.argv.slice(2));
+  // `serve` keeps running; everything else exits with its status.
+  if (code !== 0 || process.argv[2] !== 'serve') process.exitCode = code;
+}

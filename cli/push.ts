@@ -1,0 +1,42 @@
+// Uploading a bundle archive to S3-compatible storage, hashing it as it streams, with a progress bar.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { SingleBar } from 'cli-progress';
+import { minioClientFor, type S3Settings } from '../runtime/bundle/fetch.ts';
+import { parseBundleUri } from '../runtime/bundle/uri.ts';
+
+export interface PushOptions {
+  createBucket?: boolean;
+  progress?: boolean;
+}
+
+export async function pushBundle(file: string, uri: string, s3: S3Settings, opts: PushOptions = {}) {
+  const loc = parseBundleUri(uri);
+  if (loc.kind !== 's3') throw new Error(`push needs an s3://bucket/key destination, got ${loc.display}`);
+  const { size } = await stat(file);
+  const client = minioClientFor(s3);
+  if (!(await client.bucketExists(loc.bucket))) {
+    if (!opts.createBucket) throw new Error(`bucket ${loc.bucket} does not exist (pass --create-bucket to create it)`);
+    await client.makeBucket(loc.bucket, s3.region);
+  }
+  const hash = createHash('sha256');
+  const bar = opts.progress === false || !process.stderr.isTTY ? undefined : new SingleBar({ format: 'uploading [{bar}] {percentage}% {value}/{total} bytes', stream: process.stderr });
+  bar?.start(size, 0);
+  let sent = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      sent += chunk.length;
+      bar?.update(sent);
+      cb(null, chunk);
+    },
+  });
+  try {
+    await client.putObject(loc.bucket, loc.key, createReadStream(file).pipe(meter), size, { 'Content-Type': 'application/zip' });
+  } finally {
+    bar?.stop();
+  }
+  return { uri: `s3://${loc.bucket}/${loc.key}`, sha256: hash.digest('hex'), bytes: size };
+}
