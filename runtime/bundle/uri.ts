@@ -13,10 +13,8 @@ export function redactUri(uri: string): string {
   try {
     const u = new URL(uri);
     if (u.protocol === 'http:' || u.protocol === 'https:' || u.protocol === 's3:') {
-      u.username = '';
-      u.password = '';
-      if (u.search) u.search = '?…';
-      return u.toString();
+      const query = u.search ? '?…' : '';
+      return `${u.protocol}//${u.host}${u.pathname}${query}`;
     }
     return uri;
   } catch {

@@ -1,0 +1,89 @@
+// Shared helpers of the benchmarks: child servers, load runs, timing.
+import { type ChildProcess, spawn } from 'node:child_process';
+import autocannon from 'autocannon';
+
+export interface Server {
+  url: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Spawns `node <script>` and waits for it to print its URL (LISTENING <url>) or, for the runtime, to be ready. */
+export async function spawnServer(script: string, env: Record<string, string> = {}, readyPath?: string): Promise<Server> {
+  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${out}`)), 60_000);
+    const onData = (c: Buffer) => {
+      out += c.toString();
+      const m = /LISTENING (\S+)/.exec(out) ?? /"url":"(http:\/\/[^"]+)"/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`${script} exited with ${code}:\n${out}`)));
+  });
+  if (readyPath) await waitFor(async () => (await fetch(url + readyPath)).status === 200, 60_000);
+  return {
+    url,
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export async function waitFor(probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if (await probe()) return;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('timed out');
+}
+
+export interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+}
+
+export async function load(opts: {
+  url: string;
+  method?: 'GET' | 'POST';
+  body?: string;
+  seconds: number;
+  connections?: number;
+  rate?: number;
+}): Promise<LoadResult> {
+  const r = await autocannon({
+    url: opts.url,
+    method: opts.method ?? 'GET',
+    ...(opts.body ? { body: opts.body, headers: { 'content-type': 'application/json' } } : {}),
+    connections: opts.connections ?? 100,
+    pipelining: 1,
+    duration: opts.seconds,
+    ...(opts.rate ? { overallRate: opts.rate } : {}),
+  });
+  return {
+    rps: Math.round(r.requests.average),
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors + r.timeouts,
+    non2xx: r.non2xx,
+  };
+}
+
+export const ratio = (a: number, b: number) => Number((a / b).toFixed(3));

@@ -1,0 +1,175 @@
+// `npm run bench:runtime`: the runtime against baselines measured side by side in the same run.
+//   throughput  echo bundle over OIP v2 ÷ a bare fastify hello-world (autocannon, 100 connections, no pipelining)
+//   latency     p50/p99 of the echo bundle at half of its max load
+//   cold start  spawn → ready for a 100 MB bundle in MinIO ÷ raw download + unzip of the same object
+// Prints one JSON document. BENCH_SECONDS sets each load run's length (default 10).
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import yauzl from 'yauzl';
+import { packBundle } from '../cli/pack.ts';
+import { pushBundle } from '../cli/push.ts';
+import { minioClientFor } from '../runtime/bundle/fetch.ts';
+import { down, readEnv, isHealthy, up, type EnvInfo } from '../test/env/env.ts';
+import { load, ratio, spawnServer, waitFor } from './lib.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+const echoBody = JSON.stringify({ inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['hello'] }] });
+
+async function throughput() {
+  const work = await mkdtemp(join(tmpdir(), 'bench-rt-'));
+  const baseline = await spawnServer(join(root, 'bench/bare-fastify.ts'));
+  const runtime = await spawnServer(
+    join(root, 'runtime/main.ts'),
+    {
+      MODELSHIP_BUNDLE_URI: join(root, 'examples/echo'),
+      MODELSHIP_MODEL_NAME: 'echo',
+      MODELSHIP_HOST: '127.0.0.1',
+      MODELSHIP_PORT: '0',
+      MODELSHIP_LOG_LEVEL: 'warn',
+      MODELSHIP_WORK_DIR: work,
+    },
+    '/v2/health/ready',
+  );
+  try {
+    const hello = { url: `${baseline.url}/`, seconds };
+    const echo = { url: `${runtime.url}/v2/models/echo/infer`, method: 'POST' as const, body: echoBody, seconds };
+    log('warming up');
+    await load({ ...hello, seconds: 2 });
+    await load({ ...echo, seconds: 2 });
+    const base: number[] = [];
+    const rt: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      log(`round ${round + 1}: bare fastify hello-world, ${seconds} s`);
+      base.push((await load(hello)).rps);
+      log(`round ${round + 1}: runtime echo (OIP v2 infer), ${seconds} s`);
+      const r = await load(echo);
+      if (r.errors || r.non2xx) throw new Error(`runtime load run had ${r.errors} errors and ${r.non2xx} non-2xx responses`);
+      rt.push(r.rps);
+    }
+    const baseRps = median(base);
+    const rtRps = median(rt);
+    log(`latency at half load (${Math.round(rtRps / 2)} req/s)`);
+    const half = await load({ ...echo, rate: Math.round(rtRps / 2) });
+    const v1 = await load({
+      url: `${runtime.url}/v1/models/echo:predict`,
+      method: 'POST',
+      body: JSON.stringify({ instances: [{ text: 'hello' }] }),
+      seconds: Math.max(3, Math.round(seconds / 2)),
+    });
+    return {
+      bareFastifyHelloRps: baseRps,
+      runtimeEchoRps: rtRps,
+      ratio: ratio(rtRps, baseRps),
+      target: '>= 0.85',
+      runtimeV1EchoRps: v1.rps,
+      halfLoad: { rate: Math.round(rtRps / 2), p50Ms: half.p50, p99Ms: half.p99, target: 'p99 <= 2 ms' },
+    };
+  } finally {
+    await Promise.all([baseline.stop(), runtime.stop()]);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function rawDownloadAndUnzip(info: EnvInfo, bucket: string, key: string, dir: string): Promise<number> {
+  const t0 = performance.now();
+  const client = minioClientFor({ ...info.s3 });
+  const zip = join(dir, 'raw.zip');
+  await pipeline(await client.getObject(bucket, key), createWriteStream(zip));
+  const out = join(dir, 'raw');
+  const zf = await new Promise<yauzl.ZipFile>((res, rej) => yauzl.open(zip, { lazyEntries: true }, (e, z) => (e || !z ? rej(e) : res(z))));
+  await new Promise<void>((resolve, reject) => {
+    zf.on('entry', (entry: yauzl.Entry) => {
+      zf.openReadStream(entry, async (err, stream) => {
+        if (err || !stream) return reject(err);
+        const dest = join(out, entry.fileName);
+        await mkdir(dirname(dest), { recursive: true });
+        await pipeline(stream, createWriteStream(dest));
+        zf.readEntry();
+      });
+    });
+    zf.on('end', resolve);
+    zf.on('error', reject);
+    zf.readEntry();
+  });
+  const ms = performance.now() - t0;
+  await rm(join(dir, 'raw'), { recursive: true, force: true });
+  await rm(zip, { force: true });
+  return ms;
+}
+
+async function runtimeColdStart(info: EnvInfo, uri: string, dir: string): Promise<number> {
+  const work = await mkdtemp(join(dir, 'work-'));
+  const t0 = performance.now();
+  const server = await spawnServer(join(root, 'runtime/main.ts'), {
+    MODELSHIP_BUNDLE_URI: uri,
+    MODELSHIP_MODEL_NAME: 'big',
+    MODELSHIP_HOST: '127.0.0.1',
+    MODELSHIP_PORT: '0',
+    MODELSHIP_LOG_LEVEL: 'warn',
+    MODELSHIP_WORK_DIR: work,
+    MODELSHIP_S3_ENDPOINT: info.s3.endpoint,
+    MODELSHIP_S3_ACCESS_KEY: info.s3.accessKey,
+    MODELSHIP_S3_SECRET_KEY: info.s3.secretKey,
+  });
+  await waitFor(async () => (await fetch(`${server.url}/v2/health/ready`)).status === 200, 120_000);
+  const ms = performance.now() - t0;
+  await server.stop();
+  await rm(work, { recursive: true, force: true });
+  return ms;
+}
+
+async function coldStart() {
+  let info = await readEnv();
+  let startedHere = false;
+  if (!info || !(await isHealthy(info))) {
+    log('starting the local environment for MinIO');
+    info = await up();
+    startedHere = true;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'bench-cold-'));
+  const client = minioClientFor({ ...info.s3 });
+  const bucket = `bench-${randomBytes(3).toString('hex')}`;
+  try {
+    const bundleDir = join(dir, 'bundle');
+    await mkdir(bundleDir);
+    await writeFile(join(bundleDir, 'predict.mjs'), 'export async function predict(input) { return input; }\n');
+    // 100 MB of incompressible weights, in 4 files, as a real model would ship them.
+    for (let i = 0; i < 4; i++) await writeFile(join(bundleDir, `weights-${i}.bin`), randomBytes(25 * 1024 * 1024));
+    const packed = await packBundle(bundleDir, join(dir, 'big.zip'));
+    await client.makeBucket(bucket, info.s3.region);
+    await pushBundle(packed.file, `s3://${bucket}/big/bundle.zip`, { ...info.s3 }, { progress: false });
+    const raw: number[] = [];
+    const cold: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      log(`cold start round ${i + 1}`);
+      raw.push(await rawDownloadAndUnzip(info, bucket, 'big/bundle.zip', dir));
+      cold.push(await runtimeColdStart(info, `s3://${bucket}/big/bundle.zip`, dir));
+    }
+    return {
+      bundleBytes: packed.bytes,
+      rawDownloadUnzipMs: Math.round(median(raw)),
+      runtimeSpawnToReadyMs: Math.round(median(cold)),
+      ratio: ratio(median(cold), median(raw)),
+      target: '<= 1.5',
+    };
+  } finally {
+    const names: string[] = [];
+    for await (const o of client.listObjectsV2(bucket, '', true)) if (o.name) names.push(o.name);
+    if (names.length) await client.removeObjects(bucket, names).catch(() => {});
+    await client.removeBucket(bucket).catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+    if (startedHere) await down(info);
+  }
+}
+
+const result = { node: process.version, cpus: (await import('node:os')).cpus().length, throughput: await throughput(), coldStart: await coldStart() };
+console.log(JSON.stringify(result, null, 2));
