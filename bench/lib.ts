@@ -12,10 +12,11 @@ export interface Server {
 export async function spawnServer(script: string, env: Record<string, string> = {}, readyPath?: string): Promise<Server> {
   const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  const url = env.MODELSHIP_PORT && env.MODELSHIP_PORT !== '0' ? `http://127.0.0.1:${env.MODELSHIP_PORT}` : await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${out}`)), 60_000);
-    const onData = (c: Buffer) => {
-      out += c.toString();
+    const onData = () => {
       const m = /LISTENING (\S+)/.exec(out) ?? /"url":"(http:\/\/[^"]+)"/.exec(out);
       if (m) {
         clearTimeout(timer);
@@ -26,7 +27,14 @@ export async function spawnServer(script: string, env: Record<string, string> = 
     child.stderr?.on('data', onData);
     child.on('exit', (code) => reject(new Error(`${script} exited with ${code}:\n${out}`)));
   });
-  if (readyPath) await waitFor(async () => (await fetch(url + readyPath)).status === 200, 60_000);
+  if (readyPath) {
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error(`${script} exited with ${child.exitCode}:\n${out}`);
+      return (await fetch(url + readyPath)).status === 200;
+    }, 60_000).catch((err: Error) => {
+      throw new Error(`${script} did not become ready: ${err.message}\n${out}`);
+    });
+  }
   return {
     url,
     child,

@@ -15,6 +15,7 @@ import { packBundle } from '../cli/pack.ts';
 import { pushBundle } from '../cli/push.ts';
 import { minioClientFor } from '../runtime/bundle/fetch.ts';
 import { down, readEnv, isHealthy, up, type EnvInfo } from '../test/env/env.ts';
+import { freePort } from '../test/env/process.ts';
 import { load, ratio, spawnServer, waitFor } from './lib.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,7 +34,7 @@ async function throughput() {
       MODELSHIP_BUNDLE_URI: join(root, 'examples/echo'),
       MODELSHIP_MODEL_NAME: 'echo',
       MODELSHIP_HOST: '127.0.0.1',
-      MODELSHIP_PORT: '0',
+      MODELSHIP_PORT: String(await freePort()),
       MODELSHIP_LOG_LEVEL: 'warn',
       MODELSHIP_WORK_DIR: work,
     },
@@ -108,12 +109,13 @@ async function rawDownloadAndUnzip(info: EnvInfo, bucket: string, key: string, d
 
 async function runtimeColdStart(info: EnvInfo, uri: string, dir: string): Promise<number> {
   const work = await mkdtemp(join(dir, 'work-'));
+  const port = await freePort();
   const t0 = performance.now();
   const server = await spawnServer(join(root, 'runtime/main.ts'), {
     MODELSHIP_BUNDLE_URI: uri,
     MODELSHIP_MODEL_NAME: 'big',
     MODELSHIP_HOST: '127.0.0.1',
-    MODELSHIP_PORT: '0',
+    MODELSHIP_PORT: String(port),
     MODELSHIP_LOG_LEVEL: 'warn',
     MODELSHIP_WORK_DIR: work,
     MODELSHIP_S3_ENDPOINT: info.s3.endpoint,

@@ -7,7 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../runtime/config.ts';
 import { ENV } from '../runtime/contract.ts';
 import { isModelshipError } from '../runtime/errors.ts';
-import { start } from '../runtime/main.ts';
+import { start } from '../runtime/server.ts';
 import { predictRemote } from './oip-client.ts';
 import { packBundle } from './pack.ts';
 import { pushBundle } from './push.ts';

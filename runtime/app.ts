@@ -1,6 +1,12 @@
 // build(opts) → the runtime's fastify instance, not listening. Tested with inject().
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { DEFAULTS, PROBES } from './contract.ts';
 import { isModelshipError, ModelshipError, msError } from './errors.ts';
@@ -88,17 +94,19 @@ export function build(opts: BuildOptions): FastifyInstance {
 
   const deps: InferDeps = { model, metrics, log, requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs };
   const debug = log.isLevelEnabled('debug');
+  metrics.setModel(model.name);
 
-  app.addHook('onSend', (req, reply, payload, done) => {
+  // Headers are stamped when the request arrives, so every response (errors included) carries them.
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
     // While draining, close each connection after its response, so keep-alive clients move on and the
     // server can finish closing.
     if (model.status === 'draining') reply.header('connection', 'close');
-    done(null, payload);
+    done();
   });
-  app.addHook('onResponse', (req: FastifyRequest, reply, done) => {
-    const protocol = req.routeOptions.config.protocol;
-    if (protocol) metrics.observeRequest(model.name, protocol, reply.statusCode, reply.elapsedTime / 1000);
+  // Only the inference routes (those with a protocol) are measured; the hook is theirs alone.
+  deps.onResponse = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    metrics.observeRequest(model.name, reply.routeOptions.config.protocol ?? 'other', reply.statusCode, reply.elapsedTime / 1000);
     if (debug) {
       log.debug(
         { requestId: req.id, method: req.method, url: req.url, status: reply.statusCode, ms: reply.elapsedTime },
@@ -106,7 +114,7 @@ export function build(opts: BuildOptions): FastifyInstance {
       );
     }
     done();
-  });
+  };
 
   app.setErrorHandler((error: FastifyError, req, reply) => {
     const err = toModelshipError(error, bodyLimit);

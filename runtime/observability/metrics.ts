@@ -12,6 +12,9 @@ export class RuntimeMetrics {
   readonly bundleUnpackSeconds: Gauge;
   readonly modelLoadSeconds: Gauge;
   readonly modelReady: Gauge<'model'>;
+  /** Requests in flight; read into the gauge at scrape time, so the hot path only adds and subtracts. */
+  inFlightCount = 0;
+  private inFlightModel = 'model';
   private readonly durationChildren = new Map<string, ReturnType<Histogram<'model' | 'protocol'>['labels']>>();
   private readonly requestChildren = new Map<string, ReturnType<Counter<'model' | 'protocol' | 'status'>['labels']>>();
 
@@ -30,11 +33,15 @@ export class RuntimeMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
+    const self = this;
     this.inFlight = new Gauge({
       name: 'modelship_requests_in_flight',
       help: 'Inference requests being processed',
       labelNames: ['model'],
       registers,
+      collect() {
+        this.set({ model: self.inFlightModel }, self.inFlightCount);
+      },
     });
     this.bundleDownloadBytes = new Counter({
       name: 'modelship_bundle_download_bytes_total',
@@ -63,6 +70,11 @@ export class RuntimeMetrics {
       registers,
     });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The model the in-flight gauge is labelled with. */
+  setModel(name: string): void {
+    this.inFlightModel = name;
   }
 
   observeRequest(model: string, protocol: string, status: number, seconds: number): void {

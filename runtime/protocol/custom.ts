@@ -38,6 +38,7 @@ export function registerCustom(app: FastifyInstance, deps: InferDeps): void {
     method: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'],
     url: '/v2/models/:name/custom/*',
     config: { protocol: 'custom' },
+    ...(deps.onResponse ? { onResponse: deps.onResponse } : {}),
     handler: async (req, reply) => {
       const { name, '*': rest } = req.params as { name: string; '*': string };
       if (name !== model.name) throw msError('MS_ERR_MODEL_NOT_FOUND', { name, served: model.name });

@@ -34,6 +34,7 @@ export function registerV1(app: FastifyInstance, deps: InferDeps): void {
     {
       schema: { params: TargetParams, body: V1PredictSchema },
       config: { protocol: 'v1' },
+      ...(deps.onResponse ? { onResponse: deps.onResponse } : {}),
       preValidation: async (req) => {
         const { target } = req.params as { target: string };
         const at = target.lastIndexOf(':');

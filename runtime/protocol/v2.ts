@@ -87,19 +87,25 @@ export function registerV2(app: FastifyInstance, deps: InferDeps): void {
     };
   };
   const config = { protocol: 'v2' };
+  const onResponse = deps.onResponse ?? ((_q: unknown, _r: unknown, done: () => void) => done());
   // The model is checked before the body, so a request to the wrong model is a 404 whatever its body.
-  const preValidation = async (req: { params: unknown }) => {
+  const preValidation = (req: { params: unknown }, _reply: unknown, done: (err?: Error) => void) => {
     const p = req.params as { name: string; version?: string };
-    checkModel(p.name, p.version);
+    try {
+      checkModel(p.name, p.version);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
   };
   r.post(
     '/v2/models/:name/infer',
-    { schema: { params: NameParams, body: InferRequestSchema }, config, preValidation },
+    { schema: { params: NameParams, body: InferRequestSchema }, config, preValidation, onResponse },
     (req) => infer(req.id, req.body),
   );
   r.post(
     '/v2/models/:name/versions/:version/infer',
-    { schema: { params: VersionParams, body: InferRequestSchema }, config, preValidation },
+    { schema: { params: VersionParams, body: InferRequestSchema }, config, preValidation, onResponse },
     (req) => infer(req.id, req.body),
   );
 }

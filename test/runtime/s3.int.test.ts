@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { packBundle } from '../../cli/pack.ts';
 import { pushBundle } from '../../cli/push.ts';
 import { loadConfig } from '../../runtime/config.ts';
-import { start } from '../../runtime/main.ts';
+import { start } from '../../runtime/server.ts';
 import { useTestEnv } from '../env/fixtures.ts';
 import { silent } from './helpers.ts';
 

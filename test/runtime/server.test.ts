@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../runtime/config.ts';
-import { start } from '../../runtime/main.ts';
+import { start } from '../../runtime/server.ts';
 import { appFor, makeBundle, silent } from './helpers.ts';
 
 const IRIS = join(import.meta.dirname, '../../examples/iris/bundle');

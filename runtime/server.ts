@@ -1,0 +1,173 @@
+// The runtime process: config → start fetching the bundle → listen (live, not ready) → verify + unpack →
+// load the plugin and run init() → ready. SIGTERM: stop reporting ready, finish in-flight requests
+// (bounded), exit. A failure to load writes its code and message to the termination log and exits
+// non-zero. The HTTP stack is imported after the download has started, so the two overlap.
+import { writeFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { prepareBundle } from './bundle/index.ts';
+import { loadConfig, type RuntimeConfig } from './config.ts';
+import { createEngine } from './engines/index.ts';
+import { describe, isModelshipError } from './errors.ts';
+import { ServedModel } from './model.ts';
+import { createLogger } from './observability/logging.ts';
+import { RuntimeMetrics } from './observability/metrics.ts';
+
+export interface Runtime {
+  app: FastifyInstance;
+  model: ServedModel;
+  metrics: RuntimeMetrics;
+  log: Logger;
+  /** The bound address, e.g. http://127.0.0.1:8080. */
+  url: string;
+  /** Resolves when the model is ready; rejects with the load failure. */
+  loaded: Promise<void>;
+  /** Graceful shutdown: not ready, drain in-flight requests (bounded by drainTimeoutMs), close. */
+  shutdown(): Promise<void>;
+}
+
+/** Starts the server and begins loading the model; the caller decides what to do on failure. */
+export async function start(config: RuntimeConfig, log = createLogger(config.logLevel, { model: config.modelName })): Promise<Runtime> {
+  const metrics = new RuntimeMetrics();
+  const model = new ServedModel(config.modelName, config.modelVersion);
+  metrics.modelReady.labels(model.name).set(0);
+  const t0 = performance.now();
+  const fetching = prepareBundle({
+    uri: config.bundleUri,
+    sha256: config.bundleSha256,
+    workDir: config.workDir,
+    fetch: { s3: config.s3, timeoutMs: config.fetchTimeoutMs, onBytes: (n) => metrics.bundleDownloadBytes.inc(n) },
+    limits: {
+      maxEntries: config.maxBundleEntries,
+      maxTotalBytes: config.maxBundleBytes,
+      maxRatio: config.maxCompressionRatio,
+    },
+    onStep: (step) => {
+      model.setLoading(step);
+      log.info({ step }, 'loading');
+    },
+    onTimings: (t) => {
+      metrics.bundleDownloadSeconds.set(t.downloadSeconds);
+      metrics.bundleUnpackSeconds.set(t.unpackSeconds);
+    },
+  });
+  // Handled below, after the server is up; this keeps an early failure from counting as unhandled.
+  fetching.catch(() => {});
+  const { build } = await import('./app.ts');
+  const app = build({
+    model,
+    metrics,
+    log,
+    requestTimeoutMs: config.requestTimeoutMs,
+    bodyLimitBytes: config.bodyLimitBytes,
+  });
+  const url = await app.listen({ host: config.host, port: config.port });
+  log.info({ url }, 'listening; loading the model');
+
+  const loaded = (async () => {
+    const bundle = await fetching;
+    model.setLoading(`loading ${bundle.entrypoint} and running init()`);
+    const t1 = performance.now();
+    const engine = await createEngine(bundle, {
+      modelName: model.name,
+      modelVersion: model.version ?? bundle.manifest.version,
+      initTimeoutMs: config.initTimeoutMs,
+      workers: config.workers,
+      log,
+      logLevel: config.logLevel,
+    });
+    metrics.modelLoadSeconds.set((performance.now() - t1) / 1000);
+    model.setReady(engine, bundle.manifest, bundle.sha256);
+    metrics.modelReady.labels(model.name).set(1);
+    log.info(
+      {
+        bundle: bundle.display,
+        sha256: bundle.sha256,
+        format: bundle.format,
+        workers: config.workers,
+        seconds: Number(((performance.now() - t0) / 1000).toFixed(3)),
+      },
+      'model ready',
+    );
+  })();
+  loaded.catch((err: unknown) => {
+    model.setFailed(describe(err));
+    metrics.modelReady.labels(model.name).set(0);
+  });
+
+  let closing: Promise<void> | undefined;
+  const shutdown = () => {
+    closing ??= (async () => {
+      model.setDraining();
+      metrics.modelReady.labels(model.name).set(0);
+      log.info({ drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining in-flight requests');
+      let timer: NodeJS.Timeout | undefined;
+      // Keep-alive connections whose last response went out after close() began are idle now; close them
+      // as they become idle, so close() can finish once the in-flight requests are done.
+      const sweeper = setInterval(() => app.server.closeIdleConnections(), 50);
+      const drained = await Promise.race([
+        app.close().then(() => true),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), config.drainTimeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      clearInterval(sweeper);
+      if (!drained) {
+        log.warn('drain timeout passed with requests still in flight; closing their connections');
+        app.server.closeAllConnections();
+      }
+      await model.engine?.close();
+    })();
+    return closing;
+  };
+  return { app, model, metrics, log, url, loaded, shutdown };
+}
+
+function writeTerminationLog(path: string, text: string): void {
+  try {
+    // Kubernetes shows at most 4096 bytes of it.
+    writeFileSync(path, text.slice(0, 4000));
+  } catch {
+    // Not in a container (or not writable): the log line carries the same text.
+  }
+}
+
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  let config: RuntimeConfig;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    const text = isModelshipError(err) ? `${err.code}: ${err.message}` : describe(err);
+    process.stderr.write(`${JSON.stringify({ level: 'fatal', msg: text })}\n`);
+    writeTerminationLog(env.MODELSHIP_TERMINATION_LOG ?? '/dev/termination-log', text);
+    process.exit(2);
+  }
+  const log = createLogger(config.logLevel, { model: config.modelName, ...(config.namespace ? { namespace: config.namespace } : {}) });
+  let runtime: Runtime | undefined;
+  const fail = (err: unknown) => {
+    const code = isModelshipError(err) ? err.code : 'MS_ERR_SERVER_INTERNAL';
+    const text = `${code}: ${describe(err)}`;
+    log.fatal({ code, err }, describe(err));
+    writeTerminationLog(config.terminationLog, text);
+    process.exit(1);
+  };
+  const onSignal = (signal: string) => {
+    log.info({ signal }, 'signal received');
+    if (!runtime) process.exit(0);
+    runtime.shutdown().then(
+      () => process.exit(0),
+      (err) => fail(err),
+    );
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  try {
+    runtime = await start(config, log);
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  runtime.loaded.catch(fail);
+}
+
