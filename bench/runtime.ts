@@ -46,11 +46,15 @@ async function throughput() {
     log('warming up');
     await load({ ...hello, seconds: 2 });
     await load({ ...echo, seconds: 2 });
+    const jsonEcho = { url: `${baseline.url}/echo`, method: 'POST' as const, body: echoBody, seconds };
     const base: number[] = [];
+    const baseJson: number[] = [];
     const rt: number[] = [];
     for (let round = 0; round < 2; round++) {
       log(`round ${round + 1}: bare fastify hello-world, ${seconds} s`);
       base.push((await load(hello)).rps);
+      log(`round ${round + 1}: bare fastify JSON echo (POST, same body), ${seconds} s`);
+      baseJson.push((await load(jsonEcho)).rps);
       log(`round ${round + 1}: runtime echo (OIP v2 infer), ${seconds} s`);
       const r = await load(echo);
       if (r.errors || r.non2xx) throw new Error(`runtime load run had ${r.errors} errors and ${r.non2xx} non-2xx responses`);
@@ -60,6 +64,7 @@ async function throughput() {
     const rtRps = median(rt);
     log(`latency at half load (${Math.round(rtRps / 2)} req/s)`);
     const half = await load({ ...echo, rate: Math.round(rtRps / 2) });
+    const baseHalf = await load({ ...jsonEcho, rate: Math.round(rtRps / 2) });
     const v1 = await load({
       url: `${runtime.url}/v1/models/echo:predict`,
       method: 'POST',
@@ -71,8 +76,16 @@ async function throughput() {
       runtimeEchoRps: rtRps,
       ratio: ratio(rtRps, baseRps),
       target: '>= 0.85',
+      bareFastifyJsonEchoRps: median(baseJson),
+      ratioVsJsonEcho: ratio(rtRps, median(baseJson)),
       runtimeV1EchoRps: v1.rps,
-      halfLoad: { rate: Math.round(rtRps / 2), p50Ms: half.p50, p99Ms: half.p99, target: 'p99 <= 2 ms' },
+      halfLoad: {
+        rate: Math.round(rtRps / 2),
+        p50Ms: half.p50,
+        p99Ms: half.p99,
+        target: 'p99 <= 2 ms',
+        bareFastifyJsonEchoSameRate: { p50Ms: baseHalf.p50, p99Ms: baseHalf.p99 },
+      },
     };
   } finally {
     await Promise.all([baseline.stop(), runtime.stop()]);
