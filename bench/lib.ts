@@ -14,19 +14,22 @@ export async function spawnServer(script: string, env: Record<string, string> = 
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const url = env.MODELSHIP_PORT && env.MODELSHIP_PORT !== '0' ? `http://127.0.0.1:${env.MODELSHIP_PORT}` : await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${out}`)), 60_000);
-    const onData = () => {
-      const m = /LISTENING (\S+)/.exec(out) ?? /"url":"(http:\/\/[^"]+)"/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1] as string);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`${script} exited with ${code}:\n${out}`)));
-  });
+  const url =
+    env.MODELSHIP_PORT && env.MODELSHIP_PORT !== '0'
+      ? `http://127.0.0.1:${env.MODELSHIP_PORT}`
+      : await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${out}`)), 60_000);
+          const onData = () => {
+            const m = /LISTENING (\S+)/.exec(out) ?? /"url":"(http:\/\/[^"]+)"/.exec(out);
+            if (m) {
+              clearTimeout(timer);
+              resolve(m[1] as string);
+            }
+          };
+          child.stdout?.on('data', onData);
+          child.stderr?.on('data', onData);
+          child.on('exit', (code) => reject(new Error(`${script} exited with ${code}:\n${out}`)));
+        });
   if (readyPath) {
     await waitFor(async () => {
       if (child.exitCode !== null) throw new Error(`${script} exited with ${child.exitCode}:\n${out}`);

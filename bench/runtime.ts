@@ -186,5 +186,10 @@ async function coldStart() {
   }
 }
 
-const result = { node: process.version, cpus: (await import('node:os')).cpus().length, throughput: await throughput(), coldStart: await coldStart() };
+const result = {
+  node: process.version,
+  cpus: (await import('node:os')).cpus().length,
+  throughput: await throughput(),
+  coldStart: await coldStart(),
+};
 console.log(JSON.stringify(result, null, 2));

@@ -17,9 +17,12 @@ import { scaffold } from './scaffold.ts';
 
 /** `--input` is inline JSON or a path to a JSON file: an object, or an array of objects (a batch). */
 export async function readInput(value: string): Promise<Record<string, unknown>[]> {
-  const text = value.trim().startsWith('{') || value.trim().startsWith('[') ? value : await readFile(value, 'utf8').catch(() => {
-    throw new Error(`--input is neither JSON nor a readable file: ${value}`);
-  });
+  const text =
+    value.trim().startsWith('{') || value.trim().startsWith('[')
+      ? value
+      : await readFile(value, 'utf8').catch(() => {
+          throw new Error(`--input is neither JSON nor a readable file: ${value}`);
+        });
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

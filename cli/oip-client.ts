@@ -13,7 +13,14 @@ function tensorOf(name: string, values: unknown[]) {
 /** Input objects (one per instance) → an OIP infer request. Pure. */
 export function toInferRequest(inputs: Record<string, unknown>[]) {
   const names = Object.keys(inputs[0] ?? {});
-  return { inputs: names.map((n) => tensorOf(n, inputs.map((i) => i[n]))) };
+  return {
+    inputs: names.map((n) =>
+      tensorOf(
+        n,
+        inputs.map((i) => i[n]),
+      ),
+    ),
+  };
 }
 
 /** OIP outputs → one output object per instance. Pure. */

@@ -27,7 +27,8 @@ export async function listBundleFiles(dir: string): Promise<string[]> {
       if (SKIP.has(e.name)) continue;
       const full = join(d, e.name);
       const st = await lstat(full);
-      if (st.isSymbolicLink()) throw new Error(`${relative(dir, full)} is a symbolic link; bundles cannot hold links (the runtime refuses them)`);
+      if (st.isSymbolicLink())
+        throw new Error(`${relative(dir, full)} is a symbolic link; bundles cannot hold links (the runtime refuses them)`);
       if (st.isDirectory()) await walk(full);
       else if (st.isFile()) out.push(relative(dir, full).split(sep).join('/'));
       else throw new Error(`${relative(dir, full)} is not a regular file`);

@@ -22,7 +22,10 @@ export async function pushBundle(file: string, uri: string, s3: S3Settings, opts
     await client.makeBucket(loc.bucket, s3.region);
   }
   const hash = createHash('sha256');
-  const bar = opts.progress === false || !process.stderr.isTTY ? undefined : new SingleBar({ format: 'uploading [{bar}] {percentage}% {value}/{total} bytes', stream: process.stderr });
+  const bar =
+    opts.progress === false || !process.stderr.isTTY
+      ? undefined
+      : new SingleBar({ format: 'uploading [{bar}] {percentage}% {value}/{total} bytes', stream: process.stderr });
   bar?.start(size, 0);
   let sent = 0;
   const meter = new Transform({

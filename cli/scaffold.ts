@@ -25,7 +25,11 @@ export async function scaffold(dir: string): Promise<string[]> {
   const target = resolve(dir);
   if (existsSync(target) && (await readdir(target)).length > 0) throw new Error(`${target} is not empty`);
   await mkdir(target, { recursive: true });
-  const name = basename(target).toLowerCase().replace(/[^a-z0-9-_.]/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '') || 'model';
+  const name =
+    basename(target)
+      .toLowerCase()
+      .replace(/[^a-z0-9-_.]/g, '-')
+      .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '') || 'model';
   const files: Record<string, string> = {
     'predict.mjs': PREDICT,
     'modelship.yaml': `name: ${name}\nversion: "1"\nformat: js\nentrypoint: predict.mjs\nparameters:\n  threshold: 0.5\ninputs:\n  - {name: values, datatype: FP64, shape: [-1, -1]}\noutputs:\n  - {name: score, datatype: FP64, shape: [-1]}\n  - {name: positive, datatype: BOOL, shape: [-1]}\n`,

@@ -1,15 +1,9 @@
 // build(opts) → the runtime's fastify instance, not listening. Tested with inject().
 import { randomUUID } from 'node:crypto';
-import Fastify, {
-  type FastifyError,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-  LogController,
-} from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { DEFAULTS, PROBES } from './contract.ts';
-import { isModelshipError, ModelshipError, msError } from './errors.ts';
+import { isModelshipError, type ModelshipError, msError } from './errors.ts';
 import type { ServedModel } from './model.ts';
 import type { RuntimeMetrics } from './observability/metrics.ts';
 import { registerCustom } from './protocol/custom.ts';
@@ -108,10 +102,7 @@ export function build(opts: BuildOptions): FastifyInstance {
   deps.onResponse = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
     metrics.observeRequest(model.name, reply.routeOptions.config.protocol ?? 'other', reply.statusCode, reply.elapsedTime / 1000);
     if (debug) {
-      log.debug(
-        { requestId: req.id, method: req.method, url: req.url, status: reply.statusCode, ms: reply.elapsedTime },
-        'request',
-      );
+      log.debug({ requestId: req.id, method: req.method, url: req.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
     }
     done();
   };

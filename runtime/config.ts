@@ -51,7 +51,9 @@ function secret(env: Env, name: string, fileVar: string): string | undefined {
   try {
     return readFileSync(file, 'utf8').trim();
   } catch (err) {
-    throw msError('MS_ERR_CONFIG_INVALID', { detail: `${fileVar} points at ${file}, which cannot be read (${(err as NodeJS.ErrnoException).code})` });
+    throw msError('MS_ERR_CONFIG_INVALID', {
+      detail: `${fileVar} points at ${file}, which cannot be read (${(err as NodeJS.ErrnoException).code})`,
+    });
   }
 }
 
@@ -60,7 +62,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
   if (!bundleUri) throw msError('MS_ERR_CONFIG_INVALID', { detail: `${ENV.bundleUri} is not set` });
   const modelName = overrides.modelName ?? env[ENV.modelName] ?? 'model';
   if (!NAME.test(modelName)) {
-    throw msError('MS_ERR_CONFIG_INVALID', { detail: `${ENV.modelName} ${JSON.stringify(modelName)} must be lower-case letters, digits, '-', '_' or '.'` });
+    throw msError('MS_ERR_CONFIG_INVALID', {
+      detail: `${ENV.modelName} ${JSON.stringify(modelName)} must be lower-case letters, digits, '-', '_' or '.'`,
+    });
   }
   const sha = (overrides.bundleSha256 ?? env[ENV.bundleSha256])?.toLowerCase() || undefined;
   if (sha !== undefined && !/^[0-9a-f]{64}$/.test(sha)) {

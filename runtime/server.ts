@@ -170,4 +170,3 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   }
   runtime.loaded.catch(fail);
 }
-

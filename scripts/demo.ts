@@ -72,58 +72,65 @@ async function main(): Promise<void> {
 
   const port = await freePort();
   const logFile = join(info.root, 'logs', 'demo-runtime.log');
-  const runtime = await step(`start the runtime on ${uri} (sha256 pinned), port ${port}`, async () => {
-    const fd = openSync(logFile, 'a');
-    const child = spawn(process.execPath, [join(root, 'runtime/main.ts')], {
-      env: {
-        ...process.env,
-        MODELSHIP_MODEL_NAME: 'iris',
-        MODELSHIP_BUNDLE_URI: uri,
-        MODELSHIP_BUNDLE_SHA256: pushed.sha256,
-        MODELSHIP_S3_ENDPOINT: info.s3.endpoint,
-        MODELSHIP_S3_ACCESS_KEY: info.s3.accessKey,
-        MODELSHIP_S3_SECRET_KEY: info.s3.secretKey,
-        MODELSHIP_HOST: '127.0.0.1',
-        MODELSHIP_PORT: String(port),
-        MODELSHIP_WORK_DIR: join(info.root, 'demo-runtime'),
-        MODELSHIP_TERMINATION_LOG: join(info.root, 'demo-runtime.termination-log'),
-      },
-      stdio: ['ignore', fd, fd],
-      detached: true,
-    });
-    child.unref();
-    const rec: ProcessRecord = {
-      name: 'demo-runtime',
-      pid: child.pid as number,
-      startTime: processStartTime(child.pid as number) ?? '',
-      command: [process.execPath, 'runtime/main.ts'],
-      logFile,
-    };
-    await writeFile(stateFile, JSON.stringify({ runtime: rec }, null, 2));
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      if (!isAlive(rec)) throw new Error('the runtime exited');
-      const ok = await fetch(`http://127.0.0.1:${port}/v2/health/ready`).then((r) => r.status === 200, () => false);
-      if (ok) return rec;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error('the runtime was not ready within 60 s');
-  }, logFile);
+  const runtime = await step(
+    `start the runtime on ${uri} (sha256 pinned), port ${port}`,
+    async () => {
+      const fd = openSync(logFile, 'a');
+      const child = spawn(process.execPath, [join(root, 'runtime/main.ts')], {
+        env: {
+          ...process.env,
+          MODELSHIP_MODEL_NAME: 'iris',
+          MODELSHIP_BUNDLE_URI: uri,
+          MODELSHIP_BUNDLE_SHA256: pushed.sha256,
+          MODELSHIP_S3_ENDPOINT: info.s3.endpoint,
+          MODELSHIP_S3_ACCESS_KEY: info.s3.accessKey,
+          MODELSHIP_S3_SECRET_KEY: info.s3.secretKey,
+          MODELSHIP_HOST: '127.0.0.1',
+          MODELSHIP_PORT: String(port),
+          MODELSHIP_WORK_DIR: join(info.root, 'demo-runtime'),
+          MODELSHIP_TERMINATION_LOG: join(info.root, 'demo-runtime.termination-log'),
+        },
+        stdio: ['ignore', fd, fd],
+        detached: true,
+      });
+      child.unref();
+      const rec: ProcessRecord = {
+        name: 'demo-runtime',
+        pid: child.pid as number,
+        startTime: processStartTime(child.pid as number) ?? '',
+        command: [process.execPath, 'runtime/main.ts'],
+        logFile,
+      };
+      await writeFile(stateFile, JSON.stringify({ runtime: rec }, null, 2));
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        if (!isAlive(rec)) throw new Error('the runtime exited');
+        const ok = await fetch(`http://127.0.0.1:${port}/v2/health/ready`).then(
+          (r) => r.status === 200,
+          () => false,
+        );
+        if (ok) return rec;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error('the runtime was not ready within 60 s');
+    },
+    logFile,
+  );
 
   const url = `http://127.0.0.1:${port}`;
-  await step('predict three flowers over OIP v2', async () => {
-    const flowers = [
-      { features: [5.1, 3.5, 1.4, 0.2] },
-      { features: [6.0, 2.9, 4.5, 1.5] },
-      { features: [6.7, 3.0, 5.2, 2.3] },
-    ];
-    const { outputs, requestId } = await predictRemote(url, 'iris', flowers);
-    outputs.forEach((o, i) => {
-      const p = (o.probabilities as number[]).map((x) => x.toFixed(3)).join(', ');
-      say(`    ${JSON.stringify(flowers[i]?.features)} → ${o.label}  (probabilities ${p})`);
-    });
-    say(`    request id ${requestId}`);
-  }, logFile);
+  await step(
+    'predict three flowers over OIP v2',
+    async () => {
+      const flowers = [{ features: [5.1, 3.5, 1.4, 0.2] }, { features: [6.0, 2.9, 4.5, 1.5] }, { features: [6.7, 3.0, 5.2, 2.3] }];
+      const { outputs, requestId } = await predictRemote(url, 'iris', flowers);
+      outputs.forEach((o, i) => {
+        const p = (o.probabilities as number[]).map((x) => x.toFixed(3)).join(', ');
+        say(`    ${JSON.stringify(flowers[i]?.features)} → ${o.label}  (probabilities ${p})`);
+      });
+      say(`    request id ${requestId}`);
+    },
+    logFile,
+  );
 
   say(`
 modelship demo is running (runtime pid ${runtime.pid}, log ${logFile}).

@@ -120,11 +120,12 @@ export async function resolveBundle(dir: string): Promise<ResolvedBundle> {
     }
   }
   if (manifest.format) {
-    const entrypoint =
-      manifest.entrypoint ?? DETECT.find(([file, fmt]) => fmt === manifest.format && existsSync(join(dir, file)))?.[0];
+    const entrypoint = manifest.entrypoint ?? DETECT.find(([file, fmt]) => fmt === manifest.format && existsSync(join(dir, file)))?.[0];
     if (!entrypoint) {
       throw msError('MS_ERR_MANIFEST_INVALID', {
-        detail: `format ${manifest.format} needs an entrypoint: set /entrypoint or add ${DETECT.filter(([, f]) => f === manifest.format).map(([n]) => n).join(' or ')}`,
+        detail: `format ${manifest.format} needs an entrypoint: set /entrypoint or add ${DETECT.filter(([, f]) => f === manifest.format)
+          .map(([n]) => n)
+          .join(' or ')}`,
       });
     }
     return { dir, manifest, format: manifest.format, entrypoint };

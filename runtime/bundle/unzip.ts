@@ -62,10 +62,8 @@ export function entryFileType(externalFileAttributes: number, versionMadeBy: num
 
 function openZip(path: string): Promise<yauzl.ZipFile> {
   return new Promise((resolvePromise, reject) => {
-    yauzl.open(
-      path,
-      { lazyEntries: true, decodeStrings: false, validateEntrySizes: true, autoClose: false },
-      (err, zip) => (err || !zip ? reject(msError('MS_ERR_BUNDLE_CORRUPT', { detail: describe(err) }, err)) : resolvePromise(zip)),
+    yauzl.open(path, { lazyEntries: true, decodeStrings: false, validateEntrySizes: true, autoClose: false }, (err, zip) =>
+      err || !zip ? reject(msError('MS_ERR_BUNDLE_CORRUPT', { detail: describe(err) }, err)) : resolvePromise(zip),
     );
   });
 }
@@ -80,8 +78,9 @@ function readEntries(zip: yauzl.ZipFile, limits: UnzipLimits): Promise<CheckedEn
     zip.on('end', () => resolvePromise(entries));
     zip.on('entry', (entry: yauzl.Entry) => {
       try {
-        const raw = (yauzl as unknown as { getFileNameLowLevel: (f: number, b: Buffer, x: unknown, s: boolean) => string })
-          .getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileName as unknown as Buffer, entry.extraFields, false);
+        const raw = (
+          yauzl as unknown as { getFileNameLowLevel: (f: number, b: Buffer, x: unknown, s: boolean) => string }
+        ).getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileName as unknown as Buffer, entry.extraFields, false);
         const name = checkEntryName(raw);
         const type = entryFileType(entry.externalFileAttributes, entry.versionMadeBy);
         if (type === S_IFLNK) throw msError('MS_ERR_BUNDLE_SYMLINK', { entry: raw });

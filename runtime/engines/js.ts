@@ -7,14 +7,7 @@ import type { Logger } from 'pino';
 import { type ErrorCode, ModelshipError, msError } from '../errors.ts';
 import type { Outputs } from './outputs.ts';
 import { PluginHost } from './plugin-host.ts';
-import type {
-  CustomRouteRequest,
-  CustomRouteResponse,
-  CustomRouteSpec,
-  Engine,
-  PluginMetadata,
-  RequestContext,
-} from './types.ts';
+import type { CustomRouteRequest, CustomRouteResponse, CustomRouteSpec, Engine, PluginMetadata, RequestContext } from './types.ts';
 import type { WorkerInit, WorkerReply, WorkerTask } from './js-worker.ts';
 
 export interface JsEngineOptions {

@@ -28,7 +28,8 @@ function kindOf(v: unknown): string {
 function checkScalar(key: string, v: unknown, where: string): 'number' | 'string' | 'boolean' | 'bigint' {
   switch (typeof v) {
     case 'number':
-      if (!Number.isFinite(v)) throw msError('MS_ERR_OUTPUT_INVALID', { detail: `output "${key}"${where} is ${v}, which JSON cannot carry` });
+      if (!Number.isFinite(v))
+        throw msError('MS_ERR_OUTPUT_INVALID', { detail: `output "${key}"${where} is ${v}, which JSON cannot carry` });
       return 'number';
     case 'string':
       return 'string';

@@ -4,14 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, isModelshipError, msError } from '../errors.ts';
 import { type Outputs, validateOutputs } from './outputs.ts';
-import type {
-  CustomRouteRequest,
-  CustomRouteResponse,
-  CustomRouteSpec,
-  InitContext,
-  PluginMetadata,
-  RequestContext,
-} from './types.ts';
+import type { CustomRouteRequest, CustomRouteResponse, CustomRouteSpec, InitContext, PluginMetadata, RequestContext } from './types.ts';
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -51,9 +44,7 @@ export class PluginHost {
     }
     // CommonJS plugins arrive as `default` (module.exports); ESM ones as named exports.
     const candidate =
-      typeof mod.predict === 'function' || typeof mod.predictBatch === 'function'
-        ? mod
-        : ((mod.default ?? mod) as Record<string, unknown>);
+      typeof mod.predict === 'function' || typeof mod.predictBatch === 'function' ? mod : ((mod.default ?? mod) as Record<string, unknown>);
     for (const name of OPTIONAL) {
       const v = candidate[name];
       if (v !== undefined && typeof v !== 'function') {
@@ -74,10 +65,7 @@ export class PluginHost {
     if (this.plugin.init) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(msError('MS_ERR_PLUGIN_INIT_TIMEOUT', { seconds: Math.round(timeoutMs / 100) / 10 })),
-          timeoutMs,
-        );
+        timer = setTimeout(() => reject(msError('MS_ERR_PLUGIN_INIT_TIMEOUT', { seconds: Math.round(timeoutMs / 100) / 10 })), timeoutMs);
       });
       try {
         await Promise.race([Promise.resolve().then(() => this.plugin.init?.(bundleDir, ctx)), timeout]);

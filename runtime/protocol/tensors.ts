@@ -110,7 +110,10 @@ export function inputsToRows(inputs: InferInput[]): Record<string, unknown>[] {
     let size = 1;
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) {
-        throw msError('MS_ERR_TENSOR_SHAPE', { name: input.name, detail: `shape ${JSON.stringify(shape)} has a dimension that is not a whole number ≥ 0` });
+        throw msError('MS_ERR_TENSOR_SHAPE', {
+          name: input.name,
+          detail: `shape ${JSON.stringify(shape)} has a dimension that is not a whole number ≥ 0`,
+        });
       }
       size *= d;
     }
@@ -203,7 +206,9 @@ export function rowsToOutputs(rows: Outputs[], declared?: readonly TensorMetadat
   if (requested && requested.length > 0) {
     for (const r of requested) {
       if (!(r in first)) {
-        throw msError('MS_ERR_REQUEST_INVALID', { detail: `requested output "${r}" is not produced by the model (it produces ${names.join(', ')})` });
+        throw msError('MS_ERR_REQUEST_INVALID', {
+          detail: `requested output "${r}" is not produced by the model (it produces ${names.join(', ')})`,
+        });
       }
     }
   }

@@ -47,9 +47,7 @@ export function registerV1(app: FastifyInstance, deps: InferDeps): void {
     async (req) => {
       const single = model.inputs.length === 1 ? (model.inputs[0]?.name ?? 'input') : 'input';
       const rows = req.body.instances.map((inst) =>
-        inst !== null && typeof inst === 'object' && !Array.isArray(inst)
-          ? (inst as Record<string, unknown>)
-          : { [single]: inst },
+        inst !== null && typeof inst === 'object' && !Array.isArray(inst) ? (inst as Record<string, unknown>) : { [single]: inst },
       );
       const results = await predict(deps, req.id, rows);
       return { predictions: results.map(outputsToJson) };

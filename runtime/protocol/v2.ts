@@ -78,7 +78,11 @@ export function registerV2(app: FastifyInstance, deps: InferDeps): void {
   const infer = async (id: string, body: Static<typeof InferRequestSchema>) => {
     const rows = inputsToRows(body.inputs as InferInput[]);
     const results = await predict(deps, id, rows);
-    const outputs = rowsToOutputs(results, model.outputs, body.outputs?.map((o) => o.name));
+    const outputs = rowsToOutputs(
+      results,
+      model.outputs,
+      body.outputs?.map((o) => o.name),
+    );
     return {
       model_name: model.name,
       ...(model.version ? { model_version: model.version } : {}),
@@ -98,10 +102,8 @@ export function registerV2(app: FastifyInstance, deps: InferDeps): void {
       done(err as Error);
     }
   };
-  r.post(
-    '/v2/models/:name/infer',
-    { schema: { params: NameParams, body: InferRequestSchema }, config, preValidation, onResponse },
-    (req) => infer(req.id, req.body),
+  r.post('/v2/models/:name/infer', { schema: { params: NameParams, body: InferRequestSchema }, config, preValidation, onResponse }, (req) =>
+    infer(req.id, req.body),
   );
   r.post(
     '/v2/models/:name/versions/:version/infer',

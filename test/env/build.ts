@@ -123,9 +123,7 @@ const components: Component[] = [
     expect: '3–5 min',
     tools: ['go'],
     build: (out, log) =>
-      goInstall(`helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`, out, log, [
-        `-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}`,
-      ]),
+      goInstall(`helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`, out, log, [`-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}`]),
   },
   {
     name: 'minio',
@@ -194,12 +192,7 @@ async function goInstall(pkg: string, out: string, log: NodeJS.WritableStream, e
   );
 }
 
-function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd: string; env: NodeJS.ProcessEnv },
-  log: NodeJS.WritableStream,
-): Promise<void> {
+function run(cmd: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }, log: NodeJS.WritableStream): Promise<void> {
   log.write(`$ ${cmd} ${args.join(' ')}\n`);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -38,7 +38,11 @@ async function main(): Promise<number> {
   switch (command) {
     case 'build': {
       await ensureBuilt();
-      console.log(Object.entries(builtState()).map(([k, v]) => `${k}: ${v ? 'built' : 'missing'}`).join('\n'));
+      console.log(
+        Object.entries(builtState())
+          .map(([k, v]) => `${k}: ${v ? 'built' : 'missing'}`)
+          .join('\n'),
+      );
       return 0;
     }
     case 'up': {

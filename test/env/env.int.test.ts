@@ -1,12 +1,7 @@
 // Proves the environment is real: the control plane schedules, garbage-collects and autoscales; MinIO and
 // Kafka round-trip data through the same clients the project uses.
 import { execFileSync } from 'node:child_process';
-import {
-  AppsV1Api,
-  AutoscalingV2Api,
-  CoreV1Api,
-  type V1Deployment,
-} from '@kubernetes/client-node';
+import { AppsV1Api, AutoscalingV2Api, CoreV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
 import { useTestEnv } from './fixtures.ts';
@@ -41,9 +36,7 @@ function deployment(name: string, replicas: number): V1Deployment {
       template: {
         metadata: { labels: { app: name } },
         spec: {
-          containers: [
-            { name: 'app', image: 'example.invalid/app:1', resources: { requests: { cpu: '100m', memory: '64Mi' } } },
-          ],
+          containers: [{ name: 'app', image: 'example.invalid/app:1', resources: { requests: { cpu: '100m', memory: '64Mi' } } }],
         },
       },
     },
@@ -66,16 +59,24 @@ describe('local environment', () => {
   it('schedules a 2-replica Deployment onto kwok nodes and its pods run', async () => {
     const ns = await env.namespace('env-deploy');
     await apps.createNamespacedDeployment({ namespace: ns, body: deployment('web', 2) });
-    const pods = await eventually(async () => {
-      const list = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=web' });
-      const running = list.items.filter((p) => p.status?.phase === 'Running');
-      return running.length === 2 ? running : undefined;
-    }, 60_000, '2 Running pods');
+    const pods = await eventually(
+      async () => {
+        const list = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=web' });
+        const running = list.items.filter((p) => p.status?.phase === 'Running');
+        return running.length === 2 ? running : undefined;
+      },
+      60_000,
+      '2 Running pods',
+    );
     for (const p of pods) expect(env.info.nodes).toContain(p.spec?.nodeName);
-    const dep = await eventually(async () => {
-      const d = await apps.readNamespacedDeployment({ name: 'web', namespace: ns });
-      return d.status?.readyReplicas === 2 ? d : undefined;
-    }, 60_000, 'readyReplicas 2');
+    const dep = await eventually(
+      async () => {
+        const d = await apps.readNamespacedDeployment({ name: 'web', namespace: ns });
+        return d.status?.readyReplicas === 2 ? d : undefined;
+      },
+      60_000,
+      'readyReplicas 2',
+    );
     expect(dep.status?.availableReplicas).toBe(2);
   });
 
@@ -98,17 +99,22 @@ describe('local environment', () => {
 
     await core.deleteNamespacedConfigMap({ name: 'owner', namespace: ns });
     await apps.deleteNamespacedDeployment({ name: 'gc', namespace: ns, body: { propagationPolicy: 'Background' } });
-    await eventually(async () => {
-      const cms = await core.listNamespacedConfigMap({ namespace: ns });
-      return !cms.items.some((c) => c.metadata?.name === 'dependent');
-    }, 60_000, 'the dependent ConfigMap to be collected');
-    await eventually(async () => {
-      const [rs, pods] = await Promise.all([
-        apps.listNamespacedReplicaSet({ namespace: ns }),
-        core.listNamespacedPod({ namespace: ns }),
-      ]);
-      return rs.items.length === 0 && pods.items.length === 0;
-    }, 60_000, 'the ReplicaSet and pods to be collected');
+    await eventually(
+      async () => {
+        const cms = await core.listNamespacedConfigMap({ namespace: ns });
+        return !cms.items.some((c) => c.metadata?.name === 'dependent');
+      },
+      60_000,
+      'the dependent ConfigMap to be collected',
+    );
+    await eventually(
+      async () => {
+        const [rs, pods] = await Promise.all([apps.listNamespacedReplicaSet({ namespace: ns }), core.listNamespacedPod({ namespace: ns })]);
+        return rs.items.length === 0 && pods.items.length === 0;
+      },
+      60_000,
+      'the ReplicaSet and pods to be collected',
+    );
   });
 
   it('accepts an HPA and the controller gives it a status', async () => {
@@ -126,10 +132,14 @@ describe('local environment', () => {
         },
       },
     });
-    const got = await eventually(async () => {
-      const h = await hpa.readNamespacedHorizontalPodAutoscaler({ name: 'scaled', namespace: ns });
-      return (h.status?.conditions?.length ?? 0) > 0 ? h : undefined;
-    }, 60_000, 'HPA conditions from the controller');
+    const got = await eventually(
+      async () => {
+        const h = await hpa.readNamespacedHorizontalPodAutoscaler({ name: 'scaled', namespace: ns });
+        return (h.status?.conditions?.length ?? 0) > 0 ? h : undefined;
+      },
+      60_000,
+      'HPA conditions from the controller',
+    );
     const types = got.status?.conditions?.map((c) => c.type) ?? [];
     expect(types).toContain('AbleToScale');
     expect(got.status?.currentReplicas).toBe(1);

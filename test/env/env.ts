@@ -13,16 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { stringify } from 'yaml';
 import { type Binaries, ensureBuilt } from './build.ts';
 import { createPki, type Pki } from './pki.ts';
-import {
-  type ProcessRecord,
-  freePorts,
-  isAlive,
-  startProcess,
-  stopProcess,
-  tailFile,
-  waitReady,
-  ComponentStartError,
-} from './process.ts';
+import { type ProcessRecord, freePorts, isAlive, startProcess, stopProcess, tailFile, waitReady, ComponentStartError } from './process.ts';
 import { KAFKA_VERSION, KUBERNETES_VERSION } from './versions.ts';
 import { createKwokNodes, kwokNodesReady } from './nodes.ts';
 import { kafkaMetadataAnswered } from './kafka.ts';
@@ -144,8 +135,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
   const logs = dir('logs');
   await mkdir(logs, { recursive: true });
   const processes: Record<string, ProcessRecord> = {};
-  const [etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort, minioPort, minioConsole, kafkaPort, kafkaCtl] =
-    await freePorts(10);
+  const [etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort, minioPort, minioConsole, kafkaPort, kafkaCtl] = await freePorts(10);
   const apiServer = `https://127.0.0.1:${apiPort}`;
 
   try {
@@ -251,7 +241,18 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
     const classPath = `${bins.kafkaLibDir}/*`;
     const format = spawnSync(
       'java',
-      [...javaOpts(kafkaLog4j), '-cp', classPath, 'kafka.tools.StorageTool', 'format', '-t', kafkaClusterId(), '-c', kafkaProps, '--ignore-formatted'],
+      [
+        ...javaOpts(kafkaLog4j),
+        '-cp',
+        classPath,
+        'kafka.tools.StorageTool',
+        'format',
+        '-t',
+        kafkaClusterId(),
+        '-c',
+        kafkaProps,
+        '--ignore-formatted',
+      ],
       { encoding: 'utf8', cwd: root },
     );
     if (format.status !== 0) {
@@ -312,11 +313,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
       cert: await readFile(pki.admin.cert),
       key: await readFile(pki.admin.key),
     };
-    await waitReady(
-      processes['kube-apiserver'],
-      async () => (await httpGet(`${apiServer}/readyz`, adminTls)).status === 200,
-      90_000,
-    );
+    await waitReady(processes['kube-apiserver'], async () => (await httpGet(`${apiServer}/readyz`, adminTls)).status === 200, 90_000);
 
     // controller-manager, scheduler, kwok -----------------------------------------------------------------------
     progress('modelship env: starting kube-controller-manager, kube-scheduler and kwok');
@@ -394,11 +391,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
         60_000,
         'healthy',
       ),
-      waitReady(
-        processes.minio,
-        async () => (await httpGet(`${s3.endpoint}/minio/health/ready`)).status === 200,
-        60_000,
-      ),
+      waitReady(processes.minio, async () => (await httpGet(`${s3.endpoint}/minio/health/ready`)).status === 200, 60_000),
       waitReady(processes.kafka, () => kafkaMetadataAnswered([`127.0.0.1:${kafkaPort}`]), 90_000, 'answering metadata'),
     ]);
 

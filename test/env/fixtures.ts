@@ -64,7 +64,10 @@ export function useTestEnv(): TestEnv {
       if (names.length) await minio.removeObjects(b, names);
       await minio.removeBucket(b);
     }
-    if (topics.length) await kafkaAdmin().deleteTopics({ topics }).catch(() => {});
+    if (topics.length)
+      await kafkaAdmin()
+        .deleteTopics({ topics })
+        .catch(() => {});
     await admin?.close();
   });
 

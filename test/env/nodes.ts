@@ -50,9 +50,7 @@ export async function kwokNodesReady(kubeconfig: string, names: string[]): Promi
   const api = core(kubeconfig);
   const list = await api.listNode({ labelSelector: 'type=kwok' });
   const ready = new Set(
-    list.items
-      .filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
-      .map((n) => n.metadata?.name),
+    list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata?.name),
   );
   return names.every((n) => ready.has(n));
 }

@@ -43,7 +43,9 @@ async function pemPublic(key: CryptoKey): Promise<string> {
 }
 
 function serial(): string {
-  return Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1');
+  return Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+    .toString('hex')
+    .replace(/^[89a-f]/, '1');
 }
 
 interface Issued {
@@ -51,11 +53,7 @@ interface Issued {
   keys: CryptoKeyPair;
 }
 
-async function issue(
-  subject: string,
-  issuer: Issued | undefined,
-  extensions: x509.Extension[],
-): Promise<Issued> {
+async function issue(subject: string, issuer: Issued | undefined, extensions: x509.Extension[]): Promise<Issued> {
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.create({

@@ -18,9 +18,7 @@ export interface ProcessRecord {
 
 export class ComponentStartError extends Error {
   constructor(name: string, command: string[], logFile: string, reason: string, tail: string) {
-    super(
-      `${name} did not start: ${reason}\ncommand: ${command.join(' ')}\nlog: ${logFile}\n--- last lines of its log ---\n${tail}`,
-    );
+    super(`${name} did not start: ${reason}\ncommand: ${command.join(' ')}\nlog: ${logFile}\n--- last lines of its log ---\n${tail}`);
     this.name = 'ComponentStartError';
   }
 }
@@ -118,7 +116,11 @@ export async function tailFile(file: string, lines = 30): Promise<string> {
       const len = Math.min(size, 64 * 1024);
       const buf = Buffer.alloc(len);
       await fh.read(buf, 0, len, size - len);
-      return buf.toString('utf8').split('\n').slice(-lines - 1).join('\n');
+      return buf
+        .toString('utf8')
+        .split('\n')
+        .slice(-lines - 1)
+        .join('\n');
     } finally {
       await fh.close();
     }
@@ -133,12 +135,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Polls `probe` until it returns true. Fails with a ComponentStartError naming the component, its command and
  * the last lines of its log when the process exits or the timeout passes.
  */
-export async function waitReady(
-  rec: ProcessRecord,
-  probe: () => Promise<boolean>,
-  timeoutMs: number,
-  what = 'ready',
-): Promise<void> {
+export async function waitReady(rec: ProcessRecord, probe: () => Promise<boolean>, timeoutMs: number, what = 'ready'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {

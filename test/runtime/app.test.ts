@@ -152,7 +152,12 @@ describe('runtime HTTP API (iris bundle)', () => {
     });
     expect(big.statusCode).toBe(413);
     expect(big.json()).toEqual({ code: 'MS_ERR_REQUEST_TOO_LARGE', error: 'request body exceeds the limit of 1048576 bytes' });
-    const text = await t.app.inject({ method: 'POST', url: '/v2/models/iris/infer', payload: 'hi', headers: { 'content-type': 'text/plain' } });
+    const text = await t.app.inject({
+      method: 'POST',
+      url: '/v2/models/iris/infer',
+      payload: 'hi',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(text.statusCode).toBe(415);
     expect(text.json().code).toBe('MS_ERR_REQUEST_CONTENT_TYPE');
   });
@@ -210,7 +215,11 @@ describe('plugin failures', () => {
     });
     const { app } = await appFor(dir, { name: 'm', requestTimeoutMs: 200 });
     const call = (mode: string) =>
-      app.inject({ method: 'POST', url: '/v2/models/m/infer', payload: { inputs: [{ name: 'mode', shape: [1], datatype: 'BYTES', data: [mode] }] } });
+      app.inject({
+        method: 'POST',
+        url: '/v2/models/m/infer',
+        payload: { inputs: [{ name: 'mode', shape: [1], datatype: 'BYTES', data: [mode] }] },
+      });
     const thrown = await call('throw');
     expect(thrown.statusCode).toBe(500);
     expect(thrown.json()).toEqual({ code: 'MS_ERR_PREDICT_FAILED', error: 'predict failed: model exploded' });

@@ -34,7 +34,8 @@ async function runtimeFor(vars: Record<string, string>) {
 }
 
 const body = JSON.stringify({ inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP64', data: [6.7, 3.0, 5.2, 2.3] }] });
-const infer = (url: string) => fetch(`${url}/v2/models/iris/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+const infer = (url: string) =>
+  fetch(`${url}/v2/models/iris/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
 
 beforeAll(async () => {
   bucket = await env.bucket('bundles');
@@ -153,7 +154,10 @@ describe('runtime with bundles over HTTP', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
     try {
-      const rt = await runtimeFor({ MODELSHIP_BUNDLE_URI: `http://127.0.0.1:${port}/iris.zip?X-Amz-Signature=secret`, MODELSHIP_BUNDLE_SHA256: sha256 });
+      const rt = await runtimeFor({
+        MODELSHIP_BUNDLE_URI: `http://127.0.0.1:${port}/iris.zip?X-Amz-Signature=secret`,
+        MODELSHIP_BUNDLE_SHA256: sha256,
+      });
       await rt.loaded;
       expect(calls).toBe(3);
       expect((await infer(rt.url)).status).toBe(200);

@@ -14,7 +14,13 @@ const MAIN = join(import.meta.dirname, '../../runtime/main.ts');
 
 async function runtimeFor(bundleUri: string, extra: Record<string, string> = {}) {
   const workDir = await mkdtemp(join(tmpdir(), 'ms-work-'));
-  const config = loadConfig({ MODELSHIP_BUNDLE_URI: bundleUri, MODELSHIP_HOST: '127.0.0.1', MODELSHIP_PORT: '0', MODELSHIP_WORK_DIR: workDir, ...extra });
+  const config = loadConfig({
+    MODELSHIP_BUNDLE_URI: bundleUri,
+    MODELSHIP_HOST: '127.0.0.1',
+    MODELSHIP_PORT: '0',
+    MODELSHIP_WORK_DIR: workDir,
+    ...extra,
+  });
   return start(config, silent);
 }
 
@@ -81,7 +87,11 @@ describe('worker pool', () => {
   it('keeps fast requests fast while a CPU-heavy one runs', async () => {
     const { app } = await appFor(await makeBundle({ 'predict.mjs': cpuBound }), { name: 'cpu', workers: 2 });
     const call = (ms: number) =>
-      app.inject({ method: 'POST', url: '/v2/models/cpu/infer', payload: { inputs: [{ name: 'ms', shape: [1], datatype: 'INT32', data: [ms] }] } });
+      app.inject({
+        method: 'POST',
+        url: '/v2/models/cpu/infer',
+        payload: { inputs: [{ name: 'ms', shape: [1], datatype: 'INT32', data: [ms] }] },
+      });
     const t0 = performance.now();
     const slow = call(1500).then(() => performance.now() - t0);
     await new Promise((r) => setTimeout(r, 50));
@@ -96,7 +106,11 @@ describe('worker pool', () => {
   it('times out a runaway request, replaces its worker and keeps serving', async () => {
     const { app, engine } = await appFor(await makeBundle({ 'predict.mjs': cpuBound }), { name: 'cpu', workers: 1, requestTimeoutMs: 300 });
     const call = (ms: number) =>
-      app.inject({ method: 'POST', url: '/v2/models/cpu/infer', payload: { inputs: [{ name: 'ms', shape: [1], datatype: 'INT32', data: [ms] }] } });
+      app.inject({
+        method: 'POST',
+        url: '/v2/models/cpu/infer',
+        payload: { inputs: [{ name: 'ms', shape: [1], datatype: 'INT32', data: [ms] }] },
+      });
     const runaway = await call(60_000);
     expect(runaway.statusCode).toBe(504);
     const after = await call(1);
@@ -126,17 +140,41 @@ function runProcess(env: Record<string, string>, timeoutMs = 20_000) {
 
 describe('runtime process', () => {
   it.each([
-    ['init throws', 'export async function init() { throw new Error("weights missing"); }\nexport const predict = (x) => x;', {}, 'MS_ERR_PLUGIN_INIT_FAILED: plugin init() failed: weights missing'],
-    ['init hangs', 'export async function init() { await new Promise(() => {}); }\nexport const predict = (x) => x;', { MODELSHIP_INIT_TIMEOUT_MS: '300' }, 'MS_ERR_PLUGIN_INIT_TIMEOUT: plugin init() did not finish within 0.3 s'],
-    ['no predict export', 'export const nothing = 1;', {}, 'MS_ERR_PLUGIN_EXPORTS: plugin predict.mjs exports neither predict(input, ctx) nor predictBatch(inputs, ctx) (found: nothing)'],
+    [
+      'init throws',
+      'export async function init() { throw new Error("weights missing"); }\nexport const predict = (x) => x;',
+      {},
+      'MS_ERR_PLUGIN_INIT_FAILED: plugin init() failed: weights missing',
+    ],
+    [
+      'init hangs',
+      'export async function init() { await new Promise(() => {}); }\nexport const predict = (x) => x;',
+      { MODELSHIP_INIT_TIMEOUT_MS: '300' },
+      'MS_ERR_PLUGIN_INIT_TIMEOUT: plugin init() did not finish within 0.3 s',
+    ],
+    [
+      'no predict export',
+      'export const nothing = 1;',
+      {},
+      'MS_ERR_PLUGIN_EXPORTS: plugin predict.mjs exports neither predict(input, ctx) nor predictBatch(inputs, ctx) (found: nothing)',
+    ],
   ])('exits non-zero when %s, with the reason in the termination log and the log', async (_what, code, env, message) => {
     const dir = await makeBundle({ 'predict.mjs': code });
     const work = await mkdtemp(join(tmpdir(), 'ms-proc-'));
     const terminationLog = join(work, 'termination-log');
-    const result = await runProcess({ MODELSHIP_BUNDLE_URI: dir, MODELSHIP_WORK_DIR: work, MODELSHIP_TERMINATION_LOG: terminationLog, ...env });
+    const result = await runProcess({
+      MODELSHIP_BUNDLE_URI: dir,
+      MODELSHIP_WORK_DIR: work,
+      MODELSHIP_TERMINATION_LOG: terminationLog,
+      ...env,
+    });
     expect(result.code).toBe(1);
     expect(await readFile(terminationLog, 'utf8')).toBe(message);
-    const fatal = result.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.level === 'fatal');
+    const fatal = result.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((l) => l.level === 'fatal');
     expect(fatal).toMatchObject({ code: message.split(':')[0] });
   });
 
@@ -152,7 +190,14 @@ describe('runtime process', () => {
       'predict.mjs': 'export async function predict(i) { await new Promise((r) => setTimeout(r, 500)); return { ok: true }; }',
     });
     const child = spawn(NODE, [MAIN], {
-      env: { ...process.env, MODELSHIP_BUNDLE_URI: dir, MODELSHIP_HOST: '127.0.0.1', MODELSHIP_PORT: '0', MODELSHIP_MODEL_NAME: 'm', MODELSHIP_WORK_DIR: await mkdtemp(join(tmpdir(), 'ms-')) },
+      env: {
+        ...process.env,
+        MODELSHIP_BUNDLE_URI: dir,
+        MODELSHIP_HOST: '127.0.0.1',
+        MODELSHIP_PORT: '0',
+        MODELSHIP_MODEL_NAME: 'm',
+        MODELSHIP_WORK_DIR: await mkdtemp(join(tmpdir(), 'ms-')),
+      },
     });
     let out = '';
     const url = await new Promise<string>((resolve) => {

@@ -18,7 +18,14 @@ describe('inputsToRows', () => {
 
   it('rebuilds nested rows for rank > 2', () => {
     const rows = inputsToRows([{ name: 'img', shape: [1, 2, 2], datatype: 'INT64', data: [1, 2, 3, 4] }]);
-    expect(rows).toEqual([{ img: [[1, 2], [3, 4]] }]);
+    expect(rows).toEqual([
+      {
+        img: [
+          [1, 2],
+          [3, 4],
+        ],
+      },
+    ]);
   });
 
   it('accepts an empty batch', () => {
@@ -74,7 +81,9 @@ describe('rowsToOutputs', () => {
 
   it('filters to requested outputs and names unknown ones', () => {
     expect(rowsToOutputs([{ a: 1, b: 2 }], undefined, ['b'])).toEqual([{ name: 'b', datatype: 'FP64', shape: [1], data: [2] }]);
-    expect(() => rowsToOutputs([{ a: 1 }], undefined, ['zz'])).toThrow('requested output "zz" is not produced by the model (it produces a)');
+    expect(() => rowsToOutputs([{ a: 1 }], undefined, ['zz'])).toThrow(
+      'requested output "zz" is not produced by the model (it produces a)',
+    );
   });
 
   it('refuses rows whose outputs do not stack', () => {
@@ -103,7 +112,9 @@ describe('validateOutputs', () => {
     [{ x: Number.POSITIVE_INFINITY }, 'output "x" is Infinity'],
     [{ x: new Date(0) }, 'output "x" is Date'],
   ])('refuses %j naming the key and type', (value, text) => {
-    expect(() => validateOutputs(value)).toThrow(expect.objectContaining({ code: 'MS_ERR_OUTPUT_INVALID', message: expect.stringContaining(text) }));
+    expect(() => validateOutputs(value)).toThrow(
+      expect.objectContaining({ code: 'MS_ERR_OUTPUT_INVALID', message: expect.stringContaining(text) }),
+    );
   });
 });
 

@@ -50,7 +50,14 @@ describe('unzipSafely', () => {
     ['zip slip with Windows separators', [{ name: '..\\evil.txt', data: 'x' }], 'MS_ERR_BUNDLE_PATH_ESCAPE'],
     ['symlink', [{ name: 'link', data: '/etc/passwd', unixMode: 0o120777 }], 'MS_ERR_BUNDLE_SYMLINK'],
     ['device file', [{ name: 'dev', data: '', unixMode: 0o020644 }], 'MS_ERR_BUNDLE_SPECIAL_FILE'],
-    ['duplicate entries', [{ name: 'a.txt', data: '1' }, { name: 'a.txt', data: '2' }], 'MS_ERR_BUNDLE_DUPLICATE_ENTRY'],
+    [
+      'duplicate entries',
+      [
+        { name: 'a.txt', data: '1' },
+        { name: 'a.txt', data: '2' },
+      ],
+      'MS_ERR_BUNDLE_DUPLICATE_ENTRY',
+    ],
   ] as [string, RawEntry[], string][])('refuses %s and writes nothing', async (_what, entries, code) => {
     const { base, result } = await unpack([{ name: 'ok.txt', data: 'fine' }, ...entries]);
     expect(isModelshipError(result)).toBe(true);
@@ -106,10 +113,13 @@ describe('checkEntryName', () => {
     expect(checkEntryName('a/./b.txt')).toBe('a/b.txt');
     expect(checkEntryName('dir/')).toBe('dir');
   });
-  it.each([['', 'MS_ERR_BUNDLE_ENTRY_NAME'], ['./', 'MS_ERR_BUNDLE_ENTRY_NAME'], ['a\0b', 'MS_ERR_BUNDLE_ENTRY_NAME'], ['..', 'MS_ERR_BUNDLE_PATH_ESCAPE'], ['a\\b', 'MS_ERR_BUNDLE_ENTRY_NAME']])(
-    'refuses %j',
-    (name, code) => {
-      expect(() => checkEntryName(name)).toThrow(expect.objectContaining({ code }));
-    },
-  );
+  it.each([
+    ['', 'MS_ERR_BUNDLE_ENTRY_NAME'],
+    ['./', 'MS_ERR_BUNDLE_ENTRY_NAME'],
+    ['a\0b', 'MS_ERR_BUNDLE_ENTRY_NAME'],
+    ['..', 'MS_ERR_BUNDLE_PATH_ESCAPE'],
+    ['a\\b', 'MS_ERR_BUNDLE_ENTRY_NAME'],
+  ])('refuses %j', (name, code) => {
+    expect(() => checkEntryName(name)).toThrow(expect.objectContaining({ code }));
+  });
 });

@@ -10,7 +10,9 @@ describe('bundle URIs', () => {
     expect(parseBundleUri('bundle')).toMatchObject({ kind: 'file' });
   });
   it('refuses what it cannot fetch, with the reason', () => {
-    expect(() => parseBundleUri('gs://b/k')).toThrow('bundle URI gs://b/k is not supported: scheme gs: (use s3://, https://, http:// or file://)');
+    expect(() => parseBundleUri('gs://b/k')).toThrow(
+      'bundle URI gs://b/k is not supported: scheme gs: (use s3://, https://, http:// or file://)',
+    );
     expect(() => parseBundleUri('s3://bucket-only')).toThrow('expected s3://<bucket>/<key>');
     expect(() => parseBundleUri('')).toThrow(expect.objectContaining({ code: 'MS_ERR_BUNDLE_URI_INVALID' }));
   });

@@ -40,7 +40,8 @@ for (let epoch = 0; epoch < 3000; epoch++) {
     for (let c = 0; c < k; c++) {
       const err = (p[c] as number) - (y[i] === c ? 1 : 0);
       gb[c] = (gb[c] as number) + err / n;
-      for (let j = 0; j < d; j++) (gW[c] as number[])[j] = ((gW[c] as number[])[j] as number) + (err * ((Z[i] as number[])[j] as number)) / n;
+      for (let j = 0; j < d; j++)
+        (gW[c] as number[])[j] = ((gW[c] as number[])[j] as number) + (err * ((Z[i] as number[])[j] as number)) / n;
     }
   }
   for (let c = 0; c < k; c++) {
