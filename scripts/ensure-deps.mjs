@@ -12,10 +12,13 @@ const installed = join(root, 'node_modules', '.package-lock.json');
 
 const stale = !existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs;
 if (stale) {
-  console.error('modelship: installing npm dependencies (npm ci)…');
-  const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  // `npm install` with the committed lockfile installs exactly the locked versions. Not `npm ci`: some
+  // registries lack a few platform packages that the lockfile then cannot list (e.g. @biomejs/cli-android-*),
+  // and `npm ci` refuses such a lockfile although nothing on this platform needs them.
+  console.error('modelship: installing npm dependencies (npm install, locked versions)…');
+  const result = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (result.status !== 0) {
-    console.error('modelship: npm ci failed; see the output above');
+    console.error('modelship: npm install failed; see the output above');
     process.exit(result.status ?? 1);
   }
 }
