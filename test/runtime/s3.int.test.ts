@@ -171,4 +171,23 @@ describe('runtime with bundles over HTTP', () => {
       server.close();
     }
   });
+
+  it('gives up on a download that stalls, naming the URI and the bound', async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': 1_000_000 });
+      res.write(Buffer.alloc(1000)); // then nothing more
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const rt = await runtimeFor({ MODELSHIP_BUNDLE_URI: `http://127.0.0.1:${port}/slow.zip`, MODELSHIP_FETCH_TIMEOUT_MS: '700' });
+      const err = (await rt.loaded.catch((e: unknown) => e)) as Error & { code: string };
+      expect(err.code).toBe('MS_ERR_BUNDLE_FETCH_TIMEOUT');
+      expect(err.message).toBe(`fetching bundle http://127.0.0.1:${port}/slow.zip timed out after 1 s`);
+      await rt.shutdown();
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
 });

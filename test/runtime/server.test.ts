@@ -178,6 +178,25 @@ describe('runtime process', () => {
     expect(fatal).toMatchObject({ code: message.split(':')[0] });
   });
 
+  it('never logs credentials, even at trace level and on failure', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'ms-proc-'));
+    const result = await runProcess({
+      MODELSHIP_BUNDLE_URI: 's3://bucket/missing.zip',
+      MODELSHIP_S3_ENDPOINT: 'http://127.0.0.1:9',
+      MODELSHIP_S3_ACCESS_KEY: 'AKIAVERYSECRETACCESS',
+      MODELSHIP_S3_SECRET_KEY: 'very-secret-secret-key',
+      MODELSHIP_FETCH_TIMEOUT_MS: '1500',
+      MODELSHIP_LOG_LEVEL: 'trace',
+      MODELSHIP_WORK_DIR: work,
+      MODELSHIP_TERMINATION_LOG: join(work, 'tl'),
+    });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/MS_ERR_BUNDLE_FETCH_(FAILED|TIMEOUT)/);
+    expect(result.stdout).not.toContain('very-secret-secret-key');
+    expect(result.stdout).not.toContain('AKIAVERYSECRETACCESS');
+    expect(await readFile(join(work, 'tl'), 'utf8')).not.toContain('very-secret');
+  });
+
   it('exits 2 with a clear message when the configuration is invalid', async () => {
     const work = await mkdtemp(join(tmpdir(), 'ms-proc-'));
     const result = await runProcess({ MODELSHIP_BUNDLE_URI: '', MODELSHIP_TERMINATION_LOG: join(work, 'tl') });
