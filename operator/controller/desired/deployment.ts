@@ -1,0 +1,129 @@
+// ModelServing → the runtime's Deployment. Pure: the same inputs always give the same object, so a
+// server-side apply of an unchanged ModelServing is a no-op.
+import { createHash } from 'node:crypto';
+import type { V1Container, V1Deployment, V1EnvVar } from '@kubernetes/client-node';
+import type { ModelServing } from '../../../crds/modelserving.schema.ts';
+import { ENV, HTTP_PORT, PATHS, PROBES } from '../../../runtime/contract.ts';
+import type { OperatorConfig } from '../../config.ts';
+import { BUNDLE_HASH_ANNOTATION, commonLabels, objectMeta, selectorLabels } from './labels.ts';
+
+export const CONTAINER_NAME = 'runtime';
+export const RUNTIME_UID = 65532;
+const DEFAULT_REQUESTS = { cpu: '100m', memory: '128Mi' };
+
+/** Changes whenever what the pods must load changes, so the pod template (and a rollout) follows. */
+export function bundleHash(ms: ModelServing): string {
+  const b = ms.spec.bundle;
+  const key = JSON.stringify([b.uri, b.sha256 ?? '', b.storage?.endpoint ?? '', b.storage?.region ?? '', b.storage?.secretRef?.name ?? '']);
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}
+
+function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
+  const spec = ms.spec;
+  const vars: V1EnvVar[] = [
+    { name: ENV.modelName, value: ms.metadata.name },
+    { name: ENV.namespace, value: ms.metadata.namespace },
+    { name: ENV.bundleUri, value: spec.bundle.uri },
+  ];
+  if (spec.bundle.sha256) vars.push({ name: ENV.bundleSha256, value: spec.bundle.sha256 });
+  const storage = spec.bundle.storage;
+  if (storage?.endpoint) vars.push({ name: ENV.s3Endpoint, value: storage.endpoint });
+  if (storage?.region) vars.push({ name: ENV.s3Region, value: storage.region });
+  if (storage?.secretRef) {
+    // The operator never reads the Secret: the kubelet resolves the keys into the pod.
+    const ref = storage.secretRef;
+    vars.push(
+      { name: ENV.s3AccessKey, valueFrom: { secretKeyRef: { name: ref.name, key: ref.accessKeyKey ?? 'accessKey' } } },
+      { name: ENV.s3SecretKey, valueFrom: { secretKeyRef: { name: ref.name, key: ref.secretKeyKey ?? 'secretKey' } } },
+    );
+  }
+  vars.push(
+    { name: ENV.requestTimeoutMs, value: String((spec.runtime?.timeoutSeconds ?? 30) * 1000) },
+    { name: ENV.drainTimeoutMs, value: String(config.drainSeconds * 1000) },
+    { name: ENV.workDir, value: PATHS.workDir },
+  );
+  if (spec.runtime?.workers !== undefined) vars.push({ name: ENV.workers, value: String(spec.runtime.workers) });
+  if (spec.runtime?.logLevel) vars.push({ name: ENV.logLevel, value: spec.runtime.logLevel });
+  for (const e of spec.runtime?.env ?? []) vars.push({ name: e.name, value: e.value });
+  return vars;
+}
+
+function container(ms: ModelServing, config: OperatorConfig): V1Container {
+  const res = ms.spec.resources;
+  const requests = { ...DEFAULT_REQUESTS, ...stringify(res?.requests) };
+  const limits = stringify(res?.limits);
+  return {
+    name: CONTAINER_NAME,
+    image: ms.spec.runtime?.image ?? config.runtimeImage,
+    imagePullPolicy: 'IfNotPresent',
+    ports: [{ name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' }],
+    env: env(ms, config),
+    resources: { requests, ...(Object.keys(limits).length ? { limits } : {}) },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: RUNTIME_UID,
+      runAsGroup: RUNTIME_UID,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    // Live as soon as it listens; ready only with the model loaded. The startup probe gives a slow
+    // process start room without weakening liveness later.
+    startupProbe: { httpGet: { path: PROBES.live, port: 'http' }, periodSeconds: 2, failureThreshold: 60, timeoutSeconds: 2 },
+    livenessProbe: { httpGet: { path: PROBES.live, port: 'http' }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 2 },
+    readinessProbe: { httpGet: { path: PROBES.ready, port: 'http' }, periodSeconds: 2, failureThreshold: 2, timeoutSeconds: 2 },
+    // Endpoints controllers and proxies need a moment to stop sending traffic before the drain starts.
+    lifecycle: config.preStopSeconds > 0 ? { preStop: { sleep: { seconds: config.preStopSeconds } } } : undefined,
+    terminationMessagePath: PATHS.terminationLog,
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    volumeMounts: [
+      { name: 'work', mountPath: PATHS.workDir },
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+  };
+}
+
+function stringify(list: Record<string, string | number | undefined> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(list ?? {})) if (v !== undefined) out[k] = String(v);
+  return out;
+}
+
+export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1Deployment {
+  const c = container(ms, config);
+  if (!c.lifecycle) delete c.lifecycle;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: objectMeta(ms),
+    spec: {
+      // With autoscaling the HPA owns replicas: leaving the field out of the apply means we never fight it.
+      ...(ms.spec.autoscaling ? {} : { replicas: ms.spec.replicas ?? 1 }),
+      selector: { matchLabels: selectorLabels(ms) },
+      revisionHistoryLimit: 3,
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: '25%' } },
+      template: {
+        metadata: { labels: commonLabels(ms), annotations: { [BUNDLE_HASH_ANNOTATION]: bundleHash(ms) } },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: config.preStopSeconds + config.drainSeconds + 5,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: RUNTIME_UID,
+            runAsGroup: RUNTIME_UID,
+            fsGroup: RUNTIME_UID,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          ...(ms.spec.nodeSelector ? { nodeSelector: ms.spec.nodeSelector } : {}),
+          containers: [c],
+          volumes: [
+            { name: 'work', emptyDir: { sizeLimit: config.bundleVolumeSize } },
+            { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+          ],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,163 @@
+// PURE: the observed objects → the ModelServing's status. No clock reads: the caller passes `now`, used
+// only for conditions whose status changes, so an unchanged world gives an identical status (no hot loops).
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { ModelServing, ModelServingCondition, ModelServingStatus } from '../../crds/modelserving.schema.ts';
+import { CONTAINER_NAME, bundleHash } from './desired/deployment.ts';
+import { BUNDLE_HASH_ANNOTATION, MODEL_LABEL } from './desired/labels.ts';
+import { serviceUrl } from './desired/service.ts';
+
+export interface Observed {
+  ms: ModelServing;
+  deployment: V1Deployment | undefined;
+  pods: V1Pod[];
+  now: string;
+  /** Set when applying the desired objects failed. */
+  applyError?: { reason: string; message: string } | undefined;
+}
+
+export interface PodFailure {
+  pod: string;
+  reason: string;
+  message: string;
+}
+
+const WAITING_FAILURES = new Set([
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+]);
+
+/**
+ * Why a pod's runtime is failing, if it is: the runtime writes `MS_ERR_…: message` to its termination log,
+ * which the kubelet reports in the container's terminated state.
+ */
+export function podFailure(pod: V1Pod): PodFailure | undefined {
+  const cs = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER_NAME);
+  if (!cs) return undefined;
+  const name = pod.metadata?.name ?? '';
+  const terminated = cs.state?.terminated ?? (cs.state?.waiting?.reason === 'CrashLoopBackOff' ? cs.lastState?.terminated : undefined);
+  if (terminated && terminated.exitCode !== 0) {
+    const text = (terminated.message ?? '').trim();
+    const m = /^(MS_ERR_[A-Z0-9_]+):\s*([\s\S]*)$/.exec(text);
+    if (m) return { pod: name, reason: m[1] as string, message: (m[2] as string).trim() };
+    return { pod: name, reason: terminated.reason ?? 'Error', message: text || `the runtime exited with code ${terminated.exitCode}` };
+  }
+  const waiting = cs.state?.waiting;
+  if (waiting?.reason && WAITING_FAILURES.has(waiting.reason)) {
+    return { pod: name, reason: waiting.reason, message: waiting.message ?? waiting.reason };
+  }
+  return undefined;
+}
+
+function isReady(pod: V1Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+function condition(
+  previous: ModelServingCondition[] | undefined,
+  type: string,
+  status: 'True' | 'False' | 'Unknown',
+  reason: string,
+  message: string,
+  now: string,
+  generation: number | undefined,
+): ModelServingCondition {
+  const prev = previous?.find((c) => c.type === type);
+  return {
+    type,
+    status,
+    reason,
+    message: message.slice(0, 4096),
+    lastTransitionTime: prev && prev.status === status ? prev.lastTransitionTime : now,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  };
+}
+
+export function desiredReplicas(ms: ModelServing, deployment: V1Deployment | undefined): number {
+  if (ms.spec.autoscaling) return deployment?.spec?.replicas ?? ms.spec.autoscaling.minReplicas ?? 1;
+  return ms.spec.replicas ?? 1;
+}
+
+export function computeStatus(o: Observed): ModelServingStatus {
+  const { ms, deployment, now } = o;
+  const gen = ms.metadata.generation;
+  const prev = ms.status?.conditions;
+  const hash = bundleHash(ms);
+  const pods = [...o.pods]
+    .filter((p) => p.metadata?.labels?.[MODEL_LABEL] === ms.metadata.name && !p.metadata?.deletionTimestamp)
+    .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  const current = pods.filter((p) => p.metadata?.annotations?.[BUNDLE_HASH_ANNOTATION] === hash);
+  const failure = current.map(podFailure).find((f) => f !== undefined);
+  const desired = desiredReplicas(ms, deployment);
+  const ds = deployment?.status;
+  const readyReplicas = ds?.readyReplicas ?? 0;
+  const currentReady = current.filter(isReady).length;
+  const rolledOut =
+    !!deployment &&
+    (ds?.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0) &&
+    (ds?.updatedReplicas ?? 0) >= desired &&
+    (ds?.replicas ?? 0) <= (ds?.updatedReplicas ?? 0);
+
+  const conditions: ModelServingCondition[] = [];
+  // Ready: the model serves with as many ready replicas as wanted.
+  if (o.applyError) {
+    conditions.push(condition(prev, 'Ready', 'False', o.applyError.reason, o.applyError.message, now, gen));
+  } else if (!deployment) {
+    conditions.push(condition(prev, 'Ready', 'False', 'Creating', 'creating the Deployment', now, gen));
+  } else if (desired === 0) {
+    conditions.push(condition(prev, 'Ready', 'True', 'ScaledToZero', 'scaled to zero replicas', now, gen));
+  } else if (readyReplicas >= desired && currentReady > 0) {
+    conditions.push(condition(prev, 'Ready', 'True', 'Available', `${readyReplicas}/${desired} replicas ready`, now, gen));
+  } else if (failure) {
+    conditions.push(condition(prev, 'Ready', 'False', failure.reason, `${failure.message} (pod ${failure.pod})`, now, gen));
+  } else {
+    conditions.push(
+      condition(
+        prev,
+        'Ready',
+        'False',
+        'PodsNotReady',
+        `${readyReplicas}/${desired} replicas ready; waiting for the model to load`,
+        now,
+        gen,
+      ),
+    );
+  }
+  // BundleReady: at least one pod loaded the current bundle.
+  if (currentReady > 0) {
+    conditions.push(condition(prev, 'BundleReady', 'True', 'Loaded', `${ms.spec.bundle.uri} is loaded`, now, gen));
+  } else if (failure) {
+    conditions.push(condition(prev, 'BundleReady', 'False', failure.reason, failure.message, now, gen));
+  } else {
+    conditions.push(condition(prev, 'BundleReady', 'Unknown', 'Loading', `waiting for a pod to load ${ms.spec.bundle.uri}`, now, gen));
+  }
+  // Progressing: a rollout is under way.
+  conditions.push(
+    rolledOut
+      ? condition(prev, 'Progressing', 'False', 'RolloutComplete', 'all replicas run the current spec', now, gen)
+      : condition(prev, 'Progressing', 'True', 'RollingOut', `${ds?.updatedReplicas ?? 0}/${desired} replicas updated`, now, gen),
+  );
+  // Degraded: something is failing, whether or not the model still serves.
+  conditions.push(
+    failure
+      ? condition(prev, 'Degraded', 'True', failure.reason, `${failure.message} (pod ${failure.pod})`, now, gen)
+      : condition(prev, 'Degraded', 'False', 'AsExpected', 'no failing pods', now, gen),
+  );
+
+  const served =
+    currentReady > 0 ? { uri: ms.spec.bundle.uri, ...(ms.spec.bundle.sha256 ? { sha256: ms.spec.bundle.sha256 } : {}) } : ms.status?.bundle;
+  const topic = ms.status?.inferenceLogging;
+  return {
+    ...(gen !== undefined ? { observedGeneration: gen } : {}),
+    replicas: ds?.replicas ?? 0,
+    readyReplicas,
+    selector: `${MODEL_LABEL}=${ms.metadata.name}`,
+    url: serviceUrl(ms),
+    ...(served ? { bundle: served } : {}),
+    ...(topic ? { inferenceLogging: topic } : {}),
+    conditions,
+  };
+}

@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import type { ModelServing } from '../../crds/modelserving.schema.ts';
+import { DEFAULT_CONFIG } from '../../operator/config.ts';
+import { desiredHpa, desiredPdb } from '../../operator/controller/desired/autoscaling.ts';
+import { bundleHash, desiredDeployment } from '../../operator/controller/desired/deployment.ts';
+import { desiredService } from '../../operator/controller/desired/service.ts';
+
+function ms(spec: Partial<ModelServing['spec']> = {}): ModelServing {
+  return {
+    apiVersion: 'modelship.dev/v1alpha1',
+    kind: 'ModelServing',
+    metadata: { name: 'iris', namespace: 'ml', uid: 'uid-1', generation: 1 },
+    spec: { bundle: { uri: 's3://models/iris/1/bundle.zip' }, replicas: 2, ...spec },
+  };
+}
+
+const envOf = (d: ReturnType<typeof desiredDeployment>) =>
+  Object.fromEntries((d.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+
+describe('desiredDeployment', () => {
+  it('runs the runtime under Pod Security "restricted"', () => {
+    const d = desiredDeployment(ms(), DEFAULT_CONFIG);
+    const pod = d.spec?.template.spec;
+    const c = pod?.containers[0];
+    expect(pod?.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(c?.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod?.automountServiceAccountToken).toBe(false);
+    expect(pod?.volumes).toEqual([
+      { name: 'work', emptyDir: { sizeLimit: '2Gi' } },
+      { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+    ]);
+  });
+
+  it('wires the runtime contract, probes, drain timing and ownership', () => {
+    const d = desiredDeployment(
+      ms({ bundle: { uri: 's3://m/k.zip', sha256: 'a'.repeat(64) }, runtime: { timeoutSeconds: 10, env: [{ name: 'X', value: '1' }] } }),
+      DEFAULT_CONFIG,
+    );
+    expect(envOf(d)).toMatchObject({
+      MODELSHIP_MODEL_NAME: 'iris',
+      MODELSHIP_NAMESPACE: 'ml',
+      MODELSHIP_BUNDLE_URI: 's3://m/k.zip',
+      MODELSHIP_BUNDLE_SHA256: 'a'.repeat(64),
+      MODELSHIP_REQUEST_TIMEOUT_MS: '10000',
+      MODELSHIP_DRAIN_TIMEOUT_MS: '25000',
+      X: '1',
+    });
+    const c = d.spec?.template.spec?.containers[0];
+    expect(c?.readinessProbe?.httpGet?.path).toBe('/v2/health/ready');
+    expect(c?.livenessProbe?.httpGet?.path).toBe('/v2/health/live');
+    expect(c?.lifecycle?.preStop?.sleep?.seconds).toBe(5);
+    expect(d.spec?.template.spec?.terminationGracePeriodSeconds).toBe(35);
+    expect(d.spec?.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
+    expect(d.metadata?.ownerReferences).toEqual([
+      {
+        apiVersion: 'modelship.dev/v1alpha1',
+        kind: 'ModelServing',
+        name: 'iris',
+        uid: 'uid-1',
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
+    expect(d.spec?.selector.matchLabels).toEqual({ 'modelship.dev/model': 'iris' });
+  });
+
+  it('passes storage credentials by secretKeyRef, never by value', () => {
+    const d = desiredDeployment(
+      ms({
+        bundle: {
+          uri: 's3://m/k.zip',
+          storage: { endpoint: 'http://minio:9000', secretRef: { name: 'creds', accessKeyKey: 'ak', secretKeyKey: 'sk' } },
+        },
+      }),
+      DEFAULT_CONFIG,
+    );
+    expect(envOf(d)).toMatchObject({
+      MODELSHIP_S3_ENDPOINT: 'http://minio:9000',
+      MODELSHIP_S3_ACCESS_KEY: { secretKeyRef: { name: 'creds', key: 'ak' } },
+      MODELSHIP_S3_SECRET_KEY: { secretKeyRef: { name: 'creds', key: 'sk' } },
+    });
+  });
+
+  it('leaves replicas to the HPA when autoscaling is on, and sets them otherwise', () => {
+    expect(desiredDeployment(ms(), DEFAULT_CONFIG).spec?.replicas).toBe(2);
+    const auto = desiredDeployment(ms({ autoscaling: { minReplicas: 1, maxReplicas: 5, metric: 'cpu', target: 70 } }), DEFAULT_CONFIG);
+    expect(auto.spec && 'replicas' in auto.spec).toBe(false);
+  });
+
+  it('changes the pod template annotation when, and only when, the bundle changes', () => {
+    const a = bundleHash(ms());
+    expect(bundleHash(ms({ replicas: 5 }))).toBe(a);
+    expect(bundleHash(ms({ bundle: { uri: 's3://models/iris/2/bundle.zip' } }))).not.toBe(a);
+    expect(desiredDeployment(ms(), DEFAULT_CONFIG).spec?.template.metadata?.annotations?.['modelship.dev/bundle-hash']).toBe(a);
+  });
+
+  it('defaults requests (the HPA needs them) and keeps the user resources', () => {
+    expect(desiredDeployment(ms(), DEFAULT_CONFIG).spec?.template.spec?.containers[0]?.resources).toEqual({
+      requests: { cpu: '100m', memory: '128Mi' },
+    });
+    const r = desiredDeployment(ms({ resources: { requests: { cpu: '250m' }, limits: { memory: '512Mi' } } }), DEFAULT_CONFIG).spec
+      ?.template.spec?.containers[0]?.resources;
+    expect(r).toEqual({ requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '512Mi' } });
+  });
+
+  it('is deterministic', () => {
+    expect(desiredDeployment(ms(), DEFAULT_CONFIG)).toEqual(desiredDeployment(ms(), DEFAULT_CONFIG));
+  });
+});
+
+describe('desired Service, HPA and PDB', () => {
+  it('exposes port 80 to the runtime', () => {
+    expect(desiredService(ms()).spec).toEqual({
+      type: 'ClusterIP',
+      selector: { 'modelship.dev/model': 'iris' },
+      ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
+    });
+  });
+
+  it.each([
+    [{ replicas: 1 }, undefined, false],
+    [{ replicas: 3 }, undefined, true],
+    [
+      { autoscaling: { minReplicas: 1, maxReplicas: 4, metric: 'memory' as const, target: 60 } },
+      { min: 1, max: 4, metric: 'memory', target: 60 },
+      true,
+    ],
+    [
+      { autoscaling: { minReplicas: 1, maxReplicas: 1, metric: 'cpu' as const, target: 70 } },
+      { min: 1, max: 1, metric: 'cpu', target: 70 },
+      false,
+    ],
+  ])('for %j: HPA %j, PDB %s', (spec, hpa, pdb) => {
+    const h = desiredHpa(ms(spec));
+    if (hpa) {
+      expect(h?.spec).toMatchObject({
+        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'iris' },
+        minReplicas: hpa.min,
+        maxReplicas: hpa.max,
+        metrics: [{ type: 'Resource', resource: { name: hpa.metric, target: { type: 'Utilization', averageUtilization: hpa.target } } }],
+      });
+    } else expect(h).toBeUndefined();
+    expect(desiredPdb(ms(spec)) !== undefined).toBe(pdb);
+  });
+});

@@ -1,0 +1,155 @@
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import type { ModelServing } from '../../crds/modelserving.schema.ts';
+import { bundleHash } from '../../operator/controller/desired/deployment.ts';
+import { computeStatus, podFailure } from '../../operator/controller/status.ts';
+
+const T0 = '2026-01-01T00:00:00Z';
+const T1 = '2026-01-01T00:01:00Z';
+const base: ModelServing = {
+  apiVersion: 'modelship.dev/v1alpha1',
+  kind: 'ModelServing',
+  metadata: { name: 'iris', namespace: 'ml', generation: 3 },
+  spec: { bundle: { uri: 's3://m/iris.zip' }, replicas: 2 },
+};
+const hash = bundleHash(base);
+
+function deployment(s: Partial<NonNullable<V1Deployment['status']>>, replicas = 2): V1Deployment {
+  return { metadata: { generation: 1 }, spec: { replicas, selector: {}, template: {} }, status: { observedGeneration: 1, ...s } };
+}
+
+function pod(
+  name: string,
+  opts: { ready?: boolean; hash?: string; terminated?: { exitCode: number; message?: string }; waiting?: string; crash?: boolean } = {},
+): V1Pod {
+  const term = opts.terminated ? { exitCode: opts.terminated.exitCode, message: opts.terminated.message } : undefined;
+  return {
+    metadata: { name, labels: { 'modelship.dev/model': 'iris' }, annotations: { 'modelship.dev/bundle-hash': opts.hash ?? hash } },
+    status: {
+      conditions: [{ type: 'Ready', status: opts.ready ? 'True' : 'False' }],
+      containerStatuses: [
+        {
+          name: 'runtime',
+          image: 'x',
+          imageID: '',
+          ready: !!opts.ready,
+          restartCount: 0,
+          state: opts.crash
+            ? { waiting: { reason: 'CrashLoopBackOff' } }
+            : term
+              ? { terminated: term }
+              : opts.waiting
+                ? { waiting: { reason: opts.waiting, message: 'pulling failed' } }
+                : { running: {} },
+          ...(opts.crash && term ? { lastState: { terminated: term } } : {}),
+        },
+      ],
+    },
+  };
+}
+
+const cond = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions?.find((c) => c.type === type);
+
+describe('computeStatus', () => {
+  it('is Ready when the wanted replicas are ready, and fills the status fields', () => {
+    const s = computeStatus({
+      ms: base,
+      deployment: deployment({ replicas: 2, readyReplicas: 2, updatedReplicas: 2 }),
+      pods: [pod('a', { ready: true }), pod('b', { ready: true })],
+      now: T0,
+    });
+    expect(s).toMatchObject({
+      observedGeneration: 3,
+      replicas: 2,
+      readyReplicas: 2,
+      selector: 'modelship.dev/model=iris',
+      url: 'http://iris.ml.svc/v2/models/iris',
+      bundle: { uri: 's3://m/iris.zip' },
+    });
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'True', reason: 'Available', message: '2/2 replicas ready' });
+    expect(cond(s, 'BundleReady')).toMatchObject({ status: 'True', reason: 'Loaded' });
+    expect(cond(s, 'Progressing')).toMatchObject({ status: 'False', reason: 'RolloutComplete' });
+    expect(cond(s, 'Degraded')).toMatchObject({ status: 'False', reason: 'AsExpected' });
+  });
+
+  it("puts the runtime's error code and message from the termination log into the conditions", () => {
+    const s = computeStatus({
+      ms: base,
+      deployment: deployment({ replicas: 2, readyReplicas: 0, updatedReplicas: 2 }),
+      pods: [
+        pod('a', {
+          crash: true,
+          terminated: {
+            exitCode: 1,
+            message: 'MS_ERR_BUNDLE_SHA256_MISMATCH: bundle s3://m/iris.zip sha256 mismatch: expected aa, got bb',
+          },
+        }),
+      ],
+      now: T0,
+    });
+    expect(cond(s, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'MS_ERR_BUNDLE_SHA256_MISMATCH',
+      message: 'bundle s3://m/iris.zip sha256 mismatch: expected aa, got bb (pod a)',
+    });
+    expect(cond(s, 'BundleReady')).toMatchObject({ status: 'False', reason: 'MS_ERR_BUNDLE_SHA256_MISMATCH' });
+    expect(cond(s, 'Degraded')).toMatchObject({ status: 'True', reason: 'MS_ERR_BUNDLE_SHA256_MISMATCH' });
+  });
+
+  it('ignores failures of pods running an older bundle, and says when a rollout is under way', () => {
+    const s = computeStatus({
+      ms: base,
+      deployment: deployment({ replicas: 3, readyReplicas: 2, updatedReplicas: 1 }),
+      pods: [pod('old1', { hash: 'old', terminated: { exitCode: 1, message: 'MS_ERR_X: old' } }), pod('new', { ready: false })],
+      now: T0,
+    });
+    expect(cond(s, 'Degraded')?.status).toBe('False');
+    expect(cond(s, 'Progressing')).toMatchObject({ status: 'True', reason: 'RollingOut', message: '1/2 replicas updated' });
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'PodsNotReady' });
+  });
+
+  it('reports image and config errors of waiting containers', () => {
+    expect(podFailure(pod('p', { waiting: 'ImagePullBackOff' }))).toEqual({
+      pod: 'p',
+      reason: 'ImagePullBackOff',
+      message: 'pulling failed',
+    });
+    expect(podFailure(pod('p', { waiting: 'ContainerCreating' }))).toBeUndefined();
+    expect(podFailure(pod('p', { terminated: { exitCode: 137 } }))).toMatchObject({
+      reason: 'Error',
+      message: 'the runtime exited with code 137',
+    });
+  });
+
+  it('keeps transition times while a condition holds, so an unchanged world gives an identical status', () => {
+    const obs = {
+      ms: base,
+      deployment: deployment({ replicas: 2, readyReplicas: 2, updatedReplicas: 2 }),
+      pods: [pod('a', { ready: true })],
+    };
+    const first = computeStatus({ ...obs, now: T0 });
+    const second = computeStatus({ ...obs, ms: { ...base, status: first }, now: T1 });
+    expect(second).toEqual(first);
+    const changed = computeStatus({
+      ...obs,
+      ms: { ...base, status: first },
+      deployment: deployment({ replicas: 2, readyReplicas: 0, updatedReplicas: 2 }),
+      pods: [pod('a')],
+      now: T1,
+    });
+    expect(cond(changed, 'Ready')?.lastTransitionTime).toBe(T1);
+    expect(cond(changed, 'Progressing')?.lastTransitionTime).toBe(T0);
+  });
+
+  it('says when the Deployment is not there yet, or could not be applied', () => {
+    expect(cond(computeStatus({ ms: base, deployment: undefined, pods: [], now: T0 }), 'Ready')).toMatchObject({ reason: 'Creating' });
+    const err = computeStatus({
+      ms: base,
+      deployment: undefined,
+      pods: [],
+      now: T0,
+      applyError: { reason: 'ApplyFailed', message: 'forbidden' },
+    });
+    expect(cond(err, 'Ready')).toMatchObject({ status: 'False', reason: 'ApplyFailed', message: 'forbidden' });
+  });
+});
