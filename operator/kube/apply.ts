@@ -1,0 +1,64 @@
+// Writes to the API server: server-side apply with the operator's field manager (force, so a hand edit of
+// a field we own is taken back), deletes, and status applies through the status subresource.
+import { CustomObjectsApi, type KubeConfig, type KubernetesObject, KubernetesObjectApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import { GROUP, PLURAL, VERSION, type ModelServingStatus } from '../../crds/modelserving.schema.ts';
+import { FIELD_MANAGER } from '../controller/desired/labels.ts';
+import { holds } from './compare.ts';
+
+export const SPEC_HASH_ANNOTATION = 'modelship.dev/applied-hash';
+
+/** Stamps `obj` with the hash of its own content, so a later reconcile can tell whether it changed. */
+export function withHash<T extends KubernetesObject>(obj: T): T {
+  const hash = createHash('sha256').update(JSON.stringify(obj)).digest('hex').slice(0, 16);
+  return { ...obj, metadata: { ...obj.metadata, annotations: { ...obj.metadata?.annotations, [SPEC_HASH_ANNOTATION]: hash } } };
+}
+
+/** True when applying `desired` (stamped by withHash) would change `observed`. Pure. */
+export function needsApply(desired: KubernetesObject, observed: KubernetesObject | undefined): boolean {
+  if (!observed) return true;
+  const want = desired.metadata?.annotations?.[SPEC_HASH_ANNOTATION];
+  if (observed.metadata?.annotations?.[SPEC_HASH_ANNOTATION] !== want) return true;
+  return !holds(observed, desired);
+}
+
+export interface Writer {
+  apply(obj: KubernetesObject): Promise<void>;
+  remove(obj: KubernetesObject): Promise<void>;
+  applyStatus(namespace: string, name: string, status: ModelServingStatus): Promise<void>;
+}
+
+export function makeWriter(kc: KubeConfig, onWrite: (verb: string, kind: string) => void): Writer {
+  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  return {
+    async apply(obj) {
+      onWrite('apply', obj.kind ?? '?');
+      await objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    },
+    async remove(obj) {
+      onWrite('delete', obj.kind ?? '?');
+      try {
+        await objects.delete(obj, undefined, undefined, undefined, undefined, 'Background');
+      } catch (err) {
+        if ((err as { code?: number }).code !== 404) throw err;
+      }
+    },
+    async applyStatus(namespace, name, status) {
+      onWrite('apply-status', 'ModelServing');
+      await custom.patchNamespacedCustomObjectStatus(
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: PLURAL,
+          name,
+          body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'ModelServing', metadata: { name, namespace }, status },
+          fieldManager: FIELD_MANAGER,
+          force: true,
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+      );
+    },
+  };
+}

@@ -1,0 +1,70 @@
+// An informer that does not die silently: client-node's ListWatch stops on a watch error, so this wrapper
+// restarts it with exponential backoff (1 s doubling to 30 s) and reports each error. `synced` resolves
+// after the first successful list.
+import { type KubeConfig, type KubernetesObject, type ListPromise, makeInformer, type Informer, type ObjectCache } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+export interface ResilientInformer<T extends KubernetesObject> {
+  cache: ObjectCache<T>;
+  synced: Promise<void>;
+  onChange(handler: (obj: T) => void): void;
+  stop(): Promise<void>;
+}
+
+export function startInformer<T extends KubernetesObject>(opts: {
+  kubeConfig: KubeConfig;
+  name: string;
+  path: string;
+  list: ListPromise<T>;
+  labelSelector?: string;
+  log: Logger;
+  onError?: (name: string) => void;
+}): ResilientInformer<T> {
+  const inf: Informer<T> & ObjectCache<T> = makeInformer(opts.kubeConfig, opts.path, opts.list, opts.labelSelector);
+  const handlers: ((obj: T) => void)[] = [];
+  const emit = (obj: T) => {
+    for (const h of handlers) h(obj);
+  };
+  inf.on('add', emit);
+  inf.on('update', emit);
+  inf.on('delete', emit);
+  let stopped = false;
+  let delay = 1000;
+  let timer: NodeJS.Timeout | undefined;
+  let markSynced: () => void = () => {};
+  const synced = new Promise<void>((r) => {
+    markSynced = r;
+  });
+  const start = () => {
+    inf.start().then(
+      () => {
+        delay = 1000;
+        markSynced();
+      },
+      () => {
+        // The 'error' handler below schedules the restart.
+      },
+    );
+  };
+  inf.on('error', (err: unknown) => {
+    if (stopped) return;
+    opts.onError?.(opts.name);
+    opts.log.warn({ informer: opts.name, err: (err as Error)?.message ?? String(err), retryInMs: delay }, 'informer stopped; restarting');
+    clearTimeout(timer);
+    timer = setTimeout(start, delay);
+    delay = Math.min(30_000, delay * 2);
+  });
+  start();
+  return {
+    cache: inf,
+    synced,
+    onChange: (h) => {
+      handlers.push(h);
+    },
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await inf.stop();
+    },
+  };
+}

@@ -1,0 +1,36 @@
+// The operator's Prometheus metrics, in a registry of its own.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export class OperatorMetrics {
+  readonly registry = new Registry();
+  readonly reconciles: Counter<'result'>;
+  readonly reconcileDuration: Histogram;
+  readonly writes: Counter<'verb' | 'kind'>;
+  readonly informerRestarts: Counter<'informer'>;
+  readonly leader: Gauge;
+  queueDepth = () => 0;
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.reconciles = new Counter({ name: 'modelship_operator_reconciles_total', help: 'Reconciles by result (ok, error, requeue)', labelNames: ['result'], registers });
+    this.reconcileDuration = new Histogram({
+      name: 'modelship_operator_reconcile_duration_seconds',
+      help: 'Time one reconcile took',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.writes = new Counter({ name: 'modelship_operator_writes_total', help: 'Writes to the API server by verb and kind', labelNames: ['verb', 'kind'], registers });
+    this.informerRestarts = new Counter({ name: 'modelship_operator_informer_restarts_total', help: 'Informer restarts after errors', labelNames: ['informer'], registers });
+    this.leader = new Gauge({ name: 'modelship_operator_leader', help: '1 while this process holds the leader lease', registers });
+    const self = this;
+    new Gauge({
+      name: 'modelship_operator_queue_depth',
+      help: 'Keys waiting in the work queue',
+      registers,
+      collect() {
+        this.set(self.queueDepth());
+      },
+    });
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+}

@@ -1,0 +1,188 @@
+// The ModelServing controller against the real control plane with kwok nodes.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { AppsV1Api, AutoscalingV2Api, CoreV1Api, CustomObjectsApi, PolicyV1Api } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ModelServing } from '../../crds/modelserving.schema.ts';
+import { DEFAULT_CONFIG } from '../../operator/config.ts';
+import { ModelServingController } from '../../operator/controller/controller.ts';
+import { OperatorMetrics } from '../../operator/metrics.ts';
+import { useTestEnv } from '../env/fixtures.ts';
+
+const env = useTestEnv();
+const apps = env.kubeConfig.makeApiClient(AppsV1Api);
+const core = env.kubeConfig.makeApiClient(CoreV1Api);
+const hpaApi = env.kubeConfig.makeApiClient(AutoscalingV2Api);
+const policy = env.kubeConfig.makeApiClient(PolicyV1Api);
+const custom = env.kubeConfig.makeApiClient(CustomObjectsApi);
+const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
+const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+let ns: string;
+let controller: ModelServingController;
+let metrics: OperatorMetrics;
+
+const kubectl = (...args: string[]) =>
+  execFileSync(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+async function eventually<T>(fn: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+const msApi = {
+  create: (name: string, spec: Record<string, unknown>) =>
+    custom.createNamespacedCustomObject({
+      group: 'modelship.dev',
+      version: 'v1alpha1',
+      namespace: ns,
+      plural: 'modelservings',
+      body: { apiVersion: 'modelship.dev/v1alpha1', kind: 'ModelServing', metadata: { name }, spec },
+    }),
+  get: (name: string) =>
+    custom.getNamespacedCustomObject({ group: 'modelship.dev', version: 'v1alpha1', namespace: ns, plural: 'modelservings', name }) as Promise<ModelServing>,
+  patch: (name: string, spec: Record<string, unknown>) =>
+    kubectl('-n', ns, 'patch', 'ms', name, '--type=merge', '-p', JSON.stringify({ spec })),
+  delete: (name: string) =>
+    custom.deleteNamespacedCustomObject({ group: 'modelship.dev', version: 'v1alpha1', namespace: ns, plural: 'modelservings', name }),
+};
+
+const cond = (ms: ModelServing, type: string) => ms.status?.conditions?.find((c) => c.type === type);
+const writes = async () => {
+  const m = await metrics.writes.get();
+  return m.values.reduce((a, v) => a + v.value, 0);
+};
+
+async function startController() {
+  metrics = new OperatorMetrics({ processMetrics: false });
+  controller = new ModelServingController(env.kubeConfig, { ...DEFAULT_CONFIG, namespaces: [ns], workers: 2 }, log, metrics);
+  await controller.start();
+}
+
+beforeAll(async () => {
+  kubectl('apply', '--server-side', '--force-conflicts', '--field-manager=modelship-test', '-f', CRD_FILE);
+  kubectl('wait', '--for=condition=Established', 'crd/modelservings.modelship.dev', '--timeout=30s');
+  ns = await env.namespace('operator');
+  await startController();
+});
+afterAll(async () => {
+  await controller?.stop();
+});
+
+const bundle = { uri: 's3://models/iris/1/bundle.zip' };
+
+describe('ModelServing controller', () => {
+  it('creates a Deployment and a Service owned by the ModelServing, and reports Ready from the pods', async () => {
+    await msApi.create('iris', { bundle, replicas: 2 });
+    const d = await eventually(() => apps.readNamespacedDeployment({ name: 'iris', namespace: ns }), 'the Deployment');
+    const owner = (await msApi.get('iris')).metadata.uid;
+    expect(d.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'ModelServing', name: 'iris', uid: owner, controller: true });
+    const svc = await core.readNamespacedService({ name: 'iris', namespace: ns });
+    expect(svc.spec?.ports?.[0]).toMatchObject({ port: 80, targetPort: 'http' });
+    const ready = await eventually(async () => {
+      const ms = await msApi.get('iris');
+      return cond(ms, 'Ready')?.status === 'True' ? ms : undefined;
+    }, 'Ready=True');
+    expect(ready.status).toMatchObject({ readyReplicas: 2, replicas: 2, selector: 'modelship.dev/model=iris', url: `http://iris.${ns}.svc/v2/models/iris`, observedGeneration: 1 });
+    expect(cond(ready, 'BundleReady')?.status).toBe('True');
+    expect(kubectl('-n', ns, 'get', 'ms', 'iris')).toMatch(/iris\s+True\s+2\s+http:\/\/iris/);
+  });
+
+  it('rolls out a new ReplicaSet when the bundle changes', async () => {
+    const before = (await apps.readNamespacedDeployment({ name: 'iris', namespace: ns })).spec?.template.metadata?.annotations?.['modelship.dev/bundle-hash'];
+    msApi.patch('iris', { bundle: { uri: 's3://models/iris/2/bundle.zip' } });
+    await eventually(async () => {
+      const d = await apps.readNamespacedDeployment({ name: 'iris', namespace: ns });
+      const hash = d.spec?.template.metadata?.annotations?.['modelship.dev/bundle-hash'];
+      const env = d.spec?.template.spec?.containers[0]?.env?.find((e) => e.name === 'MODELSHIP_BUNDLE_URI')?.value;
+      return hash !== before && env === 's3://models/iris/2/bundle.zip';
+    }, 'a new pod template');
+    await eventually(async () => (await apps.listNamespacedReplicaSet({ namespace: ns, labelSelector: 'modelship.dev/model=iris' })).items.length >= 2, 'a second ReplicaSet');
+    await eventually(async () => {
+      const ms = await msApi.get('iris');
+      return ms.status?.bundle?.uri === 's3://models/iris/2/bundle.zip' && cond(ms, 'Ready')?.status === 'True' && ms.status.observedGeneration === 2;
+    }, 'the new bundle served');
+  });
+
+  it('follows kubectl scale, and reverts a hand edit of the Deployment', async () => {
+    kubectl('-n', ns, 'scale', 'ms/iris', '--replicas=3');
+    await eventually(async () => (await apps.readNamespacedDeployment({ name: 'iris', namespace: ns })).spec?.replicas === 3, 'replicas 3');
+    kubectl('-n', ns, 'patch', 'deployment', 'iris', '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/spec/template/spec/containers/0/image', value: 'evil/image:1' }]));
+    await eventually(
+      async () => (await apps.readNamespacedDeployment({ name: 'iris', namespace: ns })).spec?.template.spec?.containers[0]?.image === DEFAULT_CONFIG.runtimeImage,
+      'the image reverted',
+    );
+    expect((await policy.readNamespacedPodDisruptionBudget({ name: 'iris', namespace: ns })).spec?.maxUnavailable).toBe(1);
+  });
+
+  it('hands replicas to an HPA when autoscaling is on, and deletes it when off, without fighting over replicas', async () => {
+    msApi.patch('iris', { autoscaling: { minReplicas: 2, maxReplicas: 5 } });
+    const hpa = await eventually(() => hpaApi.readNamespacedHorizontalPodAutoscaler({ name: 'iris', namespace: ns }), 'the HPA');
+    expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 5, scaleTargetRef: { kind: 'Deployment', name: 'iris' } });
+    await eventually(async () => {
+      const d = await apps.readNamespacedDeployment({ name: 'iris', namespace: ns });
+      const ours = d.metadata?.managedFields?.find((f) => f.manager === 'modelship-operator' && f.operation === 'Apply');
+      return ours && !JSON.stringify(ours.fieldsV1).includes('"f:replicas"');
+    }, 'the operator to release spec.replicas');
+    // What the HPA (or anyone) sets now stays.
+    kubectl('-n', ns, 'scale', 'deployment/iris', '--replicas=4');
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await apps.readNamespacedDeployment({ name: 'iris', namespace: ns })).spec?.replicas).toBe(4);
+    msApi.patch('iris', { autoscaling: null });
+    await eventually(async () => {
+      try {
+        await hpaApi.readNamespacedHorizontalPodAutoscaler({ name: 'iris', namespace: ns });
+        return false;
+      } catch (err) {
+        return (err as { code?: number }).code === 404;
+      }
+    }, 'the HPA deleted');
+  });
+
+  it('does not write while nothing changes, even after a restart', async () => {
+    await eventually(async () => cond(await msApi.get('iris'), 'Progressing')?.status === 'False', 'the rollout to settle');
+    await new Promise((r) => setTimeout(r, 1500));
+    await controller.stop();
+    await startController();
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await writes()).toBe(0);
+  });
+
+  it('refuses to take over an object it does not own', async () => {
+    await apps.createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: 'taken' },
+        spec: { selector: { matchLabels: { app: 'taken' } }, template: { metadata: { labels: { app: 'taken' } }, spec: { containers: [{ name: 'c', image: 'x' }] } } },
+      },
+    });
+    await msApi.create('taken', { bundle });
+    const ms = await eventually(async () => {
+      const m = await msApi.get('taken');
+      return cond(m, 'Ready')?.reason === 'Conflict' ? m : undefined;
+    }, 'a Conflict condition');
+    expect(cond(ms, 'Ready')?.message).toBe(`Deployment ${ns}/taken exists and is not owned by this ModelServing`);
+    expect((await apps.readNamespacedDeployment({ name: 'taken', namespace: ns })).spec?.template.spec?.containers[0]?.image).toBe('x');
+  });
+
+  it('leaves deletion to the garbage collector', async () => {
+    await msApi.delete('iris');
+    await eventually(async () => {
+      const [d, s] = await Promise.all([
+        apps.listNamespacedDeployment({ namespace: ns, labelSelector: 'modelship.dev/model=iris' }),
+        core.listNamespacedService({ namespace: ns, labelSelector: 'modelship.dev/model=iris' }),
+      ]);
+      return d.items.length === 0 && s.items.length === 0;
+    }, 'the owned objects collected');
+  });
+});
