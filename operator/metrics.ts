@@ -12,15 +12,30 @@ export class OperatorMetrics {
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    this.reconciles = new Counter({ name: 'modelship_operator_reconciles_total', help: 'Reconciles by result (ok, error, requeue)', labelNames: ['result'], registers });
+    this.reconciles = new Counter({
+      name: 'modelship_operator_reconciles_total',
+      help: 'Reconciles by result (ok, error, requeue)',
+      labelNames: ['result'],
+      registers,
+    });
     this.reconcileDuration = new Histogram({
       name: 'modelship_operator_reconcile_duration_seconds',
       help: 'Time one reconcile took',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
-    this.writes = new Counter({ name: 'modelship_operator_writes_total', help: 'Writes to the API server by verb and kind', labelNames: ['verb', 'kind'], registers });
-    this.informerRestarts = new Counter({ name: 'modelship_operator_informer_restarts_total', help: 'Informer restarts after errors', labelNames: ['informer'], registers });
+    this.writes = new Counter({
+      name: 'modelship_operator_writes_total',
+      help: 'Writes to the API server by verb and kind',
+      labelNames: ['verb', 'kind'],
+      registers,
+    });
+    this.informerRestarts = new Counter({
+      name: 'modelship_operator_informer_restarts_total',
+      help: 'Informer restarts after errors',
+      labelNames: ['informer'],
+      registers,
+    });
     this.leader = new Gauge({ name: 'modelship_operator_leader', help: '1 while this process holds the leader lease', registers });
     const self = this;
     new Gauge({

@@ -73,7 +73,12 @@ export class ModelServingController {
       `/apis/${GROUP}/${VERSION}/${PLURAL}`,
       () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }) as never,
     );
-    const deployments = this.informer('deployments', '/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces({ labelSelector: OWNED }), OWNED);
+    const deployments = this.informer(
+      'deployments',
+      '/apis/apps/v1/deployments',
+      () => apps.listDeploymentForAllNamespaces({ labelSelector: OWNED }),
+      OWNED,
+    );
     const services = this.informer('services', '/api/v1/services', () => core.listServiceForAllNamespaces({ labelSelector: OWNED }), OWNED);
     const hpas = this.informer(
       'horizontalpodautoscalers',
@@ -81,7 +86,12 @@ export class ModelServingController {
       () => autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: OWNED }),
       OWNED,
     );
-    const pdbs = this.informer('poddisruptionbudgets', '/apis/policy/v1/poddisruptionbudgets', () => policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: OWNED }), OWNED);
+    const pdbs = this.informer(
+      'poddisruptionbudgets',
+      '/apis/policy/v1/poddisruptionbudgets',
+      () => policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: OWNED }),
+      OWNED,
+    );
     const pods = this.informer('pods', '/api/v1/pods', () => core.listPodForAllNamespaces({ labelSelector: OWNED }), OWNED);
 
     ms.onChange((o) => this.enqueue(o.metadata?.namespace, o.metadata?.name));
@@ -121,7 +131,13 @@ export class ModelServingController {
           namespace: ms.metadata.namespace,
           body: {
             metadata: { generateName: `${ms.metadata.name}.`, namespace: ms.metadata.namespace },
-            involvedObject: { apiVersion: `${GROUP}/${VERSION}`, kind: 'ModelServing', name: ms.metadata.name, namespace: ms.metadata.namespace, uid: ms.metadata.uid },
+            involvedObject: {
+              apiVersion: `${GROUP}/${VERSION}`,
+              kind: 'ModelServing',
+              name: ms.metadata.name,
+              namespace: ms.metadata.namespace,
+              uid: ms.metadata.uid,
+            },
             type,
             reason,
             message: message.slice(0, 1024),

@@ -1,7 +1,15 @@
 // One reconcile: key → read the caches → build the desired objects → apply what differs → write the status
 // if it changed. Level-based: it looks only at the current state, never at the event that queued it.
 import { isDeepStrictEqual } from 'node:util';
-import type { KubernetesObject, ObjectCache, V1Deployment, V1Pod, V1PodDisruptionBudget, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type {
+  KubernetesObject,
+  ObjectCache,
+  V1Deployment,
+  V1Pod,
+  V1PodDisruptionBudget,
+  V1Service,
+  V2HorizontalPodAutoscaler,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import type { OperatorConfig } from '../config.ts';
@@ -59,9 +67,14 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
   let applyError: { reason: string; message: string } | undefined;
   let failure: unknown;
   try {
-    for (const { desired, observed } of plan) {
+    for (const item of plan) {
+      const { desired } = item;
+      // The caches see only objects labelled as ours; before creating, make sure no stranger holds the name.
+      const observed = item.observed ?? (await writer.read(desired));
       if (observed && !ownedBy(observed, ms)) {
-        throw Object.assign(new Error(`${desired.kind} ${namespace}/${name} exists and is not owned by this ModelServing`), { terminal: true });
+        throw Object.assign(new Error(`${desired.kind} ${namespace}/${name} exists and is not owned by this ModelServing`), {
+          terminal: true,
+        });
       }
       if (needsApply(desired, observed)) {
         await writer.apply(desired);

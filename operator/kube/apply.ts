@@ -1,6 +1,13 @@
 // Writes to the API server: server-side apply with the operator's field manager (force, so a hand edit of
 // a field we own is taken back), deletes, and status applies through the status subresource.
-import { CustomObjectsApi, type KubeConfig, type KubernetesObject, KubernetesObjectApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import {
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import { GROUP, PLURAL, VERSION, type ModelServingStatus } from '../../crds/modelserving.schema.ts';
 import { FIELD_MANAGER } from '../controller/desired/labels.ts';
@@ -19,10 +26,14 @@ export function needsApply(desired: KubernetesObject, observed: KubernetesObject
   if (!observed) return true;
   const want = desired.metadata?.annotations?.[SPEC_HASH_ANNOTATION];
   if (observed.metadata?.annotations?.[SPEC_HASH_ANNOTATION] !== want) return true;
-  return !holds(observed, desired);
+  // Objects from a list (the informer's cache) carry no apiVersion and kind.
+  const { apiVersion: _a, kind: _k, ...rest } = desired;
+  return !holds(observed, rest);
 }
 
 export interface Writer {
+  /** Reads one object from the API server (undefined if absent): for objects the caches do not see. */
+  read(obj: KubernetesObject): Promise<KubernetesObject | undefined>;
   apply(obj: KubernetesObject): Promise<void>;
   remove(obj: KubernetesObject): Promise<void>;
   applyStatus(namespace: string, name: string, status: ModelServingStatus): Promise<void>;
@@ -32,6 +43,18 @@ export function makeWriter(kc: KubeConfig, onWrite: (verb: string, kind: string)
   const objects = KubernetesObjectApi.makeApiClient(kc);
   const custom = kc.makeApiClient(CustomObjectsApi);
   return {
+    async read(obj) {
+      try {
+        return await objects.read({
+          apiVersion: obj.apiVersion ?? '',
+          kind: obj.kind ?? '',
+          metadata: { name: obj.metadata?.name ?? '', namespace: obj.metadata?.namespace ?? '' },
+        });
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) return undefined;
+        throw err;
+      }
+    },
     async apply(obj) {
       onWrite('apply', obj.kind ?? '?');
       await objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);

@@ -1,7 +1,14 @@
 // An informer that does not die silently: client-node's ListWatch stops on a watch error, so this wrapper
 // restarts it with exponential backoff (1 s doubling to 30 s) and reports each error. `synced` resolves
 // after the first successful list.
-import { type KubeConfig, type KubernetesObject, type ListPromise, makeInformer, type Informer, type ObjectCache } from '@kubernetes/client-node';
+import {
+  type KubeConfig,
+  type KubernetesObject,
+  type ListPromise,
+  makeInformer,
+  type Informer,
+  type ObjectCache,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 export interface ResilientInformer<T extends KubernetesObject> {

@@ -17,10 +17,14 @@ export interface LeaderOptions {
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 
 export class LeaderElector {
@@ -51,7 +55,10 @@ export class LeaderElector {
     if (!lease) {
       await this.api.createNamespacedLease({
         namespace,
-        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
+        body: {
+          metadata: { name, namespace },
+          spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+        },
       });
       return true;
     }
@@ -131,7 +138,10 @@ export class LeaderElector {
       await this.api.replaceNamespacedLease({
         name,
         namespace,
-        body: { metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion }, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } },
+        body: {
+          metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion },
+          spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 },
+        },
       });
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'could not release the lease');

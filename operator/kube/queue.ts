@@ -43,7 +43,10 @@ export class WorkQueue {
   /** Adds the key after `ms`; an earlier pending timer for the key wins. */
   addAfter(key: string, ms: number): void {
     if (this.closed) return;
-    if (ms <= 0) return this.add(key);
+    if (ms <= 0) {
+      this.add(key);
+      return;
+    }
     const existing = this.timers.get(key);
     if (existing) return;
     const t = setTimeout(() => {

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { needsApply, withHash } from '../../operator/kube/apply.ts';
+import { holds } from '../../operator/kube/compare.ts';
+import { WorkQueue } from '../../operator/kube/queue.ts';
+
+describe('WorkQueue', () => {
+  it('deduplicates keys and never hands one key to two workers', async () => {
+    const q = new WorkQueue();
+    q.add('ns/a');
+    q.add('ns/a');
+    q.add('ns/b');
+    expect(q.length).toBe(2);
+    const first = await q.get();
+    expect(first).toBe('ns/a');
+    q.add('ns/a'); // while processing: marked dirty, not queued
+    expect(await q.get()).toBe('ns/b');
+    expect(q.length).toBe(0);
+    q.done('ns/a'); // dirty → queued again
+    expect(await q.get()).toBe('ns/a');
+  });
+
+  it('backs off failures exponentially per key, and forget resets it', () => {
+    const q = new WorkQueue({ baseDelayMs: 10, maxDelayMs: 50 });
+    expect([q.addRateLimited('k'), q.addRateLimited('k'), q.addRateLimited('k'), q.addRateLimited('k')]).toEqual([10, 20, 40, 50]);
+    q.forget('k');
+    expect(q.failuresOf('k')).toBe(0);
+    expect(q.addRateLimited('k')).toBe(10);
+    q.shutdown();
+  });
+
+  it('delivers timed re-checks and wakes waiting workers; shutdown releases them', async () => {
+    const q = new WorkQueue();
+    const waiting = q.get();
+    q.addAfter('ns/later', 20);
+    expect(await waiting).toBe('ns/later');
+    const blocked = q.get();
+    q.shutdown();
+    expect(await blocked).toBeUndefined();
+  });
+});
+
+describe('holds / needsApply', () => {
+  it('treats server-added fields as harmless and our fields as binding', () => {
+    expect(holds({ a: 1, b: { c: 'x', d: 2 }, extra: true }, { a: 1, b: { c: 'x' } })).toBe(true);
+    expect(holds({ a: 1, b: { c: 'y' } }, { a: 1, b: { c: 'x' } })).toBe(false);
+    expect(holds({ l: [{ n: 1, z: 0 }] }, { l: [{ n: 1 }] })).toBe(true);
+    expect(holds({ l: [{ n: 1 }, { n: 2 }] }, { l: [{ n: 1 }] })).toBe(false);
+    expect(holds({ q: 1 }, { q: '1' })).toBe(true);
+  });
+
+  it('applies when the object is missing, changed by hand, or our desired state changed', () => {
+    const desired = withHash({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 's', namespace: 'n' },
+      spec: { ports: [{ port: 80 }] },
+    });
+    // as an informer returns it: no apiVersion/kind, extra fields
+    const observed = {
+      metadata: { ...desired.metadata, uid: 'u', resourceVersion: '7' },
+      spec: { ports: [{ port: 80, protocol: 'TCP' }], clusterIP: '10.0.0.9' },
+    };
+    expect(needsApply(desired, undefined)).toBe(true);
+    expect(needsApply(desired, observed)).toBe(false);
+    expect(needsApply(desired, { ...observed, spec: { ports: [{ port: 81 }] } })).toBe(true);
+    const changed = withHash({ ...desired, metadata: { name: 's', namespace: 'n' }, spec: { ports: [{ port: 80, name: 'http' }] } });
+    expect(needsApply(changed, observed)).toBe(true);
+  });
+});
