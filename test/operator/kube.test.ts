@@ -1,3 +1,4 @@
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { needsApply, withHash } from '../../operator/kube/apply.ts';
 import { holds } from '../../operator/kube/compare.ts';
@@ -63,7 +64,7 @@ describe('holds / needsApply', () => {
     expect(needsApply(desired, undefined)).toBe(true);
     expect(needsApply(desired, observed)).toBe(false);
     expect(needsApply(desired, { ...observed, spec: { ports: [{ port: 81 }] } })).toBe(true);
-    const changed = withHash({ ...desired, metadata: { name: 's', namespace: 'n' }, spec: { ports: [{ port: 80, name: 'http' }] } });
+    const changed = withHash({ ...desired, metadata: { name: 's', namespace: 'n' }, spec: { ports: [{ port: 80, name: 'http' }] } } as KubernetesObject);
     expect(needsApply(changed, observed)).toBe(true);
   });
 });
