@@ -64,7 +64,11 @@ describe('holds / needsApply', () => {
     expect(needsApply(desired, undefined)).toBe(true);
     expect(needsApply(desired, observed)).toBe(false);
     expect(needsApply(desired, { ...observed, spec: { ports: [{ port: 81 }] } })).toBe(true);
-    const changed = withHash({ ...desired, metadata: { name: 's', namespace: 'n' }, spec: { ports: [{ port: 80, name: 'http' }] } } as KubernetesObject);
+    const changed = withHash({
+      ...desired,
+      metadata: { name: 's', namespace: 'n' },
+      spec: { ports: [{ port: 80, name: 'http' }] },
+    } as KubernetesObject);
     expect(needsApply(changed, observed)).toBe(true);
   });
 });
