@@ -63,7 +63,7 @@ describe('holds / needsApply', () => {
     };
     expect(needsApply(desired, undefined)).toBe(true);
     expect(needsApply(desired, observed)).toBe(false);
-    expect(needsApply(desired, { ...observed, spec: { ports: [{ port: 81 }] } })).toBe(true);
+    expect(needsApply(desired, { ...observed, spec: { ports: [{ port: 81 }] } } as KubernetesObject)).toBe(true);
     const changed = withHash({
       ...desired,
       metadata: { name: 's', namespace: 'n' },
