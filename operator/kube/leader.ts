@@ -14,6 +14,11 @@ export interface LeaderOptions {
   log: Logger;
 }
 
+/** Lease times are MicroTime: RFC 3339 with exactly six fractional digits (a plain Date serializes three). */
+function microTime(d: Date): Date {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+}
+
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -45,7 +50,8 @@ export class LeaderElector {
   /** Tries to take or renew the lease once; true when this process holds it afterwards. */
   async tryAcquireOrRenew(): Promise<boolean> {
     const { namespace, name, identity, leaseDurationSeconds } = this.o;
-    const now = new Date();
+    const nowDate = new Date();
+    const now = microTime(nowDate);
     let lease: V1Lease | undefined;
     try {
       lease = await this.api.readNamespacedLease({ name, namespace });
@@ -65,7 +71,7 @@ export class LeaderElector {
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? '';
     const renewed = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
-    const expired = !holder || renewed + (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000 < now.getTime();
+    const expired = !holder || renewed + (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000 < nowDate.getTime();
     if (holder !== identity && !expired) return false;
     const taking = holder !== identity;
     // resourceVersion in the body makes this a compare-and-swap: a concurrent taker gets a 409.
@@ -77,7 +83,7 @@ export class LeaderElector {
         spec: {
           holderIdentity: identity,
           leaseDurationSeconds,
-          acquireTime: taking ? now : (spec.acquireTime ?? now),
+          acquireTime: taking || !spec.acquireTime ? now : microTime(new Date(spec.acquireTime)),
           renewTime: now,
           leaseTransitions: (spec.leaseTransitions ?? 0) + (taking ? 1 : 0),
         },
