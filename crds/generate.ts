@@ -3,6 +3,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { modelServingCrdYaml } from './crd.ts';
 
-const file = join(import.meta.dirname, 'modelship.dev_modelservings.yaml');
-writeFileSync(file, modelServingCrdYaml());
-console.log(`wrote ${file}`);
+// The same file in the Helm chart's crds/ directory (Helm installs CRDs from there).
+for (const file of [
+  join(import.meta.dirname, 'modelship.dev_modelservings.yaml'),
+  join(import.meta.dirname, '..', 'charts', 'modelship', 'crds', 'modelship.dev_modelservings.yaml'),
+]) {
+  writeFileSync(file, modelServingCrdYaml());
+  console.log(`wrote ${file}`);
+}

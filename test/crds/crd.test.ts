@@ -27,6 +27,7 @@ function walk(s: Schema, path: string, visit: (s: Schema, path: string) => void)
 describe('ModelServing CRD', () => {
   it('is committed exactly as the schema generates it (run `npm run gen:crd` after changing the schema)', () => {
     expect(committed).toBe(modelServingCrdYaml());
+    expect(readFileSync(join(import.meta.dirname, '../../charts/modelship/crds/modelship.dev_modelservings.yaml'), 'utf8')).toBe(committed);
   });
 
   it('is structural: a type on every node, no patternProperties, and a description on every spec field', () => {

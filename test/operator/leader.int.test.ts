@@ -16,7 +16,10 @@ let ns: string;
 const children: ChildProcess[] = [];
 
 const kubectl = (...args: string[]) =>
-  execFileSync(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, ...args], { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+  execFileSync(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, ...args], {
+    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 
 function operator(): { child: ChildProcess; identity: string; output: () => string } {
   const child = spawn(process.execPath, [MAIN], {
@@ -57,7 +60,12 @@ async function eventually<T>(fn: () => Promise<T | undefined | false>, what: str
 }
 
 function msYaml(name: string) {
-  return JSON.stringify({ apiVersion: 'modelship.dev/v1alpha1', kind: 'ModelServing', metadata: { name, namespace: ns }, spec: { bundle: { uri: 's3://b/k.zip' } } });
+  return JSON.stringify({
+    apiVersion: 'modelship.dev/v1alpha1',
+    kind: 'ModelServing',
+    metadata: { name, namespace: ns },
+    spec: { bundle: { uri: 's3://b/k.zip' } },
+  });
 }
 
 beforeAll(async () => {

@@ -1,0 +1,185 @@
+// The Helm chart: lint-clean, accepted by the real API server under Pod Security "restricted", and its RBAC
+// is enough (and no more) for the operator to reconcile a ModelServing end to end.
+import { execFileSync } from 'node:child_process';
+
+import { join } from 'node:path';
+import { AppsV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { parseAllDocuments, stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ModelServing } from '../../crds/modelserving.schema.ts';
+import { DEFAULT_CONFIG } from '../../operator/config.ts';
+import { ModelServingController } from '../../operator/controller/controller.ts';
+import { desiredDeployment } from '../../operator/controller/desired/deployment.ts';
+import { LeaderElector } from '../../operator/kube/leader.ts';
+import { OperatorMetrics } from '../../operator/metrics.ts';
+import { useTestEnv } from '../env/fixtures.ts';
+
+const env = useTestEnv();
+const CHART = join(import.meta.dirname, '../../charts/modelship');
+const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
+const run = (bin: string, args: string[], input?: string) =>
+  execFileSync(bin, args, {
+    encoding: 'utf8',
+    input,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, KUBECONFIG: env.info.kubeconfig },
+  });
+const kubectl = (args: string[], input?: string) => run(env.info.binaries.kubectl, args, input);
+const helm = (args: string[]) => run(env.info.binaries.helm, args);
+let system: string;
+let restricted: string;
+let controller: ModelServingController | undefined;
+let leader: LeaderElector | undefined;
+// biome-ignore lint/suspicious/noExplicitAny: rendered manifests
+let rbac: any[] = [];
+let serverVersion = '';
+
+beforeAll(async () => {
+  kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=modelship-test', '-f', CRD_FILE]);
+  system = await env.namespace('ms-system');
+  restricted = await env.namespace('restricted');
+  kubectl([
+    'label',
+    'namespace',
+    restricted,
+    'pod-security.kubernetes.io/enforce=restricted',
+    'pod-security.kubernetes.io/enforce-version=latest',
+  ]);
+  serverVersion = JSON.parse(kubectl(['version', '-o', 'json'])).serverVersion.gitVersion;
+  const rendered = helm(['template', 'modelship', CHART, '-n', system, '--kube-version', serverVersion]);
+  rbac = parseAllDocuments(rendered)
+    .map((d) => d.toJS())
+    .filter((d) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(d?.kind));
+  kubectl(['apply', '-n', system, '-f', '-'], rbac.map((d) => stringify(d)).join('---\n'));
+});
+afterAll(async () => {
+  await controller?.stop();
+  await leader?.release();
+  kubectl(['delete', 'clusterrole,clusterrolebinding', 'modelship-operator', '--ignore-not-found']);
+});
+
+describe('Helm chart', () => {
+  it('lints clean', () => {
+    const out = helm(['lint', CHART, '--strict']);
+    expect(out).toContain('0 chart(s) failed');
+    expect(out).not.toMatch(/\[(WARNING|ERROR)\]/);
+  });
+
+  it('refuses values outside its schema', () => {
+    const base = ['template', 'x', CHART, '--kube-version', serverVersion];
+    expect(() => helm([...base, '--set', 'replicas=-1'])).toThrow(/replicas/);
+    expect(() => helm([...base, '--set', 'nope=1'])).toThrow(/nope/);
+    expect(() => helm(['template', 'x', CHART, '--kube-version', 'v1.29.0'])).toThrow(/kubeVersion/);
+  });
+
+  it('is accepted by the API server (its kubeVersion check included), and its pods meet Pod Security "restricted"', () => {
+    // helm asks the real server for its version: the ldflags-injected v1.34.x satisfies kubeVersion.
+    // A release name of its own: --validate makes helm check ownership of existing cluster-scoped objects.
+    const release = `ms-${Date.now().toString(36)}`;
+    const rendered = helm(['template', release, CHART, '-n', restricted, '--validate']);
+    kubectl(['apply', '--dry-run=server', '-n', restricted, '-f', '-'], rendered);
+    const docs = parseAllDocuments(rendered).map((d) => d.toJS());
+    const operatorDeployment = docs.find((d) => d?.kind === 'Deployment');
+    const ms: ModelServing = {
+      apiVersion: 'modelship.dev/v1alpha1',
+      kind: 'ModelServing',
+      metadata: { name: 'iris', namespace: restricted, uid: 'x' },
+      spec: { bundle: { uri: 's3://b/k.zip' }, replicas: 1 },
+    };
+    // Pod Security is enforced on pods: dry-run the pods both Deployments would create.
+    for (const template of [operatorDeployment.spec.template, desiredDeployment(ms, DEFAULT_CONFIG).spec?.template]) {
+      const pod = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'probe', namespace: restricted, labels: template.metadata.labels },
+        spec: template.spec,
+      };
+      if (pod.spec.serviceAccountName) pod.spec = { ...pod.spec, serviceAccountName: 'default' };
+      const out = kubectl(['apply', '--dry-run=server', '-f', '-'], stringify(pod));
+      expect(out).toContain('created (server dry run)');
+    }
+    // And a pod that breaks "restricted" is refused, so the check above can fail.
+    const bad = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'bad', namespace: restricted },
+      spec: { containers: [{ name: 'c', image: 'x' }] },
+    };
+    expect(() => kubectl(['apply', '--dry-run=server', '-f', '-'], stringify(bad))).toThrow(/violates PodSecurity "restricted/);
+  });
+
+  it('gives the operator no Secret access and nothing beyond its resources', () => {
+    const rules = rbac.flatMap((d) => d.rules ?? []);
+    expect(rules.length).toBeGreaterThan(5);
+    expect(JSON.stringify(rules)).not.toContain('*');
+    const as = `--as=system:serviceaccount:${system}:modelship-operator`;
+    const can = (...args: string[]) => {
+      try {
+        return kubectl(['auth', 'can-i', as, ...args]).trim();
+      } catch (err) {
+        return String((err as { stdout?: string }).stdout ?? '').trim();
+      }
+    };
+    expect(can('get', 'secrets', '-A')).toBe('no');
+    expect(can('list', 'secrets', '-n', system)).toBe('no');
+    expect(can('patch', 'deployments', '-n', restricted)).toBe('yes');
+    expect(can('delete', 'modelservings.modelship.dev', '-n', restricted)).toBe('no');
+    expect(can('update', 'leases.coordination.k8s.io', '-n', system)).toBe('yes');
+    expect(can('update', 'leases.coordination.k8s.io', '-n', restricted)).toBe('no');
+  });
+
+  it("runs the operator with exactly the chart's RBAC and reconciles a ModelServing end to end", async () => {
+    const token = kubectl(['create', 'token', 'modelship-operator', '-n', system, '--duration=1h']).trim();
+    const admin = env.kubeConfig.getCurrentCluster();
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: admin?.server ?? '', caFile: env.info.pki.ca, skipTLSVerify: false }],
+      users: [{ name: 'operator', token }],
+      contexts: [{ name: 'ctx', cluster: 'c', user: 'operator' }],
+      currentContext: 'ctx',
+    });
+    const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+    leader = new LeaderElector(kc, { namespace: system, name: 'modelship-operator', identity: 'chart-test', log });
+    await leader.acquire(() => {});
+    const target = await env.namespace('chart-ms');
+    controller = new ModelServingController(
+      kc,
+      { ...DEFAULT_CONFIG, namespaces: [target], workers: 1 },
+      log,
+      new OperatorMetrics({ processMetrics: false }),
+    );
+    await controller.start();
+    const custom = env.kubeConfig.makeApiClient(CustomObjectsApi);
+    await custom.createNamespacedCustomObject({
+      group: 'modelship.dev',
+      version: 'v1alpha1',
+      namespace: target,
+      plural: 'modelservings',
+      body: {
+        apiVersion: 'modelship.dev/v1alpha1',
+        kind: 'ModelServing',
+        metadata: { name: 'rbac' },
+        spec: { bundle: { uri: 's3://b/k.zip' }, replicas: 2 },
+      },
+    });
+    const apps = env.kubeConfig.makeApiClient(AppsV1Api);
+    const deadline = Date.now() + 30_000;
+    let ready = false;
+    while (Date.now() < deadline && !ready) {
+      const ms = (await custom.getNamespacedCustomObject({
+        group: 'modelship.dev',
+        version: 'v1alpha1',
+        namespace: target,
+        plural: 'modelservings',
+        name: 'rbac',
+      })) as ModelServing;
+      ready = ms.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+      if (!ready) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(ready).toBe(true);
+    expect((await apps.readNamespacedDeployment({ name: 'rbac', namespace: target })).status?.readyReplicas).toBe(2);
+    const events = JSON.parse(kubectl(['get', 'events', '-n', target, '-o', 'json'])).items.map((e: { reason: string }) => e.reason);
+    expect(events).toContain('Created');
+  });
+});
