@@ -31,7 +31,6 @@ let system: string;
 let restricted: string;
 let controller: ModelServingController | undefined;
 let leader: LeaderElector | undefined;
-// biome-ignore lint/suspicious/noExplicitAny: rendered manifests
 let rbac: any[] = [];
 let serverVersion = '';
 
