@@ -66,24 +66,33 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
 
   let applyError: { reason: string; message: string } | undefined;
   let failure: unknown;
+  const note = (type: 'Normal' | 'Warning', reason: string, message: string) => {
+    // Events are best effort and never hold up a reconcile.
+    void deps.event?.(ms, type, reason, message).catch(() => {});
+  };
+  const changed: string[] = [];
   try {
-    for (const item of plan) {
-      const { desired } = item;
-      // The caches see only objects labelled as ours; before creating, make sure no stranger holds the name.
-      const observed = item.observed ?? (await writer.read(desired));
-      if (observed && !ownedBy(observed, ms)) {
-        throw Object.assign(new Error(`${desired.kind} ${namespace}/${name} exists and is not owned by this ModelServing`), {
-          terminal: true,
-        });
-      }
-      if (needsApply(desired, observed)) {
-        await writer.apply(desired);
-        await deps.event?.(ms, 'Normal', observed ? 'Updated' : 'Created', `${observed ? 'updated' : 'created'} ${desired.kind} ${name}`);
-      }
-    }
+    // The objects are independent: read (on a cache miss) and apply them concurrently.
+    await Promise.all(
+      plan.map(async (item) => {
+        const { desired } = item;
+        // The caches see only objects labelled as ours; before creating, make sure no stranger holds the name.
+        const observed = item.observed ?? (await writer.read(desired));
+        if (observed && !ownedBy(observed, ms)) {
+          throw Object.assign(new Error(`${desired.kind} ${namespace}/${name} exists and is not owned by this ModelServing`), {
+            terminal: true,
+          });
+        }
+        if (needsApply(desired, observed)) {
+          await writer.apply(desired);
+          changed.push(`${observed ? 'updated' : 'created'} ${desired.kind} ${name}`);
+        }
+      }),
+    );
+    if (changed.length) note('Normal', changed.every((c) => c.startsWith('created')) ? 'Created' : 'Updated', changed.join(', '));
     if (!hpa && observedHpa && ownedBy(observedHpa, ms)) {
       await writer.remove(observedHpa);
-      await deps.event?.(ms, 'Normal', 'Deleted', `deleted HorizontalPodAutoscaler ${name}: autoscaling is off`);
+      note('Normal', 'Deleted', `deleted HorizontalPodAutoscaler ${name}: autoscaling is off`);
     }
     if (!pdb && observedPdb && ownedBy(observedPdb, ms)) await writer.remove(observedPdb);
   } catch (err) {
@@ -96,8 +105,13 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
       // not JSON
     }
     applyError = { reason: e.terminal ? 'Conflict' : 'ApplyFailed', message };
-    await deps.event?.(ms, 'Warning', applyError.reason, message).catch(() => {});
+    note('Warning', applyError.reason, message);
   }
+
+  // Objects just created are not in the caches yet; their informer events queue this key again, and that
+  // pass writes a status from what the API server actually holds: one status write instead of two.
+  // (Only creations: an update that changes nothing on the server raises no event.)
+  if (changed.some((c) => c.startsWith('created')) && !applyError) return { requeueAfterMs: 5000 };
 
   const pods = caches.pods.list(namespace).filter((p) => p.metadata?.labels?.[MODEL_LABEL] === name);
   const status = computeStatus({ ms, deployment: caches.deployments.get(name, namespace), pods, now: deps.now(), applyError });
