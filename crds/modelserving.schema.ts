@@ -34,7 +34,6 @@ const ResourceList = (what: string) =>
     { description: `${what[0]?.toUpperCase()}${what.slice(1)} for the runtime container`, additionalProperties: false },
   );
 
-const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 
 export const SecretKeyRefs = Type.Object(
   {
@@ -289,4 +288,3 @@ export function toStructural(schema: TSchema | Record<string, unknown>): Record<
   return s;
 }
 
-export const DNS_LABEL_PATTERN = DNS_LABEL;

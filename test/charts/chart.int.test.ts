@@ -17,7 +17,6 @@ import { useTestEnv } from '../env/fixtures.ts';
 
 const env = useTestEnv();
 const CHART = join(import.meta.dirname, '../../charts/modelship');
-const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
 const run = (bin: string, args: string[], input?: string) =>
   execFileSync(bin, args, {
     encoding: 'utf8',
@@ -25,7 +24,7 @@ const run = (bin: string, args: string[], input?: string) =>
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, KUBECONFIG: env.info.kubeconfig },
   });
-const kubectl = (args: string[], input?: string) => run(env.info.binaries.kubectl, args, input);
+const kubectl = (args: string[], input?: string) => env.kubectl(args, input);
 const helm = (args: string[]) => run(env.info.binaries.helm, args);
 let system: string;
 let restricted: string;
@@ -35,7 +34,7 @@ let rbac: any[] = [];
 let serverVersion = '';
 
 beforeAll(async () => {
-  kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=modelship-test', '-f', CRD_FILE]);
+  env.installCrd();
   system = await env.namespace('ms-system');
   restricted = await env.namespace('restricted');
   kubectl([

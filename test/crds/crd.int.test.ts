@@ -1,34 +1,13 @@
-// The CRD against the real API server: installed, explained, defaulted, scaled, and invalid specs refused
-// with readable messages.
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import { ApiextensionsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestEnv } from '../env/fixtures.ts';
 
 const env = useTestEnv();
-const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
 const custom = env.kubeConfig.makeApiClient(CustomObjectsApi);
-const ext = env.kubeConfig.makeApiClient(ApiextensionsV1Api);
+const _ext = env.kubeConfig.makeApiClient(ApiextensionsV1Api);
 let ns: string;
 
-const kubectl = (...args: string[]) =>
-  execFileSync(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, ...args], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-
-/** Installs the committed CRD with kubectl (client-node's typed serializer would drop the x-kubernetes-* fields). */
-async function installCrd(): Promise<void> {
-  kubectl('apply', '--server-side', '--force-conflicts', '--field-manager=modelship-test', '-f', CRD_FILE);
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const crd = await ext.readCustomResourceDefinition({ name: 'modelservings.modelship.dev' });
-    if (crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('CRD not established');
-}
+const kubectl = (...args: string[]) => env.kubectl(args);
 
 function ms(name: string, spec: Record<string, unknown>) {
   return { apiVersion: 'modelship.dev/v1alpha1', kind: 'ModelServing', metadata: { name }, spec };
@@ -39,7 +18,7 @@ async function create(body: Record<string, unknown>) {
 }
 
 beforeAll(async () => {
-  await installCrd();
+  env.installCrd();
   ns = await env.namespace('crd');
 });
 

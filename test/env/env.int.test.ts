@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { AppsV1Api, AutoscalingV2Api, CoreV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
+import { eventually } from './wait.ts';
 import { describe, expect, it } from 'vitest';
 import { useTestEnv } from './fixtures.ts';
 import { status } from './env.ts';
@@ -11,21 +12,6 @@ const env = useTestEnv();
 const apps = env.kubeConfig.makeApiClient(AppsV1Api);
 const core = env.kubeConfig.makeApiClient(CoreV1Api);
 const hpa = env.kubeConfig.makeApiClient(AutoscalingV2Api);
-
-async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 function deployment(name: string, replicas: number): V1Deployment {
   return {
@@ -65,8 +51,8 @@ describe('local environment', () => {
         const running = list.items.filter((p) => p.status?.phase === 'Running');
         return running.length === 2 ? running : undefined;
       },
-      60_000,
       '2 Running pods',
+      60_000,
     );
     for (const p of pods) expect(env.info.nodes).toContain(p.spec?.nodeName);
     const dep = await eventually(
@@ -74,8 +60,8 @@ describe('local environment', () => {
         const d = await apps.readNamespacedDeployment({ name: 'web', namespace: ns });
         return d.status?.readyReplicas === 2 ? d : undefined;
       },
-      60_000,
       'readyReplicas 2',
+      60_000,
     );
     expect(dep.status?.availableReplicas).toBe(2);
   });
@@ -95,7 +81,7 @@ describe('local environment', () => {
       },
     });
     await apps.createNamespacedDeployment({ namespace: ns, body: deployment('gc', 1) });
-    await eventually(async () => (await apps.listNamespacedReplicaSet({ namespace: ns })).items.length === 1, 30_000, 'a ReplicaSet');
+    await eventually(async () => (await apps.listNamespacedReplicaSet({ namespace: ns })).items.length === 1, 'a ReplicaSet', 30_000);
 
     await core.deleteNamespacedConfigMap({ name: 'owner', namespace: ns });
     await apps.deleteNamespacedDeployment({ name: 'gc', namespace: ns, body: { propagationPolicy: 'Background' } });
@@ -104,16 +90,16 @@ describe('local environment', () => {
         const cms = await core.listNamespacedConfigMap({ namespace: ns });
         return !cms.items.some((c) => c.metadata?.name === 'dependent');
       },
-      60_000,
       'the dependent ConfigMap to be collected',
+      60_000,
     );
     await eventually(
       async () => {
         const [rs, pods] = await Promise.all([apps.listNamespacedReplicaSet({ namespace: ns }), core.listNamespacedPod({ namespace: ns })]);
         return rs.items.length === 0 && pods.items.length === 0;
       },
-      60_000,
       'the ReplicaSet and pods to be collected',
+      60_000,
     );
   });
 
@@ -137,8 +123,8 @@ describe('local environment', () => {
         const h = await hpa.readNamespacedHorizontalPodAutoscaler({ name: 'scaled', namespace: ns });
         return (h.status?.conditions?.length ?? 0) > 0 ? h : undefined;
       },
-      60_000,
       'HPA conditions from the controller',
+      60_000,
     );
     const types = got.status?.conditions?.map((c) => c.type) ?? [];
     expect(types).toContain('AbleToScale');

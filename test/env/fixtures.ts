@@ -1,6 +1,8 @@
 // Per-test-file isolation on the shared environment: each file gets its own namespace, bucket and topic
 // names (derived from a random suffix), created on demand and removed after the file's tests.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { Admin } from '@platformatic/kafka';
 import { Client as MinioClient } from 'minio';
@@ -18,7 +20,13 @@ export interface TestEnv {
   topic(prefix?: string, create?: boolean): Promise<string>;
   minio(): MinioClient;
   kafkaAdmin(): Admin;
+  /** Runs the environment's kubectl against its API server; `input` goes to stdin. */
+  kubectl(args: string[], input?: string): string;
+  /** Installs (server-side applies) the committed ModelServing CRD and waits until it is established. */
+  installCrd(): void;
 }
+
+const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
 
 export function minioClient(info: EnvInfo): MinioClient {
   const url = new URL(info.s3.endpoint);
@@ -71,9 +79,22 @@ export function useTestEnv(): TestEnv {
     await admin?.close();
   });
 
+  const kubectl = (args: string[], input?: string) =>
+    execFileSync(info.binaries.kubectl, ['--kubeconfig', info.kubeconfig, ...args], {
+      encoding: 'utf8',
+      input,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, KUBECONFIG: info.kubeconfig },
+    });
   return {
     info,
     kubeConfig,
+    kubectl,
+    installCrd() {
+      // kubectl, not client-node: its typed serializer would drop the CRD's x-kubernetes-* fields.
+      kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=modelship-test', '-f', CRD_FILE]);
+      kubectl(['wait', '--for=condition=Established', 'crd/modelservings.modelship.dev', '--timeout=30s']);
+    },
     minio: () => minio,
     kafkaAdmin,
     async namespace(prefix = 'test') {

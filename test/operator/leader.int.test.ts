@@ -1,9 +1,10 @@
 // Two operator processes share one Lease: only the leader runs the controller; when the leader dies the
 // other takes over within the lease duration; a leader stopped with SIGTERM hands over at once.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { AppsV1Api, CoordinationV1Api } from '@kubernetes/client-node';
+import { eventually } from '../env/wait.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestEnv } from '../env/fixtures.ts';
 
@@ -11,15 +12,10 @@ const env = useTestEnv();
 const coordination = env.kubeConfig.makeApiClient(CoordinationV1Api);
 const apps = env.kubeConfig.makeApiClient(AppsV1Api);
 const MAIN = join(import.meta.dirname, '../../operator/main.ts');
-const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
 let ns: string;
 const children: ChildProcess[] = [];
 
-const kubectl = (...args: string[]) =>
-  execFileSync(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, ...args], {
-    encoding: 'utf8',
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+const _kubectl = (...args: string[]) => env.kubectl(args);
 
 function operator(): { child: ChildProcess; identity: string; output: () => string } {
   const child = spawn(process.execPath, [MAIN], {
@@ -49,16 +45,6 @@ async function holder(): Promise<string | undefined> {
   }
 }
 
-async function eventually<T>(fn: () => Promise<T | undefined | false>, what: string, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 function msYaml(name: string) {
   return JSON.stringify({
     apiVersion: 'modelship.dev/v1alpha1',
@@ -69,8 +55,7 @@ function msYaml(name: string) {
 }
 
 beforeAll(async () => {
-  kubectl('apply', '--server-side', '--force-conflicts', '--field-manager=modelship-test', '-f', CRD_FILE);
-  kubectl('wait', '--for=condition=Established', 'crd/modelservings.modelship.dev', '--timeout=30s');
+  env.installCrd();
   ns = await env.namespace('leader');
 });
 afterAll(() => {
@@ -87,7 +72,7 @@ describe('leader election', () => {
     expect(await holder()).toBe(a.identity);
     expect(b.output()).not.toContain('workers started');
 
-    execFileSync(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, 'apply', '-f', '-'], { input: msYaml('one') });
+    env.kubectl(['apply', '-f', '-'], msYaml('one'));
     await eventually(() => apps.readNamespacedDeployment({ name: 'one', namespace: ns }), 'A to reconcile', 20_000);
 
     // Crash: the lease expires (15 s) and B takes it.
@@ -97,7 +82,7 @@ describe('leader election', () => {
     const takeover = Date.now() - crashedAt;
     expect(takeover).toBeLessThan(20_000);
     await eventually(async () => b.output().includes('workers started'), 'B to start its workers', 20_000);
-    execFileSync(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, 'apply', '-f', '-'], { input: msYaml('two') });
+    env.kubectl(['apply', '-f', '-'], msYaml('two'));
     await eventually(() => apps.readNamespacedDeployment({ name: 'two', namespace: ns }), 'B to reconcile', 20_000);
 
     // Graceful stop: B releases the lease, C takes it within a couple of retry periods.

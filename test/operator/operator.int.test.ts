@@ -1,8 +1,6 @@
-// The ModelServing controller against the real control plane with kwok nodes.
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import { AppsV1Api, AutoscalingV2Api, CoreV1Api, CustomObjectsApi, PolicyV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
+import { eventually } from '../env/wait.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import { DEFAULT_CONFIG } from '../../operator/config.ts';
@@ -16,32 +14,12 @@ const core = env.kubeConfig.makeApiClient(CoreV1Api);
 const hpaApi = env.kubeConfig.makeApiClient(AutoscalingV2Api);
 const policy = env.kubeConfig.makeApiClient(PolicyV1Api);
 const custom = env.kubeConfig.makeApiClient(CustomObjectsApi);
-const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 let ns: string;
 let controller: ModelServingController;
 let metrics: OperatorMetrics;
 
-const kubectl = (...args: string[]) =>
-  execFileSync(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, ...args], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-
-async function eventually<T>(fn: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+const kubectl = (...args: string[]) => env.kubectl(args);
 
 const msApi = {
   create: (name: string, spec: Record<string, unknown>) =>
@@ -79,8 +57,7 @@ async function startController() {
 }
 
 beforeAll(async () => {
-  kubectl('apply', '--server-side', '--force-conflicts', '--field-manager=modelship-test', '-f', CRD_FILE);
-  kubectl('wait', '--for=condition=Established', 'crd/modelservings.modelship.dev', '--timeout=30s');
+  env.installCrd();
   ns = await env.namespace('operator');
   await startController();
 });
