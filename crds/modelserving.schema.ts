@@ -34,7 +34,6 @@ const ResourceList = (what: string) =>
     { description: `${what[0]?.toUpperCase()}${what.slice(1)} for the runtime container`, additionalProperties: false },
   );
 
-
 export const SecretKeyRefs = Type.Object(
   {
     name: Type.String({
@@ -287,4 +286,3 @@ export function toStructural(schema: TSchema | Record<string, unknown>): Record<
   if (s.items) s.items = toStructural(s.items as Record<string, unknown>);
   return s;
 }
-

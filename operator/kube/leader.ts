@@ -1,6 +1,7 @@
 // Leader election with a coordination.k8s.io/v1 Lease (15 s lease, 10 s renew deadline, 2 s retry). The
 // holder renews every retry period; if it cannot renew within the deadline it has lost the lease and calls
 // onLost (the operator then exits). On a clean stop it releases the lease so another replica takes over at once.
+import { setTimeout as delay } from 'node:timers/promises';
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
@@ -19,18 +20,8 @@ function microTime(d: Date): Date {
   return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
+/** Waits `ms`, or less if `signal` aborts first; never rejects. */
+const sleep = (ms: number, signal: AbortSignal) => delay(ms, undefined, { signal }).catch(() => {});
 
 export class LeaderElector {
   private readonly api: CoordinationV1Api;

@@ -1,5 +1,6 @@
 // Fetching a bundle to local disk: streamed (never held whole in memory), hashed while it streams, capped in
 // size, retried with backoff on transient errors, bounded in time. Errors name the URI, never credentials.
+import { setTimeout as delay } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
@@ -121,18 +122,8 @@ async function openHttp(loc: Extract<BundleLocation, { kind: 'http' }>, signal: 
   throw msError('MS_ERR_BUNDLE_FETCH_FAILED', { uri: loc.display, attempts: 1, detail: `HTTP ${res.status}` });
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
+/** Waits `ms`, or less if `signal` aborts first; never rejects. */
+const sleep = (ms: number, signal: AbortSignal) => delay(ms, undefined, { signal }).catch(() => {});
 
 /**
  * Fetches the bundle at `loc`. Remote archives are streamed to `destFile`; local ones are read in place.
