@@ -9,11 +9,12 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { ModelServing } from '../crds/modelserving.schema.ts';
 import { DEFAULT_CONFIG } from '../operator/config.ts';
 import { desiredDeployment } from '../operator/controller/desired/deployment.ts';
 import { desiredService } from '../operator/controller/desired/service.ts';
+import { PooledKubeConfig } from '../operator/kube/config.ts';
 import { down, isHealthy, readEnv, up } from '../test/env/env.ts';
 import { freePort } from '../test/env/process.ts';
 import { ratio } from './lib.ts';
@@ -61,7 +62,8 @@ if (!info || !(await isHealthy(info))) {
   info = await up();
   startedHere = true;
 }
-const kc = new KubeConfig();
+// The plain client gets the same connection reuse as the operator: a fair baseline.
+const kc = new PooledKubeConfig();
 kc.loadFromFile(info.kubeconfig);
 const apps = kc.makeApiClient(AppsV1Api);
 const core = kc.makeApiClient(CoreV1Api);

@@ -2,17 +2,17 @@
 // ModelServing controller. Exits when it loses the lease; on SIGTERM stops its workers and releases the lease.
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { loadOperatorConfig } from './config.ts';
 import { ModelServingController } from './controller/controller.ts';
+import { PooledKubeConfig } from './kube/config.ts';
 import { LeaderElector } from './kube/leader.ts';
 import { OperatorMetrics } from './metrics.ts';
 
 export async function main(): Promise<void> {
   const config = loadOperatorConfig();
   const log = pino({ level: process.env.MODELSHIP_LOG_LEVEL ?? 'info', base: { component: 'modelship-operator' } });
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromDefault();
   const metrics = new OperatorMetrics();
   const controller = new ModelServingController(kc, config, log, metrics);
