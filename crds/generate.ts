@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { modelServingCrdYaml } from './crd.ts';
+import { referenceMarkdown } from './reference.ts';
 
 // The same file in the Helm chart's crds/ directory (Helm installs CRDs from there).
 for (const file of [
@@ -11,3 +12,6 @@ for (const file of [
   writeFileSync(file, modelServingCrdYaml());
   console.log(`wrote ${file}`);
 }
+const reference = join(import.meta.dirname, '..', 'docs', 'modelserving.md');
+writeFileSync(reference, referenceMarkdown());
+console.log(`wrote ${reference}`);

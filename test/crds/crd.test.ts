@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { modelServingCrd, modelServingCrdYaml } from '../../crds/crd.ts';
+import { referenceMarkdown } from '../../crds/reference.ts';
 
 const committed = readFileSync(join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml'), 'utf8');
 
@@ -28,6 +29,13 @@ describe('ModelServing CRD', () => {
   it('is committed exactly as the schema generates it (run `npm run gen:crd` after changing the schema)', () => {
     expect(committed).toBe(modelServingCrdYaml());
     expect(readFileSync(join(import.meta.dirname, '../../charts/modelship/crds/modelship.dev_modelservings.yaml'), 'utf8')).toBe(committed);
+  });
+
+  it('has its field reference (docs/modelserving.md) generated from the same schema', () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/modelserving.md'), 'utf8');
+    expect(doc).toBe(referenceMarkdown());
+    expect(doc).toContain('| `bundle.uri` (required) | string |');
+    expect(doc).toContain('minReplicas must not exceed maxReplicas');
   });
 
   it('is structural: a type on every node, no patternProperties, and a description on every spec field', () => {
