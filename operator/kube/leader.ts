@@ -34,10 +34,6 @@ export class LeaderElector {
     this.o = { leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...opts };
   }
 
-  get isLeader(): boolean {
-    return this.leading;
-  }
-
   /** Tries to take or renew the lease once; true when this process holds it afterwards. */
   async tryAcquireOrRenew(): Promise<boolean> {
     const { namespace, name, identity, leaseDurationSeconds } = this.o;

@@ -102,11 +102,6 @@ export class Deadlines {
   }
 }
 
-/** A request context for calls made outside a deadline (tests, the local runner). */
-export function requestContext(deps: InferDeps, requestId: string): RequestContext {
-  return new Pending(deps.log, deps.model.name, requestId, Number.POSITIVE_INFINITY);
-}
-
 export async function withDeadline<T>(
   deps: InferDeps,
   requestId: string,

@@ -292,10 +292,6 @@ export function binaries(): Binaries {
   };
 }
 
-export function componentNames(): ComponentName[] {
-  return components.map((c) => c.name);
-}
-
 export function builtState(): Record<ComponentName, boolean> {
   return Object.fromEntries(components.map((c) => [c.name, isBuilt(c)])) as Record<ComponentName, boolean>;
 }

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { stringify } from 'yaml';
 import { type Binaries, ensureBuilt } from './build.ts';
 import { createPki, type Pki } from './pki.ts';
-import { type ProcessRecord, freePorts, isAlive, startProcess, stopProcess, tailFile, waitReady, ComponentStartError } from './process.ts';
+import { type ProcessRecord, freePorts, isAlive, startProcess, stopProcess, waitReady, ComponentStartError } from './process.ts';
 import { KAFKA_VERSION, KUBERNETES_VERSION } from './versions.ts';
 import { createKwokNodes, kwokNodesReady } from './nodes.ts';
 import { kafkaMetadataAnswered } from './kafka.ts';
@@ -505,5 +505,3 @@ export async function down(info: EnvInfo, file = envFile()): Promise<void> {
   }
   await rm(file, { force: true });
 }
-
-export { tailFile };
