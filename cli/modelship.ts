@@ -60,8 +60,10 @@ export function program(): Command {
     .option('--log-level <level>', 'plugin log level', 'warn')
     .action(async (bundle: string, opts: { input: string; logLevel: string }) => {
       const inputs = await readInput(opts.input);
-      const { outputs } = await runBundle(bundle, inputs, { logLevel: opts.logLevel });
+      const { outputs, signals } = await runBundle(bundle, inputs, { logLevel: opts.logLevel });
       console.log(JSON.stringify(outputs.length === 1 ? outputs[0] : outputs, null, 2));
+      // Metrics and events the plugin returned go to stderr, so stdout stays the outputs alone.
+      if (signals) console.error(`plugin signals: ${JSON.stringify(signals)}`);
     });
 
   cli

@@ -8,7 +8,6 @@ import { resolveBundle } from '../runtime/bundle/manifest.ts';
 import { unzipSafely } from '../runtime/bundle/unzip.ts';
 import { DEFAULTS } from '../runtime/contract.ts';
 import { createEngine } from '../runtime/engines/index.ts';
-import type { Outputs } from '../runtime/engines/outputs.ts';
 import { outputsToJson } from '../runtime/protocol/tensors.ts';
 
 export async function runBundle(bundle: string, inputs: Record<string, unknown>[], opts: { logLevel?: string } = {}) {
@@ -35,13 +34,13 @@ export async function runBundle(bundle: string, inputs: Record<string, unknown>[
       logLevel: opts.logLevel ?? 'warn',
     });
     try {
-      const outputs: Outputs[] = await engine.predict(inputs, {
+      const { outputs, signals } = await engine.predict(inputs, {
         requestId: 'local',
         modelName: resolved.manifest.name ?? 'model',
         signal: new AbortController().signal,
         log,
       });
-      return { bundle: resolved, outputs: outputs.map(outputsToJson) };
+      return { bundle: resolved, outputs: outputs.map(outputsToJson), signals };
     } finally {
       await engine.close();
     }

@@ -1,7 +1,9 @@
-// `npm run gen:crd`: writes the CRD YAML from the TypeBox schema.
+// `npm run gen`: writes what is generated from TypeBox schemas: the CRD YAML (twice), the ModelServing
+// field reference and the JSON Schema of the Kafka records.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { modelServingCrdYaml } from './crd.ts';
+import { recordJsonSchema } from '../runtime/inference-log/record.ts';
 import { referenceMarkdown } from './reference.ts';
 
 // The same file in the Helm chart's crds/ directory (Helm installs CRDs from there).
@@ -15,3 +17,6 @@ for (const file of [
 const reference = join(import.meta.dirname, '..', 'docs', 'modelserving.md');
 writeFileSync(reference, referenceMarkdown());
 console.log(`wrote ${reference}`);
+const records = join(import.meta.dirname, '..', 'docs', 'inference-record.schema.json');
+writeFileSync(records, recordJsonSchema());
+console.log(`wrote ${records}`);

@@ -1,7 +1,15 @@
 // The runtime's configuration, read from the environment (names in contract.ts). Pure apart from reading
 // credential files; errors are MS_ERR_CONFIG_INVALID naming the variable (never its value when secret).
 import { readFileSync } from 'node:fs';
-import { DEFAULTS, ENV, PATHS } from './contract.ts';
+import {
+  DEFAULTS,
+  ENV,
+  INFERENCE_LOG_MODES,
+  type InferenceLogMode,
+  KAFKA_SASL_MECHANISMS,
+  type KafkaSaslMechanism,
+  PATHS,
+} from './contract.ts';
 import { msError } from './errors.ts';
 import type { S3Settings } from './bundle/fetch.ts';
 
@@ -26,6 +34,27 @@ export interface RuntimeConfig {
   maxBundleEntries: number;
   maxCompressionRatio: number;
   terminationLog: string;
+  /** Unset when no Kafka is configured. */
+  kafka: KafkaSettings | undefined;
+  inferenceLog: InferenceLogSettings;
+  /** Topics the plugin may publish events to. */
+  eventTopics: string[];
+}
+
+export interface KafkaSettings {
+  bootstrapServers: string[];
+  tls: boolean;
+  tlsCa: string | undefined;
+  sasl: { mechanism: KafkaSaslMechanism; username: string; password: string } | undefined;
+}
+
+export interface InferenceLogSettings {
+  /** Unset: inference logging is off. */
+  topic: string | undefined;
+  mode: InferenceLogMode;
+  sampleRate: number;
+  bufferBytes: number;
+  flushTimeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -55,6 +84,77 @@ function secret(env: Env, name: string, fileVar: string): string | undefined {
       detail: `${fileVar} points at ${file}, which cannot be read (${(err as NodeJS.ErrnoException).code})`,
     });
   }
+}
+
+const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
+const HOST_PORT = /^[^\s:,]+:\d{1,5}$/;
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function topicName(name: string, value: string): string {
+  if (!TOPIC.test(value) || value === '.' || value === '..') {
+    throw msError('MS_ERR_CONFIG_INVALID', {
+      detail: `${name}: ${JSON.stringify(value)} is not a Kafka topic name (letters, digits, ".", "_", "-"; at most 249)`,
+    });
+  }
+  return value;
+}
+
+function kafkaSettings(env: Env): KafkaSettings | undefined {
+  const servers = list(env[ENV.kafkaBootstrapServers]);
+  if (servers.length === 0) return undefined;
+  for (const s of servers) {
+    if (!HOST_PORT.test(s)) {
+      throw msError('MS_ERR_CONFIG_INVALID', { detail: `${ENV.kafkaBootstrapServers}: ${JSON.stringify(s)} is not host:port` });
+    }
+  }
+  const mechanism = env[ENV.kafkaSaslMechanism] || undefined;
+  let sasl: KafkaSettings['sasl'];
+  if (mechanism !== undefined) {
+    if (!(KAFKA_SASL_MECHANISMS as readonly string[]).includes(mechanism)) {
+      throw msError('MS_ERR_CONFIG_INVALID', {
+        detail: `${ENV.kafkaSaslMechanism} must be one of ${KAFKA_SASL_MECHANISMS.join(', ')}, got ${JSON.stringify(mechanism)}`,
+      });
+    }
+    const username = env[ENV.kafkaSaslUsername];
+    const password = env[ENV.kafkaSaslPassword];
+    if (!username || !password) {
+      throw msError('MS_ERR_CONFIG_INVALID', {
+        detail: `${ENV.kafkaSaslMechanism} is set but ${!username ? ENV.kafkaSaslUsername : ENV.kafkaSaslPassword} is empty`,
+      });
+    }
+    sasl = { mechanism: mechanism as KafkaSaslMechanism, username, password };
+  }
+  return { bootstrapServers: servers, tls: env[ENV.kafkaTls] === 'true', tlsCa: env[ENV.kafkaTlsCa] || undefined, sasl };
+}
+
+function inferenceLogSettings(env: Env): InferenceLogSettings {
+  const topic = env[ENV.inferenceLogTopic] || undefined;
+  const mode = env[ENV.inferenceLogMode] || DEFAULTS.inferenceLogMode;
+  if (!(INFERENCE_LOG_MODES as readonly string[]).includes(mode)) {
+    throw msError('MS_ERR_CONFIG_INVALID', {
+      detail: `${ENV.inferenceLogMode} must be one of ${INFERENCE_LOG_MODES.join(', ')}, got ${JSON.stringify(mode)}`,
+    });
+  }
+  const rawRate = env[ENV.inferenceLogSampleRate];
+  const sampleRate = rawRate === undefined || rawRate === '' ? DEFAULTS.inferenceLogSampleRate : Number(rawRate);
+  if (!Number.isFinite(sampleRate) || sampleRate < 0 || sampleRate > 1) {
+    throw msError('MS_ERR_CONFIG_INVALID', {
+      detail: `${ENV.inferenceLogSampleRate} must be a number in [0, 1], got ${JSON.stringify(rawRate)}`,
+    });
+  }
+  return {
+    topic: topic === undefined ? undefined : topicName(ENV.inferenceLogTopic, topic),
+    mode: mode as InferenceLogMode,
+    sampleRate,
+    bufferBytes: int(env, ENV.inferenceLogBufferBytes, DEFAULTS.inferenceLogBufferBytes, 64 * 1024),
+    flushTimeoutMs: int(env, ENV.inferenceLogFlushTimeoutMs, DEFAULTS.inferenceLogFlushTimeoutMs, 0),
+  };
 }
 
 export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeConfig> = {}): RuntimeConfig {
@@ -116,7 +216,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
     maxBundleEntries: int(env, ENV.maxBundleEntries, DEFAULTS.maxBundleEntries, 1),
     maxCompressionRatio: int(env, ENV.maxCompressionRatio, DEFAULTS.maxCompressionRatio, 1),
     terminationLog: env[ENV.terminationLog] ?? PATHS.terminationLog,
-    ...pick(overrides, ['requestTimeoutMs', 'initTimeoutMs', 'drainTimeoutMs', 'logLevel', 's3']),
+    kafka: kafkaSettings(env),
+    inferenceLog: inferenceLogSettings(env),
+    eventTopics: list(env[ENV.eventTopics]).map((t) => topicName(ENV.eventTopics, t)),
+    ...pick(overrides, ['requestTimeoutMs', 'initTimeoutMs', 'drainTimeoutMs', 'logLevel', 's3', 'kafka', 'inferenceLog', 'eventTopics']),
   };
 }
 

@@ -46,6 +46,29 @@ export const ENV = {
   maxBundleEntries: 'MODELSHIP_MAX_BUNDLE_ENTRIES',
   maxCompressionRatio: 'MODELSHIP_MAX_COMPRESSION_RATIO',
   terminationLog: 'MODELSHIP_TERMINATION_LOG',
+  // Inference logging, feedback records and plugin events (Kafka)
+  /** Comma-separated host:port list; unset: no Kafka (records and events are not produced). */
+  kafkaBootstrapServers: 'MODELSHIP_KAFKA_BOOTSTRAP_SERVERS',
+  /** "true": connect with TLS. */
+  kafkaTls: 'MODELSHIP_KAFKA_TLS',
+  /** PEM CA bundle for TLS (content, usually from a Secret or ConfigMap key); unset: the system CAs. */
+  kafkaTlsCa: 'MODELSHIP_KAFKA_TLS_CA',
+  /** PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512; unset: no SASL. */
+  kafkaSaslMechanism: 'MODELSHIP_KAFKA_SASL_MECHANISM',
+  kafkaSaslUsername: 'MODELSHIP_KAFKA_SASL_USERNAME',
+  kafkaSaslPassword: 'MODELSHIP_KAFKA_SASL_PASSWORD',
+  /** The resolved inference-logging topic; unset: no inference or feedback records. */
+  inferenceLogTopic: 'MODELSHIP_INFERENCE_LOG_TOPIC',
+  /** all | predictions | inputs */
+  inferenceLogMode: 'MODELSHIP_INFERENCE_LOG_MODE',
+  /** 0..1: the share of requests that get a record. */
+  inferenceLogSampleRate: 'MODELSHIP_INFERENCE_LOG_SAMPLE_RATE',
+  /** Bound on the bytes of records waiting for Kafka; beyond it new records are dropped (and counted). */
+  inferenceLogBufferBytes: 'MODELSHIP_INFERENCE_LOG_BUFFER_BYTES',
+  /** Bound on flushing waiting records at shutdown. */
+  inferenceLogFlushTimeoutMs: 'MODELSHIP_INFERENCE_LOG_FLUSH_TIMEOUT_MS',
+  /** Comma-separated topics the plugin may publish events to; no others. */
+  eventTopics: 'MODELSHIP_EVENT_TOPICS',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];
@@ -65,4 +88,13 @@ export const DEFAULTS = {
   maxBundleEntries: 10_000,
   maxCompressionRatio: 200,
   s3Region: 'us-east-1',
+  inferenceLogMode: 'all',
+  inferenceLogSampleRate: 1,
+  inferenceLogBufferBytes: 16 * 1024 * 1024,
+  inferenceLogFlushTimeoutMs: 5_000,
 } as const;
+
+export const INFERENCE_LOG_MODES = ['all', 'predictions', 'inputs'] as const;
+export type InferenceLogMode = (typeof INFERENCE_LOG_MODES)[number];
+export const KAFKA_SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
+export type KafkaSaslMechanism = (typeof KAFKA_SASL_MECHANISMS)[number];

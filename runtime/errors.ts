@@ -47,6 +47,11 @@ export const ERRORS = {
   MS_ERR_PREDICT_FAILED: { status: 500, message: 'predict failed: {detail}' },
   MS_ERR_PREDICT_TIMEOUT: { status: 504, message: 'predict did not finish within {ms} ms' },
   MS_ERR_OUTPUT_INVALID: { status: 500, message: 'plugin returned an invalid output: {detail}' },
+  MS_ERR_FEEDBACK_FAILED: { status: 500, message: 'plugin feedback() failed: {detail}' },
+  MS_ERR_FEEDBACK_UNSUPPORTED: {
+    status: 501,
+    message: 'model "{name}" cannot take feedback: its plugin has no feedback() and inference logging is off',
+  },
   MS_ERR_ROUTE_FAILED: { status: 500, message: 'custom route {route} failed: {detail}' },
   MS_ERR_ROUTE_INVALID: { status: 500, message: 'plugin routes() registered an invalid route: {detail}' },
   // requests

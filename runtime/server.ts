@@ -9,6 +9,7 @@ import { prepareBundle } from './bundle/index.ts';
 import { loadConfig, type RuntimeConfig } from './config.ts';
 import { createEngine } from './engines/index.ts';
 import { describe, isModelshipError } from './errors.ts';
+import { Recorder } from './inference-log/recorder.ts';
 import { ServedModel } from './model.ts';
 import { createLogger } from './observability/logging.ts';
 import { RuntimeMetrics } from './observability/metrics.ts';
@@ -17,12 +18,13 @@ export interface Runtime {
   app: FastifyInstance;
   model: ServedModel;
   metrics: RuntimeMetrics;
+  recorder: Recorder;
   log: Logger;
   /** The bound address, e.g. http://127.0.0.1:8080. */
   url: string;
   /** Resolves when the model is ready; rejects with the load failure. */
   loaded: Promise<void>;
-  /** Graceful shutdown: not ready, drain in-flight requests (bounded by drainTimeoutMs), close. */
+  /** Graceful shutdown: not ready, drain in-flight requests (bounded by drainTimeoutMs), flush records, close. */
   shutdown(): Promise<void>;
 }
 
@@ -54,10 +56,20 @@ export async function start(config: RuntimeConfig, log = createLogger(config.log
   // Handled below, after the server is up; this keeps an early failure from counting as unhandled.
   fetching.catch(() => {});
   const { build } = await import('./app.ts');
+  const recorder = new Recorder({
+    model,
+    namespace: config.namespace,
+    kafka: config.kafka,
+    inferenceLog: config.inferenceLog,
+    eventTopics: config.eventTopics,
+    metrics,
+    log,
+  });
   const app = build({
     model,
     metrics,
     log,
+    recorder,
     requestTimeoutMs: config.requestTimeoutMs,
     bodyLimitBytes: config.bodyLimitBytes,
   });
@@ -117,11 +129,13 @@ export async function start(config: RuntimeConfig, log = createLogger(config.log
         log.warn('drain timeout passed with requests still in flight; closing their connections');
         app.server.closeAllConnections();
       }
+      // Requests are done: what they recorded is all there is to flush (bounded).
+      await recorder.close();
       await model.engine?.close();
     })();
     return closing;
   };
-  return { app, model, metrics, log, url, loaded, shutdown };
+  return { app, model, metrics, recorder, log, url, loaded, shutdown };
 }
 
 function writeTerminationLog(path: string, text: string): void {

@@ -5,9 +5,17 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
 import { type ErrorCode, ModelshipError, msError } from '../errors.ts';
-import type { Outputs } from './outputs.ts';
 import { PluginHost } from './plugin-host.ts';
-import type { CustomRouteRequest, CustomRouteResponse, CustomRouteSpec, Engine, PluginMetadata, RequestContext } from './types.ts';
+import type {
+  CustomRouteRequest,
+  CustomRouteResponse,
+  CustomRouteSpec,
+  Engine,
+  FeedbackResult,
+  PluginMetadata,
+  Prediction,
+  RequestContext,
+} from './types.ts';
 import type { WorkerInit, WorkerReply, WorkerTask } from './js-worker.ts';
 
 export interface JsEngineOptions {
@@ -96,8 +104,8 @@ async function createPoolEngine(opts: JsEngineOptions): Promise<Engine> {
     pluginMetadata: info.pluginMetadata,
     routes: info.routes,
     hasFeedback: info.hasFeedback,
-    predict: (rows, ctx) => run<Outputs[]>({ op: 'predict', rows, requestId: ctx.requestId }, ctx),
-    feedback: (record, ctx) => run<unknown>({ op: 'feedback', record, requestId: ctx.requestId }, ctx),
+    predict: (rows, ctx) => run<Prediction>({ op: 'predict', rows, requestId: ctx.requestId }, ctx),
+    feedback: (record, ctx) => run<FeedbackResult>({ op: 'feedback', record, requestId: ctx.requestId }, ctx),
     callRoute: (index: number, req: CustomRouteRequest, ctx: RequestContext) =>
       run<CustomRouteResponse>({ op: 'route', index, req, requestId: ctx.requestId }, ctx),
     close: () => pool.destroy(),

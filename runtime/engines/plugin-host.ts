@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, isModelshipError, msError } from '../errors.ts';
 import { type Outputs, validateOutputs } from './outputs.ts';
-import type { CustomRouteRequest, CustomRouteResponse, CustomRouteSpec, InitContext, PluginMetadata, RequestContext } from './types.ts';
+import { hasSignals, type Signals, takeSignals } from './signals.ts';
+import type {
+  CustomRouteRequest,
+  CustomRouteResponse,
+  CustomRouteSpec,
+  FeedbackResult,
+  InitContext,
+  PluginMetadata,
+  Prediction,
+  RequestContext,
+} from './types.ts';
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -109,7 +119,7 @@ export class PluginHost {
     return typeof this.plugin.feedback === 'function';
   }
 
-  async predict(rows: Record<string, unknown>[], ctx: RequestContext): Promise<Outputs[]> {
+  async predict(rows: Record<string, unknown>[], ctx: RequestContext): Promise<Prediction> {
     let results: unknown[];
     try {
       if (this.plugin.predictBatch) {
@@ -130,17 +140,25 @@ export class PluginHost {
       if (isModelshipError(err)) throw err;
       throw msError('MS_ERR_PREDICT_FAILED', { detail: describe(err) }, err);
     }
-    for (let i = 0; i < results.length; i++) validateOutputs(results[i], results.length > 1 ? i : undefined);
-    return results as Outputs[];
+    const signals: Signals = { metrics: [], events: [] };
+    for (let i = 0; i < results.length; i++) {
+      results[i] = takeSignals(results[i], signals);
+      validateOutputs(results[i], results.length > 1 ? i : undefined);
+    }
+    return hasSignals(signals) ? { outputs: results as Outputs[], signals } : { outputs: results as Outputs[] };
   }
 
-  async feedback(record: Record<string, unknown>, ctx: RequestContext): Promise<unknown> {
-    if (!this.plugin.feedback) return undefined;
+  async feedback(record: Record<string, unknown>, ctx: RequestContext): Promise<FeedbackResult> {
+    if (!this.plugin.feedback) return { value: undefined };
+    let value: unknown;
     try {
-      return await this.plugin.feedback(record, ctx);
+      value = await this.plugin.feedback(record, ctx);
     } catch (err) {
-      throw msError('MS_ERR_PREDICT_FAILED', { detail: `feedback(): ${describe(err)}` }, err);
+      throw msError('MS_ERR_FEEDBACK_FAILED', { detail: describe(err) }, err);
     }
+    const signals: Signals = { metrics: [], events: [] };
+    value = takeSignals(value, signals);
+    return hasSignals(signals) ? { value, signals } : { value };
   }
 
   async callRoute(index: number, req: CustomRouteRequest, ctx: RequestContext): Promise<CustomRouteResponse> {

@@ -2,6 +2,19 @@
 import type { Logger } from 'pino';
 import type { BundleFormat, TensorMetadata } from '../bundle/manifest.ts';
 import type { Outputs } from './outputs.ts';
+import type { Signals } from './signals.ts';
+
+/** predict()'s validated outputs (one per input row) and the metrics and events the plugin returned. */
+export interface Prediction {
+  outputs: Outputs[];
+  signals?: Signals | undefined;
+}
+
+/** What feedback() returned (without `$metrics` / `$events`) and the signals it carried. */
+export interface FeedbackResult {
+  value: unknown;
+  signals?: Signals | undefined;
+}
 
 /** Passed to the plugin's init(). */
 export interface InitContext {
@@ -56,8 +69,8 @@ export interface Engine {
   readonly routes: readonly CustomRouteSpec[];
   readonly hasFeedback: boolean;
   /** One output object per input row, validated. */
-  predict(rows: Record<string, unknown>[], ctx: RequestContext): Promise<Outputs[]>;
-  feedback(record: Record<string, unknown>, ctx: RequestContext): Promise<unknown>;
+  predict(rows: Record<string, unknown>[], ctx: RequestContext): Promise<Prediction>;
+  feedback(record: Record<string, unknown>, ctx: RequestContext): Promise<FeedbackResult>;
   callRoute(index: number, req: CustomRouteRequest, ctx: RequestContext): Promise<CustomRouteResponse>;
   close(): Promise<void>;
 }

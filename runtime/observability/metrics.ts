@@ -12,6 +12,15 @@ export class RuntimeMetrics {
   readonly bundleUnpackSeconds: Gauge;
   readonly modelLoadSeconds: Gauge;
   readonly modelReady: Gauge<'model'>;
+  readonly logSent: Counter<'model'>;
+  readonly logDropped: Counter<'model' | 'reason'>;
+  readonly logSendErrors: Counter<'model'>;
+  readonly logBufferBytes: Gauge<'model'>;
+  readonly pluginEvents: Counter<'model' | 'topic'>;
+  readonly pluginRejected: Counter<'model' | 'kind' | 'reason'>;
+  /** Read into modelship_inference_log_buffer_bytes at scrape time. */
+  bufferedBytes: () => number = () => 0;
+  private readonly pluginMetrics = new Map<string, Gauge<'model'> | Counter<'model'>>();
   /** Requests in flight; read into the gauge at scrape time, so the hot path only adds and subtracts. */
   inFlightCount = 0;
   private inFlightModel = 'model';
@@ -69,8 +78,82 @@ export class RuntimeMetrics {
       labelNames: ['model'],
       registers,
     });
+    this.logSent = new Counter({
+      name: 'modelship_inference_log_sent_total',
+      help: 'Records (inference, feedback, event) written to Kafka',
+      labelNames: ['model'],
+      registers,
+    });
+    this.logDropped = new Counter({
+      name: 'modelship_inference_log_dropped_total',
+      help: 'Records not written to Kafka, by reason: buffer_full (Kafka slow or down), too_large, topic_not_found, shutdown (flush bound reached), not_allowed',
+      labelNames: ['model', 'reason'],
+      registers,
+    });
+    this.logSendErrors = new Counter({
+      name: 'modelship_inference_log_send_errors_total',
+      help: 'Failed attempts to write a batch of records to Kafka (the records are kept and retried)',
+      labelNames: ['model'],
+      registers,
+    });
+    this.logBufferBytes = new Gauge({
+      name: 'modelship_inference_log_buffer_bytes',
+      help: 'Bytes of records waiting to be written to Kafka',
+      labelNames: ['model'],
+      registers,
+      collect() {
+        this.set({ model: self.inFlightModel }, self.bufferedBytes());
+      },
+    });
+    this.pluginEvents = new Counter({
+      name: 'modelship_plugin_events_total',
+      help: 'Events the plugin returned, accepted for an allowed topic',
+      labelNames: ['model', 'topic'],
+      registers,
+    });
+    this.pluginRejected = new Counter({
+      name: 'modelship_plugin_signals_rejected_total',
+      help: 'Metrics and events the plugin returned that were refused, by kind and reason (invalid, not_allowed, no_kafka, limit, type_conflict, name_taken)',
+      labelNames: ['model', 'kind', 'reason'],
+      registers,
+    });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
+
+  /**
+   * Sets or adds to a metric the plugin returned, exposed as `modelship_plugin_<name>{model}`. Returns why
+   * it was refused, if it was.
+   */
+  pluginMetric(
+    model: string,
+    m: { name: string; type: 'gauge' | 'counter'; value: number; help?: string },
+  ): 'limit' | 'type_conflict' | 'name_taken' | undefined {
+    const name = `modelship_plugin_${m.name.toLowerCase()}`;
+    let metric = this.pluginMetrics.get(name);
+    if (!metric) {
+      if (this.pluginMetrics.size >= RuntimeMetrics.MAX_PLUGIN_METRICS) return 'limit';
+      const cfg = {
+        name,
+        help: m.help ?? `${m.name}, as reported by the model's plugin`,
+        labelNames: ['model'] as const,
+        registers: [this.registry],
+      };
+      // The registry refuses a name one of ours already has (modelship_plugin_events_total, …).
+      if (this.registry.getSingleMetric(name)) return 'name_taken';
+      metric = m.type === 'gauge' ? new Gauge(cfg) : new Counter(cfg);
+      this.pluginMetrics.set(name, metric);
+    }
+    if (m.type === 'gauge') {
+      if (!(metric instanceof Gauge)) return 'type_conflict';
+      metric.labels(model).set(m.value);
+    } else {
+      if (!(metric instanceof Counter)) return 'type_conflict';
+      metric.labels(model).inc(m.value);
+    }
+    return undefined;
+  }
+
+  static readonly MAX_PLUGIN_METRICS = 100;
 
   /** The model the in-flight gauge is labelled with. */
   setModel(name: string): void {

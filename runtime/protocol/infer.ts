@@ -8,7 +8,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Outputs } from '../engines/outputs.ts';
 import type { Engine, RequestContext } from '../engines/types.ts';
-import { type ModelshipError, msError } from '../errors.ts';
+import { isModelshipError, type ModelshipError, msError } from '../errors.ts';
+import type { Recorder } from '../inference-log/recorder.ts';
 import type { ServedModel } from '../model.ts';
 import type { RuntimeMetrics } from '../observability/metrics.ts';
 
@@ -17,6 +18,7 @@ export interface InferDeps {
   metrics: RuntimeMetrics;
   log: Logger;
   requestTimeoutMs: number;
+  recorder: Recorder;
   /** Made on first use; shared by every request of one app. */
   deadlines?: Deadlines;
   /** The inference routes' onResponse hook (metrics, request log), set by build(). */
@@ -125,6 +127,14 @@ export async function withDeadline<T>(
   }
 }
 
-export function predict(deps: InferDeps, requestId: string, rows: Record<string, unknown>[]): Promise<Outputs[]> {
-  return withDeadline(deps, requestId, (engine, ctx) => engine.predict(rows, ctx));
+export async function predict(deps: InferDeps, requestId: string, rows: Record<string, unknown>[]): Promise<Outputs[]> {
+  const p = await withDeadline(deps, requestId, (engine, ctx) => engine.predict(rows, ctx));
+  if (p.signals) deps.recorder.signals(p.signals, requestId);
+  return p.outputs;
+}
+
+/** The `error` of an inference record: what the client was told. */
+export function errorFacts(err: unknown): { code: string; message: string; status: number } {
+  if (isModelshipError(err)) return { code: err.code, message: err.message, status: err.statusCode };
+  return { code: 'MS_ERR_SERVER_INTERNAL', message: (err as Error)?.message ?? String(err), status: 500 };
 }

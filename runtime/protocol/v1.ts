@@ -3,9 +3,12 @@
 // model declares none. Each prediction is the plugin's output object for its instance.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import Type from 'typebox';
+import Type, { type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
 import { msError } from '../errors.ts';
-import { type InferDeps, predict } from './infer.ts';
+import { describeSchemaErrors } from '../schema-errors.ts';
+import { type FeedbackBody, FeedbackSchema, feedback } from './feedback.ts';
+import { errorFacts, type InferDeps, predict } from './infer.ts';
 import { outputsToJson } from './tensors.ts';
 
 export const V1PredictSchema = Type.Object({
@@ -28,29 +31,52 @@ export function registerV1(app: FastifyInstance, deps: InferDeps): void {
     return { name: model.name, ready: model.ready };
   });
 
-  // `/v1/models/{name}:predict`: one path segment holding the name and the verb.
+  const { recorder } = deps;
+  // `/v1/models/{name}:predict` and `:feedback`: one path segment holding the name and the verb, so one
+  // route; the verb picks the body schema, checked here instead of by the route.
+  const bodies = { predict: Compile(V1PredictSchema), feedback: Compile(FeedbackSchema) };
   r.post(
     '/v1/models/:target',
     {
-      schema: { params: TargetParams, body: V1PredictSchema },
+      schema: { params: TargetParams },
       config: { protocol: 'v1' },
       ...(deps.onResponse ? { onResponse: deps.onResponse } : {}),
       preValidation: async (req) => {
         const { target } = req.params as { target: string };
         const at = target.lastIndexOf(':');
-        if (at < 0 || target.slice(at + 1) !== 'predict') {
+        const verb = target.slice(at + 1);
+        if (at < 0 || (verb !== 'predict' && verb !== 'feedback')) {
           throw msError('MS_ERR_HTTP_NOT_FOUND', { method: req.method, url: req.url });
         }
         checkModel(target.slice(0, at));
+        const validator = bodies[verb];
+        if (!validator.Check(req.body)) {
+          const errors = [...validator.Errors(req.body)].map((e) => ({ ...e, instancePath: `/body${e.instancePath}` }));
+          throw msError('MS_ERR_REQUEST_INVALID', { detail: describeSchemaErrors(errors) });
+        }
       },
     },
-    async (req) => {
-      const single = model.inputs.length === 1 ? (model.inputs[0]?.name ?? 'input') : 'input';
-      const rows = req.body.instances.map((inst) =>
-        inst !== null && typeof inst === 'object' && !Array.isArray(inst) ? (inst as Record<string, unknown>) : { [single]: inst },
-      );
-      const results = await predict(deps, req.id, rows);
-      return { predictions: results.map(outputsToJson) };
+    async (req, reply) => {
+      const { target } = req.params as { target: string };
+      if (target.endsWith(':feedback')) return feedback(deps, 'v1', req.id, req.body as FeedbackBody);
+      const instances = (req.body as Static<typeof V1PredictSchema>).instances;
+      const sampled = recorder.sample();
+      try {
+        const single = model.inputs.length === 1 ? (model.inputs[0]?.name ?? 'input') : 'input';
+        const rows = instances.map((inst) =>
+          inst !== null && typeof inst === 'object' && !Array.isArray(inst) ? (inst as Record<string, unknown>) : { [single]: inst },
+        );
+        const results = await predict(deps, req.id, rows);
+        const predictions = results.map(outputsToJson);
+        if (sampled)
+          recorder.inference({ requestId: req.id, protocol: 'v1', latencyMs: reply.elapsedTime, input: instances, output: predictions });
+        return { predictions };
+      } catch (err) {
+        if (sampled) {
+          recorder.inference({ requestId: req.id, protocol: 'v1', latencyMs: reply.elapsedTime, input: instances, error: errorFacts(err) });
+        }
+        throw err;
+      }
     },
   );
 }

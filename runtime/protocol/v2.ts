@@ -1,9 +1,10 @@
 // Open Inference Protocol (KServe v2) REST endpoints.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { msError } from '../errors.ts';
-import { type InferDeps, predict } from './infer.ts';
+import { errorFacts, type InferDeps, predict } from './infer.ts';
+import { type FeedbackBody, FeedbackSchema, feedback } from './feedback.ts';
 import { type InferInput, inputsToRows, rowsToOutputs } from './tensors.ts';
 
 export const SERVER_NAME = 'modelship';
@@ -75,20 +76,47 @@ export function registerV2(app: FastifyInstance, deps: InferDeps): void {
     return ready(reply);
   });
 
-  const infer = async (id: string, body: Static<typeof InferRequestSchema>) => {
-    const rows = inputsToRows(body.inputs as InferInput[]);
-    const results = await predict(deps, id, rows);
-    const outputs = rowsToOutputs(
-      results,
-      model.outputs,
-      body.outputs?.map((o) => o.name),
-    );
-    return {
-      model_name: model.name,
-      ...(model.version ? { model_version: model.version } : {}),
-      id: body.id ?? id,
-      outputs,
-    };
+  const { recorder } = deps;
+  const infer = async (id: string, body: Static<typeof InferRequestSchema>, reply: FastifyReply) => {
+    // Decided before the call, so a record's presence never depends on how the request went.
+    const sampled = recorder.sample();
+    try {
+      const rows = inputsToRows(body.inputs as InferInput[]);
+      const results = await predict(deps, id, rows);
+      const outputs = rowsToOutputs(
+        results,
+        model.outputs,
+        body.outputs?.map((o) => o.name),
+      );
+      if (sampled) {
+        recorder.inference({
+          requestId: id,
+          protocol: 'v2',
+          inferenceId: body.id,
+          latencyMs: reply.elapsedTime,
+          input: body.inputs,
+          output: outputs,
+        });
+      }
+      return {
+        model_name: model.name,
+        ...(model.version ? { model_version: model.version } : {}),
+        id: body.id ?? id,
+        outputs,
+      };
+    } catch (err) {
+      if (sampled) {
+        recorder.inference({
+          requestId: id,
+          protocol: 'v2',
+          inferenceId: body.id,
+          latencyMs: reply.elapsedTime,
+          input: body.inputs,
+          error: errorFacts(err),
+        });
+      }
+      throw err;
+    }
   };
   const config = { protocol: 'v2' };
   const onResponse = deps.onResponse ?? ((_q: unknown, _r: unknown, done: () => void) => done());
@@ -102,12 +130,22 @@ export function registerV2(app: FastifyInstance, deps: InferDeps): void {
       done(err as Error);
     }
   };
-  r.post('/v2/models/:name/infer', { schema: { params: NameParams, body: InferRequestSchema }, config, preValidation, onResponse }, (req) =>
-    infer(req.id, req.body),
+  r.post(
+    '/v2/models/:name/infer',
+    { schema: { params: NameParams, body: InferRequestSchema }, config, preValidation, onResponse },
+    (req, reply) => infer(req.id, req.body, reply),
   );
   r.post(
     '/v2/models/:name/versions/:version/infer',
     { schema: { params: VersionParams, body: InferRequestSchema }, config, preValidation, onResponse },
-    (req) => infer(req.id, req.body),
+    (req, reply) => infer(req.id, req.body, reply),
+  );
+  r.post('/v2/models/:name/feedback', { schema: { params: NameParams, body: FeedbackSchema }, config, preValidation, onResponse }, (req) =>
+    feedback(deps, 'v2', req.id, req.body as FeedbackBody),
+  );
+  r.post(
+    '/v2/models/:name/versions/:version/feedback',
+    { schema: { params: VersionParams, body: FeedbackSchema }, config, preValidation, onResponse },
+    (req) => feedback(deps, 'v2', req.id, req.body as FeedbackBody),
   );
 }

@@ -1,0 +1,139 @@
+// The records the runtime writes to Kafka: one per sampled inference, one per feedback, one per plugin
+// event. Versioned JSON; the TypeBox schema below is the source of docs/inference-record.schema.json
+// (`npm run gen`, drift-tested). Pure.
+import Type, { type Static } from 'typebox';
+import type { InferenceLogMode } from '../contract.ts';
+
+export const SCHEMA_VERSION = 1;
+
+const Common = {
+  schemaVersion: Type.Literal(SCHEMA_VERSION, { description: 'Version of this record schema' }),
+  requestId: Type.String({
+    minLength: 1,
+    description: 'The x-request-id of the request (also the Kafka record key); feedback and events carry the id they refer to',
+  }),
+  model: Type.String({ description: 'The model name (the ModelServing name)' }),
+  modelVersion: Type.Optional(Type.String({ description: 'The model version, when the bundle declares one' })),
+  namespace: Type.Optional(Type.String({ description: 'The Kubernetes namespace of the ModelServing' })),
+  bundleSha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'sha256 of the served bundle archive' })),
+  timestamp: Type.String({ format: 'date-time', description: 'When the record was made (RFC 3339, UTC)' }),
+};
+
+const ErrorInfo = Type.Object(
+  {
+    code: Type.String({ description: 'The runtime error code, e.g. MS_ERR_PREDICT_FAILED' }),
+    message: Type.String(),
+    status: Type.Integer({ description: 'The HTTP status the client received' }),
+  },
+  { additionalProperties: false },
+);
+
+export const InferenceRecord = Type.Object(
+  {
+    ...Common,
+    type: Type.Literal('inference'),
+    protocol: Type.Union([Type.Literal('v2'), Type.Literal('v1')], { description: 'v2: Open Inference Protocol; v1: KServe v1' }),
+    inferenceId: Type.Optional(Type.String({ description: 'The `id` of an OIP v2 request, when the client set one' })),
+    latencyMs: Type.Number({ minimum: 0, description: 'From request received to response ready, in milliseconds' }),
+    input: Type.Optional(Type.Unknown({ description: 'mode all|inputs: the request as received (v2: its inputs; v1: its instances)' })),
+    output: Type.Optional(
+      Type.Unknown({ description: 'mode all|predictions: the response (v2: its outputs; v1: its predictions); absent on error' }),
+    ),
+    error: Type.Optional(ErrorInfo),
+  },
+  { additionalProperties: false, description: 'One sampled inference request' },
+);
+
+export const FeedbackRecord = Type.Object(
+  {
+    ...Common,
+    type: Type.Literal('feedback'),
+    protocol: Type.Union([Type.Literal('v2'), Type.Literal('v1')]),
+    feedbackRequestId: Type.String({ description: 'The x-request-id of the feedback request itself' }),
+    feedback: Type.Record(Type.String(), Type.Unknown(), { description: 'The feedback body without its id (the ground truth)' }),
+  },
+  { additionalProperties: false, description: 'Ground truth for an earlier inference; requestId joins it to that inference' },
+);
+
+export const EventRecord = Type.Object(
+  {
+    ...Common,
+    type: Type.Literal('event'),
+    value: Type.Unknown({ description: "What the plugin returned as the event's value" }),
+  },
+  { additionalProperties: false, description: 'An event the plugin returned, on a topic the ModelServing allows' },
+);
+
+export const ModelshipRecord = Type.Union([InferenceRecord, FeedbackRecord, EventRecord], {
+  $id: 'https://modelship.dev/schemas/inference-record.v1.json',
+  title: 'modelship Kafka record',
+  description:
+    'The value of every record modelship produces to Kafka (JSON, UTF-8). `type` tells inference, feedback and event records apart; the record key is `requestId`.',
+});
+
+export type InferenceRecord = Static<typeof InferenceRecord>;
+export type FeedbackRecord = Static<typeof FeedbackRecord>;
+export type EventRecord = Static<typeof EventRecord>;
+
+/** What every record of one runtime shares. */
+export interface RecordSource {
+  model: string;
+  modelVersion: string | undefined;
+  namespace: string | undefined;
+  bundleSha256: string | undefined;
+}
+
+function common(src: RecordSource, requestId: string, now: Date) {
+  return {
+    schemaVersion: SCHEMA_VERSION as typeof SCHEMA_VERSION,
+    requestId,
+    model: src.model,
+    ...(src.modelVersion ? { modelVersion: src.modelVersion } : {}),
+    ...(src.namespace ? { namespace: src.namespace } : {}),
+    ...(src.bundleSha256 ? { bundleSha256: src.bundleSha256 } : {}),
+    timestamp: now.toISOString(),
+  };
+}
+
+export interface InferenceFacts {
+  requestId: string;
+  protocol: 'v2' | 'v1';
+  inferenceId?: string | undefined;
+  latencyMs: number;
+  input: unknown;
+  output?: unknown;
+  error?: { code: string; message: string; status: number } | undefined;
+}
+
+export function inferenceRecord(src: RecordSource, mode: InferenceLogMode, f: InferenceFacts, now = new Date()): InferenceRecord {
+  return {
+    ...common(src, f.requestId, now),
+    type: 'inference',
+    protocol: f.protocol,
+    ...(f.inferenceId !== undefined ? { inferenceId: f.inferenceId } : {}),
+    latencyMs: Math.round(f.latencyMs * 1000) / 1000,
+    ...(mode !== 'predictions' ? { input: f.input } : {}),
+    ...(mode !== 'inputs' && f.output !== undefined ? { output: f.output } : {}),
+    ...(f.error ? { error: f.error } : {}),
+  };
+}
+
+export function feedbackRecord(
+  src: RecordSource,
+  protocol: 'v2' | 'v1',
+  requestId: string,
+  feedbackRequestId: string,
+  feedback: Record<string, unknown>,
+  now = new Date(),
+): FeedbackRecord {
+  return { ...common(src, requestId, now), type: 'feedback', protocol, feedbackRequestId, feedback };
+}
+
+export function eventRecord(src: RecordSource, requestId: string, value: unknown, now = new Date()): EventRecord {
+  return { ...common(src, requestId, now), type: 'event', value };
+}
+
+/** docs/inference-record.schema.json: the published JSON Schema of record values. */
+export function recordJsonSchema(): string {
+  return `${JSON.stringify({ $schema: 'https://json-schema.org/draft/2020-12/schema', ...ModelshipRecord }, null, 2)}\n`;
+}
