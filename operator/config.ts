@@ -1,4 +1,6 @@
 // The operator's configuration (Helm values → environment). Pure.
+import { type KafkaSettings, kafkaSettings } from '../runtime/config.ts';
+
 export interface OperatorConfig {
   /** Default runtime image; a ModelServing may override it. */
   runtimeImage: string;
@@ -15,7 +17,19 @@ export interface OperatorConfig {
   leaseNamespace: string;
   leaseName: string;
   metricsPort: number;
-  kafkaBootstrapServers: string[];
+  /** The operator's own connection to Kafka (topic management); unset: no Kafka. */
+  kafka: KafkaSettings | undefined;
+  /** Secret (keys username, password) the runtime pods read SASL credentials from, in their own namespace. */
+  kafkaSaslSecret: string | undefined;
+  /** Secret (key ca.crt) the runtime pods read the Kafka CA from, in their own namespace. */
+  kafkaTlsCaSecret: string | undefined;
+  /** Partitions and replication factor of topics made for `topic: CREATE`. */
+  topicPartitions: number;
+  topicReplicationFactor: number;
+  /** How long a finalizer keeps trying to delete a topic before it gives up (with an Event) and lets go. */
+  topicDeleteTimeoutSeconds: number;
+  /** While inference logging is not ready (topic missing, Kafka down), how often to look again. */
+  loggingRecheckSeconds: number;
 }
 
 export const DEFAULT_CONFIG: OperatorConfig = {
@@ -29,7 +43,13 @@ export const DEFAULT_CONFIG: OperatorConfig = {
   leaseNamespace: 'modelship-system',
   leaseName: 'modelship-operator',
   metricsPort: 8081,
-  kafkaBootstrapServers: [],
+  kafka: undefined,
+  kafkaSaslSecret: undefined,
+  kafkaTlsCaSecret: undefined,
+  topicPartitions: 3,
+  topicReplicationFactor: 1,
+  topicDeleteTimeoutSeconds: 120,
+  loggingRecheckSeconds: 30,
 };
 
 export function loadOperatorConfig(env: Record<string, string | undefined> = process.env): OperatorConfig {
@@ -48,6 +68,12 @@ export function loadOperatorConfig(env: Record<string, string | undefined> = pro
       throw new Error(`${name} must be a whole number in [${min}, ${max}], got ${JSON.stringify(raw)}`);
     return n;
   };
+  const kafka = kafkaSettings(env);
+  const kafkaSaslSecret = env.MODELSHIP_KAFKA_SASL_SECRET || undefined;
+  // The operator's own credentials never go into pod specs: the pods need a Secret of their own to refer to.
+  if (kafka?.sasl && !kafkaSaslSecret) {
+    throw new Error('MODELSHIP_KAFKA_SASL_MECHANISM is set but MODELSHIP_KAFKA_SASL_SECRET (the Secret runtime pods read) is not');
+  }
   return {
     runtimeImage: env.MODELSHIP_RUNTIME_IMAGE || DEFAULT_CONFIG.runtimeImage,
     namespaces: list(env.MODELSHIP_WATCH_NAMESPACES),
@@ -59,6 +85,12 @@ export function loadOperatorConfig(env: Record<string, string | undefined> = pro
     leaseNamespace: env.MODELSHIP_LEASE_NAMESPACE || env.POD_NAMESPACE || DEFAULT_CONFIG.leaseNamespace,
     leaseName: env.MODELSHIP_LEASE_NAME || DEFAULT_CONFIG.leaseName,
     metricsPort: int('MODELSHIP_OPERATOR_METRICS_PORT', DEFAULT_CONFIG.metricsPort, 0, 65535),
-    kafkaBootstrapServers: list(env.MODELSHIP_KAFKA_BOOTSTRAP_SERVERS),
+    kafka,
+    kafkaSaslSecret,
+    kafkaTlsCaSecret: env.MODELSHIP_KAFKA_TLS_CA_SECRET || undefined,
+    topicPartitions: int('MODELSHIP_KAFKA_TOPIC_PARTITIONS', DEFAULT_CONFIG.topicPartitions, 1, 10_000),
+    topicReplicationFactor: int('MODELSHIP_KAFKA_TOPIC_REPLICATION_FACTOR', DEFAULT_CONFIG.topicReplicationFactor, 1, 32),
+    topicDeleteTimeoutSeconds: int('MODELSHIP_TOPIC_DELETE_TIMEOUT_SECONDS', DEFAULT_CONFIG.topicDeleteTimeoutSeconds, 0, 86_400),
+    loggingRecheckSeconds: int('MODELSHIP_LOGGING_RECHECK_SECONDS', DEFAULT_CONFIG.loggingRecheckSeconds, 1, 3600),
   };
 }

@@ -105,7 +105,7 @@ function topicName(name: string, value: string): string {
   return value;
 }
 
-function kafkaSettings(env: Env): KafkaSettings | undefined {
+export function kafkaSettings(env: Env): KafkaSettings | undefined {
   const servers = list(env[ENV.kafkaBootstrapServers]);
   if (servers.length === 0) return undefined;
   for (const s of servers) {

@@ -12,12 +12,14 @@ import {
 import type { Logger } from 'pino';
 import { GROUP, type ModelServing, PLURAL, VERSION } from '../../crds/modelserving.schema.ts';
 import type { OperatorConfig } from '../config.ts';
+import { TopicAdmin } from '../kafka.ts';
 import { makeWriter, type Writer } from '../kube/apply.ts';
 import { type ResilientInformer, startInformer } from '../kube/informer.ts';
 import { WorkQueue } from '../kube/queue.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { FIELD_MANAGER, MANAGED_BY, MODEL_LABEL } from './desired/labels.ts';
 import { type Caches, reconcile } from './reconcile.ts';
+import type { LoggingObserved } from './status.ts';
 
 const OWNED = `${MANAGED_BY}=${FIELD_MANAGER}`;
 /** A full pass over every ModelServing now and then, as a safety net under the event-driven queue. */
@@ -34,6 +36,8 @@ export class ModelServingController {
   private readonly config: OperatorConfig;
   private readonly log: Logger;
   private readonly metrics: OperatorMetrics;
+  private readonly topics: TopicAdmin | undefined;
+  private readonly topicChecks = new Map<string, { topic: string; at: number; result: LoggingObserved }>();
 
   constructor(kc: KubeConfig, config: OperatorConfig, log: Logger, metrics: OperatorMetrics) {
     this.kc = kc;
@@ -42,6 +46,7 @@ export class ModelServingController {
     this.metrics = metrics;
     this.writer = makeWriter(kc, (verb, kind) => metrics.writes.labels(verb, kind).inc());
     metrics.queueDepth = () => this.queue.length;
+    this.topics = config.kafka ? new TopicAdmin(config.kafka) : undefined;
   }
 
   private watched(namespace: string | undefined): boolean {
@@ -162,6 +167,8 @@ export class ModelServingController {
           log: this.log,
           now: () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
           event,
+          topics: this.topics,
+          topicChecks: this.topicChecks,
         });
         this.queue.forget(key);
         if (result.requeueAfterMs) {
@@ -184,5 +191,6 @@ export class ModelServingController {
     this.queue.shutdown();
     await Promise.all(this.workers);
     await Promise.all(this.informers.map((i) => i.stop()));
+    await this.topics?.close();
   }
 }

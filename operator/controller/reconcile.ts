@@ -13,12 +13,14 @@ import type {
 import type { Logger } from 'pino';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import type { OperatorConfig } from '../config.ts';
+import { kafkaErrorMessage, type TopicAdmin } from '../kafka.ts';
 import { type Writer, needsApply, withHash } from '../kube/apply.ts';
 import { desiredHpa, desiredPdb } from './desired/autoscaling.ts';
 import { desiredDeployment } from './desired/deployment.ts';
 import { MODEL_LABEL } from './desired/labels.ts';
+import { createdTopicName, inferenceTopic, TOPIC_FINALIZER, wantsTopicFinalizer } from './desired/logging.ts';
 import { desiredService } from './desired/service.ts';
-import { computeStatus } from './status.ts';
+import { computeStatus, type LoggingObserved } from './status.ts';
 
 export interface Caches {
   modelServings: ObjectCache<ModelServing & KubernetesObject>;
@@ -36,7 +38,14 @@ export interface ReconcileDeps {
   log: Logger;
   now: () => string;
   event?: (ms: ModelServing, type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>;
+  /** Kafka topic management; absent when the operator has no Kafka configured. */
+  topics?: TopicAdmin | undefined;
+  /** Successful topic checks, so an idle resync does not ask Kafka again for every ModelServing. */
+  topicChecks?: Map<string, { topic: string; at: number; result: LoggingObserved }>;
 }
+
+/** How long a successful topic check is trusted; failures are checked again on every requeue. */
+const TOPIC_CHECK_TTL_MS = 10 * 60 * 1000;
 
 export interface ReconcileResult {
   requeueAfterMs?: number;
@@ -46,12 +55,109 @@ function ownedBy(obj: KubernetesObject | undefined, ms: ModelServing): boolean {
   return !!obj?.metadata?.ownerReferences?.some((r) => r.uid === ms.metadata.uid && r.controller);
 }
 
+type Note = (type: 'Normal' | 'Warning', reason: string, message: string) => void;
+
+/** Resolves and checks the inference-logging topic: the LoggingReady condition and status topic. */
+async function checkLogging(ms: ModelServing, deps: ReconcileDeps, note: Note): Promise<LoggingObserved | undefined> {
+  const topic = inferenceTopic(ms);
+  if (topic === undefined) return undefined;
+  const { config, topics } = deps;
+  if (!config.kafka || !topics) {
+    return {
+      topic,
+      status: 'False',
+      reason: 'KafkaNotConfigured',
+      message: 'the operator has no Kafka bootstrap servers (Helm value kafka.bootstrapServers); no records are written',
+    };
+  }
+  const key = `${ms.metadata.namespace}/${ms.metadata.name}`;
+  const cached = deps.topicChecks?.get(key);
+  if (cached && cached.topic === topic && Date.now() - cached.at < TOPIC_CHECK_TTL_MS) return cached.result;
+  let result: LoggingObserved;
+  try {
+    if (ms.spec.inferenceLogging?.topic === 'CREATE') {
+      const made = await topics.ensure(topic, config.topicPartitions, config.topicReplicationFactor);
+      if (made === 'created') {
+        note(
+          'Normal',
+          'TopicCreated',
+          `created Kafka topic ${topic} (${config.topicPartitions} partitions, replication ${config.topicReplicationFactor})`,
+        );
+      }
+      result = { topic, status: 'True', reason: 'TopicReady', message: `inference records go to topic ${topic}` };
+    } else if (await topics.describe(topic)) {
+      result = { topic, status: 'True', reason: 'TopicReady', message: `inference records go to topic ${topic}` };
+    } else {
+      result = {
+        topic,
+        status: 'False',
+        reason: 'TopicNotFound',
+        message: `Kafka topic ${topic} does not exist; the model serves, but its records are dropped until the topic is created`,
+      };
+    }
+  } catch (err) {
+    result = { topic, status: 'False', reason: 'KafkaUnavailable', message: `cannot check topic ${topic}: ${kafkaErrorMessage(err)}` };
+  }
+  if (result.status === 'True') deps.topicChecks?.set(key, { topic, at: Date.now(), result });
+  else deps.topicChecks?.delete(key);
+  return result;
+}
+
+/** A ModelServing being deleted: delete its created topic if asked (bounded), then release the finalizer. */
+async function finalize(ms: ModelServing, deps: ReconcileDeps, note: Note): Promise<ReconcileResult> {
+  if (!ms.metadata.finalizers?.includes(TOPIC_FINALIZER)) return {};
+  const { namespace, name } = ms.metadata;
+  const topic = createdTopicName(namespace, name);
+  const deadline = Date.parse(ms.metadata.deletionTimestamp ?? '') + deps.config.topicDeleteTimeoutSeconds * 1000;
+  let failure: string;
+  if (!deps.topics) {
+    failure = 'the operator has no Kafka configured';
+  } else {
+    try {
+      const r = await deps.topics.delete(topic);
+      note('Normal', 'TopicDeleted', r === 'deleted' ? `deleted Kafka topic ${topic}` : `Kafka topic ${topic} was already gone`);
+      await deps.writer.applyFinalizers(namespace, name, []);
+      deps.topicChecks?.delete(`${namespace}/${name}`);
+      return {};
+    } catch (err) {
+      failure = kafkaErrorMessage(err);
+    }
+  }
+  const left = deadline - Date.now();
+  if (left > 0 && deps.topics) {
+    deps.log.info({ topic, err: failure, giveUpInMs: left }, 'deleting the inference topic failed; retrying');
+    return { requeueAfterMs: Math.min(5000, left) };
+  }
+  // Never hold a deletion forever: say so, and let go.
+  note(
+    'Warning',
+    'TopicNotDeleted',
+    `gave up deleting Kafka topic ${topic} after ${deps.config.topicDeleteTimeoutSeconds} s (${failure}); delete it by hand`,
+  );
+  await deps.writer.applyFinalizers(namespace, name, []);
+  deps.topicChecks?.delete(`${namespace}/${name}`);
+  return {};
+}
+
 export async function reconcile(key: string, deps: ReconcileDeps): Promise<ReconcileResult> {
   const [namespace = '', name = ''] = key.split('/');
   const { caches, writer, config } = deps;
-  const ms = caches.modelServings.get(name, namespace) as ModelServing | undefined;
-  // Deleted: the garbage collector removes what it owned (owner references); nothing to do.
-  if (!ms || ms.metadata.deletionTimestamp) return {};
+  const found = caches.modelServings.get(name, namespace) as ModelServing | undefined;
+  if (!found) return {};
+  const ms = found;
+  const note: Note = (type, reason, message) => {
+    // Events are best effort and never hold up a reconcile.
+    void deps.event?.(ms, type, reason, message).catch(() => {});
+  };
+  // Being deleted: the garbage collector removes what it owned (owner references); the topic is ours to do.
+  if (ms.metadata.deletionTimestamp) return finalize(ms, deps, note);
+
+  const hasFinalizer = ms.metadata.finalizers?.includes(TOPIC_FINALIZER) ?? false;
+  if (wantsTopicFinalizer(ms) !== hasFinalizer) {
+    // Before the topic exists, so a ModelServing deleted right after it was made still cleans up.
+    await writer.applyFinalizers(namespace, name, hasFinalizer ? [] : [TOPIC_FINALIZER]);
+  }
+  const logging = await checkLogging(ms, deps, note);
 
   const plan: { desired: KubernetesObject; observed: KubernetesObject | undefined }[] = [
     { desired: withHash(desiredDeployment(ms, config)), observed: caches.deployments.get(name, namespace) },
@@ -66,10 +172,6 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
 
   let applyError: { reason: string; message: string } | undefined;
   let failure: unknown;
-  const note = (type: 'Normal' | 'Warning', reason: string, message: string) => {
-    // Events are best effort and never hold up a reconcile.
-    void deps.event?.(ms, type, reason, message).catch(() => {});
-  };
   const changed: string[] = [];
   try {
     // The objects are independent: read (on a cache miss) and apply them concurrently.
@@ -114,10 +216,12 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
   if (changed.some((c) => c.startsWith('created')) && !applyError) return { requeueAfterMs: 5000 };
 
   const pods = caches.pods.list(namespace).filter((p) => p.metadata?.labels?.[MODEL_LABEL] === name);
-  const status = computeStatus({ ms, deployment: caches.deployments.get(name, namespace), pods, now: deps.now(), applyError });
+  const status = computeStatus({ ms, deployment: caches.deployments.get(name, namespace), pods, now: deps.now(), applyError, logging });
   if (!isDeepStrictEqual(JSON.parse(JSON.stringify(status)), JSON.parse(JSON.stringify(ms.status ?? {})))) {
     await writer.applyStatus(namespace, name, status);
   }
   if (failure && !(failure as { terminal?: boolean }).terminal) throw failure;
-  return {};
+  return logging && logging.status !== 'True' && logging.reason !== 'KafkaNotConfigured'
+    ? { requeueAfterMs: config.loggingRecheckSeconds * 1000 }
+    : {};
 }

@@ -13,6 +13,15 @@ export interface Observed {
   now: string;
   /** Set when applying the desired objects failed. */
   applyError?: { reason: string; message: string } | undefined;
+  /** The inference-logging topic and how it stands; absent when logging is off. */
+  logging?: LoggingObserved | undefined;
+}
+
+export interface LoggingObserved {
+  topic: string;
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
 }
 
 export interface PodFailure {
@@ -146,10 +155,12 @@ export function computeStatus(o: Observed): ModelServingStatus {
       ? condition(prev, 'Degraded', 'True', failure.reason, `${failure.message} (pod ${failure.pod})`, now, gen)
       : condition(prev, 'Degraded', 'False', 'AsExpected', 'no failing pods', now, gen),
   );
+  // LoggingReady: only when inference logging is on. It never makes the model not Ready.
+  if (o.logging) conditions.push(condition(prev, 'LoggingReady', o.logging.status, o.logging.reason, o.logging.message, now, gen));
 
   const served =
     currentReady > 0 ? { uri: ms.spec.bundle.uri, ...(ms.spec.bundle.sha256 ? { sha256: ms.spec.bundle.sha256 } : {}) } : ms.status?.bundle;
-  const topic = ms.status?.inferenceLogging;
+  const topic = o.logging ? { topic: o.logging.topic } : undefined;
   return {
     ...(gen !== undefined ? { observedGeneration: gen } : {}),
     replicas: ds?.replicas ?? 0,

@@ -37,6 +37,8 @@ export interface Writer {
   apply(obj: KubernetesObject): Promise<void>;
   remove(obj: KubernetesObject): Promise<void>;
   applyStatus(namespace: string, name: string, status: ModelServingStatus): Promise<void>;
+  /** Server-side applies the finalizers the operator owns on a ModelServing ([] releases them). */
+  applyFinalizers(namespace: string, name: string, finalizers: string[]): Promise<void>;
 }
 
 export function makeWriter(kc: KubeConfig, onWrite: (verb: string, kind: string) => void): Writer {
@@ -77,6 +79,23 @@ export function makeWriter(kc: KubeConfig, onWrite: (verb: string, kind: string)
           plural: PLURAL,
           name,
           body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'ModelServing', metadata: { name, namespace }, status },
+          fieldManager: FIELD_MANAGER,
+          force: true,
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+      );
+    },
+    async applyFinalizers(namespace, name, finalizers) {
+      onWrite('apply-finalizers', 'ModelServing');
+      // metadata.finalizers is a set: applying our own list adds or removes only the entries we own.
+      await custom.patchNamespacedCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: PLURAL,
+          name,
+          body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'ModelServing', metadata: { name, namespace, finalizers } },
           fieldManager: FIELD_MANAGER,
           force: true,
         },

@@ -14,6 +14,7 @@ import { desiredDeployment } from '../../operator/controller/desired/deployment.
 import { LeaderElector } from '../../operator/kube/leader.ts';
 import { OperatorMetrics } from '../../operator/metrics.ts';
 import { useTestEnv } from '../env/fixtures.ts';
+import { eventually } from '../env/wait.ts';
 
 const env = useTestEnv();
 const CHART = join(import.meta.dirname, '../../charts/modelship');
@@ -123,6 +124,10 @@ describe('Helm chart', () => {
     expect(can('list', 'secrets', '-n', system)).toBe('no');
     expect(can('patch', 'deployments', '-n', restricted)).toBe('yes');
     expect(can('delete', 'modelservings.modelship.dev', '-n', restricted)).toBe('no');
+    // patch is for the finalizer (server-side apply of metadata.finalizers); no update, no create.
+    expect(can('patch', 'modelservings.modelship.dev', '-n', restricted)).toBe('yes');
+    expect(can('update', 'modelservings.modelship.dev', '-n', restricted)).toBe('no');
+    expect(can('create', 'modelservings.modelship.dev', '-n', restricted)).toBe('no');
     expect(can('update', 'leases.coordination.k8s.io', '-n', system)).toBe('yes');
     expect(can('update', 'leases.coordination.k8s.io', '-n', restricted)).toBe('no');
   });
@@ -143,7 +148,13 @@ describe('Helm chart', () => {
     const target = await env.namespace('chart-ms');
     controller = new ModelServingController(
       kc,
-      { ...DEFAULT_CONFIG, namespaces: [target], workers: 1 },
+      {
+        ...DEFAULT_CONFIG,
+        namespaces: [target],
+        workers: 1,
+        kafka: { bootstrapServers: env.info.kafka.bootstrapServers, tls: false, tlsCa: undefined, sasl: undefined },
+        topicPartitions: 2,
+      },
       log,
       new OperatorMetrics({ processMetrics: false }),
     );
@@ -158,7 +169,7 @@ describe('Helm chart', () => {
         apiVersion: 'modelship.dev/v1alpha1',
         kind: 'ModelServing',
         metadata: { name: 'rbac' },
-        spec: { bundle: { uri: 's3://b/k.zip' }, replicas: 2 },
+        spec: { bundle: { uri: 's3://b/k.zip' }, replicas: 2, inferenceLogging: { topic: 'CREATE', deleteTopicOnDelete: true } },
       },
     });
     const apps = env.kubeConfig.makeApiClient(AppsV1Api);
@@ -179,5 +190,36 @@ describe('Helm chart', () => {
     expect((await apps.readNamespacedDeployment({ name: 'rbac', namespace: target })).status?.readyReplicas).toBe(2);
     const events = JSON.parse(kubectl(['get', 'events', '-n', target, '-o', 'json'])).items.map((e: { reason: string }) => e.reason);
     expect(events).toContain('Created');
+    expect(events).toContain('TopicCreated');
+
+    // The finalizer (a patch the chart's RBAC allows) deletes the created topic with the ModelServing.
+    const topic = `modelship.${target}.rbac.inference`;
+    expect((await env.kafkaAdmin().listTopics()).includes(topic)).toBe(true);
+    await custom.deleteNamespacedCustomObject({
+      group: 'modelship.dev',
+      version: 'v1alpha1',
+      namespace: target,
+      plural: 'modelservings',
+      name: 'rbac',
+    });
+    await eventually(
+      async () => {
+        const gone = await custom
+          .getNamespacedCustomObject({
+            group: 'modelship.dev',
+            version: 'v1alpha1',
+            namespace: target,
+            plural: 'modelservings',
+            name: 'rbac',
+          })
+          .then(
+            () => false,
+            (err: { code?: number }) => err.code === 404,
+          );
+        return gone && !(await env.kafkaAdmin().listTopics()).includes(topic);
+      },
+      'the ModelServing and its topic gone',
+      30_000,
+    );
   });
 });

@@ -151,3 +151,75 @@ describe('desired Service, HPA and PDB', () => {
     expect(desiredPdb(ms(spec)) !== undefined).toBe(pdb);
   });
 });
+
+describe('inference logging in the Deployment', () => {
+  const kafka = { bootstrapServers: ['k1:9092', 'k2:9092'], tls: false, tlsCa: undefined, sasl: undefined };
+  const cfg = { ...DEFAULT_CONFIG, kafka };
+  const kafkaVars = (d: ReturnType<typeof desiredDeployment>) =>
+    Object.fromEntries(Object.entries(envOf(d)).filter(([k]) => /KAFKA|INFERENCE_LOG|EVENT_TOPICS/.test(k)));
+
+  it.each([
+    ['NONE (default)', {}, {}],
+    [
+      'CREATE',
+      { topic: 'CREATE', mode: 'inputs', sampleRate: 0.5 },
+      {
+        MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: 'k1:9092,k2:9092',
+        MODELSHIP_INFERENCE_LOG_TOPIC: 'modelship.ml.iris.inference',
+        MODELSHIP_INFERENCE_LOG_MODE: 'inputs',
+        MODELSHIP_INFERENCE_LOG_SAMPLE_RATE: '0.5',
+      },
+    ],
+    [
+      'an existing topic, with event topics',
+      { topic: 'team.preds', eventTopics: ['alerts', 'drift'] },
+      {
+        MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: 'k1:9092,k2:9092',
+        MODELSHIP_INFERENCE_LOG_TOPIC: 'team.preds',
+        MODELSHIP_INFERENCE_LOG_MODE: 'all',
+        MODELSHIP_INFERENCE_LOG_SAMPLE_RATE: '1',
+        MODELSHIP_EVENT_TOPICS: 'alerts,drift',
+      },
+    ],
+    [
+      'NONE with event topics',
+      { topic: 'NONE', eventTopics: ['alerts'] },
+      { MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: 'k1:9092,k2:9092', MODELSHIP_EVENT_TOPICS: 'alerts' },
+    ],
+  ])('%s', (_what, inferenceLogging, expected) => {
+    const d = desiredDeployment(ms({ inferenceLogging } as Partial<ModelServing['spec']>), cfg);
+    expect(kafkaVars(d)).toEqual(expected);
+  });
+
+  it('passes TLS and SASL credentials by reference to Secrets, never by value', () => {
+    const secured = {
+      ...DEFAULT_CONFIG,
+      kafka: {
+        ...kafka,
+        tls: true,
+        tlsCa: 'PEM OF THE OPERATOR',
+        sasl: { mechanism: 'SCRAM-SHA-512' as const, username: 'op', password: 'op-secret' },
+      },
+      kafkaSaslSecret: 'kafka-client',
+      kafkaTlsCaSecret: 'kafka-ca',
+    };
+    const d = desiredDeployment(ms({ inferenceLogging: { topic: 'CREATE' } } as Partial<ModelServing['spec']>), secured);
+    const vars = kafkaVars(d);
+    expect(vars).toMatchObject({
+      MODELSHIP_KAFKA_TLS: 'true',
+      MODELSHIP_KAFKA_TLS_CA: { secretKeyRef: { name: 'kafka-ca', key: 'ca.crt' } },
+      MODELSHIP_KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+      MODELSHIP_KAFKA_SASL_USERNAME: { secretKeyRef: { name: 'kafka-client', key: 'username' } },
+      MODELSHIP_KAFKA_SASL_PASSWORD: { secretKeyRef: { name: 'kafka-client', key: 'password' } },
+    });
+    const text = JSON.stringify(d);
+    expect(text).not.toContain('op-secret');
+    expect(text).not.toContain('PEM OF THE OPERATOR');
+  });
+
+  it('a CR that asks for logging from an operator without Kafka gets the topic but no bootstrap servers', () => {
+    const d = desiredDeployment(ms({ inferenceLogging: { topic: 'CREATE' } } as Partial<ModelServing['spec']>), DEFAULT_CONFIG);
+    expect(envOf(d).MODELSHIP_INFERENCE_LOG_TOPIC).toBe('modelship.ml.iris.inference');
+    expect(envOf(d).MODELSHIP_KAFKA_BOOTSTRAP_SERVERS).toBeUndefined();
+  });
+});

@@ -6,6 +6,7 @@ import type { ModelServing } from '../../../crds/modelserving.schema.ts';
 import { ENV, HTTP_PORT, PATHS, PROBES } from '../../../runtime/contract.ts';
 import type { OperatorConfig } from '../../config.ts';
 import { BUNDLE_HASH_ANNOTATION, commonLabels, objectMeta, selectorLabels } from './labels.ts';
+import { loggingEnv } from './logging.ts';
 
 export const CONTAINER_NAME = 'runtime';
 export const RUNTIME_UID = 65532;
@@ -44,6 +45,7 @@ function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
   );
   if (spec.runtime?.workers !== undefined) vars.push({ name: ENV.workers, value: String(spec.runtime.workers) });
   if (spec.runtime?.logLevel) vars.push({ name: ENV.logLevel, value: spec.runtime.logLevel });
+  vars.push(...loggingEnv(ms, config));
   for (const e of spec.runtime?.env ?? []) vars.push({ name: e.name, value: e.value });
   return vars;
 }
