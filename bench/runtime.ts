@@ -1,8 +1,10 @@
 // `npm run bench:runtime`: the runtime against baselines measured side by side in the same run.
 //   throughput  echo bundle over OIP v2 ÷ a bare fastify hello-world (autocannon, 100 connections, no pipelining)
 //   latency     p50/p99 of the echo bundle at half of its max load
+//   logging     echo requests/s with inference logging to Kafka on (every request, mode all) ÷ off
 //   cold start  spawn → ready for a 100 MB bundle in MinIO ÷ raw download + unzip of the same object
-// Prints one JSON document. BENCH_SECONDS sets each load run's length (default 10).
+// Prints one JSON document. BENCH_SECONDS sets each load run's length (default 10); BENCH_PARTS picks parts
+// (comma-separated: throughput, logging, coldstart; default all).
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -10,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { Admin } from '@platformatic/kafka';
 import yauzl from 'yauzl';
 import { packBundle } from '../cli/pack.ts';
 import { pushBundle } from '../cli/push.ts';
@@ -93,6 +96,64 @@ async function throughput() {
   }
 }
 
+async function logging(info: EnvInfo) {
+  const topic = `bench.log.${randomBytes(3).toString('hex')}`;
+  const admin = new Admin({ clientId: 'bench', bootstrapBrokers: info.kafka.bootstrapServers });
+  await admin.createTopics({ topics: [topic], partitions: 3, replicas: 1 });
+  const work = await mkdtemp(join(tmpdir(), 'bench-log-'));
+  const runtimeEnv = async (extra: Record<string, string>) => ({
+    MODELSHIP_BUNDLE_URI: join(root, 'examples/echo'),
+    MODELSHIP_MODEL_NAME: 'echo',
+    MODELSHIP_HOST: '127.0.0.1',
+    MODELSHIP_PORT: String(await freePort()),
+    MODELSHIP_LOG_LEVEL: 'warn',
+    MODELSHIP_WORK_DIR: await mkdtemp(join(work, 'w-')),
+    ...extra,
+  });
+  const off = await spawnServer(join(root, 'runtime/main.ts'), await runtimeEnv({}), '/v2/health/ready');
+  const on = await spawnServer(
+    join(root, 'runtime/main.ts'),
+    await runtimeEnv({ MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: info.kafka.bootstrapServers.join(','), MODELSHIP_INFERENCE_LOG_TOPIC: topic }),
+    '/v2/health/ready',
+  );
+  try {
+    const run = (url: string, secs = seconds) =>
+      load({ url: `${url}/v2/models/echo/infer`, method: 'POST', body: echoBody, seconds: secs });
+    log('logging: warming up');
+    await run(off.url, 2);
+    await run(on.url, 2);
+    const offRps: number[] = [];
+    const onRps: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      log(`logging round ${round + 1}: off, ${seconds} s`);
+      offRps.push((await run(off.url)).rps);
+      log(`logging round ${round + 1}: on (Kafka, every request, mode all), ${seconds} s`);
+      const r = await run(on.url);
+      if (r.errors || r.non2xx) throw new Error(`logging-on run had ${r.errors} errors and ${r.non2xx} non-2xx responses`);
+      onRps.push(r.rps);
+    }
+    const metrics = await (await fetch(`${on.url}/metrics`)).text();
+    const count = (name: string) =>
+      metrics
+        .split('\n')
+        .filter((l) => l.startsWith(name))
+        .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    return {
+      offRps: median(offRps),
+      onRps: median(onRps),
+      ratio: ratio(median(onRps), median(offRps)),
+      target: '>= 0.95',
+      recordsSent: count('modelship_inference_log_sent_total'),
+      recordsDropped: count('modelship_inference_log_dropped_total'),
+    };
+  } finally {
+    await Promise.all([off.stop(), on.stop()]);
+    await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+    await admin.close();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
 async function rawDownloadAndUnzip(info: EnvInfo, bucket: string, key: string, dir: string): Promise<number> {
   const t0 = performance.now();
   const client = minioClientFor({ ...info.s3 });
@@ -142,14 +203,7 @@ async function runtimeColdStart(info: EnvInfo, uri: string, dir: string): Promis
   return ms;
 }
 
-async function coldStart() {
-  let info = await readEnv();
-  let startedHere = false;
-  if (!info || !(await isHealthy(info))) {
-    log('starting the local environment for MinIO');
-    info = await up();
-    startedHere = true;
-  }
+async function coldStart(info: EnvInfo) {
   const dir = await mkdtemp(join(tmpdir(), 'bench-cold-'));
   const client = minioClientFor({ ...info.s3 });
   const bucket = `bench-${randomBytes(3).toString('hex')}`;
@@ -182,14 +236,26 @@ async function coldStart() {
     if (names.length) await client.removeObjects(bucket, names).catch(() => {});
     await client.removeBucket(bucket).catch(() => {});
     await rm(dir, { recursive: true, force: true });
-    if (startedHere) await down(info);
   }
 }
 
-const result = {
-  node: process.version,
-  cpus: (await import('node:os')).cpus().length,
-  throughput: await throughput(),
-  coldStart: await coldStart(),
-};
+const parts = new Set((process.env.BENCH_PARTS ?? 'throughput,logging,coldstart').split(',').map((p) => p.trim()));
+const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length };
+if (parts.has('throughput')) result.throughput = await throughput();
+if (parts.has('logging') || parts.has('coldstart')) {
+  // Kafka and MinIO come from the local environment; started here (and stopped after) if it is not up.
+  let info = await readEnv();
+  let startedHere = false;
+  if (!info || !(await isHealthy(info))) {
+    log('starting the local environment for Kafka and MinIO');
+    info = await up();
+    startedHere = true;
+  }
+  try {
+    if (parts.has('logging')) result.logging = await logging(info);
+    if (parts.has('coldstart')) result.coldStart = await coldStart(info);
+  } finally {
+    if (startedHere) await down(info);
+  }
+}
 console.log(JSON.stringify(result, null, 2));

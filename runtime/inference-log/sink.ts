@@ -73,6 +73,8 @@ export class RecordSink {
   private lastWarn = 0;
   private closed = false;
   private readonly abandon = new AbortController();
+  /** Cuts a backoff short (at close, to flush at once). */
+  private wake: AbortController | undefined;
   private idle: (() => void)[] = [];
 
   constructor(options: SinkOptions) {
@@ -202,7 +204,9 @@ export class RecordSink {
             { err: (err as Error).message, waiting: this.size, bytes: this.bytes, retryInMs: delay },
             'inference log: sending to Kafka failed; keeping the records and retrying',
           );
-          await sleep(delay, undefined, { ref: false, signal: this.abandon.signal }).catch(() => {});
+          this.wake = new AbortController();
+          await sleep(delay, undefined, { ref: false, signal: AbortSignal.any([this.abandon.signal, this.wake.signal]) }).catch(() => {});
+          this.wake = undefined;
         }
       }
     } finally {
@@ -220,6 +224,7 @@ export class RecordSink {
     }
     if (this.size > 0) {
       const flushed = new Promise<void>((resolve) => this.idle.push(resolve));
+      this.wake?.abort();
       void this.drain();
       const timedOut = await Promise.race([flushed.then(() => false), sleep(timeoutMs, true, { ref: false })]);
       if (timedOut) this.abandon.abort();

@@ -9,14 +9,13 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
 import { stringify } from 'yaml';
 import { type Binaries, ensureBuilt } from './build.ts';
 import { createPki, type Pki } from './pki.ts';
-import { type ProcessRecord, freePorts, isAlive, startProcess, stopProcess, waitReady, ComponentStartError } from './process.ts';
+import { type ProcessRecord, freePorts, isAlive, startProcess, stopProcess, waitReady } from './process.ts';
 import { KAFKA_VERSION, KUBERNETES_VERSION } from './versions.ts';
 import { createKwokNodes, kwokNodesReady } from './nodes.ts';
-import { kafkaMetadataAnswered } from './kafka.ts';
+import { kafkaMetadataAnswered, startKafka } from './kafka.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SERVICE_CIDR = '10.96.0.0/16';
@@ -105,22 +104,6 @@ export function httpGet(url: string, tls: TlsProbe = {}, timeoutMs = 3000): Prom
   });
 }
 
-function kafkaClusterId(): string {
-  // KRaft cluster ids are 16 random bytes in URL-safe base64 without padding.
-  return randomBytes(16).toString('base64url');
-}
-
-function javaOpts(logConfig: string): string[] {
-  return [
-    '-Xms256m',
-    '-Xmx768m',
-    '-XX:+UseG1GC',
-    '-Djava.awt.headless=true',
-    `-Dlog4j.configuration=file:${logConfig}`,
-    '-Dkafka.logs.dir=.',
-  ];
-}
-
 /**
  * Builds what is missing, starts every component and waits until each is healthy. Writes `.modelship/env.json`.
  * On failure, stops whatever it had started and throws an error naming the component.
@@ -198,79 +181,11 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
     });
 
     // Kafka (KRaft, one node acting as broker and controller) ------------------------------------------------
-    const kafkaData = dir('kafka');
-    await mkdir(kafkaData, { recursive: true });
-    const kafkaProps = join(root, 'kafka-server.properties');
-    const kafkaLog4j = join(root, 'kafka-log4j.properties');
-    await writeFile(
-      kafkaProps,
-      [
-        'process.roles=broker,controller',
-        'node.id=1',
-        `controller.quorum.voters=1@127.0.0.1:${kafkaCtl}`,
-        `listeners=PLAINTEXT://127.0.0.1:${kafkaPort},CONTROLLER://127.0.0.1:${kafkaCtl}`,
-        `advertised.listeners=PLAINTEXT://127.0.0.1:${kafkaPort}`,
-        'controller.listener.names=CONTROLLER',
-        'inter.broker.listener.name=PLAINTEXT',
-        'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
-        `log.dirs=${kafkaData}`,
-        'num.partitions=1',
-        'offsets.topic.replication.factor=1',
-        'offsets.topic.num.partitions=4',
-        'transaction.state.log.replication.factor=1',
-        'transaction.state.log.min.isr=1',
-        'group.initial.rebalance.delay.ms=0',
-        // Topics are made on purpose (the operator's CREATE), never by a producer's typo.
-        'auto.create.topics.enable=false',
-        'delete.topic.enable=true',
-        '',
-      ].join('\n'),
-    );
-    await writeFile(
-      kafkaLog4j,
-      [
-        'log4j.rootLogger=WARN, stdout',
-        'log4j.logger.kafka=INFO',
-        'log4j.logger.org.apache.kafka=WARN',
-        'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
-        'log4j.appender.stdout.layout=org.apache.log4j.PatternLayout',
-        'log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n',
-        '',
-      ].join('\n'),
-    );
-    const classPath = `${bins.kafkaLibDir}/*`;
-    const format = spawnSync(
-      'java',
-      [
-        ...javaOpts(kafkaLog4j),
-        '-cp',
-        classPath,
-        'kafka.tools.StorageTool',
-        'format',
-        '-t',
-        kafkaClusterId(),
-        '-c',
-        kafkaProps,
-        '--ignore-formatted',
-      ],
-      { encoding: 'utf8', cwd: root },
-    );
-    if (format.status !== 0) {
-      throw new ComponentStartError(
-        'kafka',
-        ['java', '-cp', classPath, 'kafka.tools.StorageTool', 'format', '-c', kafkaProps],
-        '(stdout/stderr below)',
-        `storage format exited with ${format.status}`,
-        `${format.stdout}\n${format.stderr}`.trim().split('\n').slice(-30).join('\n'),
-      );
-    }
-    processes.kafka = startProcess({
-      name: 'kafka',
-      command: 'java',
-      args: [...javaOpts(kafkaLog4j), '-cp', classPath, 'kafka.Kafka', kafkaProps],
-      cwd: root,
-      logFile: join(logs, 'kafka.log'),
-      dataDir: kafkaData,
+    processes.kafka = await startKafka({
+      root,
+      kafkaLibDir: bins.kafkaLibDir,
+      port: kafkaPort as number,
+      controllerPort: kafkaCtl as number,
     });
 
     // kube-apiserver ----------------------------------------------------------------------------------------
