@@ -1,5 +1,6 @@
 // Shared helpers of the benchmarks: child servers, load runs, timing.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
 export interface Server {
@@ -65,6 +66,8 @@ export async function waitFor(probe: () => Promise<boolean>, timeoutMs: number):
 
 export interface LoadResult {
   rps: number;
+  /** Requests completed in the run. */
+  requests: number;
   p50: number;
   p99: number;
   errors: number;
@@ -90,6 +93,7 @@ export async function load(opts: {
   });
   return {
     rps: Math.round(r.requests.average),
+    requests: r.requests.total,
     p50: r.latency.p50,
     p99: r.latency.p99,
     errors: r.errors + r.timeouts,
@@ -98,3 +102,12 @@ export async function load(opts: {
 }
 
 export const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
+
+/** CPU time (user + system) a process has used so far, in ms; Linux /proc. */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at state (field 3); utime, stime are 14, 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}

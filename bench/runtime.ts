@@ -19,7 +19,7 @@ import { pushBundle } from '../cli/push.ts';
 import { minioClientFor } from '../runtime/bundle/fetch.ts';
 import { down, readEnv, isHealthy, up, type EnvInfo } from '../test/env/env.ts';
 import { freePort } from '../test/env/process.ts';
-import { load, ratio, spawnServer, waitFor } from './lib.ts';
+import { cpuMs, load, ratio, spawnServer, waitFor } from './lib.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -124,12 +124,25 @@ async function logging(info: EnvInfo) {
     await run(on.url, 2);
     const offRps: number[] = [];
     const onRps: number[] = [];
+    // CPU per 1000 requests of the runtime with logging off and on, and of the broker while logging is on:
+    // on a small machine the broker competes with the runtime and the load generator for the same cores.
+    const offCpu: number[] = [];
+    const onCpu: number[] = [];
+    const brokerCpu: number[] = [];
+    const brokerPid = info.processes.kafka?.pid;
     for (let round = 0; round < 2; round++) {
       log(`logging round ${round + 1}: off, ${seconds} s`);
-      offRps.push((await run(off.url)).rps);
+      let c0 = cpuMs(off.child.pid as number);
+      const rOff = await run(off.url);
+      offCpu.push(((cpuMs(off.child.pid as number) - c0) / rOff.requests) * 1000);
+      offRps.push(rOff.rps);
       log(`logging round ${round + 1}: on (Kafka, every request, mode all), ${seconds} s`);
+      c0 = cpuMs(on.child.pid as number);
+      const b0 = brokerPid ? cpuMs(brokerPid) : 0;
       const r = await run(on.url);
       if (r.errors || r.non2xx) throw new Error(`logging-on run had ${r.errors} errors and ${r.non2xx} non-2xx responses`);
+      onCpu.push(((cpuMs(on.child.pid as number) - c0) / r.requests) * 1000);
+      if (brokerPid) brokerCpu.push((cpuMs(brokerPid) - b0) / (seconds * 1000));
       onRps.push(r.rps);
     }
     const metrics = await (await fetch(`${on.url}/metrics`)).text();
@@ -143,6 +156,9 @@ async function logging(info: EnvInfo) {
       onRps: median(onRps),
       ratio: ratio(median(onRps), median(offRps)),
       target: '>= 0.95',
+      runtimeCpuMsPer1kRequests: { off: Math.round(median(offCpu)), on: Math.round(median(onCpu)) },
+      runtimeCpuRatio: ratio(median(offCpu), median(onCpu)),
+      brokerCoresBusyWhileOn: brokerCpu.length ? Number(median(brokerCpu).toFixed(2)) : null,
       recordsSent: count('modelship_inference_log_sent_total'),
       recordsDropped: count('modelship_inference_log_dropped_total'),
     };

@@ -1,7 +1,9 @@
 // Kafka connection options from KafkaSettings (shared by the runtime's producer and the operator's admin
-// client), and the producer that delivers a sink's batches.
-import { Producer } from '@platformatic/kafka';
+// client), and the producer that delivers a sink's batches (in a worker thread).
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import type { KafkaSettings } from '../config.ts';
+import type { BatchMessage, BatchReply, ProducerWorkerInit } from './producer-worker.ts';
 import type { OutgoingRecord, SendBatch } from './sink.ts';
 
 export interface KafkaConnection {
@@ -27,21 +29,47 @@ export interface KafkaProducer {
   close(): Promise<void>;
 }
 
+/** A producer in a worker thread of its own; `send` resolves when the broker acknowledged the batch. */
 export function createProducer(settings: KafkaSettings, clientId: string): KafkaProducer {
-  const producer = new Producer({
-    clientId,
-    ...kafkaConnection(settings),
-    // The sink retries with its own backoff and keeps the records meanwhile; a topic is never made by a typo.
-    retries: 0,
-    autocreateTopics: false,
-    acks: -1,
+  const worker = new Worker(new URL('./producer-worker.ts', import.meta.url), {
+    workerData: { clientId, connection: kafkaConnection(settings) } satisfies ProducerWorkerInit,
   });
+  // Never keeps the process alive by itself; close() ends it.
+  worker.unref();
+  let next = 0;
+  const pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  const failAll = (err: Error) => {
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+  worker.on('message', (reply: BatchReply) => {
+    const p = pending.get(reply.id);
+    if (!p) return;
+    pending.delete(reply.id);
+    if (reply.ok) p.resolve();
+    // The sink recognises a missing topic by this message.
+    else p.reject(new Error(reply.unknownTopic !== undefined ? `Unknown topic ${reply.unknownTopic}.` : reply.message));
+  });
+  worker.on('error', (err) => failAll(err));
+  worker.on('exit', () => failAll(new Error('the Kafka producer thread exited')));
   return {
-    send: async (records: readonly OutgoingRecord[]) => {
-      await producer.send({
-        messages: records.map((r) => ({ topic: r.topic, key: Buffer.from(r.key), value: Buffer.from(r.value) })),
-      });
+    send: (records: readonly OutgoingRecord[]) =>
+      new Promise<void>((resolve, reject) => {
+        const id = next++;
+        pending.set(id, { resolve, reject });
+        const msg: BatchMessage = { id, topics: [], keys: [], values: [] };
+        for (const r of records) {
+          msg.topics.push(r.topic);
+          msg.keys.push(r.key);
+          msg.values.push(r.value);
+        }
+        worker.postMessage(msg);
+      }),
+    close: async () => {
+      const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+      worker.postMessage({ close: true });
+      await Promise.race([exited, sleep(5000, undefined, { ref: false })]);
+      await worker.terminate();
     },
-    close: () => producer.close(true),
   };
 }

@@ -83,16 +83,36 @@ export interface RecordSource {
   bundleSha256: string | undefined;
 }
 
-function common(src: RecordSource, requestId: string, now: Date) {
-  return {
-    schemaVersion: SCHEMA_VERSION as typeof SCHEMA_VERSION,
-    requestId,
-    model: src.model,
-    ...(src.modelVersion ? { modelVersion: src.modelVersion } : {}),
-    ...(src.namespace ? { namespace: src.namespace } : {}),
-    ...(src.bundleSha256 ? { bundleSha256: src.bundleSha256 } : {}),
-    timestamp: now.toISOString(),
-  };
+let lastMs = 0;
+let lastIso = '';
+/** toISOString, made once per millisecond: under load many records share one. */
+function isoNow(now: Date | undefined): string {
+  if (now) return now.toISOString();
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
+// Built field by field (no spreads): this runs once per logged request.
+function common<T extends string>(src: RecordSource, requestId: string, type: T, now: Date | undefined) {
+  const r: {
+    schemaVersion: typeof SCHEMA_VERSION;
+    type: T;
+    requestId: string;
+    model: string;
+    modelVersion?: string;
+    namespace?: string;
+    bundleSha256?: string;
+    timestamp: string;
+  } = { schemaVersion: SCHEMA_VERSION, type, requestId, model: src.model, timestamp: '' };
+  if (src.modelVersion) r.modelVersion = src.modelVersion;
+  if (src.namespace) r.namespace = src.namespace;
+  if (src.bundleSha256) r.bundleSha256 = src.bundleSha256;
+  r.timestamp = isoNow(now);
+  return r;
 }
 
 export interface InferenceFacts {
@@ -105,17 +125,16 @@ export interface InferenceFacts {
   error?: { code: string; message: string; status: number } | undefined;
 }
 
-export function inferenceRecord(src: RecordSource, mode: InferenceLogMode, f: InferenceFacts, now = new Date()): InferenceRecord {
-  return {
-    ...common(src, f.requestId, now),
-    type: 'inference',
+export function inferenceRecord(src: RecordSource, mode: InferenceLogMode, f: InferenceFacts, now?: Date): InferenceRecord {
+  const r: InferenceRecord = Object.assign(common(src, f.requestId, 'inference' as const, now), {
     protocol: f.protocol,
-    ...(f.inferenceId !== undefined ? { inferenceId: f.inferenceId } : {}),
     latencyMs: Math.round(f.latencyMs * 1000) / 1000,
-    ...(mode !== 'predictions' ? { input: f.input } : {}),
-    ...(mode !== 'inputs' && f.output !== undefined ? { output: f.output } : {}),
-    ...(f.error ? { error: f.error } : {}),
-  };
+  });
+  if (f.inferenceId !== undefined) r.inferenceId = f.inferenceId;
+  if (mode !== 'predictions') r.input = f.input;
+  if (mode !== 'inputs' && f.output !== undefined) r.output = f.output;
+  if (f.error) r.error = f.error;
+  return r;
 }
 
 export function feedbackRecord(
@@ -124,13 +143,13 @@ export function feedbackRecord(
   requestId: string,
   feedbackRequestId: string,
   feedback: Record<string, unknown>,
-  now = new Date(),
+  now?: Date,
 ): FeedbackRecord {
-  return { ...common(src, requestId, now), type: 'feedback', protocol, feedbackRequestId, feedback };
+  return Object.assign(common(src, requestId, 'feedback' as const, now), { protocol, feedbackRequestId, feedback });
 }
 
-export function eventRecord(src: RecordSource, requestId: string, value: unknown, now = new Date()): EventRecord {
-  return { ...common(src, requestId, now), type: 'event', value };
+export function eventRecord(src: RecordSource, requestId: string, value: unknown, now?: Date): EventRecord {
+  return Object.assign(common(src, requestId, 'event' as const, now), { value });
 }
 
 /** docs/inference-record.schema.json: the published JSON Schema of record values. */

@@ -84,13 +84,14 @@ export class Recorder {
     return this.always || Math.random() < this.settings.sampleRate;
   }
 
+  // The model (a RecordSource by shape) changes version and sha256 once, when it loads; the namespace is fixed.
+  private src: RecordSource | undefined;
   private source(): RecordSource {
-    return {
-      model: this.model.name,
-      modelVersion: this.model.version,
-      namespace: this.namespace,
-      bundleSha256: this.model.bundleSha256,
-    };
+    const m = this.model;
+    const s = this.src;
+    if (s && s.modelVersion === m.version && s.bundleSha256 === m.bundleSha256) return s;
+    this.src = { model: m.name, modelVersion: m.version, namespace: this.namespace, bundleSha256: m.bundleSha256 };
+    return this.src;
   }
 
   inference(facts: InferenceFacts): void {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../runtime/config.ts';
 import { takeSignals, validateEvent, validateMetric } from '../../runtime/engines/signals.ts';
 import { eventRecord, feedbackRecord, inferenceRecord, recordJsonSchema } from '../../runtime/inference-log/record.ts';
+import { keyPartition } from '../../runtime/inference-log/producer-worker.ts';
 import { unknownTopicOf } from '../../runtime/inference-log/sink.ts';
 import { RuntimeMetrics } from '../../runtime/observability/metrics.ts';
 
@@ -171,5 +172,16 @@ describe('inference logging configuration', () => {
     ],
   ])('refuses %j', (extra, message) => {
     expect(() => loadConfig({ ...base, ...extra })).toThrow(message);
+  });
+});
+
+describe('key partitioning', () => {
+  it('puts one key on one partition always, and spreads many keys over all partitions', () => {
+    const key = (s: string) => Buffer.from(s);
+    expect(keyPartition(key('req-42'), 6)).toBe(keyPartition(key('req-42'), 6));
+    const counts = new Array(6).fill(0);
+    for (let i = 0; i < 6000; i++) counts[keyPartition(key(`req-${i}`), 6)]++;
+    for (const c of counts) expect(c).toBeGreaterThan(800);
+    expect(keyPartition(undefined, 3)).toBeLessThan(3);
   });
 });
