@@ -84,7 +84,7 @@ export class RecordSink {
     this.opts = {
       bufferBytes: options.bufferBytes,
       maxRecordBytes: options.maxRecordBytes ?? 1_000_000,
-      lingerMs: options.lingerMs ?? 5,
+      lingerMs: options.lingerMs ?? 20,
       maxBatchRecords: options.maxBatchRecords ?? 2_000,
       maxBatchBytes: options.maxBatchBytes ?? 900_000,
       minBackoffMs: options.minBackoffMs ?? 100,
