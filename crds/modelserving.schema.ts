@@ -203,6 +203,23 @@ export const ModelServingSpec = Type.Object(
     nodeSelector: Type.Optional(
       Type.Record(Type.String(), Type.String({ maxLength: 63 }), { description: 'Node labels the pods must match' }),
     ),
+    tolerations: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            key: Type.Optional(Type.String({ maxLength: 253, description: 'The taint key; empty with operator Exists: every taint' })),
+            operator: Type.Optional(Type.Enum(['Exists', 'Equal'], { description: 'Equal (the default) or Exists' })),
+            value: Type.Optional(Type.String({ maxLength: 63, description: 'The taint value (operator Equal)' })),
+            effect: Type.Optional(
+              Type.Enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute'], { description: 'The taint effect; empty: every effect' }),
+            ),
+            tolerationSeconds: Type.Optional(Type.Integer({ minimum: 0, description: 'How long a NoExecute taint is tolerated' })),
+          },
+          { additionalProperties: false, description: 'A taint the pods tolerate (as in a pod spec)' },
+        ),
+        { maxItems: 32, description: 'Taints the pods tolerate, e.g. of GPU or dedicated nodes' },
+      ),
+    ),
   },
   { description: 'The desired state of a model deployment', additionalProperties: false },
 );

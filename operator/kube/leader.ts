@@ -16,7 +16,7 @@ export interface LeaderOptions {
 }
 
 /** Lease times are MicroTime: RFC 3339 with exactly six fractional digits (a plain Date serializes three). */
-function microTime(d: Date): Date {
+export function microTime(d: Date): Date {
   return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
 }
 

@@ -14,7 +14,7 @@ import { type Binaries, ensureBuilt } from './build.ts';
 import { createPki, type Pki } from './pki.ts';
 import { type ProcessRecord, freePorts, isAlive, startProcess, stopProcess, waitReady } from './process.ts';
 import { KAFKA_VERSION, KUBERNETES_VERSION } from './versions.ts';
-import { createKwokNodes, kwokNodesReady } from './nodes.ts';
+import { createKwokNodes, kwokNodesReady, PROCESS_NODE_NAME, processNodeReady } from './nodes.ts';
 import { kafkaMetadataAnswered, startKafka } from './kafka.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -33,6 +33,8 @@ export interface EnvInfo {
   s3: { endpoint: string; region: string; accessKey: string; secretKey: string };
   kafka: { bootstrapServers: string[]; version: string };
   nodes: string[];
+  /** The node whose pods are real runtime processes (taint modelship.dev/process-node=true:NoSchedule). */
+  processNode: string;
   binaries: Binaries;
   processes: Record<string, ProcessRecord>;
 }
@@ -313,6 +315,15 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
     const nodeNames = await createKwokNodes(kubeconfig, options.nodes ?? 2);
     await waitReady(processes.kwok, () => kwokNodesReady(kubeconfig, nodeNames), 60_000, 'marking its nodes Ready');
 
+    // The process node: real runtime processes for pods that tolerate its taint ---------------------------------
+    processes['process-node'] = startProcess({
+      name: 'process-node',
+      command: process.execPath,
+      args: [join(REPO_ROOT, 'test/env/process-node-main.ts'), kubeconfig, PROCESS_NODE_NAME, dir('process-node')],
+      logFile: join(logs, 'process-node.log'),
+    });
+    await waitReady(processes['process-node'], () => processNodeReady(kubeconfig), 30_000, 'marking its node Ready');
+
     const info: EnvInfo = {
       schemaVersion: 1,
       startedAt: new Date().toISOString(),
@@ -324,6 +335,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
       s3,
       kafka: { bootstrapServers: [`127.0.0.1:${kafkaPort}`], version: KAFKA_VERSION },
       nodes: nodeNames,
+      processNode: PROCESS_NODE_NAME,
       binaries: bins,
       processes,
     };
@@ -374,6 +386,10 @@ export async function status(info: EnvInfo): Promise<ComponentHealth[]> {
       if (r.status !== 200) throw new Error(`health ${r.status}`);
       return `ready at ${info.s3.endpoint}`;
     },
+    'process-node': async () => {
+      if (!(await processNodeReady(info.kubeconfig))) throw new Error('node not Ready');
+      return `${info.processNode} Ready`;
+    },
     kafka: async () => {
       if (!(await kafkaMetadataAnswered(info.kafka.bootstrapServers))) throw new Error('no metadata');
       return `metadata answered at ${info.kafka.bootstrapServers.join(',')}`;
@@ -409,7 +425,7 @@ export async function isHealthy(info: EnvInfo): Promise<boolean> {
  * then removes its data directory and `.modelship/env.json`.
  */
 export async function down(info: EnvInfo, file = envFile()): Promise<void> {
-  const order = ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'kafka', 'minio', 'etcd'];
+  const order = ['process-node', 'kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'kafka', 'minio', 'etcd'];
   const names = [...order.filter((n) => info.processes[n]), ...Object.keys(info.processes).filter((n) => !order.includes(n))];
   for (const name of names) {
     const rec = info.processes[name];

@@ -54,3 +54,15 @@ export async function kwokNodesReady(kubeconfig: string, names: string[]): Promi
   );
   return names.every((n) => ready.has(n));
 }
+
+export const PROCESS_NODE_NAME = 'process-node-0';
+
+/** True when the process node reports Ready (its heartbeat is running). */
+export async function processNodeReady(kubeconfig: string, name = PROCESS_NODE_NAME): Promise<boolean> {
+  try {
+    const node = await core(kubeconfig).readNode({ name });
+    return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  } catch {
+    return false;
+  }
+}

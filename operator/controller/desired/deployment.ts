@@ -119,6 +119,7 @@ export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1D
             seccompProfile: { type: 'RuntimeDefault' },
           },
           ...(ms.spec.nodeSelector ? { nodeSelector: ms.spec.nodeSelector } : {}),
+          ...(ms.spec.tolerations?.length ? { tolerations: ms.spec.tolerations } : {}),
           containers: [c],
           volumes: [
             { name: 'work', emptyDir: { sizeLimit: config.bundleVolumeSize } },
