@@ -239,3 +239,27 @@ describe('end to end on the process node', () => {
     expect(d.spec?.replicas).toBe(1);
   });
 });
+
+describe('the process node is not a general kubelet', () => {
+  it('refuses a pod of another image with a clear message', async () => {
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'not-ours' },
+        spec: {
+          nodeName: env.info.processNode,
+          tolerations: [{ key: 'modelship.dev/process-node', operator: 'Exists' }],
+          containers: [{ name: 'web', image: 'nginx:1.27' }],
+        },
+      },
+    });
+    const pod = await eventually(async () => {
+      const p = await core.readNamespacedPod({ name: 'not-ours', namespace: ns });
+      return p.status?.phase === 'Failed' ? p : undefined;
+    }, 'the pod refused');
+    expect(pod.status?.reason).toBe('UnsupportedImage');
+    expect(pod.status?.message).toContain('nginx:1.27');
+    expect(pod.status?.message).toContain('modelship runtime image');
+    await core.deleteNamespacedPod({ name: 'not-ours', namespace: ns, gracePeriodSeconds: 0 });
+  });
+});
