@@ -2,8 +2,7 @@
 // exists, delete one (finalizer). One admin connection, made on first use.
 import { Admin } from '@platformatic/kafka';
 import type { KafkaSettings } from '../runtime/config.ts';
-import { kafkaConnection } from '../runtime/inference-log/kafka.ts';
-import { unknownTopicOf } from '../runtime/inference-log/sink.ts';
+import { kafkaConnection, kafkaErrorMessages, unknownTopicOf } from '../runtime/inference-log/kafka.ts';
 
 export interface TopicInfo {
   partitions: number;
@@ -62,13 +61,5 @@ export class TopicAdmin {
 
 /** A short, readable reason from a Kafka client error (its nested causes included). */
 export function kafkaErrorMessage(err: unknown): string {
-  const parts: string[] = [];
-  const walk = (e: unknown, depth: number) => {
-    if (!e || typeof e !== 'object' || depth > 3) return;
-    const m = (e as Error).message;
-    if (typeof m === 'string' && m && !parts.includes(m)) parts.push(m);
-    for (const inner of (e as AggregateError).errors ?? []) walk(inner, depth + 1);
-  };
-  walk(err, 0);
-  return parts.slice(0, 3).join(': ') || String(err);
+  return kafkaErrorMessages(err).slice(0, 3).join(': ') || String(err);
 }

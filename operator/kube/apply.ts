@@ -44,6 +44,23 @@ export interface Writer {
 export function makeWriter(kc: KubeConfig, onWrite: (verb: string, kind: string) => void): Writer {
   const objects = KubernetesObjectApi.makeApiClient(kc);
   const custom = kc.makeApiClient(CustomObjectsApi);
+  /** Server-side apply of part of a ModelServing (the object itself or its status subresource). */
+  const applyModelServing = (to: 'object' | 'status', namespace: string, name: string, part: Record<string, unknown>) => {
+    const params = {
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: PLURAL,
+      name,
+      body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'ModelServing', metadata: { name, namespace }, ...part },
+      fieldManager: FIELD_MANAGER,
+      force: true,
+    };
+    const options = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+    return to === 'status'
+      ? custom.patchNamespacedCustomObjectStatus(params, options)
+      : custom.patchNamespacedCustomObject(params, options);
+  };
   return {
     async read(obj) {
       try {
@@ -71,36 +88,12 @@ export function makeWriter(kc: KubeConfig, onWrite: (verb: string, kind: string)
     },
     async applyStatus(namespace, name, status) {
       onWrite('apply-status', 'ModelServing');
-      await custom.patchNamespacedCustomObjectStatus(
-        {
-          group: GROUP,
-          version: VERSION,
-          namespace,
-          plural: PLURAL,
-          name,
-          body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'ModelServing', metadata: { name, namespace }, status },
-          fieldManager: FIELD_MANAGER,
-          force: true,
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
-      );
+      await applyModelServing('status', namespace, name, { status });
     },
     async applyFinalizers(namespace, name, finalizers) {
       onWrite('apply-finalizers', 'ModelServing');
       // metadata.finalizers is a set: applying our own list adds or removes only the entries we own.
-      await custom.patchNamespacedCustomObject(
-        {
-          group: GROUP,
-          version: VERSION,
-          namespace,
-          plural: PLURAL,
-          name,
-          body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'ModelServing', metadata: { name, namespace, finalizers } },
-          fieldManager: FIELD_MANAGER,
-          force: true,
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
-      );
+      await applyModelServing('object', namespace, name, { metadata: { name, namespace, finalizers } });
     },
   };
 }

@@ -3,8 +3,7 @@
 // checksums and socket work off the event loop that serves predictions.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Producer } from '@platformatic/kafka';
-import type { KafkaConnection } from './kafka.ts';
-import { unknownTopicOf } from './sink.ts';
+import { type KafkaConnection, unknownTopicOf } from './kafka.ts';
 
 export interface ProducerWorkerInit {
   clientId: string;

@@ -4,6 +4,7 @@
 // backoff, so an outage costs the records that do not fit, never a prediction. close() flushes within a bound.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { unknownTopicOf } from './kafka.ts';
 
 export interface OutgoingRecord {
   topic: string;
@@ -37,26 +38,6 @@ export interface SinkOptions {
   maxBatchBytes?: number;
   minBackoffMs?: number;
   maxBackoffMs?: number;
-}
-
-const UNKNOWN_TOPIC = /Unknown topic (.+)\.$/;
-
-/** The topic a send failed on for not existing, if that is why it failed. */
-export function unknownTopicOf(err: unknown): string | undefined {
-  const messages: string[] = [];
-  const walk = (e: unknown, depth: number) => {
-    if (!e || typeof e !== 'object' || depth > 4) return;
-    const m = (e as Error).message;
-    if (typeof m === 'string') messages.push(m);
-    for (const inner of (e as AggregateError).errors ?? []) walk(inner, depth + 1);
-    walk((e as Error).cause, depth + 1);
-  };
-  walk(err, 0);
-  for (const m of messages) {
-    const hit = UNKNOWN_TOPIC.exec(m);
-    if (hit) return hit[1];
-  }
-  return undefined;
 }
 
 export class RecordSink {

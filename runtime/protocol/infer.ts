@@ -134,7 +134,28 @@ export async function predict(deps: InferDeps, requestId: string, rows: Record<s
 }
 
 /** The `error` of an inference record: what the client was told. */
-export function errorFacts(err: unknown): { code: string; message: string; status: number } {
+function errorFacts(err: unknown): { code: string; message: string; status: number } {
   if (isModelshipError(err)) return { code: err.code, message: err.message, status: err.statusCode };
   return { code: 'MS_ERR_SERVER_INTERNAL', message: (err as Error)?.message ?? String(err), status: 500 };
+}
+
+/**
+ * Runs one inference and, when the request is sampled (decided before it runs, so a record's presence never
+ * depends on how it went), records its input with its output or its error.
+ */
+export async function recorded<T>(
+  deps: InferDeps,
+  reply: { elapsedTime: number },
+  facts: { requestId: string; protocol: 'v2' | 'v1'; inferenceId?: string | undefined; input: unknown },
+  call: () => Promise<{ value: T; output: unknown }>,
+): Promise<T> {
+  if (!deps.recorder.sample()) return (await call()).value;
+  try {
+    const r = await call();
+    deps.recorder.inference({ ...facts, latencyMs: reply.elapsedTime, output: r.output });
+    return r.value;
+  } catch (err) {
+    deps.recorder.inference({ ...facts, latencyMs: reply.elapsedTime, error: errorFacts(err) });
+    throw err;
+  }
 }

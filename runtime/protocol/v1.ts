@@ -8,7 +8,7 @@ import { Compile } from 'typebox/compile';
 import { msError } from '../errors.ts';
 import { describeSchemaErrors } from '../schema-errors.ts';
 import { type FeedbackBody, FeedbackSchema, feedback } from './feedback.ts';
-import { errorFacts, type InferDeps, predict } from './infer.ts';
+import { type InferDeps, predict, recorded } from './infer.ts';
 import { outputsToJson } from './tensors.ts';
 
 export const V1PredictSchema = Type.Object({
@@ -31,7 +31,6 @@ export function registerV1(app: FastifyInstance, deps: InferDeps): void {
     return { name: model.name, ready: model.ready };
   });
 
-  const { recorder } = deps;
   // `/v1/models/{name}:predict` and `:feedback`: one path segment holding the name and the verb, so one
   // route; the verb picks the body schema, checked here instead of by the route.
   const bodies = { predict: Compile(V1PredictSchema), feedback: Compile(FeedbackSchema) };
@@ -60,23 +59,14 @@ export function registerV1(app: FastifyInstance, deps: InferDeps): void {
       const { target } = req.params as { target: string };
       if (target.endsWith(':feedback')) return feedback(deps, 'v1', req.id, req.body as FeedbackBody);
       const instances = (req.body as Static<typeof V1PredictSchema>).instances;
-      const sampled = recorder.sample();
-      try {
+      return recorded(deps, reply, { requestId: req.id, protocol: 'v1', input: instances }, async () => {
         const single = model.inputs.length === 1 ? (model.inputs[0]?.name ?? 'input') : 'input';
         const rows = instances.map((inst) =>
           inst !== null && typeof inst === 'object' && !Array.isArray(inst) ? (inst as Record<string, unknown>) : { [single]: inst },
         );
-        const results = await predict(deps, req.id, rows);
-        const predictions = results.map(outputsToJson);
-        if (sampled)
-          recorder.inference({ requestId: req.id, protocol: 'v1', latencyMs: reply.elapsedTime, input: instances, output: predictions });
-        return { predictions };
-      } catch (err) {
-        if (sampled) {
-          recorder.inference({ requestId: req.id, protocol: 'v1', latencyMs: reply.elapsedTime, input: instances, error: errorFacts(err) });
-        }
-        throw err;
-      }
+        const predictions = (await predict(deps, req.id, rows)).map(outputsToJson);
+        return { value: { predictions }, output: predictions };
+      });
     },
   );
 }

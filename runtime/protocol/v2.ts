@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { msError } from '../errors.ts';
-import { errorFacts, type InferDeps, predict } from './infer.ts';
+import { type InferDeps, predict, recorded } from './infer.ts';
 import { type FeedbackBody, FeedbackSchema, feedback } from './feedback.ts';
 import { type InferInput, inputsToRows, rowsToOutputs } from './tensors.ts';
 
@@ -76,48 +76,22 @@ export function registerV2(app: FastifyInstance, deps: InferDeps): void {
     return ready(reply);
   });
 
-  const { recorder } = deps;
-  const infer = async (id: string, body: Static<typeof InferRequestSchema>, reply: FastifyReply) => {
-    // Decided before the call, so a record's presence never depends on how the request went.
-    const sampled = recorder.sample();
-    try {
+  const infer = (id: string, body: Static<typeof InferRequestSchema>, reply: FastifyReply) =>
+    recorded(deps, reply, { requestId: id, protocol: 'v2', inferenceId: body.id, input: body.inputs }, async () => {
       const rows = inputsToRows(body.inputs as InferInput[]);
-      const results = await predict(deps, id, rows);
       const outputs = rowsToOutputs(
-        results,
+        await predict(deps, id, rows),
         model.outputs,
         body.outputs?.map((o) => o.name),
       );
-      if (sampled) {
-        recorder.inference({
-          requestId: id,
-          protocol: 'v2',
-          inferenceId: body.id,
-          latencyMs: reply.elapsedTime,
-          input: body.inputs,
-          output: outputs,
-        });
-      }
-      return {
+      const value = {
         model_name: model.name,
         ...(model.version ? { model_version: model.version } : {}),
         id: body.id ?? id,
         outputs,
       };
-    } catch (err) {
-      if (sampled) {
-        recorder.inference({
-          requestId: id,
-          protocol: 'v2',
-          inferenceId: body.id,
-          latencyMs: reply.elapsedTime,
-          input: body.inputs,
-          error: errorFacts(err),
-        });
-      }
-      throw err;
-    }
-  };
+      return { value, output: outputs };
+    });
   const config = { protocol: 'v2' };
   const onResponse = deps.onResponse ?? ((_q: unknown, _r: unknown, done: () => void) => done());
   // The model is checked before the body, so a request to the wrong model is a 404 whatever its body.

@@ -1,7 +1,7 @@
 // End to end, real everything: the operator (in-process) reconciles a ModelServing pinned to the process
 // node, whose pods are real runtime processes that fetch the iris bundle from MinIO and log to Kafka. Traffic
 // goes to the ready endpoints of the Service's EndpointSlices, as kube-proxy would send it.
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,6 @@ import { eventually } from '../env/wait.ts';
 const env = useTestEnv();
 const core = env.kubeConfig.makeApiClient(CoreV1Api);
 const apps = env.kubeConfig.makeApiClient(AppsV1Api);
-const custom = env.kubeConfig.makeApiClient(CustomObjectsApi);
 const discovery = env.kubeConfig.makeApiClient(DiscoveryV1Api);
 const IRIS = join(import.meta.dirname, '../../examples/iris/bundle');
 let ns: string;
@@ -28,18 +27,7 @@ let bucket: string;
 let sha: string;
 let controller: ModelServingController;
 
-const ms = {
-  get: (name: string) =>
-    custom.getNamespacedCustomObject({
-      group: 'modelship.dev',
-      version: 'v1alpha1',
-      namespace: ns,
-      plural: 'modelservings',
-      name,
-    }) as Promise<ModelServing>,
-  patch: (name: string, spec: Record<string, unknown>) =>
-    env.kubectl(['-n', ns, 'patch', 'ms', name, '--type=merge', '-p', JSON.stringify({ spec })]),
-};
+const ms = env.modelServings(() => ns);
 const cond = (m: ModelServing, type: string) => m.status?.conditions?.find((c) => c.type === type);
 
 /** The ready endpoints of a Service, from its EndpointSlices (what kube-proxy programs). */
@@ -90,34 +78,21 @@ beforeAll(async () => {
     new OperatorMetrics({ processMetrics: false }),
   );
   await controller.start();
-  await custom.createNamespacedCustomObject({
-    group: 'modelship.dev',
-    version: 'v1alpha1',
-    namespace: ns,
-    plural: 'modelservings',
-    body: {
-      apiVersion: 'modelship.dev/v1alpha1',
-      kind: 'ModelServing',
-      metadata: { name: 'iris' },
-      spec: {
-        bundle: {
-          uri: `s3://${bucket}/iris/1/bundle.zip`,
-          sha256: sha,
-          storage: { endpoint: env.info.s3.endpoint, secretRef: { name: 'minio' } },
-        },
-        replicas: 2,
-        nodeSelector: { type: 'process' },
-        tolerations: [{ key: 'modelship.dev/process-node', operator: 'Exists', effect: 'NoSchedule' }],
-        inferenceLogging: { topic: 'CREATE', deleteTopicOnDelete: true },
-      },
+  await ms.create('iris', {
+    bundle: {
+      uri: `s3://${bucket}/iris/1/bundle.zip`,
+      sha256: sha,
+      storage: { endpoint: env.info.s3.endpoint, secretRef: { name: 'minio' } },
     },
+    replicas: 2,
+    nodeSelector: { type: 'process' },
+    tolerations: [{ key: 'modelship.dev/process-node', operator: 'Exists', effect: 'NoSchedule' }],
+    inferenceLogging: { topic: 'CREATE', deleteTopicOnDelete: true },
   });
 }, 180_000);
 
 afterAll(async () => {
-  await custom
-    .deleteNamespacedCustomObject({ group: 'modelship.dev', version: 'v1alpha1', namespace: ns, plural: 'modelservings', name: 'iris' })
-    .catch(() => {});
+  await ms.delete('iris').catch(() => {});
   // Let the process node drain and remove the pods (and the finalizer the topic) before the namespace goes.
   await eventually(async () => (await core.listNamespacedPod({ namespace: ns })).items.length === 0, 'pods gone', 60_000).catch(() => {});
   await controller?.stop();

@@ -3,10 +3,11 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { Admin } from '@platformatic/kafka';
 import { Client as MinioClient } from 'minio';
 import { afterAll, inject } from 'vitest';
+import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import type { EnvInfo } from './env.ts';
 
 export interface TestEnv {
@@ -24,6 +25,16 @@ export interface TestEnv {
   kubectl(args: string[], input?: string): string;
   /** Installs (server-side applies) the committed ModelServing CRD and waits until it is established. */
   installCrd(): void;
+  /** ModelServings of a namespace (a function, for namespaces made in beforeAll): create, get, patch spec, delete. */
+  modelServings(namespace: string | (() => string)): ModelServingClient;
+}
+
+export interface ModelServingClient {
+  create(name: string, spec: Record<string, unknown>): Promise<unknown>;
+  get(name: string): Promise<ModelServing>;
+  /** A merge patch of spec, with kubectl as a user would. */
+  patch(name: string, spec: Record<string, unknown>): string;
+  delete(name: string): Promise<unknown>;
 }
 
 const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
@@ -86,10 +97,32 @@ export function useTestEnv(): TestEnv {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, KUBECONFIG: info.kubeconfig },
     });
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const modelServings = (namespace: string | (() => string)): ModelServingClient => {
+    const ns = () => (typeof namespace === 'string' ? namespace : namespace());
+    const at = (name?: string) => ({
+      group: 'modelship.dev',
+      version: 'v1alpha1',
+      namespace: ns(),
+      plural: 'modelservings',
+      ...(name ? { name } : {}),
+    });
+    return {
+      create: (name, spec) =>
+        custom.createNamespacedCustomObject({
+          ...at(),
+          body: { apiVersion: 'modelship.dev/v1alpha1', kind: 'ModelServing', metadata: { name }, spec },
+        }),
+      get: (name) => custom.getNamespacedCustomObject(at(name) as never) as Promise<ModelServing>,
+      patch: (name, spec) => kubectl(['-n', ns(), 'patch', 'ms', name, '--type=merge', '-p', JSON.stringify({ spec })]),
+      delete: (name) => custom.deleteNamespacedCustomObject(at(name) as never),
+    };
+  };
   return {
     info,
     kubeConfig,
     kubectl,
+    modelServings,
     installCrd() {
       // kubectl, not client-node: its typed serializer would drop the CRD's x-kubernetes-* fields.
       kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=modelship-test', '-f', CRD_FILE]);

@@ -266,17 +266,13 @@ export class ProcessNode {
         if (v === undefined) throw new Error(`configmap ${from.configMapKeyRef.name} has no key ${from.configMapKeyRef.key}`);
         out[e.name] = v;
       } else if (from.fieldRef) {
-        const path = from.fieldRef.fieldPath;
-        out[e.name] =
-          path === 'metadata.name'
-            ? (pod.metadata?.name ?? '')
-            : path === 'metadata.namespace'
-              ? ns
-              : path === 'status.podIP'
-                ? ip
-                : path === 'spec.nodeName'
-                  ? this.o.name
-                  : '';
+        const fields: Record<string, string> = {
+          'metadata.name': pod.metadata?.name ?? '',
+          'metadata.namespace': ns,
+          'status.podIP': ip,
+          'spec.nodeName': this.o.name,
+        };
+        out[e.name] = fields[from.fieldRef.fieldPath] ?? '';
       }
     }
     return out;

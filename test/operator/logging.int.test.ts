@@ -1,7 +1,7 @@
 // Inference logging as the operator manages it, against the real API server and the real Kafka broker:
 // topic CREATE / NONE / existing, the LoggingReady condition, the runtime's environment, and the topic
 // finalizer's bound when Kafka is unreachable.
-import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { AppsV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
@@ -13,7 +13,6 @@ import { eventually } from '../env/wait.ts';
 
 const env = useTestEnv();
 const apps = env.kubeConfig.makeApiClient(AppsV1Api);
-const custom = env.kubeConfig.makeApiClient(CustomObjectsApi);
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const controllers: ModelServingController[] = [];
 const kafka = { bootstrapServers: env.info.kafka.bootstrapServers, tls: false, tlsCa: undefined, sasl: undefined };
@@ -29,26 +28,7 @@ async function startController(namespace: string, extra: Partial<OperatorConfig>
   await c.start();
 }
 
-const ms = (namespace: string) => ({
-  create: (name: string, spec: Record<string, unknown>) =>
-    custom.createNamespacedCustomObject({
-      group: 'modelship.dev',
-      version: 'v1alpha1',
-      namespace,
-      plural: 'modelservings',
-      body: { apiVersion: 'modelship.dev/v1alpha1', kind: 'ModelServing', metadata: { name }, spec },
-    }),
-  get: (name: string) =>
-    custom.getNamespacedCustomObject({
-      group: 'modelship.dev',
-      version: 'v1alpha1',
-      namespace,
-      plural: 'modelservings',
-      name,
-    }) as Promise<ModelServing>,
-  delete: (name: string) =>
-    custom.deleteNamespacedCustomObject({ group: 'modelship.dev', version: 'v1alpha1', namespace, plural: 'modelservings', name }),
-});
+const ms = (namespace: string) => env.modelServings(namespace);
 const cond = (m: ModelServing, type: string) => m.status?.conditions?.find((c) => c.type === type);
 const envOf = async (namespace: string, name: string) => {
   const d = await apps.readNamespacedDeployment({ name, namespace });

@@ -1,4 +1,4 @@
-import { AppsV1Api, AutoscalingV2Api, CoreV1Api, CustomObjectsApi, PolicyV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, AutoscalingV2Api, CoreV1Api, PolicyV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { eventually } from '../env/wait.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,6 @@ const apps = env.kubeConfig.makeApiClient(AppsV1Api);
 const core = env.kubeConfig.makeApiClient(CoreV1Api);
 const hpaApi = env.kubeConfig.makeApiClient(AutoscalingV2Api);
 const policy = env.kubeConfig.makeApiClient(PolicyV1Api);
-const custom = env.kubeConfig.makeApiClient(CustomObjectsApi);
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 let ns: string;
 let controller: ModelServingController;
@@ -21,28 +20,7 @@ let metrics: OperatorMetrics;
 
 const kubectl = (...args: string[]) => env.kubectl(args);
 
-const msApi = {
-  create: (name: string, spec: Record<string, unknown>) =>
-    custom.createNamespacedCustomObject({
-      group: 'modelship.dev',
-      version: 'v1alpha1',
-      namespace: ns,
-      plural: 'modelservings',
-      body: { apiVersion: 'modelship.dev/v1alpha1', kind: 'ModelServing', metadata: { name }, spec },
-    }),
-  get: (name: string) =>
-    custom.getNamespacedCustomObject({
-      group: 'modelship.dev',
-      version: 'v1alpha1',
-      namespace: ns,
-      plural: 'modelservings',
-      name,
-    }) as Promise<ModelServing>,
-  patch: (name: string, spec: Record<string, unknown>) =>
-    kubectl('-n', ns, 'patch', 'ms', name, '--type=merge', '-p', JSON.stringify({ spec })),
-  delete: (name: string) =>
-    custom.deleteNamespacedCustomObject({ group: 'modelship.dev', version: 'v1alpha1', namespace: ns, plural: 'modelservings', name }),
-};
+const msApi = env.modelServings(() => ns);
 
 const cond = (ms: ModelServing, type: string) => ms.status?.conditions?.find((c) => c.type === type);
 const writes = async () => {
