@@ -1,148 +1,377 @@
-// `npm run demo`: modelship end to end on the embedded local environment, as far as the project has come.
-// Brings the environment up (building it the first time), packs the iris example and pushes it to MinIO,
-// starts the runtime on that s3:// bundle with its sha256 pinned, sends real predictions and prints what
-// to type next. `npm run demo -- --down` stops the runtime and the environment.
-import { spawn } from 'node:child_process';
-import { existsSync, openSync } from 'node:fs';
+// `npm run demo`: modelship end to end on the embedded local environment, the way a platform team and a data
+// scientist would use it. Brings the environment up (building it the first time), installs the CRD and RBAC
+// from the Helm chart, runs the operator as a process under the chart's ServiceAccount (a token of it, so
+// it has exactly the chart's permissions), pushes the iris bundle to MinIO, applies examples/iris.yaml pinned
+// to the process node (whose pods are real runtime processes), waits for Ready, predicts through the pods'
+// endpoints, reads the inference records back from Kafka, and prints what to type next.
+// `npm run demo -- --down` stops the operator and the environment.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { packBundle } from '../cli/pack.ts';
+import { parseAllDocuments, parse as parseYaml, stringify } from 'yaml';
 import { predictRemote } from '../cli/oip-client.ts';
+import { packBundle } from '../cli/pack.ts';
 import { pushBundle } from '../cli/push.ts';
+import type { ModelServing } from '../crds/modelserving.schema.ts';
 import { down, type EnvInfo, isHealthy, readEnv, up } from '../test/env/env.ts';
-import { freePort, isAlive, processStartTime, type ProcessRecord, stopProcess, tailFile } from '../test/env/process.ts';
+import { readTopic } from '../test/env/kafka.ts';
+import { freePort, isAlive, type ProcessRecord, startProcess, stopProcess, tailFile } from '../test/env/process.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const stateFile = join(root, '.modelship', 'demo.json');
+const stateDir = join(root, '.modelship', 'demo');
+const stateFile = join(stateDir, 'state.json');
+const SYSTEM_NS = 'modelship-system';
+const MODELS_NS = 'modelship-demo';
+const RELEASE = 'modelship';
 const say = (msg: string) => process.stdout.write(`${msg}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface DemoState {
+  operator: ProcessRecord;
+  metricsPort: number;
+}
 
 class StepError extends Error {
-  constructor(step: string, cause: unknown, logs?: string) {
-    super(`step "${step}" failed: ${(cause as Error).message ?? cause}${logs ? `\n--- relevant log lines ---\n${logs}` : ''}`);
+  constructor(step: string, cause: unknown, logs: string) {
+    super(`step "${step}" failed: ${(cause as Error).message ?? cause}${logs ? `\n${logs}` : ''}`);
   }
 }
 
-async function step<T>(name: string, fn: () => Promise<T>, logFile?: string): Promise<T> {
+/** Runs one step; on failure names it and shows what `diagnose` gathers (log lines, object states). */
+async function step<T>(name: string, fn: () => Promise<T> | T, diagnose: () => Promise<string> = async () => ''): Promise<T> {
   say(`==> ${name}`);
   try {
     return await fn();
   } catch (err) {
-    throw new StepError(name, err, logFile ? await tailFile(logFile, 20) : undefined);
+    throw new StepError(name, err, await diagnose().catch((e: Error) => `(could not gather diagnostics: ${e.message})`));
   }
 }
 
+function tool(bin: string, info: EnvInfo) {
+  return (args: string[], input?: string): string => {
+    try {
+      return execFileSync(bin, args, {
+        encoding: 'utf8',
+        input,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, KUBECONFIG: info.kubeconfig },
+      });
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`${bin.split('/').pop()} ${args.join(' ')}: ${(e.stderr || e.message).trim()}`);
+    }
+  };
+}
+
+async function readState(): Promise<DemoState | undefined> {
+  if (!existsSync(stateFile)) return undefined;
+  return JSON.parse(await readFile(stateFile, 'utf8')) as DemoState;
+}
+
+async function stopOperator(): Promise<boolean> {
+  const state = await readState();
+  if (!state) return false;
+  // SIGTERM: the operator stops its workers and releases its Lease, so the next one leads at once.
+  await stopProcess(state.operator, 15_000);
+  await rm(stateFile, { force: true });
+  return true;
+}
+
 async function stopDemo(): Promise<void> {
-  if (existsSync(stateFile)) {
-    const state = JSON.parse(await readFile(stateFile, 'utf8')) as { runtime: ProcessRecord };
-    await stopProcess(state.runtime, 30_000);
-    await rm(stateFile, { force: true });
-    say('stopped the demo runtime');
-  }
+  if (await stopOperator()) say('stopped the demo operator');
   const info = await readEnv();
   if (info) {
     await down(info);
-    say('stopped the local environment');
+    say('stopped the local environment (its runtime processes, Kubernetes, MinIO, Kafka) and removed its data');
+  } else {
+    say('the local environment was not up');
   }
+}
+
+/** The ready endpoints of a Service, from its EndpointSlices: where kube-proxy would send traffic. */
+function readyEndpoints(kubectl: ReturnType<typeof tool>, service: string): string[] {
+  const slices = JSON.parse(
+    kubectl(['get', 'endpointslices', '-n', MODELS_NS, '-l', `kubernetes.io/service-name=${service}`, '-o', 'json']),
+  ) as { items: { ports?: { port?: number }[]; endpoints?: { addresses: string[]; conditions?: { ready?: boolean } }[] }[] };
+  const out: string[] = [];
+  for (const s of slices.items) {
+    const port = s.ports?.[0]?.port ?? 8080;
+    for (const e of s.endpoints ?? []) if (e.conditions?.ready) for (const a of e.addresses) out.push(`http://${a}:${port}`);
+  }
+  return out.sort();
 }
 
 async function main(): Promise<void> {
   if (process.argv.includes('--down')) return stopDemo();
-  if (existsSync(stateFile)) {
-    const state = JSON.parse(await readFile(stateFile, 'utf8')) as { runtime: ProcessRecord };
-    await stopProcess(state.runtime, 30_000);
-  }
+  await mkdir(stateDir, { recursive: true });
+  if (await stopOperator()) say('(stopped the operator of an earlier demo run)');
 
-  const info: EnvInfo = await step('local environment (first run builds Kubernetes, MinIO, Kafka, helm: 30–40 min)', async () => {
-    const existing = await readEnv();
-    if (existing && (await isHealthy(existing))) return existing;
-    if (existing) await down(existing);
-    return up({ progress: (l) => say(`    ${l}`) });
+  const info: EnvInfo = await step(
+    'local environment (the first run builds Kubernetes, MinIO, Kafka and helm from source: 30–40 min)',
+    async () => {
+      const existing = await readEnv();
+      if (existing && (await isHealthy(existing))) {
+        say('    already up');
+        return existing;
+      }
+      if (existing) await down(existing);
+      return up({ progress: (l) => say(`    ${l}`) });
+    },
+  );
+  const kubectl = tool(info.binaries.kubectl, info);
+  const helm = tool(info.binaries.helm, info);
+  const logs =
+    (file: string, n = 25) =>
+    async () =>
+      `--- last lines of ${file} ---\n${await tailFile(file, n)}`;
+
+  // What a platform team installs: the chart's CRD, ServiceAccount and least-privilege RBAC. Its operator
+  // Deployment needs an image this machine cannot build (no container runtime), so the same operator code runs
+  // as a process below, with the environment the chart's Deployment would give it.
+  const operatorEnv = await step(`install the CRD and RBAC from charts/modelship (helm template, kubectl apply) into ${SYSTEM_NS}`, () => {
+    kubectl(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM_NS } }));
+    // helm template does not ask the cluster for its version unless told; the chart requires one.
+    const serverVersion = (JSON.parse(kubectl(['version', '-o', 'json'])) as { serverVersion: { gitVersion: string } }).serverVersion
+      .gitVersion;
+    const rendered = helm([
+      'template',
+      '--kube-version',
+      serverVersion,
+      RELEASE,
+      join(root, 'charts/modelship'),
+      '-n',
+      SYSTEM_NS,
+      '--include-crds',
+      '--set-json',
+      `kafka.bootstrapServers=${JSON.stringify(info.kafka.bootstrapServers)}`,
+    ]);
+    const docs = parseAllDocuments(rendered)
+      .map((d) => d.toJS() as { kind?: string; spec?: any })
+      .filter((d) => d?.kind);
+    const install = docs.filter((d) =>
+      ['CustomResourceDefinition', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(d.kind ?? ''),
+    );
+    // Server-side apply: the CRD carries x-kubernetes-* validations and is too large for the last-applied annotation.
+    kubectl(
+      ['apply', '--server-side', '--force-conflicts', '--field-manager=modelship-demo', '-n', SYSTEM_NS, '-f', '-'],
+      install.map((d) => stringify(d)).join('---\n'),
+    );
+    kubectl(['wait', '--for=condition=Established', 'crd/modelservings.modelship.dev', '--timeout=30s']);
+    for (const d of install) say(`    ${d.kind} ${(d as { metadata?: { name?: string } }).metadata?.name}`);
+    const container = docs.find((d) => d.kind === 'Deployment')?.spec?.template?.spec?.containers?.[0];
+    const env: Record<string, string> = {};
+    for (const e of (container?.env ?? []) as { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }[]) {
+      if (e.value !== undefined) env[e.name] = e.value;
+      else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = SYSTEM_NS;
+    }
+    return env;
   });
 
-  const uri = 's3://models/iris/1/bundle.zip';
+  const operatorLog = join(info.root, 'logs', 'demo-operator.log');
+  const state = await step(
+    "run the operator (this checkout's operator/main.ts) as the chart's ServiceAccount",
+    async () => {
+      const token = kubectl(['create', 'token', 'modelship-operator', '-n', SYSTEM_NS, '--duration=24h']).trim();
+      const kubeconfigFile = join(stateDir, 'operator.kubeconfig');
+      await writeFile(
+        kubeconfigFile,
+        stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [{ name: 'modelship-env', cluster: { server: info.apiServer, 'certificate-authority': info.pki.ca } }],
+          users: [{ name: 'modelship-operator', user: { token } }],
+          contexts: [{ name: 'operator', context: { cluster: 'modelship-env', user: 'modelship-operator' } }],
+          'current-context': 'operator',
+        }),
+        { mode: 0o600 },
+      );
+      const metricsPort = await freePort();
+      const operator = startProcess({
+        name: 'demo-operator',
+        command: process.execPath,
+        args: [join(root, 'operator/main.ts')],
+        logFile: operatorLog,
+        cwd: root,
+        env: {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          ...operatorEnv,
+          KUBECONFIG: kubeconfigFile,
+          MODELSHIP_OPERATOR_METRICS_PORT: String(metricsPort),
+          MODELSHIP_OPERATOR_BIND: '127.0.0.1',
+        },
+      });
+      const s: DemoState = { operator, metricsPort };
+      await writeFile(stateFile, JSON.stringify(s, null, 2));
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        if (!isAlive(operator)) throw new Error('the operator exited');
+        const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).then(
+          (r) => r.status === 200,
+          () => false,
+        );
+        if (ready) {
+          say(
+            `    pid ${operator.pid}, holds the Lease ${SYSTEM_NS}/modelship-operator, metrics on http://127.0.0.1:${metricsPort}/metrics`,
+          );
+          return s;
+        }
+        await sleep(250);
+      }
+      throw new Error('the operator was not ready within 60 s (it waits for its Lease and its caches)');
+    },
+    logs(operatorLog),
+  );
+
+  const manifest = parseYaml(await readFile(join(root, 'examples/iris.yaml'), 'utf8')) as ModelServing;
+  const uri = manifest.spec.bundle.uri;
   const pushed = await step(`pack examples/iris/bundle and push it to ${uri} in MinIO`, async () => {
-    const zip = join(root, '.modelship', 'iris.zip');
-    await mkdir(dirname(zip), { recursive: true });
+    const zip = join(stateDir, 'iris.zip');
     const packed = await packBundle(join(root, 'examples/iris/bundle'), zip);
     const r = await pushBundle(packed.file, uri, { ...info.s3 }, { createBucket: true, progress: false });
     say(`    sha256 ${r.sha256} (${r.bytes} bytes)`);
     return r;
   });
 
-  const port = await freePort();
-  const logFile = join(info.root, 'logs', 'demo-runtime.log');
-  const runtime = await step(
-    `start the runtime on ${uri} (sha256 pinned), port ${port}`,
-    async () => {
-      const fd = openSync(logFile, 'a');
-      const child = spawn(process.execPath, [join(root, 'runtime/main.ts')], {
-        env: {
-          ...process.env,
-          MODELSHIP_MODEL_NAME: 'iris',
-          MODELSHIP_BUNDLE_URI: uri,
-          MODELSHIP_BUNDLE_SHA256: pushed.sha256,
-          MODELSHIP_S3_ENDPOINT: info.s3.endpoint,
-          MODELSHIP_S3_ACCESS_KEY: info.s3.accessKey,
-          MODELSHIP_S3_SECRET_KEY: info.s3.secretKey,
-          MODELSHIP_HOST: '127.0.0.1',
-          MODELSHIP_PORT: String(port),
-          MODELSHIP_WORK_DIR: join(info.root, 'demo-runtime'),
-          MODELSHIP_TERMINATION_LOG: join(info.root, 'demo-runtime.termination-log'),
-        },
-        stdio: ['ignore', fd, fd],
-        detached: true,
-      });
-      child.unref();
-      const rec: ProcessRecord = {
-        name: 'demo-runtime',
-        pid: child.pid as number,
-        startTime: processStartTime(child.pid as number) ?? '',
-        command: [process.execPath, 'runtime/main.ts'],
-        logFile,
-      };
-      await writeFile(stateFile, JSON.stringify({ runtime: rec }, null, 2));
-      const deadline = Date.now() + 60_000;
-      while (Date.now() < deadline) {
-        if (!isAlive(rec)) throw new Error('the runtime exited');
-        const ok = await fetch(`http://127.0.0.1:${port}/v2/health/ready`).then(
-          (r) => r.status === 200,
-          () => false,
-        );
-        if (ok) return rec;
-        await new Promise((r) => setTimeout(r, 200));
+  await step(`create namespace ${MODELS_NS} and its storage Secret minio-credentials`, () => {
+    kubectl(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: MODELS_NS } }));
+    kubectl(
+      ['apply', '-n', MODELS_NS, '-f', '-'],
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'minio-credentials' },
+        stringData: { accessKey: info.s3.accessKey, secretKey: info.s3.secretKey },
+      }),
+    );
+  });
+
+  const applied = join(stateDir, 'iris.yaml');
+  await step(`apply examples/iris.yaml (with this MinIO's endpoint and the pushed sha256) → ${applied}`, async () => {
+    const bundle = manifest.spec.bundle;
+    bundle.sha256 = pushed.sha256;
+    if (bundle.storage) bundle.storage.endpoint = info.s3.endpoint;
+    await writeFile(applied, stringify(manifest));
+    say(`    ${kubectl(['apply', '-n', MODELS_NS, '-f', applied]).trim()}`);
+  });
+
+  const diagnose = async () => {
+    const parts: string[] = [];
+    const safe = (f: () => string) => {
+      try {
+        return f();
+      } catch (err) {
+        return (err as Error).message;
       }
-      throw new Error('the runtime was not ready within 60 s');
-    },
-    logFile,
-  );
+    };
+    parts.push(
+      `--- kubectl get ms,deploy,pods -n ${MODELS_NS} -o wide ---\n${safe(() => kubectl(['get', 'ms,deploy,pods', '-n', MODELS_NS, '-o', 'wide']))}`,
+    );
+    parts.push(
+      `--- kubectl describe ms iris (conditions and events) ---\n${safe(() => kubectl(['describe', 'ms', 'iris', '-n', MODELS_NS]))}`,
+    );
+    parts.push(await logs(operatorLog, 15)());
+    const node = info.processes['process-node'];
+    if (node) parts.push(await logs(node.logFile, 15)());
+    return parts.join('\n');
+  };
 
-  const url = `http://127.0.0.1:${port}`;
+  const replicas = manifest.spec.replicas ?? 1;
   await step(
-    'predict three flowers over OIP v2',
+    `wait for ModelServing iris to be Ready (${replicas} runtime processes fetch the bundle from MinIO and load it)`,
     async () => {
-      const flowers = [{ features: [5.1, 3.5, 1.4, 0.2] }, { features: [6.0, 2.9, 4.5, 1.5] }, { features: [6.7, 3.0, 5.2, 2.3] }];
-      const { outputs, requestId } = await predictRemote(url, 'iris', flowers);
-      outputs.forEach((o, i) => {
-        const p = (o.probabilities as number[]).map((x) => x.toFixed(3)).join(', ');
-        say(`    ${JSON.stringify(flowers[i]?.features)} → ${o.label}  (probabilities ${p})`);
-      });
-      say(`    request id ${requestId}`);
+      const deadline = Date.now() + 120_000;
+      let last = '';
+      while (Date.now() < deadline) {
+        const ms = JSON.parse(kubectl(['get', 'ms', 'iris', '-n', MODELS_NS, '-o', 'json'])) as ModelServing;
+        const ready = ms.status?.conditions?.find((c) => c.type === 'Ready');
+        const line = `Ready=${ready?.status ?? '?'} ${ready?.reason ?? ''} readyReplicas=${ms.status?.readyReplicas ?? 0}/${replicas}`;
+        if (line !== last) say(`    ${line}${ready?.message && ready.status !== 'True' ? `: ${ready.message}` : ''}`);
+        last = line;
+        if (ready?.status === 'True' && ms.status?.observedGeneration === ms.metadata.generation) return;
+        // The runtime's own error (bad bundle, init that throws) will not go away by waiting.
+        const degraded = ms.status?.conditions?.find((c) => c.type === 'Degraded');
+        if (degraded?.status === 'True' && degraded.reason?.startsWith('MS_ERR_'))
+          throw new Error(`${degraded.reason}: ${degraded.message}`);
+        await sleep(500);
+      }
+      throw new Error('not Ready within 120 s');
     },
-    logFile,
+    diagnose,
   );
 
+  const { eps: endpoints, requestIds } = await step(
+    'predict three flowers through the ready endpoints of Service iris (its EndpointSlices, as kube-proxy would)',
+    async () => {
+      const eps = readyEndpoints(kubectl, 'iris');
+      if (eps.length === 0) throw new Error('the Service has no ready endpoints');
+      const requestIds: string[] = [];
+      const flowers = [{ features: [5.1, 3.5, 1.4, 0.2] }, { features: [6.0, 2.9, 4.5, 1.5] }, { features: [6.7, 3.0, 5.2, 2.3] }];
+      for (const [i, flower] of flowers.entries()) {
+        const url = eps[i % eps.length] as string;
+        const { outputs, requestId } = await predictRemote(url, 'iris', [flower]);
+        requestIds.push(requestId ?? '');
+        const o = outputs[0] as { label: string; probabilities: number[] };
+        say(
+          `    ${url}  ${JSON.stringify(flower.features)} → ${o.label}  (p ${o.probabilities.map((x) => x.toFixed(3)).join(', ')})  request ${requestId}`,
+        );
+      }
+      return { eps, requestIds };
+    },
+    diagnose,
+  );
+
+  const topic = `modelship.${MODELS_NS}.iris.inference`;
+  await step(
+    `read the inference records back from Kafka topic ${topic}`,
+    async () => {
+      // The topic may hold records of earlier runs: read until this run's three requests are there.
+      const ours = <R extends { key: string }>(got: R[]) => got.filter((r) => requestIds.includes(r.key));
+      const records = ours(await readTopic(info.kafka.bootstrapServers, topic, (got) => ours(got).length >= requestIds.length, 20_000));
+      if (records.length < requestIds.length) throw new Error(`only ${records.length} of ${requestIds.length} records arrived within 20 s`);
+      for (const r of records) {
+        const v = JSON.parse(r.value) as {
+          type: string;
+          requestId: string;
+          latencyMs: number;
+          output?: { name: string; data: unknown[] }[];
+        };
+        const label = v.output?.find((o) => o.name === 'label')?.data;
+        say(
+          `    partition ${r.partition} offset ${r.offset}: ${v.type} record, request ${v.requestId}, ${v.latencyMs.toFixed(2)} ms, label ${JSON.stringify(label)}`,
+        );
+      }
+    },
+    diagnose,
+  );
+
+  const first = endpoints[0];
   say(`
-modelship demo is running (runtime pid ${runtime.pid}, log ${logFile}).
+modelship is running: the operator (pid ${state.operator.pid}, log ${operatorLog}) reconciled ModelServing
+${MODELS_NS}/iris into a Deployment, a Service and a PodDisruptionBudget; its pods are real runtime processes
+on node process-node-0 (log ${info.processes['process-node']?.logFile}).
+No kube-proxy runs here: reach the pods at their endpoints (the Service's cluster IP leads nowhere).
 
 Try next:
-  npm run modelship -- predict ${url} -m iris -i '{"features": [6.3, 3.3, 6.0, 2.5]}'
-  curl -s ${url}/v1/models/iris:predict -H 'content-type: application/json' -d '{"instances": [[5.9, 3.0, 5.1, 1.8]]}'
-  curl -s ${url}/v2/models/iris
-  curl -s ${url}/metrics | grep modelship_
-  ${info.binaries.kubectl} --kubeconfig ${info.kubeconfig} get nodes
-  npm run env:status
-  npm run demo -- --down        # stop the runtime and the environment
+  export KUBECONFIG=${info.kubeconfig} PATH=${dirname(info.binaries.kubectl)}:$PATH
+  kubectl get ms -n ${MODELS_NS} -o wide
+  kubectl describe ms iris -n ${MODELS_NS}
+  kubectl get deploy,svc,pdb,pods,endpointslices -n ${MODELS_NS} -o wide
+  npm run modelship -- predict ${first} -m iris -i '{"features": [6.3, 3.3, 6.0, 2.5]}'
+  curl -s ${first}/v1/models/iris:predict -H 'content-type: application/json' -d '{"instances": [{"features": [5.9, 3.0, 5.1, 1.8]}]}'
+  curl -s ${first}/metrics | grep '^modelship_'
+  curl -s http://127.0.0.1:${state.metricsPort}/metrics | grep '^modelship_operator'
+
+${[
+  [`kubectl scale ms iris -n ${MODELS_NS} --replicas=3`, 'a third runtime process starts'],
+  [`kubectl edit ms iris -n ${MODELS_NS}`, 'e.g. a wrong sha256: Ready=False, and why'],
+  ['npm run env:status', "the environment's components"],
+  ['npm run demo -- --down', 'stop everything the demo started'],
+]
+  .map(([cmd, what]) => `  ${cmd?.padEnd(54)}# ${what}`)
+  .join('\n')}
 `);
 }
 

@@ -31,11 +31,17 @@ export interface ConsumedRecord {
 }
 
 /**
- * Reads a topic from the beginning until `count` records arrived or `timeoutMs` passed (whichever is
- * first), with a consumer group of its own. To show that nothing (more) arrives, ask for more than expected
- * and let the time run out.
+ * Reads a topic from the beginning until `count` records arrived (or `count(records)` says enough) or
+ * `timeoutMs` passed, whichever is first, with a consumer group of its own. To show that nothing (more)
+ * arrives, ask for more than expected and let the time run out.
  */
-export async function readTopic(bootstrapServers: string[], topic: string, count: number, timeoutMs = 20_000): Promise<ConsumedRecord[]> {
+export async function readTopic(
+  bootstrapServers: string[],
+  topic: string,
+  count: number | ((got: ConsumedRecord[]) => boolean),
+  timeoutMs = 20_000,
+): Promise<ConsumedRecord[]> {
+  const enough = typeof count === 'number' ? (got: ConsumedRecord[]) => got.length >= count : count;
   const consumer = new Consumer({
     clientId: 'modelship-test-reader',
     groupId: `modelship-test-${randomBytes(6).toString('hex')}`,
@@ -49,7 +55,7 @@ export async function readTopic(bootstrapServers: string[], topic: string, count
     try {
       for await (const m of stream) {
         out.push({ key: m.key?.toString() ?? '', value: m.value?.toString() ?? '', partition: m.partition, offset: m.offset });
-        if (out.length >= count) break;
+        if (enough(out)) break;
       }
     } finally {
       clearTimeout(timer);
