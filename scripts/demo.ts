@@ -146,6 +146,9 @@ async function main(): Promise<void> {
       '--include-crds',
       '--set-json',
       `kafka.bootstrapServers=${JSON.stringify(info.kafka.bootstrapServers)}`,
+      // Only the demo's namespace: tests may share this environment with operators of their own.
+      '--set-json',
+      `watchNamespaces=${JSON.stringify([MODELS_NS])}`,
     ]);
     const docs = parseAllDocuments(rendered)
       .map((d) => d.toJS() as { kind?: string; spec?: any })

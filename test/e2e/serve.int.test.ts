@@ -1,10 +1,10 @@
 // End to end, real everything: the operator (in-process) reconciles a ModelServing pinned to the process
 // node, whose pods are real runtime processes that fetch the iris bundle from MinIO and log to Kafka. Traffic
 // goes to the ready endpoints of the Service's EndpointSlices, as kube-proxy would send it.
-import { AppsV1Api, CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
-import { mkdtemp } from 'node:fs/promises';
+import { AppsV1Api, AutoscalingV2Api, CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packBundle } from '../../cli/pack.ts';
@@ -21,6 +21,7 @@ const env = useTestEnv();
 const core = env.kubeConfig.makeApiClient(CoreV1Api);
 const apps = env.kubeConfig.makeApiClient(AppsV1Api);
 const discovery = env.kubeConfig.makeApiClient(DiscoveryV1Api);
+const autoscaling = env.kubeConfig.makeApiClient(AutoscalingV2Api);
 const IRIS = join(import.meta.dirname, '../../examples/iris/bundle');
 let ns: string;
 let bucket: string;
@@ -59,6 +60,14 @@ beforeAll(async () => {
   sha = packed.sha256;
   await pushBundle(packed.file, `s3://${bucket}/iris/1/bundle.zip`, { ...env.info.s3 }, { progress: false });
   await pushBundle(packed.file, `s3://${bucket}/iris/2/bundle.zip`, { ...env.info.s3 }, { progress: false });
+  // A bundle whose init() throws, as a model missing a file would.
+  const brokenDir = await mkdtemp(join(tmpdir(), 'e2e-broken-'));
+  await writeFile(
+    join(brokenDir, 'predict.mjs'),
+    "export async function init() { throw new Error('weights.bin is missing from the bundle'); }\nexport function predict(x) { return x; }\n",
+  );
+  const broken = await packBundle(brokenDir, join(brokenDir, '..', `${basename(brokenDir)}.zip`));
+  await pushBundle(broken.file, `s3://${bucket}/broken/1/bundle.zip`, { ...env.info.s3 }, { progress: false });
   await core.createNamespacedSecret({
     namespace: ns,
     body: { metadata: { name: 'minio' }, stringData: { accessKey: env.info.s3.accessKey, secretKey: env.info.s3.secretKey } },
@@ -200,6 +209,33 @@ describe('end to end on the process node', () => {
     await eventually(async () => cond(await ms.get('iris'), 'Ready')?.status === 'True', 'Ready again after the fix', 90_000);
   });
 
+  it("a plugin whose init() throws fails the pods with the plugin's own message; fixing the CR recovers", async () => {
+    ms.patch('iris', { bundle: { uri: `s3://${bucket}/broken/1/bundle.zip`, sha256: null } });
+    const failed = await eventually(
+      async () => {
+        const m = await ms.get('iris');
+        return cond(m, 'Ready')?.reason === 'MS_ERR_PLUGIN_INIT_FAILED' ? m : undefined;
+      },
+      'Ready=False with MS_ERR_PLUGIN_INIT_FAILED',
+      90_000,
+    );
+    expect(cond(failed, 'Ready')?.message).toContain('weights.bin is missing from the bundle');
+    expect(cond(failed, 'BundleReady')).toMatchObject({ status: 'False', reason: 'MS_ERR_PLUGIN_INIT_FAILED' });
+    // maxUnavailable 0: the old pods kept serving while the new ones failed.
+    const endpoints = await readyEndpoints('iris');
+    expect(endpoints.length).toBeGreaterThan(0);
+    expect((await predict(endpoints[0] as string)).status).toBe(200);
+    ms.patch('iris', { bundle: { uri: `s3://${bucket}/iris/2/bundle.zip`, sha256: sha } });
+    await eventually(
+      async () => {
+        const m = await ms.get('iris');
+        return cond(m, 'Ready')?.status === 'True' && m.status?.observedGeneration === m.metadata.generation;
+      },
+      'Ready again after the fix',
+      90_000,
+    );
+  });
+
   it('kubectl scale changes the number of real processes', async () => {
     env.kubectl(['-n', ns, 'scale', 'ms/iris', '--replicas=1']);
     await eventually(
@@ -212,6 +248,41 @@ describe('end to end on the process node', () => {
     );
     const d = await apps.readNamespacedDeployment({ name: 'iris', namespace: ns });
     expect(d.spec?.replicas).toBe(1);
+  });
+
+  it('autoscaling: the HPA owns the replicas (the controller-manager brings them to minReplicas), and goes with autoscaling', async () => {
+    // No metrics server here, so the HPA cannot scale on CPU; it still enforces minReplicas, which is
+    // enough to show that it, not the operator, sets the Deployment's replicas.
+    ms.patch('iris', { autoscaling: { minReplicas: 2, maxReplicas: 3 } });
+    const hpa = await eventually(
+      () => autoscaling.readNamespacedHorizontalPodAutoscaler({ name: 'iris', namespace: ns }).catch(() => undefined),
+      'the HPA',
+    );
+    expect(hpa.spec?.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: 'iris' });
+    expect(hpa.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'ModelServing', name: 'iris', controller: true });
+    await eventually(
+      async () => {
+        const m = await ms.get('iris');
+        return m.status?.readyReplicas === 2 && (await readyEndpoints('iris')).length === 2;
+      },
+      'two real processes, scaled by the HPA',
+      90_000,
+    );
+    ms.patch('iris', { autoscaling: null });
+    await eventually(
+      () =>
+        autoscaling.readNamespacedHorizontalPodAutoscaler({ name: 'iris', namespace: ns }).then(
+          () => false,
+          (err: { code?: number }) => err.code === 404,
+        ),
+      'the HPA deleted',
+    );
+    // spec.replicas (1, from kubectl scale) applies again.
+    await eventually(
+      async () => (await ms.get('iris')).status?.readyReplicas === 1 && (await readyEndpoints('iris')).length === 1,
+      'one replica',
+      60_000,
+    );
   });
 });
 

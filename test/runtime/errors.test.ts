@@ -20,6 +20,13 @@ describe('error table', () => {
     }
   });
 
+  it('lets the README name only codes that exist (its troubleshooting table included)', () => {
+    const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+    const named = [...readme.matchAll(/\b(MS_ERR_[A-Z0-9_]*[A-Z0-9])\b/g)].map((m) => m[1] as string);
+    expect(named.length).toBeGreaterThan(10);
+    expect(named.filter((c) => !(c in ERRORS))).toEqual([]);
+  });
+
   it('names codes by the MS_ERR_<AREA>_<WHAT> rule', () => {
     for (const code of Object.keys(ERRORS)) expect(code).toMatch(/^MS_ERR_[A-Z0-9]+_[A-Z0-9_]+$/);
   });
