@@ -4,12 +4,15 @@
 //              Deployments and Services directly (target ≤ 1.3)
 //   idle       API writes by the operator during an idle period after convergence (target 0)
 //   rss        the operator process's peak resident memory (target < 200 MB)
-// BENCH_COUNT (default 1000), BENCH_IDLE_SECONDS (default 120). Replicas are 0 on both sides, so the
-// comparison measures the controllers' own work, not the scheduling of pods.
+// It also prints where the time goes: CPU seconds of the API server, etcd, the controller manager, this
+// process and the operator in each phase, the operator's writes by kind, and the time per API write.
+// BENCH_COUNT (default 1000), BENCH_IDLE_SECONDS (default 120), BENCH_NODE_OPTIONS (default: the chart's
+// nodeOptions). Replicas are 0 on both sides, so the comparison measures the controllers' own work, not the
+// scheduling of pods.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import type { ModelServing } from '../crds/modelserving.schema.ts';
 import { DEFAULT_CONFIG } from '../operator/config.ts';
 import { desiredDeployment } from '../operator/controller/desired/deployment.ts';
@@ -17,9 +20,13 @@ import { desiredService } from '../operator/controller/desired/service.ts';
 import { PooledKubeConfig } from '../operator/kube/config.ts';
 import { down, isHealthy, readEnv, up } from '../test/env/env.ts';
 import { freePort } from '../test/env/process.ts';
-import { ratio } from './lib.ts';
+import { parse as parseYaml } from 'yaml';
+import { cpuMs, ratio } from './lib.ts';
 
 const root = join(import.meta.dirname, '..');
+const chartNodeOptions = String(
+  (parseYaml(readFileSync(join(root, 'charts/modelship/values.yaml'), 'utf8')) as { nodeOptions?: string }).nodeOptions ?? '',
+);
 const count = Number(process.env.BENCH_COUNT ?? 1000);
 const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS ?? 120);
 const workers = DEFAULT_CONFIG.workers;
@@ -51,9 +58,16 @@ function rssMb(pid: number): number {
   return Math.round(Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
 }
 
-async function writesOf(url: string): Promise<number> {
+/** The operator's API writes so far, by verb and kind (from its own metrics). */
+async function writesByKind(url: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  return [...text.matchAll(/^modelship_operator_writes_total\{[^}]*\} (\d+)/gm)].reduce((a, m) => a + Number(m[1]), 0);
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^modelship_operator_writes_total\{verb="([^"]*)",kind="([^"]*)"\} (\d+)/gm))
+    out[`${m[1]} ${m[2]}`] = Number(m[3]);
+  return out;
+}
+async function writesOf(url: string): Promise<number> {
+  return Object.values(await writesByKind(url)).reduce((a, b) => a + b, 0);
 }
 
 let info = await readEnv();
@@ -87,7 +101,19 @@ try {
   await core.createNamespace({ body: { metadata: { name: opNs } } });
   const names = Array.from({ length: count }, (_, i) => `m${i}`);
 
+  // CPU seconds of each process of the control plane (and of this bench, the plain client) per phase:
+  // where the time goes.
+  const watched: Record<string, number> = { bench: process.pid };
+  for (const name of ['kube-apiserver', 'etcd', 'kube-controller-manager']) {
+    const pid = info.processes[name]?.pid;
+    if (pid) watched[name] = pid;
+  }
+  const cpu = () => Object.fromEntries(Object.entries(watched).map(([k, pid]) => [k, cpuMs(pid)]));
+  const cpuSince = (start: Record<string, number>) =>
+    Object.fromEntries(Object.entries(cpu()).map(([k, v]) => [k, Math.round((v - (start[k] ?? 0)) / 100) / 10]));
+
   log(`plain client: ${count} Deployments + Services, ${workers} at a time`);
+  const plainCpu0 = cpu();
   const p0 = performance.now();
   await pool(names, workers, async (n) => {
     const ms = model(n, plainNs);
@@ -97,14 +123,15 @@ try {
     await core.createNamespacedService({ namespace: plainNs, body: { ...desiredService(ms), metadata: sMeta } });
   });
   const plainMs = performance.now() - p0;
+  const plainCpuS = cpuSince(plainCpu0);
 
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   operator = spawn(process.execPath, [join(root, 'operator/main.ts')], {
     env: {
       ...process.env,
-      // As the chart runs it: a heap bound sized for the operator's caches.
-      NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? '',
+      // As the chart runs it: the heap bounds of its values.yaml.
+      NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? chartNodeOptions,
       KUBECONFIG: info.kubeconfig,
       MODELSHIP_LEADER_ELECTION: 'false',
       MODELSHIP_WATCH_NAMESPACES: opNs,
@@ -124,7 +151,40 @@ try {
       break;
     await new Promise((r) => setTimeout(r, 100));
   }
+  // Convergence is watched, not polled: listing 1000 Deployments every 100 ms would load the API server
+  // more than the operator does.
+  const watches: AbortController[] = [];
+  const watchUntil = async (path: string, done: (o: KubernetesObject & { status?: any }) => boolean): Promise<number> => {
+    const seen = new Set<string>();
+    return new Promise<number>((resolve, reject) => {
+      void new Watch(kc)
+        .watch(
+          path,
+          {},
+          (type, obj: KubernetesObject & { status?: any }) => {
+            const name = obj.metadata?.name ?? '';
+            if (type !== 'DELETED' && done(obj)) seen.add(name);
+            if (seen.size >= count) resolve(performance.now());
+          },
+          (err) => {
+            if (err && seen.size < count) reject(err);
+          },
+        )
+        .then((c) => watches.push(c), reject);
+    });
+  };
+  const any = () => true;
+  const converge = Promise.all([
+    watchUntil(`/apis/apps/v1/namespaces/${opNs}/deployments`, any),
+    watchUntil(`/api/v1/namespaces/${opNs}/services`, any),
+  ]).then((t) => Math.max(...t));
+  const allReady = watchUntil(`/apis/modelship.dev/v1alpha1/namespaces/${opNs}/modelservings`, (o) =>
+    (o.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'),
+  );
+  await new Promise((r) => setTimeout(r, 500));
   log(`operator: ${count} ModelServings`);
+  watched.operator = operator.pid as number;
+  const opCpu0 = cpu();
   const o0 = performance.now();
   await pool(names, workers, (n) =>
     custom.createNamespacedCustomObject({
@@ -135,31 +195,18 @@ try {
       body: model(n, opNs),
     }),
   );
-  let converged = 0;
-  for (;;) {
-    const [d, s] = await Promise.all([apps.listNamespacedDeployment({ namespace: opNs }), core.listNamespacedService({ namespace: opNs })]);
-    if (d.items.length >= count && s.items.length >= count) {
-      converged = performance.now() - o0;
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  let statuses = 0;
-  for (;;) {
-    const list = (await custom.listNamespacedCustomObject({
-      group: 'modelship.dev',
-      version: 'v1alpha1',
-      namespace: opNs,
-      plural: 'modelservings',
-    })) as {
-      items: ModelServing[];
-    };
-    if (list.items.filter((m) => m.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length >= count) {
-      statuses = performance.now() - o0;
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const convergedAt = await converge;
+  const converged = convergedAt - o0;
+  const convergeCpuS = cpuSince(opCpu0);
+  const convergeWrites = await writesByKind(url);
+  const memText = await (await fetch(`${url}/metrics`)).text();
+  const memory = Object.fromEntries(
+    ['process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'].map(
+      (k) => [k.replace(/_bytes$/, 'Mb'), Math.round(Number(new RegExp(`^${k} (\\S+)`, 'm').exec(memText)?.[1] ?? 0) / 2 ** 20)],
+    ),
+  );
+  const statuses = (await allReady) - o0;
+  for (const w of watches) w.abort();
   log(`converged; idle for ${idleSeconds} s`);
   await new Promise((r) => setTimeout(r, 3000));
   const before = await writesOf(url);
@@ -173,6 +220,12 @@ try {
     ratio: ratio(converged, plainMs),
     target: '<= 1.3',
     operatorAllReadyMs: Math.round(statuses),
+    cpuSeconds: { plain: plainCpuS, operator: convergeCpuS },
+    operatorWritesToConverge: convergeWrites,
+    // The operator's side writes more than the plain client's 2 per model: the ModelServing itself (made by
+    // this bench), its status and an event. Time per write, operator side ÷ plain side:
+    perWriteRatio: ratio(converged / (count + Object.values(convergeWrites).reduce((a, b) => a + b, 0)), plainMs / (2 * count)),
+    operatorMemoryAtConvergence: memory,
     idle: { seconds: idleSeconds, writes: idleWrites, target: 0 },
     operatorPeakRssMb: rssMb(operator.pid as number),
     rssTarget: '< 200',
@@ -182,5 +235,12 @@ try {
   operator?.kill('SIGTERM');
   await core.deleteNamespace({ name: plainNs }).catch(() => {});
   await core.deleteNamespace({ name: opNs }).catch(() => {});
+  // Wait (bounded) for the garbage collection of 4000 objects, so that a next run does not measure it.
+  const gone = (name: string) =>
+    core.readNamespace({ name }).then(
+      () => false,
+      () => true,
+    );
+  for (let i = 0; i < 240 && !((await gone(plainNs)) && (await gone(opNs))); i++) await new Promise((r) => setTimeout(r, 500));
   if (startedHere) await down(info);
 }

@@ -7,6 +7,7 @@ export class OperatorMetrics {
   readonly reconcileDuration: Histogram;
   readonly writes: Counter<'verb' | 'kind'>;
   readonly informerRestarts: Counter<'informer'>;
+  readonly eventsDropped: Counter;
   readonly leader: Gauge;
   queueDepth = () => 0;
 
@@ -34,6 +35,11 @@ export class OperatorMetrics {
       name: 'modelship_operator_informer_restarts_total',
       help: 'Informer restarts after errors',
       labelNames: ['informer'],
+      registers,
+    });
+    this.eventsDropped = new Counter({
+      name: 'modelship_operator_events_dropped_total',
+      help: 'Kubernetes events not recorded because the event queue was full',
       registers,
     });
     this.leader = new Gauge({ name: 'modelship_operator_leader', help: '1 while this process holds the leader lease', registers });

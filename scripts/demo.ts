@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   if (await stopOperator()) say('(stopped the operator of an earlier demo run)');
 
   const info: EnvInfo = await step(
-    'local environment (the first run builds Kubernetes, MinIO, Kafka and helm from source: 30–40 min)',
+    'local environment (the first run builds Kubernetes, MinIO, Kafka and helm from source: about 12–20 min on 2 cores)',
     async () => {
       const existing = await readEnv();
       if (existing && (await isHealthy(existing))) {
@@ -131,7 +131,9 @@ async function main(): Promise<void> {
   // Deployment needs an image this machine cannot build (no container runtime), so the same operator code runs
   // as a process below, with the environment the chart's Deployment would give it.
   const operatorEnv = await step(`install the CRD and RBAC from charts/modelship (helm template, kubectl apply) into ${SYSTEM_NS}`, () => {
-    kubectl(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM_NS } }));
+    // The models' namespace first: with watchNamespaces the chart grants the operator a Role there.
+    for (const name of [SYSTEM_NS, MODELS_NS])
+      kubectl(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
     // helm template does not ask the cluster for its version unless told; the chart requires one.
     const serverVersion = (JSON.parse(kubectl(['version', '-o', 'json'])) as { serverVersion: { gitVersion: string } }).serverVersion
       .gitVersion;
@@ -158,11 +160,14 @@ async function main(): Promise<void> {
     );
     // Server-side apply: the CRD carries x-kubernetes-* validations and is too large for the last-applied annotation.
     kubectl(
-      ['apply', '--server-side', '--force-conflicts', '--field-manager=modelship-demo', '-n', SYSTEM_NS, '-f', '-'],
+      ['apply', '--server-side', '--force-conflicts', '--field-manager=modelship-demo', '-f', '-'],
       install.map((d) => stringify(d)).join('---\n'),
     );
     kubectl(['wait', '--for=condition=Established', 'crd/modelservings.modelship.dev', '--timeout=30s']);
-    for (const d of install) say(`    ${d.kind} ${(d as { metadata?: { name?: string } }).metadata?.name}`);
+    for (const d of install) {
+      const meta = (d as { metadata?: { name?: string; namespace?: string } }).metadata;
+      say(`    ${d.kind} ${meta?.namespace ? `${meta.namespace}/` : ''}${meta?.name}`);
+    }
     const container = docs.find((d) => d.kind === 'Deployment')?.spec?.template?.spec?.containers?.[0];
     const env: Record<string, string> = {};
     for (const e of (container?.env ?? []) as { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }[]) {
@@ -238,8 +243,7 @@ async function main(): Promise<void> {
     return r;
   });
 
-  await step(`create namespace ${MODELS_NS} and its storage Secret minio-credentials`, () => {
-    kubectl(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: MODELS_NS } }));
+  await step(`create the storage Secret minio-credentials in ${MODELS_NS}`, () => {
     kubectl(
       ['apply', '-n', MODELS_NS, '-f', '-'],
       stringify({

@@ -1,20 +1,24 @@
 // The ModelServing controller: informers on ModelServings and on what they own, a work queue of keys, and
 // workers that run reconcile. Workers start only after every cache has synced.
 import {
-  AppsV1Api,
-  AutoscalingV2Api,
   CoreV1Api,
-  CustomObjectsApi,
+  type CoreV1Event,
   type KubeConfig,
   type KubernetesObject,
-  PolicyV1Api,
+  KubernetesObjectApi,
+  type V1Deployment,
+  type V1PodDisruptionBudget,
+  type V1Pod,
+  type V1Service,
+  type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, type ModelServing, PLURAL, VERSION } from '../../crds/modelserving.schema.ts';
 import type { OperatorConfig } from '../config.ts';
 import { TopicAdmin } from '../kafka.ts';
 import { makeWriter, type Writer } from '../kube/apply.ts';
-import { type ResilientInformer, startInformer } from '../kube/informer.ts';
+import { EventRecorder } from '../kube/events.ts';
+import { combinedCache, type ResilientInformer, startInformer } from '../kube/informer.ts';
 import { WorkQueue } from '../kube/queue.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { FIELD_MANAGER, MANAGED_BY, MODEL_LABEL } from './desired/labels.ts';
@@ -22,6 +26,22 @@ import { type Caches, reconcile } from './reconcile.ts';
 import type { LoggingObserved } from './status.ts';
 
 const OWNED = `${MANAGED_BY}=${FIELD_MANAGER}`;
+
+interface Resource {
+  apiVersion: string;
+  kind: string;
+  /** API path prefix: /api/v1 or /apis/<group>/<version>. */
+  base: string;
+  plural: string;
+}
+const RESOURCES = {
+  modelServings: { apiVersion: `${GROUP}/${VERSION}`, kind: 'ModelServing', base: `/apis/${GROUP}/${VERSION}`, plural: PLURAL },
+  deployments: { apiVersion: 'apps/v1', kind: 'Deployment', base: '/apis/apps/v1', plural: 'deployments' },
+  services: { apiVersion: 'v1', kind: 'Service', base: '/api/v1', plural: 'services' },
+  hpas: { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', base: '/apis/autoscaling/v2', plural: 'horizontalpodautoscalers' },
+  pdbs: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', base: '/apis/policy/v1', plural: 'poddisruptionbudgets' },
+  pods: { apiVersion: 'v1', kind: 'Pod', base: '/api/v1', plural: 'pods' },
+} satisfies Record<string, Resource>;
 /** A full pass over every ModelServing now and then, as a safety net under the event-driven queue. */
 const RESYNC_MS = 10 * 60 * 1000;
 
@@ -39,6 +59,30 @@ export class ModelServingController {
   private readonly topics: TopicAdmin | undefined;
   private readonly topicChecks = new Map<string, { topic: string; at: number; result: LoggingObserved }>();
 
+  private readonly events: EventRecorder<CoreV1Event>;
+
+  private readonly event = (ms: ModelServing, type: 'Normal' | 'Warning', reason: string, message: string) => {
+    const now = new Date();
+    this.events.record({
+      metadata: { generateName: `${ms.metadata.name}.`, namespace: ms.metadata.namespace },
+      involvedObject: {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: 'ModelServing',
+        name: ms.metadata.name,
+        namespace: ms.metadata.namespace,
+        uid: ms.metadata.uid,
+      },
+      type,
+      reason,
+      message: message.slice(0, 1024),
+      source: { component: FIELD_MANAGER },
+      reportingComponent: FIELD_MANAGER,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    });
+  };
+
   constructor(kc: KubeConfig, config: OperatorConfig, log: Logger, metrics: OperatorMetrics) {
     this.kc = kc;
     this.config = config;
@@ -47,61 +91,74 @@ export class ModelServingController {
     this.writer = makeWriter(kc, (verb, kind) => metrics.writes.labels(verb, kind).inc());
     metrics.queueDepth = () => this.queue.length;
     this.topics = config.kafka ? new TopicAdmin(config.kafka) : undefined;
+    const core = kc.makeApiClient(CoreV1Api);
+    this.events = new EventRecorder(
+      async (body) => {
+        metrics.writes.labels('create', 'Event').inc();
+        await core
+          .createNamespacedEvent({ namespace: body.metadata?.namespace ?? '', body })
+          .catch((err: unknown) => log.debug({ err: (err as Error).message }, 'event not recorded'));
+      },
+      { onDrop: () => metrics.eventsDropped.inc() },
+    );
   }
 
   private watched(namespace: string | undefined): boolean {
     return this.config.namespaces.length === 0 || (namespace !== undefined && this.config.namespaces.includes(namespace));
   }
 
-  private informer<T extends KubernetesObject>(name: string, path: string, list: () => Promise<{ items: T[] }>, labelSelector?: string) {
-    const inf = startInformer<T>({
-      kubeConfig: this.kc,
-      name,
-      path,
-      list: list as never,
-      ...(labelSelector ? { labelSelector } : {}),
-      log: this.log,
-      onError: (n) => this.metrics.informerRestarts.labels(n).inc(),
+  /**
+   * Informers on one resource: one cluster-wide watch, or one watch per configured namespace (so the
+   * operator can run with Roles in those namespaces only), behind a single cache.
+   */
+  private watch<T extends KubernetesObject>(resource: Resource, ownedOnly: boolean) {
+    const objects = KubernetesObjectApi.makeApiClient(this.kc);
+    const labelSelector = ownedOnly ? OWNED : undefined;
+    const scopes: (string | undefined)[] = this.config.namespaces.length > 0 ? this.config.namespaces : [undefined];
+    const parts = scopes.map((namespace) => {
+      const inf = startInformer<T>({
+        kubeConfig: this.kc,
+        name: namespace ? `${resource.plural}/${namespace}` : resource.plural,
+        path: `${resource.base}${namespace ? `/namespaces/${namespace}` : ''}/${resource.plural}`,
+        list: (() =>
+          objects.list<T>(
+            resource.apiVersion,
+            resource.kind,
+            namespace,
+            undefined,
+            undefined,
+            undefined,
+            undefined,
+            labelSelector,
+          )) as never,
+        ...(labelSelector ? { labelSelector } : {}),
+        log: this.log,
+        onError: (n) => this.metrics.informerRestarts.labels(n).inc(),
+      });
+      this.informers.push(inf as unknown as ResilientInformer<KubernetesObject>);
+      return [namespace ?? '', inf] as const;
     });
-    this.informers.push(inf as unknown as ResilientInformer<KubernetesObject>);
-    return inf;
+    const cache =
+      parts.length === 1 && parts[0]?.[0] === '' ? parts[0][1].cache : combinedCache(new Map(parts.map(([ns, i]) => [ns, i.cache])));
+    return {
+      cache,
+      onChange: (h: (o: T) => void) => {
+        for (const [, i] of parts) i.onChange(h);
+      },
+    };
   }
 
   async start(): Promise<void> {
-    const custom = this.kc.makeApiClient(CustomObjectsApi);
-    const apps = this.kc.makeApiClient(AppsV1Api);
-    const core = this.kc.makeApiClient(CoreV1Api);
-    const autoscaling = this.kc.makeApiClient(AutoscalingV2Api);
-    const policy = this.kc.makeApiClient(PolicyV1Api);
-    const ms = this.informer<ModelServing & KubernetesObject>(
-      'modelservings',
-      `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-      () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }) as never,
-    );
-    const deployments = this.informer(
-      'deployments',
-      '/apis/apps/v1/deployments',
-      () => apps.listDeploymentForAllNamespaces({ labelSelector: OWNED }),
-      OWNED,
-    );
-    const services = this.informer('services', '/api/v1/services', () => core.listServiceForAllNamespaces({ labelSelector: OWNED }), OWNED);
-    const hpas = this.informer(
-      'horizontalpodautoscalers',
-      '/apis/autoscaling/v2/horizontalpodautoscalers',
-      () => autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: OWNED }),
-      OWNED,
-    );
-    const pdbs = this.informer(
-      'poddisruptionbudgets',
-      '/apis/policy/v1/poddisruptionbudgets',
-      () => policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: OWNED }),
-      OWNED,
-    );
-    const pods = this.informer('pods', '/api/v1/pods', () => core.listPodForAllNamespaces({ labelSelector: OWNED }), OWNED);
+    const ms = this.watch<ModelServing & KubernetesObject>(RESOURCES.modelServings, false);
+    const deployments = this.watch<V1Deployment>(RESOURCES.deployments, true);
+    const services = this.watch<V1Service>(RESOURCES.services, true);
+    const hpas = this.watch<V2HorizontalPodAutoscaler>(RESOURCES.hpas, true);
+    const pdbs = this.watch<V1PodDisruptionBudget>(RESOURCES.pdbs, true);
+    const pods = this.watch<V1Pod>(RESOURCES.pods, true);
 
     ms.onChange((o) => this.enqueue(o.metadata?.namespace, o.metadata?.name));
     // An owned object's change queues its owner (found by the model label).
-    for (const inf of [deployments, services, hpas, pdbs, pods] as ResilientInformer<KubernetesObject>[]) {
+    for (const inf of [deployments, services, hpas, pdbs, pods] as { onChange(h: (o: KubernetesObject) => void): void }[]) {
       inf.onChange((o) => this.enqueue(o.metadata?.namespace, o.metadata?.labels?.[MODEL_LABEL]));
     }
     await Promise.all(this.informers.map((i) => i.synced));
@@ -112,7 +169,7 @@ export class ModelServingController {
       hpas: hpas.cache,
       pdbs: pdbs.cache,
       pods: pods.cache,
-    } as Caches;
+    };
     for (const o of ms.cache.list()) this.enqueue(o.metadata?.namespace, o.metadata?.name);
     this.resync = setInterval(() => {
       for (const o of ms.cache.list()) this.enqueue(o.metadata?.namespace, o.metadata?.name);
@@ -128,33 +185,6 @@ export class ModelServingController {
   }
 
   private async work(): Promise<void> {
-    const core = this.kc.makeApiClient(CoreV1Api);
-    const event = async (ms: ModelServing, type: 'Normal' | 'Warning', reason: string, message: string) => {
-      this.metrics.writes.labels('create', 'Event').inc();
-      await core
-        .createNamespacedEvent({
-          namespace: ms.metadata.namespace,
-          body: {
-            metadata: { generateName: `${ms.metadata.name}.`, namespace: ms.metadata.namespace },
-            involvedObject: {
-              apiVersion: `${GROUP}/${VERSION}`,
-              kind: 'ModelServing',
-              name: ms.metadata.name,
-              namespace: ms.metadata.namespace,
-              uid: ms.metadata.uid,
-            },
-            type,
-            reason,
-            message: message.slice(0, 1024),
-            source: { component: FIELD_MANAGER },
-            reportingComponent: FIELD_MANAGER,
-            firstTimestamp: new Date(),
-            lastTimestamp: new Date(),
-            count: 1,
-          },
-        })
-        .catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'event not recorded'));
-    };
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
@@ -166,7 +196,7 @@ export class ModelServingController {
           config: this.config,
           log: this.log,
           now: () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
-          event,
+          event: this.event,
           topics: this.topics,
           topicChecks: this.topicChecks,
         });
@@ -191,6 +221,7 @@ export class ModelServingController {
     this.queue.shutdown();
     await Promise.all(this.workers);
     await Promise.all(this.informers.map((i) => i.stop()));
+    await this.events.flush(2000);
     await this.topics?.close();
   }
 }

@@ -37,7 +37,7 @@ export interface ReconcileDeps {
   config: OperatorConfig;
   log: Logger;
   now: () => string;
-  event?: (ms: ModelServing, type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>;
+  event?: (ms: ModelServing, type: 'Normal' | 'Warning', reason: string, message: string) => void;
   /** Kafka topic management; absent when the operator has no Kafka configured. */
   topics?: TopicAdmin | undefined;
   /** Successful topic checks, so an idle resync does not ask Kafka again for every ModelServing. */
@@ -146,8 +146,8 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
   if (!found) return {};
   const ms = found;
   const note: Note = (type, reason, message) => {
-    // Events are best effort and never hold up a reconcile.
-    void deps.event?.(ms, type, reason, message).catch(() => {});
+    // Events are best effort and never hold up a reconcile (the recorder queues them).
+    deps.event?.(ms, type, reason, message);
   };
   // Being deleted: the garbage collector removes what it owned (owner references); the topic is ours to do.
   if (ms.metadata.deletionTimestamp) return finalize(ms, deps, note);
@@ -174,20 +174,33 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
   let failure: unknown;
   const changed: string[] = [];
   try {
-    // The objects are independent: read (on a cache miss) and apply them concurrently.
+    // The objects are independent: apply them concurrently.
     await Promise.all(
       plan.map(async (item) => {
         const { desired } = item;
-        // The caches see only objects labelled as ours; before creating, make sure no stranger holds the name.
-        const observed = item.observed ?? (await writer.read(desired));
-        if (observed && !ownedBy(observed, ms)) {
-          throw Object.assign(new Error(`${desired.kind} ${namespace}/${name} exists and is not owned by this ModelServing`), {
-            terminal: true,
-          });
+        const stranger = () =>
+          Object.assign(new Error(`${desired.kind} ${namespace}/${name} exists and is not owned by this ModelServing`), { terminal: true });
+        if (item.observed) {
+          if (!ownedBy(item.observed, ms)) throw stranger();
+          if (needsApply(desired, item.observed)) {
+            await writer.apply(desired);
+            changed.push(`updated ${desired.kind} ${name}`);
+          }
+          return;
         }
-        if (needsApply(desired, observed)) {
+        // Not in the cache, which sees only objects labelled as ours. Apply without force: on a new name that
+        // creates the object (no read first); on a stranger's object the API server refuses (409) because
+        // its manager holds the fields we set, and only then do we read it to tell a stranger from one of
+        // ours the cache has not seen yet (a hand edit took our label off, or the informer lags).
+        try {
+          await writer.apply(desired, { force: false });
+          changed.push(`created ${desired.kind} ${name}`);
+        } catch (err) {
+          if ((err as { code?: number }).code !== 409) throw err;
+          const observed = await writer.read(desired);
+          if (observed && !ownedBy(observed, ms)) throw stranger();
           await writer.apply(desired);
-          changed.push(`${observed ? 'updated' : 'created'} ${desired.kind} ${name}`);
+          changed.push(`updated ${desired.kind} ${name}`);
         }
       }),
     );

@@ -34,7 +34,11 @@ export function needsApply(desired: KubernetesObject, observed: KubernetesObject
 export interface Writer {
   /** Reads one object from the API server (undefined if absent): for objects the caches do not see. */
   read(obj: KubernetesObject): Promise<KubernetesObject | undefined>;
-  apply(obj: KubernetesObject): Promise<void>;
+  /**
+   * Server-side apply. `force` (the default) takes back fields another manager changed; without it the API
+   * server answers 409 when another manager holds a field we set to a different value.
+   */
+  apply(obj: KubernetesObject, options?: { force?: boolean }): Promise<void>;
   remove(obj: KubernetesObject): Promise<void>;
   applyStatus(namespace: string, name: string, status: ModelServingStatus): Promise<void>;
   /** Server-side applies the finalizers the operator owns on a ModelServing ([] releases them). */
@@ -74,9 +78,9 @@ export function makeWriter(kc: KubeConfig, onWrite: (verb: string, kind: string)
         throw err;
       }
     },
-    async apply(obj) {
+    async apply(obj, options) {
       onWrite('apply', obj.kind ?? '?');
-      await objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      await objects.patch(obj, undefined, undefined, FIELD_MANAGER, options?.force ?? true, PatchStrategy.ServerSideApply);
     },
     async remove(obj) {
       onWrite('delete', obj.kind ?? '?');

@@ -32,6 +32,13 @@ export function startInformer<T extends KubernetesObject>(opts: {
   const emit = (obj: T) => {
     for (const h of handlers) h(obj);
   };
+  // The cache holds the very object passed to these callbacks. managedFields (often half of an object's
+  // size) are of no use to the operator, which compares desired fields only: drop them before anyone sees it.
+  const strip = (obj: T) => {
+    if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+  };
+  inf.on('add', strip);
+  inf.on('update', strip);
   inf.on('add', emit);
   inf.on('update', emit);
   inf.on('delete', emit);
@@ -73,5 +80,14 @@ export function startInformer<T extends KubernetesObject>(opts: {
       clearTimeout(timer);
       await inf.stop();
     },
+  };
+}
+
+/** One cache over several namespaced informers of the same resource (a watch per namespace). */
+export function combinedCache<T extends KubernetesObject>(byNamespace: Map<string, ObjectCache<T>>): ObjectCache<T> {
+  return {
+    get: (name, namespace) => (namespace === undefined ? undefined : byNamespace.get(namespace)?.get(name, namespace)),
+    list: (namespace) =>
+      namespace === undefined ? [...byNamespace.values()].flatMap((c) => c.list()) : (byNamespace.get(namespace)?.list(namespace) ?? []),
   };
 }

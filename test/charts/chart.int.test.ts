@@ -34,6 +34,19 @@ let leader: LeaderElector | undefined;
 let rbac: any[] = [];
 let serverVersion = '';
 
+/** A KubeConfig that authenticates as a ServiceAccount (a token of it): exactly its RBAC, nothing more. */
+function tokenKubeConfig(serviceAccount: string, namespace: string): KubeConfig {
+  const token = kubectl(['create', 'token', serviceAccount, '-n', namespace, '--duration=1h']).trim();
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: env.kubeConfig.getCurrentCluster()?.server ?? '', caFile: env.info.pki.ca, skipTLSVerify: false }],
+    users: [{ name: serviceAccount, token }],
+    contexts: [{ name: 'ctx', cluster: 'c', user: serviceAccount }],
+    currentContext: 'ctx',
+  });
+  return kc;
+}
+
 beforeAll(async () => {
   env.installCrd();
   system = await env.namespace('ms-system');
@@ -133,15 +146,7 @@ describe('Helm chart', () => {
   });
 
   it("runs the operator with exactly the chart's RBAC and reconciles a ModelServing end to end", async () => {
-    const token = kubectl(['create', 'token', 'modelship-operator', '-n', system, '--duration=1h']).trim();
-    const admin = env.kubeConfig.getCurrentCluster();
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: admin?.server ?? '', caFile: env.info.pki.ca, skipTLSVerify: false }],
-      users: [{ name: 'operator', token }],
-      contexts: [{ name: 'ctx', cluster: 'c', user: 'operator' }],
-      currentContext: 'ctx',
-    });
+    const kc = tokenKubeConfig('modelship-operator', system);
     const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
     leader = new LeaderElector(kc, { namespace: system, name: 'modelship-operator', identity: 'chart-test', log });
     await leader.acquire(() => {});
@@ -221,5 +226,70 @@ describe('Helm chart', () => {
       'the ModelServing and its topic gone',
       30_000,
     );
+  });
+
+  it('with watchNamespaces, grants Roles in those namespaces only, and the operator reconciles there with them', async () => {
+    const scopedSystem = await env.namespace('ms-scoped');
+    const watched = await env.namespace('scoped-models');
+    const other = await env.namespace('scoped-other');
+    const rendered = helm([
+      'template',
+      'scoped',
+      CHART,
+      '-n',
+      scopedSystem,
+      '--kube-version',
+      serverVersion,
+      '--set-json',
+      `watchNamespaces=${JSON.stringify([watched])}`,
+    ]);
+    const docs = parseAllDocuments(rendered)
+      .map((d) => d.toJS())
+      .filter((d) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(d?.kind));
+    expect(docs.filter((d) => d.kind.startsWith('Cluster'))).toEqual([]);
+    kubectl(['apply', '-f', '-'], docs.map((d) => stringify(d)).join('---\n'));
+    const deployment = parseAllDocuments(rendered)
+      .map((d) => d.toJS())
+      .find((d) => d?.kind === 'Deployment');
+    expect(deployment.spec.template.spec.containers[0].env).toContainEqual({ name: 'MODELSHIP_WATCH_NAMESPACES', value: watched });
+
+    const as = `--as=system:serviceaccount:${scopedSystem}:scoped-operator`;
+    const can = (...args: string[]) => {
+      try {
+        return kubectl(['auth', 'can-i', as, ...args]).trim();
+      } catch (err) {
+        return String((err as { stdout?: string }).stdout ?? '').trim();
+      }
+    };
+    expect(can('patch', 'deployments', '-n', watched)).toBe('yes');
+    expect(can('watch', 'modelservings.modelship.dev', '-n', watched)).toBe('yes');
+    expect(can('list', 'deployments', '-A')).toBe('no');
+    expect(can('patch', 'deployments', '-n', other)).toBe('no');
+    expect(can('get', 'secrets', '-n', watched)).toBe('no');
+
+    // The operator, as that ServiceAccount and configured like the chart's Deployment, watches per namespace.
+    const kc = tokenKubeConfig('scoped-operator', scopedSystem);
+    const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+    const scoped = new ModelServingController(
+      kc,
+      { ...DEFAULT_CONFIG, namespaces: [watched], workers: 1 },
+      log,
+      new OperatorMetrics({ processMetrics: false }),
+    );
+    try {
+      await scoped.start();
+      const models = env.modelServings(watched);
+      const elsewhere = env.modelServings(other);
+      await models.create('scoped', { bundle: { uri: 's3://b/k.zip' }, replicas: 1 });
+      await elsewhere.create('ignored', { bundle: { uri: 's3://b/k.zip' }, replicas: 1 });
+      const ready = await eventually(async () => {
+        const m = await models.get('scoped');
+        return m.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? m : undefined;
+      }, 'the watched ModelServing Ready');
+      expect(ready.status?.readyReplicas).toBe(1);
+      expect((await elsewhere.get('ignored')).status).toBeUndefined();
+    } finally {
+      await scoped.stop();
+    }
   });
 });

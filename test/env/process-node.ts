@@ -105,7 +105,12 @@ export class ProcessNode {
       if ((err as { code?: number }).code !== 409) throw err;
     }
     await this.beat();
-    this.heartbeat = setInterval(() => void this.beat().catch((e) => this.log(`heartbeat failed: ${(e as Error).message}`)), 10_000);
+    this.heartbeat = setInterval(() => {
+      void this.beat().catch((e) => this.log(`heartbeat failed: ${(e as Error).message}`));
+      // A watch can stall without ending (seen after minutes of heavy API load): a periodic list, as the
+      // kubelet's resync does, makes sure no pod waits for the next watch event.
+      void this.relist().catch((e) => this.log(`pod resync failed: ${(e as Error).message}`));
+    }, 10_000);
     await this.watch();
   }
 
@@ -157,21 +162,45 @@ export class ProcessNode {
     }
   }
 
+  /**
+   * Pods bound here, as the API server has them: each is (re)considered, and a pod we run that is gone
+   * from the list was deleted. Returns the list's resourceVersion.
+   */
+  private async relist(): Promise<string | undefined> {
+    // Only pods we ran before the list was asked for can be judged gone by it.
+    const before = new Set(this.pods.keys());
+    const list = await this.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${this.o.name}` });
+    const present = new Set(list.items.map(podKey));
+    for (const p of list.items) this.onPod(p);
+    for (const key of before) {
+      const r = this.pods.get(key);
+      if (r && !present.has(key) && !r.stopping) void this.terminate(r, r.pod);
+    }
+    return list.metadata?.resourceVersion;
+  }
+
   private async watch(): Promise<void> {
     if (this.stopped) return;
-    // A list first (pods already bound here), then a watch from its resourceVersion; re-done on any end.
-    const list = await this.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${this.o.name}` });
-    for (const p of list.items) this.onPod(p);
+    // A list first (pods already bound here), then a watch from its resourceVersion; re-done on any end,
+    // and retried when the list fails (an API server under load answers 429).
+    let resourceVersion: string | undefined;
+    try {
+      resourceVersion = await this.relist();
+    } catch (e) {
+      this.log(`pod list failed, retrying in 1 s: ${(e as Error).message}`);
+      setTimeout(() => void this.watch(), 1000);
+      return;
+    }
     const w = new Watch(this.o.kubeConfig);
     this.watchAbort = await w.watch(
       '/api/v1/pods',
-      { fieldSelector: `spec.nodeName=${this.o.name}`, resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true },
+      { fieldSelector: `spec.nodeName=${this.o.name}`, resourceVersion, allowWatchBookmarks: true },
       (type, obj: V1Pod) => {
         if (type === 'ADDED' || type === 'MODIFIED') this.onPod(obj);
         if (type === 'DELETED') this.onGone(obj);
       },
       () => {
-        if (!this.stopped) setTimeout(() => void this.watch().catch((e) => this.log(`watch failed: ${(e as Error).message}`)), 1000);
+        if (!this.stopped) setTimeout(() => void this.watch(), 1000);
       },
     );
   }

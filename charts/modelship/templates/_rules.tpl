@@ -1,0 +1,32 @@
+{{/* The operator's permissions, as a ClusterRole (all namespaces) or a Role in each watched namespace. */}}
+{{- define "modelship.rules" }}
+  - apiGroups: ["modelship.dev"]
+    resources: ["modelservings"]
+    # patch: only metadata.finalizers (the inference-topic finalizer), by server-side apply; never spec.
+    verbs: ["get", "list", "watch", "patch"]
+  - apiGroups: ["modelship.dev"]
+    resources: ["modelservings/status"]
+    verbs: ["get", "patch", "update"]
+  # Owner references with blockOwnerDeletion need this where OwnerReferencesPermissionEnforcement is on.
+  - apiGroups: ["modelship.dev"]
+    resources: ["modelservings/finalizers"]
+    verbs: ["update"]
+  - apiGroups: ["apps"]
+    resources: ["deployments"]
+    verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  - apiGroups: [""]
+    resources: ["services"]
+    verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  - apiGroups: ["autoscaling"]
+    resources: ["horizontalpodautoscalers"]
+    verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  - apiGroups: ["policy"]
+    resources: ["poddisruptionbudgets"]
+    verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  - apiGroups: [""]
+    resources: ["pods"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: [""]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+{{- end }}
