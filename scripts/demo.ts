@@ -20,11 +20,15 @@ import { readTopic } from '../test/env/kafka.ts';
 import { freePort, isAlive, type ProcessRecord, startProcess, stopProcess, tailFile } from '../test/env/process.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const stateDir = join(root, '.modelship', 'demo');
-const stateFile = join(stateDir, 'state.json');
+
 const SYSTEM_NS = 'modelship-system';
-const MODELS_NS = 'modelship-demo';
-const RELEASE = 'modelship';
+// MODELSHIP_DEMO_NAMESPACE runs a demo of its own beside another (the test of this script does): its own
+// namespace, release (ServiceAccount, Roles, Lease) and state directory, in the same environment.
+const MODELS_NS = process.env.MODELSHIP_DEMO_NAMESPACE || 'modelship-demo';
+const RELEASE = MODELS_NS === 'modelship-demo' ? 'modelship' : `ms-${MODELS_NS}`.slice(0, 40);
+const OPERATOR = `${RELEASE}-operator`;
+const stateDir = join(root, '.modelship', 'demo', MODELS_NS);
+const stateFile = join(stateDir, 'state.json');
 const say = (msg: string) => process.stdout.write(`${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -181,7 +185,7 @@ async function main(): Promise<void> {
   const state = await step(
     "run the operator (this checkout's operator/main.ts) as the chart's ServiceAccount",
     async () => {
-      const token = kubectl(['create', 'token', 'modelship-operator', '-n', SYSTEM_NS, '--duration=24h']).trim();
+      const token = kubectl(['create', 'token', OPERATOR, '-n', SYSTEM_NS, '--duration=24h']).trim();
       const kubeconfigFile = join(stateDir, 'operator.kubeconfig');
       await writeFile(
         kubeconfigFile,
@@ -189,8 +193,8 @@ async function main(): Promise<void> {
           apiVersion: 'v1',
           kind: 'Config',
           clusters: [{ name: 'modelship-env', cluster: { server: info.apiServer, 'certificate-authority': info.pki.ca } }],
-          users: [{ name: 'modelship-operator', user: { token } }],
-          contexts: [{ name: 'operator', context: { cluster: 'modelship-env', user: 'modelship-operator' } }],
+          users: [{ name: OPERATOR, user: { token } }],
+          contexts: [{ name: 'operator', context: { cluster: 'modelship-env', user: OPERATOR } }],
           'current-context': 'operator',
         }),
         { mode: 0o600 },
@@ -207,6 +211,7 @@ async function main(): Promise<void> {
           HOME: process.env.HOME,
           ...operatorEnv,
           KUBECONFIG: kubeconfigFile,
+          MODELSHIP_LEASE_NAME: OPERATOR,
           MODELSHIP_OPERATOR_METRICS_PORT: String(metricsPort),
           MODELSHIP_OPERATOR_BIND: '127.0.0.1',
         },
@@ -221,9 +226,7 @@ async function main(): Promise<void> {
           () => false,
         );
         if (ready) {
-          say(
-            `    pid ${operator.pid}, holds the Lease ${SYSTEM_NS}/modelship-operator, metrics on http://127.0.0.1:${metricsPort}/metrics`,
-          );
+          say(`    pid ${operator.pid}, holds the Lease ${SYSTEM_NS}/${OPERATOR}, metrics on http://127.0.0.1:${metricsPort}/metrics`);
           return s;
         }
         await sleep(250);
