@@ -15,6 +15,7 @@ import { predictRemote } from '../cli/oip-client.ts';
 import { packBundle } from '../cli/pack.ts';
 import { pushBundle } from '../cli/push.ts';
 import type { ModelServing } from '../crds/modelserving.schema.ts';
+import { readyEndpointUrls } from '../test/env/endpoints.ts';
 import { down, type EnvInfo, isHealthy, readEnv, up } from '../test/env/env.ts';
 import { readTopic } from '../test/env/kafka.ts';
 import { freePort, isAlive, type ProcessRecord, startProcess, stopProcess, tailFile } from '../test/env/process.ts';
@@ -98,13 +99,8 @@ async function stopDemo(): Promise<void> {
 function readyEndpoints(kubectl: ReturnType<typeof tool>, service: string): string[] {
   const slices = JSON.parse(
     kubectl(['get', 'endpointslices', '-n', MODELS_NS, '-l', `kubernetes.io/service-name=${service}`, '-o', 'json']),
-  ) as { items: { ports?: { port?: number }[]; endpoints?: { addresses: string[]; conditions?: { ready?: boolean } }[] }[] };
-  const out: string[] = [];
-  for (const s of slices.items) {
-    const port = s.ports?.[0]?.port ?? 8080;
-    for (const e of s.endpoints ?? []) if (e.conditions?.ready) for (const a of e.addresses) out.push(`http://${a}:${port}`);
-  }
-  return out.sort();
+  );
+  return readyEndpointUrls(slices.items);
 }
 
 async function main(): Promise<void> {

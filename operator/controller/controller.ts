@@ -103,10 +103,6 @@ export class ModelServingController {
     );
   }
 
-  private watched(namespace: string | undefined): boolean {
-    return this.config.namespaces.length === 0 || (namespace !== undefined && this.config.namespaces.includes(namespace));
-  }
-
   /**
    * Informers on one resource: one cluster-wide watch, or one watch per configured namespace (so the
    * operator can run with Roles in those namespaces only), behind a single cache.
@@ -180,7 +176,8 @@ export class ModelServingController {
   }
 
   private enqueue(namespace: string | undefined, name: string | undefined): void {
-    if (!namespace || !name || !this.watched(namespace)) return;
+    // Informers see only the watched namespaces, so every key they give is ours to reconcile.
+    if (!namespace || !name) return;
     this.queue.add(`${namespace}/${name}`);
   }
 

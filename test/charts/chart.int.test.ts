@@ -34,6 +34,17 @@ let leader: LeaderElector | undefined;
 let rbac: any[] = [];
 let serverVersion = '';
 
+const RBAC_KINDS = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
+
+/** `kubectl auth can-i` as a ServiceAccount: "yes" or "no" (kubectl exits 1 on "no"). */
+function canI(namespace: string, serviceAccount: string, args: string[]): string {
+  try {
+    return kubectl(['auth', 'can-i', `--as=system:serviceaccount:${namespace}:${serviceAccount}`, ...args]).trim();
+  } catch (err) {
+    return String((err as { stdout?: string }).stdout ?? '').trim();
+  }
+}
+
 /** A KubeConfig that authenticates as a ServiceAccount (a token of it): exactly its RBAC, nothing more. */
 function tokenKubeConfig(serviceAccount: string, namespace: string): KubeConfig {
   const token = kubectl(['create', 'token', serviceAccount, '-n', namespace, '--duration=1h']).trim();
@@ -62,7 +73,7 @@ beforeAll(async () => {
   const rendered = helm(['template', 'modelship', CHART, '-n', system, '--kube-version', serverVersion]);
   rbac = parseAllDocuments(rendered)
     .map((d) => d.toJS())
-    .filter((d) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(d?.kind));
+    .filter((d) => RBAC_KINDS.includes(d?.kind));
   kubectl(['apply', '-n', system, '-f', '-'], rbac.map((d) => stringify(d)).join('---\n'));
 });
 afterAll(async () => {
@@ -125,14 +136,7 @@ describe('Helm chart', () => {
     const rules = rbac.flatMap((d) => d.rules ?? []);
     expect(rules.length).toBeGreaterThan(5);
     expect(JSON.stringify(rules)).not.toContain('*');
-    const as = `--as=system:serviceaccount:${system}:modelship-operator`;
-    const can = (...args: string[]) => {
-      try {
-        return kubectl(['auth', 'can-i', as, ...args]).trim();
-      } catch (err) {
-        return String((err as { stdout?: string }).stdout ?? '').trim();
-      }
-    };
+    const can = (...args: string[]) => canI(system, 'modelship-operator', args);
     expect(can('get', 'secrets', '-A')).toBe('no');
     expect(can('list', 'secrets', '-n', system)).toBe('no');
     expect(can('patch', 'deployments', '-n', restricted)).toBe('yes');
@@ -200,29 +204,10 @@ describe('Helm chart', () => {
     // The finalizer (a patch the chart's RBAC allows) deletes the created topic with the ModelServing.
     const topic = `modelship.${target}.rbac.inference`;
     expect((await env.kafkaAdmin().listTopics()).includes(topic)).toBe(true);
-    await custom.deleteNamespacedCustomObject({
-      group: 'modelship.dev',
-      version: 'v1alpha1',
-      namespace: target,
-      plural: 'modelservings',
-      name: 'rbac',
-    });
+    const models = env.modelServings(target);
+    await models.delete('rbac');
     await eventually(
-      async () => {
-        const gone = await custom
-          .getNamespacedCustomObject({
-            group: 'modelship.dev',
-            version: 'v1alpha1',
-            namespace: target,
-            plural: 'modelservings',
-            name: 'rbac',
-          })
-          .then(
-            () => false,
-            (err: { code?: number }) => err.code === 404,
-          );
-        return gone && !(await env.kafkaAdmin().listTopics()).includes(topic);
-      },
+      async () => (await models.gone('rbac')) && !(await env.kafkaAdmin().listTopics()).includes(topic),
       'the ModelServing and its topic gone',
       30_000,
     );
@@ -243,24 +228,14 @@ describe('Helm chart', () => {
       '--set-json',
       `watchNamespaces=${JSON.stringify([watched])}`,
     ]);
-    const docs = parseAllDocuments(rendered)
-      .map((d) => d.toJS())
-      .filter((d) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(d?.kind));
+    const all = parseAllDocuments(rendered).map((d) => d.toJS());
+    const docs = all.filter((d) => RBAC_KINDS.includes(d?.kind));
     expect(docs.filter((d) => d.kind.startsWith('Cluster'))).toEqual([]);
     kubectl(['apply', '-f', '-'], docs.map((d) => stringify(d)).join('---\n'));
-    const deployment = parseAllDocuments(rendered)
-      .map((d) => d.toJS())
-      .find((d) => d?.kind === 'Deployment');
+    const deployment = all.find((d) => d?.kind === 'Deployment');
     expect(deployment.spec.template.spec.containers[0].env).toContainEqual({ name: 'MODELSHIP_WATCH_NAMESPACES', value: watched });
 
-    const as = `--as=system:serviceaccount:${scopedSystem}:scoped-operator`;
-    const can = (...args: string[]) => {
-      try {
-        return kubectl(['auth', 'can-i', as, ...args]).trim();
-      } catch (err) {
-        return String((err as { stdout?: string }).stdout ?? '').trim();
-      }
-    };
+    const can = (...args: string[]) => canI(scopedSystem, 'scoped-operator', args);
     expect(can('patch', 'deployments', '-n', watched)).toBe('yes');
     expect(can('watch', 'modelservings.modelship.dev', '-n', watched)).toBe('yes');
     expect(can('list', 'deployments', '-A')).toBe('no');

@@ -14,6 +14,7 @@ import { DEFAULT_CONFIG } from '../../operator/config.ts';
 import { ModelServingController } from '../../operator/controller/controller.ts';
 import { OperatorMetrics } from '../../operator/metrics.ts';
 import { useTestEnv } from '../env/fixtures.ts';
+import { readyEndpointUrls } from '../env/endpoints.ts';
 import { readTopic } from '../env/kafka.ts';
 import { eventually } from '../env/wait.ts';
 
@@ -34,12 +35,19 @@ const cond = (m: ModelServing, type: string) => m.status?.conditions?.find((c) =
 /** The ready endpoints of a Service, from its EndpointSlices (what kube-proxy programs). */
 async function readyEndpoints(service: string): Promise<string[]> {
   const slices = await discovery.listNamespacedEndpointSlice({ namespace: ns, labelSelector: `kubernetes.io/service-name=${service}` });
-  const out: string[] = [];
-  for (const s of slices.items) {
-    const port = s.ports?.[0]?.port ?? 8080;
-    for (const e of s.endpoints ?? []) if (e.conditions?.ready) for (const a of e.addresses) out.push(`http://${a}:${port}`);
-  }
-  return out.sort();
+  return readyEndpointUrls(slices.items);
+}
+
+/** Waits for Ready=False with the runtime's error code as its reason. */
+function failsWith(code: string): Promise<ModelServing> {
+  return eventually(
+    async () => {
+      const m = await ms.get('iris');
+      return cond(m, 'Ready')?.reason === code ? m : undefined;
+    },
+    `Ready=False with ${code}`,
+    90_000,
+  );
 }
 
 const features = (f: number[]) => ({ inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP64', data: f }] });
@@ -193,14 +201,7 @@ describe('end to end on the process node', () => {
 
   it('a bad bundle fails the pods and shows why in kubectl get ms; fixing the CR recovers', async () => {
     ms.patch('iris', { bundle: { sha256: 'f'.repeat(64) } });
-    const failed = await eventually(
-      async () => {
-        const m = await ms.get('iris');
-        return cond(m, 'Ready')?.reason === 'MS_ERR_BUNDLE_SHA256_MISMATCH' ? m : undefined;
-      },
-      'Ready=False with the runtime error code',
-      90_000,
-    );
+    const failed = await failsWith('MS_ERR_BUNDLE_SHA256_MISMATCH');
     expect(cond(failed, 'Ready')?.status).toBe('False');
     expect(cond(failed, 'Ready')?.message).toContain('sha256 mismatch');
     const row = env.kubectl(['get', 'ms', 'iris', '-n', ns, '-o', 'wide']);
@@ -211,14 +212,7 @@ describe('end to end on the process node', () => {
 
   it("a plugin whose init() throws fails the pods with the plugin's own message; fixing the CR recovers", async () => {
     ms.patch('iris', { bundle: { uri: `s3://${bucket}/broken/1/bundle.zip`, sha256: null } });
-    const failed = await eventually(
-      async () => {
-        const m = await ms.get('iris');
-        return cond(m, 'Ready')?.reason === 'MS_ERR_PLUGIN_INIT_FAILED' ? m : undefined;
-      },
-      'Ready=False with MS_ERR_PLUGIN_INIT_FAILED',
-      90_000,
-    );
+    const failed = await failsWith('MS_ERR_PLUGIN_INIT_FAILED');
     expect(cond(failed, 'Ready')?.message).toContain('weights.bin is missing from the bundle');
     expect(cond(failed, 'BundleReady')).toMatchObject({ status: 'False', reason: 'MS_ERR_PLUGIN_INIT_FAILED' });
     // maxUnavailable 0: the old pods kept serving while the new ones failed.

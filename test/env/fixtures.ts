@@ -35,6 +35,8 @@ export interface ModelServingClient {
   /** A merge patch of spec, with kubectl as a user would. */
   patch(name: string, spec: Record<string, unknown>): string;
   delete(name: string): Promise<unknown>;
+  /** True once the API server answers 404 for it (deleted, finalizers done). */
+  gone(name: string): Promise<boolean>;
 }
 
 const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
@@ -116,6 +118,11 @@ export function useTestEnv(): TestEnv {
       get: (name) => custom.getNamespacedCustomObject(at(name) as never) as Promise<ModelServing>,
       patch: (name, spec) => kubectl(['-n', ns(), 'patch', 'ms', name, '--type=merge', '-p', JSON.stringify({ spec })]),
       delete: (name) => custom.deleteNamespacedCustomObject(at(name) as never),
+      gone: (name) =>
+        custom.getNamespacedCustomObject(at(name) as never).then(
+          () => false,
+          (err: { code?: number }) => err.code === 404,
+        ),
     };
   };
   return {

@@ -70,15 +70,7 @@ describe('inference logging (operator, real Kafka)', () => {
     // Not deleteTopicOnDelete: no finalizer, and the topic outlives the ModelServing.
     expect(m.metadata.finalizers ?? []).toEqual([]);
     await api.delete('created');
-    await eventually(
-      () =>
-        api.get('created').then(
-          () => false,
-          () => true,
-        ),
-      'the ModelServing gone',
-      20_000,
-    );
+    await eventually(() => api.gone('created'), 'the ModelServing gone', 20_000);
     expect(await env.kafkaAdmin().listTopics()).toContain(topic);
     await env.kafkaAdmin().deleteTopics({ topics: [topic] });
   });
@@ -135,15 +127,7 @@ describe('topic finalizer when Kafka is unreachable', () => {
     expect(cond(m, 'LoggingReady')?.message).toMatch(/cannot check topic .*connect/i);
     const t0 = Date.now();
     await api.delete('stuck');
-    await eventually(
-      () =>
-        api.get('stuck').then(
-          () => false,
-          () => true,
-        ),
-      'the ModelServing gone despite Kafka',
-      30_000,
-    );
+    await eventually(() => api.gone('stuck'), 'the ModelServing gone despite Kafka', 30_000);
     // Held for the bound (4 s), not forever.
     expect(Date.now() - t0).toBeGreaterThan(3000);
     const events = await eventually(async () => {
