@@ -6,6 +6,14 @@
 //   rss        the operator process's peak resident memory (target < 200 MB)
 // It also prints where the time goes: CPU seconds of the API server, etcd, the controller manager, this
 // process and the operator in each phase, the operator's writes by kind, and the time per API write.
+//   floor      the same ratio for an operator that cost nothing: (time to create the N ModelServings alone +
+//              the plain client's time) ÷ the plain client's time. Where the API server is the bottleneck (a
+//              small machine), no operator can beat it: the ModelServings are writes the plain client never makes.
+// Each phase starts on a clean cluster (the previous phase's namespace is collected first): Service creation
+// costs the API server more with every Service that exists (its IP allocator lists them all), so a phase run
+// beside the previous one's 1000 Services would be measured on a heavier cluster.
+// The phases run BENCH_ROUNDS times (default 3) and the ratios are medians: on a 2-core machine one run of the
+// plain client alone varies by a third with what the API server and etcd are still doing.
 // BENCH_COUNT (default 1000), BENCH_IDLE_SECONDS (default 120), BENCH_NODE_OPTIONS (default: the chart's
 // nodeOptions). Replicas are 0 on both sides, so the comparison measures the controllers' own work, not the
 // scheduling of pods.
@@ -21,7 +29,7 @@ import { PooledKubeConfig } from '../operator/kube/config.ts';
 import { down, isHealthy, readEnv, up } from '../test/env/env.ts';
 import { freePort } from '../test/env/process.ts';
 import { parse as parseYaml } from 'yaml';
-import { cpuMs, ratio } from './lib.ts';
+import { cpuMs, median, ratio } from './lib.ts';
 
 const root = join(import.meta.dirname, '..');
 const chartNodeOptions = String(
@@ -29,6 +37,7 @@ const chartNodeOptions = String(
 );
 const count = Number(process.env.BENCH_COUNT ?? 1000);
 const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS ?? 120);
+const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const workers = DEFAULT_CONFIG.workers;
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
@@ -85,8 +94,20 @@ const custom = kc.makeApiClient(CustomObjectsApi);
 const kubectl = (...args: string[]) =>
   execFileSync(info.binaries.kubectl, ['--kubeconfig', info.kubeconfig, ...args], { encoding: 'utf8' });
 const suffix = Date.now().toString(36);
-const plainNs = `bench-plain-${suffix}`;
-const opNs = `bench-operator-${suffix}`;
+const ns = (phase: string, round: number) => `bench-${phase}-${round}-${suffix}`;
+const roundNumbers = Array.from({ length: rounds }, (_, r) => r);
+const namespaces = roundNumbers.flatMap((r) => ['plain', 'floor', 'operator'].map((phase) => ns(phase, r)));
+const gone = (name: string) =>
+  core.readNamespace({ name }).then(
+    () => false,
+    () => true,
+  );
+/** Deletes a namespace and waits (bounded) until its objects are collected, so the next phase does not measure that. */
+async function collect(name: string): Promise<void> {
+  await core.deleteNamespace({ name }).catch(() => {});
+  for (let i = 0; i < 240 && !(await gone(name)); i++) await new Promise((r) => setTimeout(r, 500));
+}
+const sumOf = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
 let operator: ChildProcess | undefined;
 try {
   kubectl(
@@ -97,8 +118,7 @@ try {
     '-f',
     join(root, 'crds/modelship.dev_modelservings.yaml'),
   );
-  await core.createNamespace({ body: { metadata: { name: plainNs } } });
-  await core.createNamespace({ body: { metadata: { name: opNs } } });
+  for (const name of namespaces) await core.createNamespace({ body: { metadata: { name } } });
   const names = Array.from({ length: count }, (_, i) => `m${i}`);
 
   // CPU seconds of each process of the control plane (and of this bench, the plain client) per phase:
@@ -112,19 +132,7 @@ try {
   const cpuSince = (start: Record<string, number>) =>
     Object.fromEntries(Object.entries(cpu()).map(([k, v]) => [k, Math.round((v - (start[k] ?? 0)) / 100) / 10]));
 
-  log(`plain client: ${count} Deployments + Services, ${workers} at a time`);
-  const plainCpu0 = cpu();
-  const p0 = performance.now();
-  await pool(names, workers, async (n) => {
-    const ms = model(n, plainNs);
-    const { ownerReferences: _o, ...dMeta } = desiredDeployment(ms, DEFAULT_CONFIG).metadata ?? {};
-    const { ownerReferences: _s, ...sMeta } = desiredService(ms).metadata ?? {};
-    await apps.createNamespacedDeployment({ namespace: plainNs, body: { ...desiredDeployment(ms, DEFAULT_CONFIG), metadata: dMeta } });
-    await core.createNamespacedService({ namespace: plainNs, body: { ...desiredService(ms), metadata: sMeta } });
-  });
-  const plainMs = performance.now() - p0;
-  const plainCpuS = cpuSince(plainCpu0);
-
+  // One operator for all rounds, watching the operator phase's namespace of each.
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   operator = spawn(process.execPath, [join(root, 'operator/main.ts')], {
@@ -134,13 +142,14 @@ try {
       NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? chartNodeOptions,
       KUBECONFIG: info.kubeconfig,
       MODELSHIP_LEADER_ELECTION: 'false',
-      MODELSHIP_WATCH_NAMESPACES: opNs,
+      MODELSHIP_WATCH_NAMESPACES: roundNumbers.map((r) => ns('operator', r)).join(','),
       MODELSHIP_OPERATOR_METRICS_PORT: String(port),
       MODELSHIP_OPERATOR_BIND: '127.0.0.1',
       MODELSHIP_LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
+  watched.operator = operator.pid as number;
   for (let i = 0; i < 100; i++) {
     if (
       await fetch(`${url}/readyz`).then(
@@ -151,6 +160,17 @@ try {
       break;
     await new Promise((r) => setTimeout(r, 100));
   }
+
+  const createModels = (namespace: string) =>
+    pool(names, workers, (n) =>
+      custom.createNamespacedCustomObject({
+        group: 'modelship.dev',
+        version: 'v1alpha1',
+        namespace,
+        plural: 'modelservings',
+        body: model(n, namespace),
+      }),
+    );
   // Convergence is watched, not polled: listing 1000 Deployments every 100 ms would load the API server
   // more than the operator does.
   const watches: AbortController[] = [];
@@ -174,57 +194,102 @@ try {
     });
   };
   const any = () => true;
-  const converge = Promise.all([
-    watchUntil(`/apis/apps/v1/namespaces/${opNs}/deployments`, any),
-    watchUntil(`/api/v1/namespaces/${opNs}/services`, any),
-  ]).then((t) => Math.max(...t));
-  const allReady = watchUntil(`/apis/modelship.dev/v1alpha1/namespaces/${opNs}/modelservings`, (o) =>
-    (o.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'),
-  );
-  await new Promise((r) => setTimeout(r, 500));
-  log(`operator: ${count} ModelServings`);
-  watched.operator = operator.pid as number;
-  const opCpu0 = cpu();
-  const o0 = performance.now();
-  await pool(names, workers, (n) =>
-    custom.createNamespacedCustomObject({
-      group: 'modelship.dev',
-      version: 'v1alpha1',
-      namespace: opNs,
-      plural: 'modelservings',
-      body: model(n, opNs),
-    }),
-  );
-  const convergedAt = await converge;
-  const converged = convergedAt - o0;
-  const convergeCpuS = cpuSince(opCpu0);
-  const convergeWrites = await writesByKind(url);
-  const memText = await (await fetch(`${url}/metrics`)).text();
-  const memory = Object.fromEntries(
-    ['process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'].map(
-      (k) => [k.replace(/_bytes$/, 'Mb'), Math.round(Number(new RegExp(`^${k} (\\S+)`, 'm').exec(memText)?.[1] ?? 0) / 2 ** 20)],
-    ),
-  );
-  const statuses = (await allReady) - o0;
-  for (const w of watches) w.abort();
-  log(`converged; idle for ${idleSeconds} s`);
-  await new Promise((r) => setTimeout(r, 3000));
-  const before = await writesOf(url);
-  await new Promise((r) => setTimeout(r, idleSeconds * 1000));
-  const idleWrites = (await writesOf(url)) - before;
+  const isReady = (o: { status?: any }) =>
+    (o.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
+
+  interface Round {
+    plainClientMs: number;
+    modelServingsAloneMs: number;
+    operatorConvergeMs: number;
+    operatorAllReadyMs: number;
+    ratio: number;
+    floorRatio: number;
+    cpuSeconds: { plain: Record<string, number>; operator: Record<string, number> };
+    operatorWritesToConverge: Record<string, number>;
+    perWriteRatio: number;
+  }
+  const results: Round[] = [];
+  let memory: Record<string, number> = {};
+  let idleWrites = Number.NaN;
+  for (const round of roundNumbers) {
+    const plainNs = ns('plain', round);
+    log(`round ${round + 1}/${rounds}: plain client, ${count} Deployments + Services, ${workers} at a time`);
+    const plainCpu0 = cpu();
+    const p0 = performance.now();
+    await pool(names, workers, async (n) => {
+      const ms = model(n, plainNs);
+      const { ownerReferences: _o, ...dMeta } = desiredDeployment(ms, DEFAULT_CONFIG).metadata ?? {};
+      const { ownerReferences: _s, ...sMeta } = desiredService(ms).metadata ?? {};
+      await apps.createNamespacedDeployment({ namespace: plainNs, body: { ...desiredDeployment(ms, DEFAULT_CONFIG), metadata: dMeta } });
+      await core.createNamespacedService({ namespace: plainNs, body: { ...desiredService(ms), metadata: sMeta } });
+    });
+    const plainMs = performance.now() - p0;
+    const plainCpuS = cpuSince(plainCpu0);
+    await collect(plainNs);
+
+    log(`round ${round + 1}/${rounds}: floor, ${count} ModelServings alone (no operator watches them)`);
+    const f0 = performance.now();
+    await createModels(ns('floor', round));
+    const modelsAloneMs = performance.now() - f0;
+    await collect(ns('floor', round));
+
+    const opNs = ns('operator', round);
+    const converge = Promise.all([
+      watchUntil(`/apis/apps/v1/namespaces/${opNs}/deployments`, any),
+      watchUntil(`/api/v1/namespaces/${opNs}/services`, any),
+    ]).then((t) => Math.max(...t));
+    const allReady = watchUntil(`/apis/modelship.dev/v1alpha1/namespaces/${opNs}/modelservings`, isReady);
+    await new Promise((r) => setTimeout(r, 500));
+    log(`round ${round + 1}/${rounds}: operator, ${count} ModelServings`);
+    const writes0 = await writesByKind(url);
+    const opCpu0 = cpu();
+    const o0 = performance.now();
+    await createModels(opNs);
+    const converged = (await converge) - o0;
+    const convergeCpuS = cpuSince(opCpu0);
+    const writes = Object.fromEntries(Object.entries(await writesByKind(url)).map(([k, v]) => [k, v - (writes0[k] ?? 0)]));
+    const memText = await (await fetch(`${url}/metrics`)).text();
+    memory = Object.fromEntries(
+      ['process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'].map(
+        (k) => [k.replace(/_bytes$/, 'Mb'), Math.round(Number(new RegExp(`^${k} (\\S+)`, 'm').exec(memText)?.[1] ?? 0) / 2 ** 20)],
+      ),
+    );
+    const allReadyMs = (await allReady) - o0;
+    for (const w of watches.splice(0)) w.abort();
+    if (round === rounds - 1) {
+      log(`converged; idle for ${idleSeconds} s`);
+      await new Promise((r) => setTimeout(r, 3000));
+      const before = await writesOf(url);
+      await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+      idleWrites = (await writesOf(url)) - before;
+    }
+    results.push({
+      plainClientMs: Math.round(plainMs),
+      modelServingsAloneMs: Math.round(modelsAloneMs),
+      operatorConvergeMs: Math.round(converged),
+      operatorAllReadyMs: Math.round(allReadyMs),
+      ratio: ratio(converged, plainMs),
+      floorRatio: ratio(modelsAloneMs + plainMs, plainMs),
+      cpuSeconds: { plain: plainCpuS, operator: convergeCpuS },
+      operatorWritesToConverge: writes,
+      // The operator's side writes more than the plain client's 2 per model: the ModelServing itself (made by
+      // this bench), its status and an event. Time per write, operator side ÷ plain side:
+      perWriteRatio: ratio(converged / (count + sumOf(writes)), plainMs / (2 * count)),
+    });
+    await collect(opNs);
+  }
+  const med = (f: (r: Round) => number) => median(results.map(f));
   const result = {
     count,
     workers,
-    plainClientMs: Math.round(plainMs),
-    operatorConvergeMs: Math.round(converged),
-    ratio: ratio(converged, plainMs),
+    rounds,
+    ratio: med((r) => r.ratio),
     target: '<= 1.3',
-    operatorAllReadyMs: Math.round(statuses),
-    cpuSeconds: { plain: plainCpuS, operator: convergeCpuS },
-    operatorWritesToConverge: convergeWrites,
-    // The operator's side writes more than the plain client's 2 per model: the ModelServing itself (made by
-    // this bench), its status and an event. Time per write, operator side ÷ plain side:
-    perWriteRatio: ratio(converged / (count + Object.values(convergeWrites).reduce((a, b) => a + b, 0)), plainMs / (2 * count)),
+    floorRatio: med((r) => r.floorRatio),
+    plainClientMs: med((r) => r.plainClientMs),
+    operatorConvergeMs: med((r) => r.operatorConvergeMs),
+    perWriteRatio: med((r) => r.perWriteRatio),
+    perRound: results,
     operatorMemoryAtConvergence: memory,
     idle: { seconds: idleSeconds, writes: idleWrites, target: 0 },
     operatorPeakRssMb: rssMb(operator.pid as number),
@@ -233,14 +298,7 @@ try {
   console.log(JSON.stringify(result, null, 2));
 } finally {
   operator?.kill('SIGTERM');
-  await core.deleteNamespace({ name: plainNs }).catch(() => {});
-  await core.deleteNamespace({ name: opNs }).catch(() => {});
-  // Wait (bounded) for the garbage collection of 4000 objects, so that a next run does not measure it.
-  const gone = (name: string) =>
-    core.readNamespace({ name }).then(
-      () => false,
-      () => true,
-    );
-  for (let i = 0; i < 240 && !((await gone(plainNs)) && (await gone(opNs))); i++) await new Promise((r) => setTimeout(r, 500));
+  // Wait (bounded) for the garbage collection of their objects, so that a next run does not measure it.
+  for (const name of namespaces) await collect(name);
   if (startedHere) await down(info);
 }

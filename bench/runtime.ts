@@ -19,11 +19,10 @@ import { pushBundle } from '../cli/push.ts';
 import { minioClientFor } from '../runtime/bundle/fetch.ts';
 import { down, readEnv, isHealthy, up, type EnvInfo } from '../test/env/env.ts';
 import { freePort } from '../test/env/process.ts';
-import { cpuMs, load, ratio, spawnServer, waitFor } from './lib.ts';
+import { cpuMs, load, median, ratio, spawnServer, waitFor } from './lib.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
 const echoBody = JSON.stringify({ inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['hello'] }] });

@@ -18,6 +18,7 @@ import type { OperatorConfig } from '../config.ts';
 import { TopicAdmin } from '../kafka.ts';
 import { makeWriter, type Writer } from '../kube/apply.ts';
 import { EventRecorder } from '../kube/events.ts';
+import { apiError } from '../kube/errors.ts';
 import { combinedCache, type ResilientInformer, startInformer } from '../kube/informer.ts';
 import { WorkQueue } from '../kube/queue.ts';
 import type { OperatorMetrics } from '../metrics.ts';
@@ -97,7 +98,7 @@ export class ModelServingController {
         metrics.writes.labels('create', 'Event').inc();
         await core
           .createNamespacedEvent({ namespace: body.metadata?.namespace ?? '', body })
-          .catch((err: unknown) => log.debug({ err: (err as Error).message }, 'event not recorded'));
+          .catch((err: unknown) => log.debug({ err: apiError(err).message }, 'event not recorded'));
       },
       { onDrop: () => metrics.eventsDropped.inc() },
     );
@@ -205,7 +206,7 @@ export class ModelServingController {
       } catch (err) {
         const delay = this.queue.addRateLimited(key);
         this.metrics.reconciles.labels('error').inc();
-        this.log.warn({ key, err: (err as Error).message, retryInMs: delay }, 'reconcile failed');
+        this.log.warn({ key, err: apiError(err).message, retryInMs: delay }, 'reconcile failed');
       } finally {
         end();
         this.queue.done(key);

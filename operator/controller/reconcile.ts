@@ -15,6 +15,7 @@ import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import type { OperatorConfig } from '../config.ts';
 import { kafkaErrorMessage, type TopicAdmin } from '../kafka.ts';
 import { type Writer, needsApply, withHash } from '../kube/apply.ts';
+import { apiError, isNamespaceTerminating } from '../kube/errors.ts';
 import { desiredHpa, desiredPdb } from './desired/autoscaling.ts';
 import { desiredDeployment } from './desired/deployment.ts';
 import { MODEL_LABEL } from './desired/labels.ts';
@@ -211,15 +212,15 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
     }
     if (!pdb && observedPdb && ownedBy(observedPdb, ms)) await writer.remove(observedPdb);
   } catch (err) {
-    failure = err;
-    const e = err as { body?: string; message?: string; terminal?: boolean };
-    let message = e.message ?? String(err);
-    try {
-      if (e.body) message = (JSON.parse(e.body) as { message?: string }).message ?? message;
-    } catch {
-      // not JSON
+    // The namespace is being deleted, this ModelServing with it: recreating what the namespace controller
+    // removed first is refused, and neither a retry, a status nor an event would tell anyone anything.
+    if (isNamespaceTerminating(err)) {
+      deps.log.debug({ key }, 'namespace is being deleted; not recreating its objects');
+      return {};
     }
-    applyError = { reason: e.terminal ? 'Conflict' : 'ApplyFailed', message };
+    failure = err;
+    const { message } = apiError(err);
+    applyError = { reason: (err as { terminal?: boolean }).terminal ? 'Conflict' : 'ApplyFailed', message };
     note('Warning', applyError.reason, message);
   }
 

@@ -10,6 +10,7 @@ import {
   type ObjectCache,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { apiError } from './errors.ts';
 
 export interface ResilientInformer<T extends KubernetesObject> {
   cache: ObjectCache<T>;
@@ -63,7 +64,7 @@ export function startInformer<T extends KubernetesObject>(opts: {
   inf.on('error', (err: unknown) => {
     if (stopped) return;
     opts.onError?.(opts.name);
-    opts.log.warn({ informer: opts.name, err: (err as Error)?.message ?? String(err), retryInMs: delay }, 'informer stopped; restarting');
+    opts.log.warn({ informer: opts.name, err: apiError(err).message, retryInMs: delay }, 'informer stopped; restarting');
     clearTimeout(timer);
     timer = setTimeout(start, delay);
     delay = Math.min(30_000, delay * 2);

@@ -4,6 +4,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { apiError } from './errors.ts';
 
 export interface LeaderOptions {
   namespace: string;
@@ -86,7 +87,7 @@ export class LeaderElector {
       try {
         if (await this.tryAcquireOrRenew()) break;
       } catch (err) {
-        this.o.log.debug({ err: (err as Error).message }, 'lease not acquired');
+        this.o.log.debug({ err: apiError(err).message }, 'lease not acquired');
       }
       await sleep(this.o.retryPeriodMs, signal);
     }
@@ -109,7 +110,7 @@ export class LeaderElector {
         }
         this.o.log.error('another process holds the lease');
       } catch (err) {
-        this.o.log.warn({ err: (err as Error).message }, 'lease renewal failed');
+        this.o.log.warn({ err: apiError(err).message }, 'lease renewal failed');
         if (Date.now() - lastRenew < this.o.renewDeadlineMs) continue;
       }
       this.leading = false;
@@ -137,7 +138,7 @@ export class LeaderElector {
         },
       });
     } catch (err) {
-      this.o.log.warn({ err: (err as Error).message }, 'could not release the lease');
+      this.o.log.warn({ err: apiError(err).message }, 'could not release the lease');
     }
   }
 }

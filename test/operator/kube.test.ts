@@ -1,7 +1,8 @@
-import type { KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { needsApply, withHash } from '../../operator/kube/apply.ts';
 import { holds } from '../../operator/kube/compare.ts';
+import { apiError, isNamespaceTerminating } from '../../operator/kube/errors.ts';
 import { WorkQueue } from '../../operator/kube/queue.ts';
 
 describe('WorkQueue', () => {
@@ -70,5 +71,41 @@ describe('holds / needsApply', () => {
       spec: { ports: [{ port: 80, name: 'http' }] },
     } as KubernetesObject);
     expect(needsApply(changed, observed)).toBe(true);
+  });
+});
+
+describe('apiError', () => {
+  const terminating = JSON.stringify({
+    kind: 'Status',
+    apiVersion: 'v1',
+    status: 'Failure',
+    message: 'services "m0" is forbidden: unable to create new content in namespace x because it is being terminated',
+    reason: 'Forbidden',
+    details: { name: 'm0', kind: 'services', causes: [{ reason: 'NamespaceTerminating', message: 'namespace x is being terminated' }] },
+    code: 403,
+  });
+
+  it("reads the Status out of client-node's error, without the headers it repeats", () => {
+    const err = new ApiException(403, 'Unsuccessful HTTP Request', terminating, { 'audit-id': 'a' });
+    expect(err.message).toContain('audit-id');
+    expect(apiError(err)).toEqual({
+      code: 403,
+      message: 'services "m0" is forbidden: unable to create new content in namespace x because it is being terminated',
+      causes: ['NamespaceTerminating'],
+    });
+    expect(isNamespaceTerminating(err)).toBe(true);
+  });
+
+  it('falls back to the error message when the body is no Status', () => {
+    expect(apiError(new ApiException(404, 'Not Found', '404 page not found\n', {}))).toMatchObject({ code: 404, causes: [] });
+    expect(apiError(new Error('connect ECONNREFUSED'))).toEqual({ message: 'connect ECONNREFUSED', causes: [] });
+    expect(apiError('odd')).toEqual({ message: 'odd', causes: [] });
+    expect(apiError(undefined).causes).toEqual([]);
+  });
+
+  it('tells a terminating namespace from other refusals', () => {
+    const forbidden = JSON.stringify({ kind: 'Status', message: 'forbidden: RBAC', reason: 'Forbidden', code: 403 });
+    expect(isNamespaceTerminating(new ApiException(403, 'x', forbidden, {}))).toBe(false);
+    expect(isNamespaceTerminating(new ApiException(409, 'x', terminating, {}))).toBe(false);
   });
 });

@@ -15,12 +15,15 @@ const hpaApi = env.kubeConfig.makeApiClient(AutoscalingV2Api);
 const policy = env.kubeConfig.makeApiClient(PolicyV1Api);
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 let ns: string;
+/** A second watched namespace, deleted by the last test. */
+let doomed: string;
 let controller: ModelServingController;
 let metrics: OperatorMetrics;
 
 const kubectl = (...args: string[]) => env.kubectl(args);
 
 const msApi = env.modelServings(() => ns);
+const doomedApi = env.modelServings(() => doomed);
 
 const cond = (ms: ModelServing, type: string) => ms.status?.conditions?.find((c) => c.type === type);
 const writes = async () => {
@@ -30,13 +33,14 @@ const writes = async () => {
 
 async function startController() {
   metrics = new OperatorMetrics({ processMetrics: false });
-  controller = new ModelServingController(env.kubeConfig, { ...DEFAULT_CONFIG, namespaces: [ns], workers: 2 }, log, metrics);
+  controller = new ModelServingController(env.kubeConfig, { ...DEFAULT_CONFIG, namespaces: [ns, doomed], workers: 2 }, log, metrics);
   await controller.start();
 }
 
 beforeAll(async () => {
   env.installCrd();
   ns = await env.namespace('operator');
+  doomed = await env.namespace('doomed');
   await startController();
 });
 afterAll(async () => {
@@ -166,6 +170,84 @@ describe('ModelServing controller', () => {
     }, 'a Conflict condition');
     expect(cond(ms, 'Ready')?.message).toBe(`Deployment ${ns}/taken exists and is not owned by this ModelServing`);
     expect((await apps.readNamespacedDeployment({ name: 'taken', namespace: ns })).spec?.template.spec?.containers[0]?.image).toBe('x');
+  });
+
+  it('lets a namespace be deleted: no recreating, no retries, no status or events', async () => {
+    await doomedApi.create('held', { bundle, replicas: 1 });
+    await eventually(async () => cond(await doomedApi.get('held'), 'Ready')?.status === 'True', 'Ready=True');
+    // The namespace controller deletes kinds in no set order. A policy denying the ModelServing's deletion
+    // makes the race certain: its Deployment and Service go while it stays, as when they happen to go first.
+    const hold = `hold-${doomed}`;
+    env.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          {
+            apiVersion: 'admissionregistration.k8s.io/v1',
+            kind: 'ValidatingAdmissionPolicy',
+            metadata: { name: hold },
+            spec: {
+              failurePolicy: 'Fail',
+              matchConstraints: {
+                resourceRules: [{ apiGroups: ['modelship.dev'], apiVersions: ['*'], operations: ['DELETE'], resources: ['modelservings'] }],
+              },
+              validations: [{ expression: 'false', message: 'held by the test' }],
+            },
+          },
+          {
+            apiVersion: 'admissionregistration.k8s.io/v1',
+            kind: 'ValidatingAdmissionPolicyBinding',
+            metadata: { name: hold },
+            spec: {
+              policyName: hold,
+              validationActions: ['Deny'],
+              matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': doomed } } },
+            },
+          },
+        ],
+      }),
+    );
+    try {
+      await eventually(async () => {
+        try {
+          env.kubectl(['-n', doomed, 'delete', 'ms', 'held', '--dry-run=server']);
+          return false;
+        } catch (err) {
+          return String((err as Error).message).includes('held by the test');
+        }
+      }, 'the policy in force');
+      const reconcileErrors = async () => (await metrics.reconciles.get()).values.find((v) => v.labels.result === 'error')?.value ?? 0;
+      const errorsBefore = await reconcileErrors();
+      const before = await writes();
+      await core.deleteNamespace({ name: doomed });
+      await eventually(async () => {
+        const [d, s] = await Promise.all([
+          apps.listNamespacedDeployment({ namespace: doomed }),
+          core.listNamespacedService({ namespace: doomed }),
+        ]);
+        return d.items.length === 0 && s.items.length === 0;
+      }, 'the Deployment and Service deleted');
+      // The operator saw its objects go and tried to put them back: refused, the namespace is terminating.
+      await eventually(async () => ((await writes())['apply Deployment'] ?? 0) > (before['apply Deployment'] ?? 0), 'an attempt');
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await reconcileErrors()).toBe(errorsBefore);
+      // Its status may follow the pods going away; it never reports the refusal as a failure.
+      const status = JSON.stringify((await doomedApi.get('held')).status);
+      expect(status).not.toMatch(/ApplyFailed|being terminated/);
+      expect(cond(await doomedApi.get('held'), 'Ready')?.reason).not.toBe('ApplyFailed');
+    } finally {
+      env.kubectl(['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', hold, '--ignore-not-found']);
+    }
+    await eventually(
+      () =>
+        core.readNamespace({ name: doomed }).then(
+          () => false,
+          (err: { code?: number }) => err.code === 404,
+        ),
+      'the namespace gone',
+    );
   });
 
   it('leaves deletion to the garbage collector', async () => {
