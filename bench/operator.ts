@@ -2,7 +2,7 @@
 //   converge   time from the first of N ModelServings created until every one has its Deployment and Service
 //              ÷ time a plain client (same concurrency as the operator's workers) takes to create the same
 //              Deployments and Services directly (target ≤ 1.3)
-//   idle       API writes by the operator during an idle period after convergence (target 0)
+//   idle       API writes by the operator during an idle period once every status has settled (target 0)
 //   rss        the operator process's peak resident memory (target < 200 MB)
 // It also prints where the time goes: CPU seconds of the API server, etcd, the controller manager, this
 // process and the operator in each phase, the operator's writes by kind, and the time per API write.
@@ -74,9 +74,6 @@ async function writesByKind(url: string): Promise<Record<string, number>> {
   for (const m of text.matchAll(/^modelship_operator_writes_total\{verb="([^"]*)",kind="([^"]*)"\} (\d+)/gm))
     out[`${m[1]} ${m[2]}`] = Number(m[3]);
   return out;
-}
-async function writesOf(url: string): Promise<number> {
-  return Object.values(await writesByKind(url)).reduce((a, b) => a + b, 0);
 }
 
 let info = await readEnv();
@@ -194,14 +191,17 @@ try {
     });
   };
   const any = () => true;
-  const isReady = (o: { status?: any }) =>
-    (o.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
+  // Settled: the status says Ready and the rollout complete, i.e. the operator has seen the controller
+  // manager's last word on every Deployment (which trails: it writes at its own client rate limit).
+  const condition = (o: { status?: any }, type: string) =>
+    (o.status?.conditions ?? []).find((c: { type: string }) => c.type === type)?.status as string | undefined;
+  const isSettled = (o: { status?: any }) => condition(o, 'Ready') === 'True' && condition(o, 'Progressing') === 'False';
 
   interface Round {
     plainClientMs: number;
     modelServingsAloneMs: number;
     operatorConvergeMs: number;
-    operatorAllReadyMs: number;
+    operatorSettledMs: number;
     ratio: number;
     floorRatio: number;
     cpuSeconds: { plain: Record<string, number>; operator: Record<string, number> };
@@ -210,7 +210,7 @@ try {
   }
   const results: Round[] = [];
   let memory: Record<string, number> = {};
-  let idleWrites = Number.NaN;
+  let idleWrites: Record<string, number> = {};
   for (const round of roundNumbers) {
     const plainNs = ns('plain', round);
     log(`round ${round + 1}/${rounds}: plain client, ${count} Deployments + Services, ${workers} at a time`);
@@ -238,7 +238,7 @@ try {
       watchUntil(`/apis/apps/v1/namespaces/${opNs}/deployments`, any),
       watchUntil(`/api/v1/namespaces/${opNs}/services`, any),
     ]).then((t) => Math.max(...t));
-    const allReady = watchUntil(`/apis/modelship.dev/v1alpha1/namespaces/${opNs}/modelservings`, isReady);
+    const settled = watchUntil(`/apis/modelship.dev/v1alpha1/namespaces/${opNs}/modelservings`, isSettled);
     await new Promise((r) => setTimeout(r, 500));
     log(`round ${round + 1}/${rounds}: operator, ${count} ModelServings`);
     const writes0 = await writesByKind(url);
@@ -254,20 +254,24 @@ try {
         (k) => [k.replace(/_bytes$/, 'Mb'), Math.round(Number(new RegExp(`^${k} (\\S+)`, 'm').exec(memText)?.[1] ?? 0) / 2 ** 20)],
       ),
     );
-    const allReadyMs = (await allReady) - o0;
+    const settledMs = (await settled) - o0;
     for (const w of watches.splice(0)) w.abort();
     if (round === rounds - 1) {
-      log(`converged; idle for ${idleSeconds} s`);
+      log(`settled; idle for ${idleSeconds} s`);
       await new Promise((r) => setTimeout(r, 3000));
-      const before = await writesOf(url);
+      const before = await writesByKind(url);
       await new Promise((r) => setTimeout(r, idleSeconds * 1000));
-      idleWrites = (await writesOf(url)) - before;
+      idleWrites = Object.fromEntries(
+        Object.entries(await writesByKind(url))
+          .map(([k, v]) => [k, v - (before[k] ?? 0)] as const)
+          .filter(([, v]) => v > 0),
+      );
     }
     results.push({
       plainClientMs: Math.round(plainMs),
       modelServingsAloneMs: Math.round(modelsAloneMs),
       operatorConvergeMs: Math.round(converged),
-      operatorAllReadyMs: Math.round(allReadyMs),
+      operatorSettledMs: Math.round(settledMs),
       ratio: ratio(converged, plainMs),
       floorRatio: ratio(modelsAloneMs + plainMs, plainMs),
       cpuSeconds: { plain: plainCpuS, operator: convergeCpuS },
@@ -291,7 +295,7 @@ try {
     perWriteRatio: med((r) => r.perWriteRatio),
     perRound: results,
     operatorMemoryAtConvergence: memory,
-    idle: { seconds: idleSeconds, writes: idleWrites, target: 0 },
+    idle: { seconds: idleSeconds, writes: sumOf(idleWrites), byKind: idleWrites, target: 0 },
     operatorPeakRssMb: rssMb(operator.pid as number),
     rssTarget: '< 200',
   };

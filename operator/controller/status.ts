@@ -44,9 +44,14 @@ const WAITING_FAILURES = new Set([
  * which the kubelet reports in the container's terminated state.
  */
 export function podFailure(pod: V1Pod): PodFailure | undefined {
+  const name = pod.metadata?.name ?? '';
+  // Not placed on any node: the scheduler says why (resources, taints, affinity).
+  const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+  if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
+    return { pod: name, reason: 'Unschedulable', message: scheduled.message || 'no node can run the pod' };
+  }
   const cs = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER_NAME);
   if (!cs) return undefined;
-  const name = pod.metadata?.name ?? '';
   const terminated = cs.state?.terminated ?? (cs.state?.waiting?.reason === 'CrashLoopBackOff' ? cs.lastState?.terminated : undefined);
   if (terminated && terminated.exitCode !== 0) {
     const text = (terminated.message ?? '').trim();
@@ -58,6 +63,19 @@ export function podFailure(pod: V1Pod): PodFailure | undefined {
   if (waiting?.reason && WAITING_FAILURES.has(waiting.reason)) {
     return { pod: name, reason: waiting.reason, message: waiting.message ?? waiting.reason };
   }
+  return undefined;
+}
+
+/**
+ * Why the Deployment cannot go on, if it cannot: pods it may not create (a ResourceQuota, an admission
+ * policy: condition ReplicaFailure) or a rollout past its progress deadline.
+ */
+export function deploymentFailure(deployment: V1Deployment | undefined): { reason: string; message: string } | undefined {
+  const conditions = deployment?.status?.conditions ?? [];
+  const refused = conditions.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+  if (refused) return { reason: refused.reason || 'FailedCreate', message: refused.message || 'the Deployment cannot create its pods' };
+  const stalled = conditions.find((c) => c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded');
+  if (stalled) return { reason: 'ProgressDeadlineExceeded', message: stalled.message || 'the rollout made no progress in time' };
   return undefined;
 }
 
@@ -99,7 +117,10 @@ export function computeStatus(o: Observed): ModelServingStatus {
     .filter((p) => p.metadata?.labels?.[MODEL_LABEL] === ms.metadata.name && !p.metadata?.deletionTimestamp)
     .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
   const current = pods.filter((p) => p.metadata?.annotations?.[BUNDLE_HASH_ANNOTATION] === hash);
-  const failure = current.map(podFailure).find((f) => f !== undefined);
+  const podFailed = current.map(podFailure).find((f) => f !== undefined);
+  const deploymentFailed = deploymentFailure(deployment);
+  // A pod's own failure says most (its runtime's error code); else the Deployment's.
+  const failure = podFailed ? { reason: podFailed.reason, message: `${podFailed.message} (pod ${podFailed.pod})` } : deploymentFailed;
   const desired = desiredReplicas(ms, deployment);
   const ds = deployment?.status;
   const readyReplicas = ds?.readyReplicas ?? 0;
@@ -121,7 +142,7 @@ export function computeStatus(o: Observed): ModelServingStatus {
   } else if (readyReplicas >= desired && currentReady > 0) {
     conditions.push(condition(prev, 'Ready', 'True', 'Available', `${readyReplicas}/${desired} replicas ready`, now, gen));
   } else if (failure) {
-    conditions.push(condition(prev, 'Ready', 'False', failure.reason, `${failure.message} (pod ${failure.pod})`, now, gen));
+    conditions.push(condition(prev, 'Ready', 'False', failure.reason, failure.message, now, gen));
   } else {
     conditions.push(
       condition(
@@ -138,8 +159,8 @@ export function computeStatus(o: Observed): ModelServingStatus {
   // BundleReady: at least one pod loaded the current bundle.
   if (currentReady > 0) {
     conditions.push(condition(prev, 'BundleReady', 'True', 'Loaded', `${ms.spec.bundle.uri} is loaded`, now, gen));
-  } else if (failure) {
-    conditions.push(condition(prev, 'BundleReady', 'False', failure.reason, failure.message, now, gen));
+  } else if (podFailed && podFailed.reason !== 'Unschedulable') {
+    conditions.push(condition(prev, 'BundleReady', 'False', podFailed.reason, podFailed.message, now, gen));
   } else {
     conditions.push(condition(prev, 'BundleReady', 'Unknown', 'Loading', `waiting for a pod to load ${ms.spec.bundle.uri}`, now, gen));
   }
@@ -147,12 +168,14 @@ export function computeStatus(o: Observed): ModelServingStatus {
   conditions.push(
     rolledOut
       ? condition(prev, 'Progressing', 'False', 'RolloutComplete', 'all replicas run the current spec', now, gen)
-      : condition(prev, 'Progressing', 'True', 'RollingOut', `${ds?.updatedReplicas ?? 0}/${desired} replicas updated`, now, gen),
+      : deploymentFailed?.reason === 'ProgressDeadlineExceeded'
+        ? condition(prev, 'Progressing', 'False', deploymentFailed.reason, deploymentFailed.message, now, gen)
+        : condition(prev, 'Progressing', 'True', 'RollingOut', `${ds?.updatedReplicas ?? 0}/${desired} replicas updated`, now, gen),
   );
   // Degraded: something is failing, whether or not the model still serves.
   conditions.push(
     failure
-      ? condition(prev, 'Degraded', 'True', failure.reason, `${failure.message} (pod ${failure.pod})`, now, gen)
+      ? condition(prev, 'Degraded', 'True', failure.reason, failure.message, now, gen)
       : condition(prev, 'Degraded', 'False', 'AsExpected', 'no failing pods', now, gen),
   );
   // LoggingReady: only when inference logging is on. It never makes the model not Ready.

@@ -17,6 +17,8 @@ const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 let ns: string;
 /** A second watched namespace, deleted by the last test. */
 let doomed: string;
+/** A third, with a ResourceQuota. */
+let limited: string;
 let controller: ModelServingController;
 let metrics: OperatorMetrics;
 
@@ -24,6 +26,7 @@ const kubectl = (...args: string[]) => env.kubectl(args);
 
 const msApi = env.modelServings(() => ns);
 const doomedApi = env.modelServings(() => doomed);
+const limitedApi = env.modelServings(() => limited);
 
 const cond = (ms: ModelServing, type: string) => ms.status?.conditions?.find((c) => c.type === type);
 const writes = async () => {
@@ -33,7 +36,12 @@ const writes = async () => {
 
 async function startController() {
   metrics = new OperatorMetrics({ processMetrics: false });
-  controller = new ModelServingController(env.kubeConfig, { ...DEFAULT_CONFIG, namespaces: [ns, doomed], workers: 2 }, log, metrics);
+  controller = new ModelServingController(
+    env.kubeConfig,
+    { ...DEFAULT_CONFIG, namespaces: [ns, doomed, limited], workers: 2 },
+    log,
+    metrics,
+  );
   await controller.start();
 }
 
@@ -41,6 +49,7 @@ beforeAll(async () => {
   env.installCrd();
   ns = await env.namespace('operator');
   doomed = await env.namespace('doomed');
+  limited = await env.namespace('limited');
   await startController();
 });
 afterAll(async () => {
@@ -170,6 +179,33 @@ describe('ModelServing controller', () => {
     }, 'a Conflict condition');
     expect(cond(ms, 'Ready')?.message).toBe(`Deployment ${ns}/taken exists and is not owned by this ModelServing`);
     expect((await apps.readNamespacedDeployment({ name: 'taken', namespace: ns })).spec?.template.spec?.containers[0]?.image).toBe('x');
+  });
+
+  it('says why pods are missing: refused by a ResourceQuota, or no node can take them', async () => {
+    await core.createNamespacedResourceQuota({ namespace: limited, body: { metadata: { name: 'pods' }, spec: { hard: { pods: '1' } } } });
+    await eventually(
+      async () => (await core.readNamespacedResourceQuota({ name: 'pods', namespace: limited })).status?.hard?.pods === '1',
+      'the quota counted',
+    );
+    await limitedApi.create('capped', { bundle, replicas: 2 });
+    const capped = await eventually(async () => {
+      const ms = await limitedApi.get('capped');
+      return cond(ms, 'Ready')?.reason === 'FailedCreate' ? ms : undefined;
+    }, 'Ready=False FailedCreate');
+    expect(cond(capped, 'Ready')?.status).toBe('False');
+    expect(cond(capped, 'Ready')?.message).toMatch(/exceeded quota: pods/);
+    expect(cond(capped, 'Degraded')).toMatchObject({ status: 'True', reason: 'FailedCreate' });
+    await core.deleteNamespacedResourceQuota({ name: 'pods', namespace: limited });
+    await eventually(async () => cond(await limitedApi.get('capped'), 'Ready')?.status === 'True', 'Ready once the quota is gone', 90_000);
+
+    await limitedApi.create('huge', { bundle, replicas: 1, resources: { requests: { cpu: '500' } } });
+    const huge = await eventually(async () => {
+      const ms = await limitedApi.get('huge');
+      return cond(ms, 'Ready')?.reason === 'Unschedulable' ? ms : undefined;
+    }, 'Ready=False Unschedulable');
+    expect(cond(huge, 'Ready')?.message).toMatch(/Insufficient cpu.*\(pod huge-/);
+    expect(cond(huge, 'Degraded')).toMatchObject({ status: 'True', reason: 'Unschedulable' });
+    expect(kubectl('-n', limited, 'get', 'ms', 'huge')).toMatch(/huge\s+False/);
   });
 
   it('lets a namespace be deleted: no recreating, no retries, no status or events', async () => {

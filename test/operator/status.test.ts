@@ -141,6 +141,76 @@ describe('computeStatus', () => {
     expect(cond(changed, 'Progressing')?.lastTransitionTime).toBe(T0);
   });
 
+  it('says why pods are not scheduled', () => {
+    const pending: V1Pod = {
+      metadata: { name: 'a', labels: { 'modelship.dev/model': 'iris' }, annotations: { 'modelship.dev/bundle-hash': hash } },
+      status: {
+        phase: 'Pending',
+        conditions: [
+          { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 3 Insufficient cpu.' },
+        ],
+      },
+    };
+    const s = computeStatus({ ms: base, deployment: deployment({ replicas: 2, updatedReplicas: 2 }), pods: [pending], now: T0 });
+    expect(cond(s, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'Unschedulable',
+      message: '0/3 nodes are available: 3 Insufficient cpu. (pod a)',
+    });
+    expect(cond(s, 'Degraded')).toMatchObject({ status: 'True', reason: 'Unschedulable' });
+    // Nothing is known of the bundle until a pod runs it.
+    expect(cond(s, 'BundleReady')).toMatchObject({ status: 'Unknown', reason: 'Loading' });
+  });
+
+  it('says why the Deployment cannot create pods, whether or not the model still serves', () => {
+    const quota = 'pods "iris-7d-x" is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2';
+    const refused = (s: Partial<NonNullable<V1Deployment['status']>>) =>
+      deployment({ ...s, conditions: [{ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: quota }] });
+    const none = computeStatus({ ms: base, deployment: refused({ replicas: 0 }), pods: [], now: T0 });
+    expect(cond(none, 'Ready')).toMatchObject({ status: 'False', reason: 'FailedCreate', message: quota });
+    expect(cond(none, 'Degraded')).toMatchObject({ status: 'True', reason: 'FailedCreate', message: quota });
+    // Two pods serve; a third (a rollout's surge, a scale-up) is refused: Ready, and Degraded says why.
+    const serving = computeStatus({
+      ms: base,
+      deployment: refused({ replicas: 2, readyReplicas: 2, updatedReplicas: 2 }),
+      pods: [pod('a', { ready: true }), pod('b', { ready: true })],
+      now: T0,
+    });
+    expect(cond(serving, 'Ready')).toMatchObject({ status: 'True', reason: 'Available' });
+    expect(cond(serving, 'Degraded')).toMatchObject({ status: 'True', reason: 'FailedCreate' });
+  });
+
+  it('ends Progressing when the rollout is past its deadline; a pod error still names the cause', () => {
+    const stalled = deployment({
+      replicas: 2,
+      updatedReplicas: 1,
+      conditions: [
+        {
+          type: 'Progressing',
+          status: 'False',
+          reason: 'ProgressDeadlineExceeded',
+          message: 'ReplicaSet "iris-7d" has timed out progressing.',
+        },
+      ],
+    });
+    const s = computeStatus({ ms: base, deployment: stalled, pods: [], now: T0 });
+    expect(cond(s, 'Progressing')).toMatchObject({
+      status: 'False',
+      reason: 'ProgressDeadlineExceeded',
+      message: 'ReplicaSet "iris-7d" has timed out progressing.',
+    });
+    expect(cond(s, 'Degraded')).toMatchObject({ status: 'True', reason: 'ProgressDeadlineExceeded' });
+    const crashing = computeStatus({
+      ms: base,
+      deployment: stalled,
+      pods: [pod('a', { crash: true, terminated: { exitCode: 1, message: 'MS_ERR_PLUGIN_INIT_FAILED: boom' } })],
+      now: T0,
+    });
+    expect(cond(crashing, 'Ready')).toMatchObject({ reason: 'MS_ERR_PLUGIN_INIT_FAILED', message: 'boom (pod a)' });
+    expect(cond(crashing, 'Degraded')).toMatchObject({ reason: 'MS_ERR_PLUGIN_INIT_FAILED' });
+    expect(cond(crashing, 'Progressing')).toMatchObject({ reason: 'ProgressDeadlineExceeded' });
+  });
+
   it('says when the Deployment is not there yet, or could not be applied', () => {
     expect(cond(computeStatus({ ms: base, deployment: undefined, pods: [], now: T0 }), 'Ready')).toMatchObject({ reason: 'Creating' });
     const err = computeStatus({
