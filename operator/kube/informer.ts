@@ -1,6 +1,6 @@
 // An informer that does not die silently: client-node's ListWatch stops on a watch error, so this wrapper
 // restarts it with exponential backoff (1 s doubling to 30 s) and reports each error. `synced` resolves
-// after the first successful list.
+// after the first successful list, never before (so /readyz stays false while the API server refuses us).
 import {
   type KubeConfig,
   type KubernetesObject,
@@ -28,7 +28,18 @@ export function startInformer<T extends KubernetesObject>(opts: {
   log: Logger;
   onError?: (name: string) => void;
 }): ResilientInformer<T> {
-  const inf: Informer<T> & ObjectCache<T> = makeInformer(opts.kubeConfig, opts.path, opts.list, opts.labelSelector);
+  // client-node's start() resolves even when its list failed (it reports the failure through 'error'):
+  // only a list that succeeded makes the cache synced.
+  let listFailed = false;
+  const list = (async () => {
+    try {
+      return await opts.list();
+    } catch (err) {
+      listFailed = true;
+      throw err;
+    }
+  }) as ListPromise<T>;
+  const inf: Informer<T> & ObjectCache<T> = makeInformer(opts.kubeConfig, opts.path, list, opts.labelSelector);
   const handlers: ((obj: T) => void)[] = [];
   const emit = (obj: T) => {
     for (const h of handlers) h(obj);
@@ -50,25 +61,23 @@ export function startInformer<T extends KubernetesObject>(opts: {
   const synced = new Promise<void>((r) => {
     markSynced = r;
   });
-  const start = () => {
-    inf.start().then(
-      () => {
-        delay = 1000;
-        markSynced();
-      },
-      () => {
-        // The 'error' handler below schedules the restart.
-      },
-    );
-  };
-  inf.on('error', (err: unknown) => {
+  const restart = (err: unknown) => {
     if (stopped) return;
     opts.onError?.(opts.name);
     opts.log.warn({ informer: opts.name, err: apiError(err).message, retryInMs: delay }, 'informer stopped; restarting');
     clearTimeout(timer);
     timer = setTimeout(start, delay);
     delay = Math.min(30_000, delay * 2);
-  });
+  };
+  function start() {
+    listFailed = false;
+    inf.start().then(() => {
+      if (listFailed) return; // reported through 'error', which scheduled the next try
+      delay = 1000;
+      markSynced();
+    }, restart);
+  }
+  inf.on('error', restart);
   start();
   return {
     cache: inf,
