@@ -95,7 +95,9 @@ describe('inference logging (operator, real Kafka)', () => {
     await api.create('existing', { bundle, replicas: 1, inferenceLogging: { topic } });
     const m = await eventually(async () => {
       const o = await api.get('existing');
-      return cond(o, 'LoggingReady')?.reason === 'TopicNotFound' && cond(o, 'Ready')?.status === 'True' ? o : undefined;
+      if (cond(o, 'LoggingReady')?.reason === 'TopicNotFound' && cond(o, 'Ready')?.status === 'True') return o;
+      // Not yet: what it says instead is the timeout's message.
+      throw new Error(JSON.stringify(o.status?.conditions?.map((c) => [c.type, c.status, c.reason, c.message])));
     }, 'LoggingReady=False TopicNotFound with Ready=True');
     expect(cond(m, 'LoggingReady')?.status).toBe('False');
     expect(cond(m, 'LoggingReady')?.message).toContain(`Kafka topic ${topic} does not exist`);
