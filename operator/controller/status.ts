@@ -71,12 +71,17 @@ export function podFailure(pod: V1Pod): PodFailure | undefined {
  * policy: condition ReplicaFailure) or a rollout past its progress deadline.
  */
 export function deploymentFailure(deployment: V1Deployment | undefined): { reason: string; message: string } | undefined {
-  const conditions = deployment?.status?.conditions ?? [];
-  const refused = conditions.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+  const refused = deployment?.status?.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
   if (refused) return { reason: refused.reason || 'FailedCreate', message: refused.message || 'the Deployment cannot create its pods' };
-  const stalled = conditions.find((c) => c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded');
-  if (stalled) return { reason: 'ProgressDeadlineExceeded', message: stalled.message || 'the rollout made no progress in time' };
-  return undefined;
+  return stalledRollout(deployment);
+}
+
+/** The Deployment's rollout is past its progress deadline (its own Progressing condition says so). */
+function stalledRollout(deployment: V1Deployment | undefined): { reason: string; message: string } | undefined {
+  const stalled = deployment?.status?.conditions?.find(
+    (c) => c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded',
+  );
+  return stalled ? { reason: 'ProgressDeadlineExceeded', message: stalled.message || 'the rollout made no progress in time' } : undefined;
 }
 
 function isReady(pod: V1Pod): boolean {
@@ -165,11 +170,12 @@ export function computeStatus(o: Observed): ModelServingStatus {
     conditions.push(condition(prev, 'BundleReady', 'Unknown', 'Loading', `waiting for a pod to load ${ms.spec.bundle.uri}`, now, gen));
   }
   // Progressing: a rollout is under way.
+  const stalled = stalledRollout(deployment);
   conditions.push(
     rolledOut
       ? condition(prev, 'Progressing', 'False', 'RolloutComplete', 'all replicas run the current spec', now, gen)
-      : deploymentFailed?.reason === 'ProgressDeadlineExceeded'
-        ? condition(prev, 'Progressing', 'False', deploymentFailed.reason, deploymentFailed.message, now, gen)
+      : stalled
+        ? condition(prev, 'Progressing', 'False', stalled.reason, stalled.message, now, gen)
         : condition(prev, 'Progressing', 'True', 'RollingOut', `${ds?.updatedReplicas ?? 0}/${desired} replicas updated`, now, gen),
   );
   // Degraded: something is failing, whether or not the model still serves.

@@ -209,6 +209,21 @@ describe('computeStatus', () => {
     expect(cond(crashing, 'Ready')).toMatchObject({ reason: 'MS_ERR_PLUGIN_INIT_FAILED', message: 'boom (pod a)' });
     expect(cond(crashing, 'Degraded')).toMatchObject({ reason: 'MS_ERR_PLUGIN_INIT_FAILED' });
     expect(cond(crashing, 'Progressing')).toMatchObject({ reason: 'ProgressDeadlineExceeded' });
+    // Refused pods and a passed deadline at once: Ready names the refusal, Progressing the deadline.
+    const both = computeStatus({
+      ms: base,
+      deployment: deployment({
+        replicas: 0,
+        conditions: [
+          { type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: 'exceeded quota' },
+          { type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'timed out' },
+        ],
+      }),
+      pods: [],
+      now: T0,
+    });
+    expect(cond(both, 'Ready')).toMatchObject({ reason: 'FailedCreate', message: 'exceeded quota' });
+    expect(cond(both, 'Progressing')).toMatchObject({ status: 'False', reason: 'ProgressDeadlineExceeded' });
   });
 
   it('says when the Deployment is not there yet, or could not be applied', () => {
