@@ -25,8 +25,12 @@ export function apiError(err: unknown): ApiError {
   } else if (e.body && typeof e.body === 'object') {
     status = e.body as typeof status;
   }
-  const message =
-    typeof status?.message === 'string' && status.message ? status.message : typeof e.message === 'string' ? e.message : String(err);
+  const raw = typeof e.message === 'string' ? e.message : String(err);
+  // client-node's own text: "[what it was doing: ]HTTP-Code: 404\nMessage: …\nBody: …\nHeaders: {…}".
+  const dump = /^([\s\S]*?)HTTP-Code: \d+\nMessage: ([^\n]*)\nBody: /.exec(raw);
+  const statusMessage = typeof status?.message === 'string' && status.message ? status.message : undefined;
+  const bodyText = typeof e.body === 'string' && e.body.trim() ? e.body.trim() : undefined;
+  const message = dump ? `${dump[1]}${statusMessage ?? bodyText ?? dump[2]}` : (statusMessage ?? raw);
   const causes = (status?.details?.causes ?? []).map((c) => c?.reason).filter((r): r is string => typeof r === 'string');
   return { ...(code === undefined ? {} : { code }), message, causes };
 }

@@ -96,8 +96,21 @@ describe('apiError', () => {
     expect(isNamespaceTerminating(err)).toBe(true);
   });
 
-  it('falls back to the error message when the body is no Status', () => {
-    expect(apiError(new ApiException(404, 'Not Found', '404 page not found\n', {}))).toMatchObject({ code: 404, causes: [] });
+  it('falls back to the body or the error message when the body is no Status, keeping what client-node was doing', () => {
+    expect(apiError(new ApiException(404, 'Not Found', '404 page not found\n', {}))).toEqual({
+      code: 404,
+      message: '404 page not found',
+      causes: [],
+    });
+    // KubernetesObjectApi prefixes the exception's message with what it was doing.
+    const discovery = new ApiException(404, 'Unsuccessful HTTP Request', '404 page not found\n', { 'audit-id': 'a' });
+    discovery.message = `Failed to fetch resource metadata for modelship.dev/v1alpha1/ModelServing: ${discovery.message}`;
+    expect(apiError(discovery).message).toBe(
+      'Failed to fetch resource metadata for modelship.dev/v1alpha1/ModelServing: 404 page not found',
+    );
+    const refused = new ApiException(403, 'Forbidden', JSON.stringify({ kind: 'Status', message: 'forbidden: RBAC' }), {});
+    refused.message = `Failed to fetch resource metadata for v1/Pod: ${refused.message}`;
+    expect(apiError(refused).message).toBe('Failed to fetch resource metadata for v1/Pod: forbidden: RBAC');
     expect(apiError(new Error('connect ECONNREFUSED'))).toEqual({ message: 'connect ECONNREFUSED', causes: [] });
     expect(apiError('odd')).toEqual({ message: 'odd', causes: [] });
     expect(apiError(undefined).causes).toEqual([]);
