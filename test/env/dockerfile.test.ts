@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -55,10 +55,14 @@ describe('parseDockerfile', () => {
 
   it('refuses an instruction it does not follow, and a COPY of what .dockerignore excludes', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ms-dockerfile-'));
-    await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nHEALTHCHECK CMD true\n');
-    await expect(assemble(dir, 'Dockerfile', join(dir, 'out'))).rejects.toThrow(/HEALTHCHECK is not understood/);
-    await writeFile(join(dir, '.dockerignore'), 'test\n');
-    await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nWORKDIR /app\nCOPY test/x ./x\n');
-    await expect(assemble(dir, 'Dockerfile', join(dir, 'out'))).rejects.toThrow(/excluded by .dockerignore/);
+    try {
+      await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nHEALTHCHECK CMD true\n');
+      await expect(assemble(dir, 'Dockerfile', join(dir, 'out'))).rejects.toThrow(/HEALTHCHECK is not understood/);
+      await writeFile(join(dir, '.dockerignore'), 'test\n');
+      await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nWORKDIR /app\nCOPY test/x ./x\n');
+      await expect(assemble(dir, 'Dockerfile', join(dir, 'out'))).rejects.toThrow(/excluded by .dockerignore/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
