@@ -78,6 +78,8 @@ export function deploymentFailure(deployment: V1Deployment | undefined): { reaso
 
 /** The Deployment's rollout is past its progress deadline (its own Progressing condition says so). */
 function stalledRollout(deployment: V1Deployment | undefined): { reason: string; message: string } | undefined {
+  // Only about the current spec: right after a change the old verdict stands until the controller looks again.
+  if ((deployment?.status?.observedGeneration ?? 0) < (deployment?.metadata?.generation ?? 0)) return undefined;
   const stalled = deployment?.status?.conditions?.find(
     (c) => c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded',
   );
@@ -122,7 +124,9 @@ export function computeStatus(o: Observed): ModelServingStatus {
     .filter((p) => p.metadata?.labels?.[MODEL_LABEL] === ms.metadata.name && !p.metadata?.deletionTimestamp)
     .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
   const current = pods.filter((p) => p.metadata?.annotations?.[BUNDLE_HASH_ANNOTATION] === hash);
-  const podFailed = current.map(podFailure).find((f) => f !== undefined);
+  const podFailures = current.map(podFailure).filter((f) => f !== undefined);
+  // A runtime's error (its code, from the termination log) says more than a pod waiting for a node.
+  const podFailed = podFailures.find((f) => f.reason !== 'Unschedulable') ?? podFailures[0];
   const deploymentFailed = deploymentFailure(deployment);
   // A pod's own failure says most (its runtime's error code); else the Deployment's.
   const failure = podFailed ? { reason: podFailed.reason, message: `${podFailed.message} (pod ${podFailed.pod})` } : deploymentFailed;

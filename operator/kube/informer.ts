@@ -28,18 +28,7 @@ export function startInformer<T extends KubernetesObject>(opts: {
   log: Logger;
   onError?: (name: string) => void;
 }): ResilientInformer<T> {
-  // client-node's start() resolves even when its list failed (it reports the failure through 'error'):
-  // only a list that succeeded makes the cache synced.
-  let listFailed = false;
-  const list = (async () => {
-    try {
-      return await opts.list();
-    } catch (err) {
-      listFailed = true;
-      throw err;
-    }
-  }) as ListPromise<T>;
-  const inf: Informer<T> & ObjectCache<T> = makeInformer(opts.kubeConfig, opts.path, list, opts.labelSelector);
+  const inf: Informer<T> & ObjectCache<T> = makeInformer(opts.kubeConfig, opts.path, opts.list, opts.labelSelector);
   const handlers: ((obj: T) => void)[] = [];
   const emit = (obj: T) => {
     for (const h of handlers) h(obj);
@@ -61,7 +50,11 @@ export function startInformer<T extends KubernetesObject>(opts: {
   const synced = new Promise<void>((r) => {
     markSynced = r;
   });
+  // client-node's start() resolves even when its list or its watch failed (it reports that through 'error'):
+  // only an attempt that reported nothing makes the cache synced and resets the backoff.
+  let attemptFailed = false;
   const restart = (err: unknown) => {
+    attemptFailed = true;
     if (stopped) return;
     opts.onError?.(opts.name);
     opts.log.warn({ informer: opts.name, err: apiError(err).message, retryInMs: delay }, 'informer stopped; restarting');
@@ -70,9 +63,9 @@ export function startInformer<T extends KubernetesObject>(opts: {
     delay = Math.min(30_000, delay * 2);
   };
   function start() {
-    listFailed = false;
+    attemptFailed = false;
     inf.start().then(() => {
-      if (listFailed) return; // reported through 'error', which scheduled the next try
+      if (attemptFailed) return; // reported through 'error', which scheduled the next try
       delay = 1000;
       markSynced();
     }, restart);

@@ -1,5 +1,5 @@
 // The two images, as far as this machine can build them (no container runtime): each Dockerfile is followed
-// into a directory (test/env/dockerfile.ts) — its `npm ci`, its COPYs, its compile-cache RUN — and started
+// into a directory (test/env/dockerfile.ts) — its `npm install`, its COPYs, its compile-cache RUN — and started
 // with its ENTRYPOINT and ENV as its USER (65532), who can write nothing there. The operator then reconciles a
 // ModelServing on the real API server; the runtime loads a bundle from the real MinIO and predicts. A file the
 // image forgets, a dependency kept out by --omit=dev, or a write outside the mounted volume fails here.

@@ -33,6 +33,8 @@ describe('parseDockerfile', () => {
       },
     ]);
     expect(parseEnv('A=1 B="two words" C=/x/y')).toEqual({ A: '1', B: 'two words', C: '/x/y' });
+    expect(() => parseEnv('A 1')).toThrow(/only the K=V form/);
+    expect(() => parseEnv('PATH=/x:$PATH')).toThrow(/variable references/);
   });
 
   it('reads both images: a dependency stage, then a non-root final stage with an entry point', async () => {
@@ -51,6 +53,7 @@ describe('parseDockerfile', () => {
     expect(inWorkdir('/app/.compile-cache', '/app', '/tmp/x')).toBe('/tmp/x/.compile-cache');
     expect(inWorkdir('/app', '/app', '/tmp/x')).toBe('/tmp/x');
     expect(inWorkdir('/application /srv/app', '/app', '/tmp/x')).toBe('/application /srv/app');
+    expect(inWorkdir('NODE_PATH=/app:/x; cd /app&&echo >/app/f', '/app/', '/tmp/x')).toBe('NODE_PATH=/tmp/x:/x; cd /tmp/x&&echo >/tmp/x/f');
   });
 
   it('refuses an instruction it does not follow, and a COPY of what .dockerignore excludes', async () => {

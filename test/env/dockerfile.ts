@@ -49,8 +49,10 @@ export function parseDockerfile(text: string): Stage[] {
   return stages;
 }
 
-/** `K=V K2="V 2"` → pairs. Pure. */
+/** `K=V K2="V 2"` → pairs. Pure. The legacy `ENV K V` form and `$VAR` references are refused, not guessed. */
 export function parseEnv(args: string): Record<string, string> {
+  if (!/^\w+=/.test(args)) throw new Error(`ENV ${args}: only the K=V form is understood`);
+  if (args.includes('$')) throw new Error(`ENV ${args}: variable references are not understood`);
   const out: Record<string, string> = {};
   for (const m of args.matchAll(/(\w+)=("([^"]*)"|\S*)/g)) out[m[1] as string] = m[3] ?? (m[2] as string);
   return out;
@@ -61,8 +63,8 @@ export function parseEnv(args: string): Record<string, string> {
  * `./runtime/app.ts` or `/application`) replaced by the directory `dir` standing in for it. Pure.
  */
 export function inWorkdir(value: string, workdir: string, dir: string): string {
-  const escaped = workdir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return value.replace(new RegExp(`(^|[\\s"'=:(])${escaped}(?=$|[/\\s"')])`, 'g'), (_, before: string) => before + dir);
+  const escaped = workdir.replace(/\/+$/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return value.replace(new RegExp(`(^|[\\s"'=:(>;&|,\`\\[])${escaped}(?=$|[/\\s"':;&|,>)\\]])`, 'g'), (_, before: string) => before + dir);
 }
 
 export interface Assembled {

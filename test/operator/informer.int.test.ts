@@ -8,7 +8,7 @@ import { eventually } from '../env/wait.ts';
 
 const env = useTestEnv();
 
-it('is not synced while the API server refuses its list (no RBAC yet), and syncs once allowed', async () => {
+it('is not synced while the API server refuses its list or its watch, and syncs once both are allowed', async () => {
   const ns = await env.namespace('informer');
   const core = env.kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'c1' }, data: { a: '1' } } });
@@ -42,9 +42,10 @@ it('is not synced while the API server refuses its list (no RBAC yet), and syncs
     expect(informer.cache.list()).toEqual([]);
 
     const rbac = env.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+    // List allowed, watch not: the list succeeds, the watch is refused — still not synced.
     await rbac.createNamespacedRole({
       namespace: ns,
-      body: { metadata: { name: 'read' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['list', 'watch'] }] },
+      body: { metadata: { name: 'read' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['list'] }] },
     });
     await rbac.createNamespacedRoleBinding({
       namespace: ns,
@@ -53,6 +54,14 @@ it('is not synced while the API server refuses its list (no RBAC yet), and syncs
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'read' },
         subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'system:anonymous' }],
       },
+    });
+    const listable = refusals;
+    await eventually(async () => refusals > listable + 1, 'refused watches', 45_000);
+    expect(synced).toBe(false);
+    await rbac.replaceNamespacedRole({
+      name: 'read',
+      namespace: ns,
+      body: { metadata: { name: 'read' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['list', 'watch'] }] },
     });
     await eventually(async () => synced, 'synced once allowed', 45_000);
     expect(informer.cache.list().map((c) => c.metadata?.name)).toContain('c1');

@@ -160,6 +160,15 @@ describe('computeStatus', () => {
     expect(cond(s, 'Degraded')).toMatchObject({ status: 'True', reason: 'Unschedulable' });
     // Nothing is known of the bundle until a pod runs it.
     expect(cond(s, 'BundleReady')).toMatchObject({ status: 'Unknown', reason: 'Loading' });
+    // Another pod ran and failed to load it: its error code says more than the one waiting for a node.
+    const both = computeStatus({
+      ms: base,
+      deployment: deployment({ replicas: 2, updatedReplicas: 2 }),
+      pods: [pending, pod('b', { crash: true, terminated: { exitCode: 1, message: 'MS_ERR_PLUGIN_INIT_FAILED: boom' } })],
+      now: T0,
+    });
+    expect(cond(both, 'Ready')).toMatchObject({ reason: 'MS_ERR_PLUGIN_INIT_FAILED', message: 'boom (pod b)' });
+    expect(cond(both, 'BundleReady')).toMatchObject({ status: 'False', reason: 'MS_ERR_PLUGIN_INIT_FAILED' });
   });
 
   it('says why the Deployment cannot create pods, whether or not the model still serves', () => {
