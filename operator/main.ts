@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { loadOperatorConfig } from './config.ts';
 import { ModelServingController } from './controller/controller.ts';
 import { PooledKubeConfig } from './kube/config.ts';
+import { apiError } from './kube/errors.ts';
 import { LeaderElector } from './kube/leader.ts';
 import { OperatorMetrics } from './metrics.ts';
 
@@ -62,7 +63,7 @@ export async function main(): Promise<void> {
 
 if (import.meta.main) {
   main().catch((err: unknown) => {
-    console.error(JSON.stringify({ level: 'fatal', msg: (err as Error).message }));
+    console.error(JSON.stringify({ level: 'fatal', msg: apiError(err).message }));
     process.exit(1);
   });
 }
