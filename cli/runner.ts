@@ -1,42 +1,38 @@
-// The local bundle runner behind `modelship test`: the server's own loader, engine and output validation,
-// without a server.
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+// The local bundle runner behind `modelship test`: the server's own loader (loadModel), engine and output
+// validation, without a server.
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pino } from 'pino';
-import { resolveBundle } from '../runtime/bundle/manifest.ts';
-import { unzipSafely } from '../runtime/bundle/unzip.ts';
+import { pythonSettings } from '../runtime/config.ts';
 import { DEFAULTS } from '../runtime/contract.ts';
-import { createEngine } from '../runtime/engines/index.ts';
+import { loadModel, ServedModel } from '../runtime/model.ts';
 import { outputsToJson } from '../runtime/protocol/tensors.ts';
 
 export async function runBundle(bundle: string, inputs: Record<string, unknown>[], opts: { logLevel?: string } = {}) {
-  let dir = bundle;
-  let tmp: string | undefined;
-  if ((await stat(bundle)).isFile()) {
-    tmp = await mkdtemp(join(tmpdir(), 'modelship-test-'));
-    dir = join(tmp, 'bundle');
-    await unzipSafely(bundle, dir, {
-      maxEntries: DEFAULTS.maxBundleEntries,
-      maxTotalBytes: DEFAULTS.maxBundleBytes,
-      maxRatio: DEFAULTS.maxCompressionRatio,
-    });
-  }
+  const workDir = await mkdtemp(join(tmpdir(), 'modelship-test-'));
+  const log = pino({ level: opts.logLevel ?? 'warn' }, process.stderr);
+  const model = new ServedModel();
   try {
-    const resolved = await resolveBundle(dir);
-    const log = pino({ level: opts.logLevel ?? 'warn' }, process.stderr);
-    const engine = await createEngine(resolved, {
-      modelName: resolved.manifest.name ?? 'model',
-      modelVersion: resolved.manifest.version,
-      initTimeoutMs: DEFAULTS.initTimeoutMs,
-      workers: 0,
-      log,
-      logLevel: opts.logLevel ?? 'warn',
+    const { engine, bundle: resolved } = await loadModel(model, {
+      uri: resolve(bundle),
+      workDir,
+      fetch: { timeoutMs: DEFAULTS.fetchTimeoutMs },
+      limits: { maxEntries: DEFAULTS.maxBundleEntries, maxTotalBytes: DEFAULTS.maxBundleBytes, maxRatio: DEFAULTS.maxCompressionRatio },
+      engine: {
+        initTimeoutMs: DEFAULTS.initTimeoutMs,
+        // JS in-process; Python one worker process (0 workers = one per CPU, capped at the limit of 1).
+        workers: 0,
+        cpuLimit: 1,
+        python: pythonSettings(process.env, workDir),
+        log,
+        logLevel: opts.logLevel ?? 'warn',
+      },
     });
     try {
       const { outputs, signals } = await engine.predict(inputs, {
         requestId: 'local',
-        modelName: resolved.manifest.name ?? 'model',
+        modelName: model.name,
         signal: new AbortController().signal,
         log,
       });
@@ -45,6 +41,6 @@ export async function runBundle(bundle: string, inputs: Record<string, unknown>[
       await engine.close();
     }
   } finally {
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    await rm(workDir, { recursive: true, force: true });
   }
 }

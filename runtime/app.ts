@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { DEFAULTS, PROBES } from './contract.ts';
 import { isModelshipError, type ModelshipError, msError } from './errors.ts';
 import type { ServedModel } from './model.ts';
-import { Recorder } from './inference-log/recorder.ts';
+import type { Recorder } from './inference-log/recorder.ts';
 import type { RuntimeMetrics } from './observability/metrics.ts';
 import { registerCustom } from './protocol/custom.ts';
 import type { InferDeps } from './protocol/infer.ts';
@@ -19,8 +19,8 @@ export interface BuildOptions {
   log: Logger;
   requestTimeoutMs?: number;
   bodyLimitBytes?: number;
-  /** Inference records, feedback and plugin signals; without one, plugin metrics only (no Kafka). */
-  recorder?: Recorder;
+  /** Inference records, feedback and plugin signals (`localRecorder()`: plugin metrics only, no Kafka). */
+  recorder: Recorder;
 }
 
 declare module 'fastify' {
@@ -89,23 +89,7 @@ export function build(opts: BuildOptions): FastifyInstance {
   // JSON only: without this, text/plain bodies would reach the schema as strings instead of a 415.
   app.removeContentTypeParser('text/plain');
 
-  const recorder =
-    opts.recorder ??
-    new Recorder({
-      model,
-      namespace: undefined,
-      kafka: undefined,
-      inferenceLog: {
-        topic: undefined,
-        mode: DEFAULTS.inferenceLogMode,
-        sampleRate: DEFAULTS.inferenceLogSampleRate,
-        bufferBytes: DEFAULTS.inferenceLogBufferBytes,
-        flushTimeoutMs: DEFAULTS.inferenceLogFlushTimeoutMs,
-      },
-      eventTopics: [],
-      metrics,
-      log,
-    });
+  const recorder = opts.recorder;
   const deps: InferDeps = { model, metrics, log, recorder, requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs };
   const debug = log.isLevelEnabled('debug');
   metrics.setModel(model.name);

@@ -1,6 +1,7 @@
 // The runtime's configuration, read from the environment (names in contract.ts). Pure apart from reading
 // credential files; errors are MS_ERR_CONFIG_INVALID naming the variable (never its value when secret).
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   DEFAULTS,
   ENV,
@@ -12,6 +13,7 @@ import {
 } from './contract.ts';
 import { msError } from './errors.ts';
 import type { S3Settings } from './bundle/fetch.ts';
+import type { PythonSettings } from './engines/python/index.ts';
 
 export interface RuntimeConfig {
   modelName: string;
@@ -39,6 +41,9 @@ export interface RuntimeConfig {
   inferenceLog: InferenceLogSettings;
   /** Topics the plugin may publish events to. */
   eventTopics: string[];
+  /** Whole CPUs of the container's limit, when the operator passes it. */
+  cpuLimit: number | undefined;
+  python: PythonSettings;
 }
 
 export interface KafkaSettings {
@@ -219,7 +224,24 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
     kafka: kafkaSettings(env),
     inferenceLog: inferenceLogSettings(env),
     eventTopics: list(env[ENV.eventTopics]).map((t) => topicName(ENV.eventTopics, t)),
+    cpuLimit: env[ENV.cpuLimit] ? int(env, ENV.cpuLimit, 1, 1, 1024) : undefined,
+    python: pythonSettings(env, overrides.workDir ?? env[ENV.workDir] ?? PATHS.workDir),
     ...pick(overrides, ['requestTimeoutMs', 'initTimeoutMs', 'drainTimeoutMs', 'logLevel', 's3', 'kafka', 'inferenceLog', 'eventTopics']),
+  };
+}
+
+/** Python settings from the environment; `pythonSettings({}, dir)` gives the defaults. */
+export function pythonSettings(env: Env, workDir: string): PythonSettings {
+  const indexUrl = env[ENV.pythonIndexUrl] || undefined;
+  if (indexUrl && !/^(https?|file):\/\//.test(indexUrl)) {
+    throw msError('MS_ERR_CONFIG_INVALID', { detail: `${ENV.pythonIndexUrl} must be an http(s):// or file:// URL` });
+  }
+  return {
+    python: env[ENV.python] || DEFAULTS.python,
+    uv: env[ENV.uv] || DEFAULTS.uv,
+    envDir: env[ENV.pythonEnvDir] || join(workDir, 'python-envs'),
+    indexUrl,
+    installTimeoutMs: int(env, ENV.pythonInstallTimeoutMs, DEFAULTS.pythonInstallTimeoutMs, 1000),
   };
 }
 

@@ -10,6 +10,8 @@ export const PATHS = {
   workDir: '/var/lib/modelship',
   terminationLog: '/dev/termination-log',
   s3SecretDir: '/var/run/secrets/modelship/storage',
+  /** Requirements environments of Python bundles, keyed by content; the operator mounts a volume here. */
+  pythonEnvDir: '/var/cache/modelship/python-envs',
 } as const;
 
 /** HTTP endpoints the operator points its probes at. */
@@ -69,6 +71,19 @@ export const ENV = {
   inferenceLogFlushTimeoutMs: 'MODELSHIP_INFERENCE_LOG_FLUSH_TIMEOUT_MS',
   /** Comma-separated topics the plugin may publish events to; no others. */
   eventTopics: 'MODELSHIP_EVENT_TOPICS',
+  // Python bundles
+  /** The interpreter that runs Python workers (default: python3 on PATH). */
+  python: 'MODELSHIP_PYTHON',
+  /** The uv binary that installs a bundle's requirements.txt (default: uv on PATH). */
+  uv: 'MODELSHIP_UV',
+  /** Cache of requirements environments, keyed by sha256(python, platform, index, requirements). */
+  pythonEnvDir: 'MODELSHIP_PYTHON_ENV_DIR',
+  /** The package index requirements are installed from (default: uv's, PyPI); `wheels/` in a bundle needs none. */
+  pythonIndexUrl: 'MODELSHIP_PYTHON_INDEX_URL',
+  /** Bound on installing one bundle's requirements. */
+  pythonInstallTimeoutMs: 'MODELSHIP_PYTHON_INSTALL_TIMEOUT_MS',
+  /** The container's CPU limit in whole CPUs (rounded up), set by the operator; the default worker count. */
+  cpuLimit: 'MODELSHIP_CPU_LIMIT',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];
@@ -92,6 +107,9 @@ export const DEFAULTS = {
   inferenceLogSampleRate: 1,
   inferenceLogBufferBytes: 16 * 1024 * 1024,
   inferenceLogFlushTimeoutMs: 5_000,
+  python: 'python3',
+  uv: 'uv',
+  pythonInstallTimeoutMs: 600_000,
 } as const;
 
 export const INFERENCE_LOG_MODES = ['all', 'predictions', 'inputs'] as const;

@@ -36,7 +36,8 @@ export const ERRORS = {
   MS_ERR_MANIFEST_INVALID: { status: 500, message: 'modelship.yaml is invalid: {detail}' },
   MS_ERR_BUNDLE_FORMAT_UNKNOWN: {
     status: 500,
-    message: 'cannot tell the bundle format: no modelship.yaml and none of predict.mjs, predict.js, model.onnx, predict.py',
+    message:
+      'cannot tell the bundle format: no modelship.yaml format and none of predict.mjs, predict.js, model.onnx, predict.py, model.joblib, model.pkl, nor a single .py file',
   },
   MS_ERR_ENGINE_UNSUPPORTED: { status: 500, message: 'bundle format "{format}" is not supported by this runtime: {detail}' },
   // the plugin
@@ -54,6 +55,12 @@ export const ERRORS = {
   },
   MS_ERR_ROUTE_FAILED: { status: 500, message: 'custom route {route} failed: {detail}' },
   MS_ERR_ROUTE_INVALID: { status: 500, message: 'plugin routes() registered an invalid route: {detail}' },
+  MS_ERR_INPUT_INVALID: { status: 400, message: 'invalid input: {detail}' },
+  // Python bundles
+  MS_ERR_PYTHON_NOT_FOUND: { status: 500, message: 'no usable Python interpreter at {python}: {detail}' },
+  MS_ERR_PYTHON_DEPS_FAILED: { status: 500, message: "installing the bundle's requirements.txt failed: {detail}" },
+  MS_ERR_WORKER_CRASHED: { status: 500, message: 'Python worker {worker} died ({how}){detail}' },
+  MS_ERR_WORKER_PROTOCOL: { status: 500, message: 'a Python worker sent a malformed message: {detail}' },
   // requests
   MS_ERR_REQUEST_INVALID: { status: 400, message: 'invalid request: {detail}' },
   MS_ERR_REQUEST_BAD_JSON: { status: 400, message: 'request body is not valid JSON: {detail}' },

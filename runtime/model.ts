@@ -1,13 +1,17 @@
-// The one model a runtime serves, and its life cycle: loading → ready → draining, or loading → failed.
-import type { TensorMetadata } from './bundle/manifest.ts';
-import type { Manifest } from './bundle/manifest.ts';
+// The one model a runtime serves, its life cycle (loading → ready → draining, or loading → failed), and
+// the one way a model is loaded (bundle → engine), used by the server, the CLI and the tests.
+import { type PrepareOptions, type PreparedBundle, prepareBundle } from './bundle/index.ts';
+import type { Manifest, TensorMetadata } from './bundle/manifest.ts';
+import { createEngine, type EngineOptions } from './engines/index.ts';
 import type { Engine } from './engines/types.ts';
-import { msError } from './errors.ts';
+import { describe, msError } from './errors.ts';
 
 export type ModelStatus = 'loading' | 'ready' | 'failed' | 'draining';
 
 export class ServedModel {
-  readonly name: string;
+  /** Named by whoever serves it; a model made without a name takes the manifest's (else "model"). */
+  name: string;
+  private readonly named: boolean;
   version: string | undefined;
   status: ModelStatus = 'loading';
   /** Why the model is not ready (the failure message, or the loading step). */
@@ -18,13 +22,20 @@ export class ServedModel {
   inputs: readonly TensorMetadata[] = [];
   outputs: readonly TensorMetadata[] = [];
 
-  constructor(name: string, version?: string) {
-    this.name = name;
+  constructor(name?: string, version?: string) {
+    this.name = name ?? 'model';
+    this.named = name !== undefined;
     this.version = version;
   }
 
   setLoading(step: string): void {
     this.reason = step;
+  }
+
+  /** Before the engine loads: the manifest's name and version, where the server named none. */
+  adopt(manifest: Manifest): void {
+    if (!this.named && manifest.name) this.name = manifest.name;
+    this.version ??= manifest.version;
   }
 
   setReady(engine: Engine, manifest: Manifest, bundleSha256?: string): void {
@@ -59,5 +70,38 @@ export class ServedModel {
     // A draining model keeps serving what reaches it: requests already routed here must not fail.
     if (this.engine && (this.status === 'ready' || this.status === 'draining')) return this.engine;
     throw msError('MS_ERR_MODEL_NOT_READY', { name: this.name, detail: this.reason || this.status });
+  }
+}
+
+export interface LoadOptions extends Omit<PrepareOptions, 'onStep'> {
+  engine: Omit<EngineOptions, 'modelName' | 'modelVersion'>;
+}
+
+/**
+ * Fetches, verifies and unpacks the bundle, starts its engine (init included) and makes the model ready.
+ * On failure the model is failed with the reason, and the error is thrown.
+ */
+export async function loadModel(
+  model: ServedModel,
+  o: LoadOptions,
+): Promise<{ engine: Engine; bundle: PreparedBundle; loadSeconds: number }> {
+  const log = o.engine.log;
+  try {
+    const bundle = await prepareBundle({
+      ...o,
+      onStep: (step) => {
+        model.setLoading(step);
+        log.info({ step }, 'loading');
+      },
+    });
+    model.adopt(bundle.manifest);
+    model.setLoading(`loading ${bundle.entrypoint} and running init()`);
+    const t0 = performance.now();
+    const engine = await createEngine(bundle, { ...o.engine, modelName: model.name, modelVersion: model.version });
+    model.setReady(engine, bundle.manifest, bundle.sha256);
+    return { engine, bundle, loadSeconds: (performance.now() - t0) / 1000 };
+  } catch (err) {
+    model.setFailed(describe(err));
+    throw err;
   }
 }

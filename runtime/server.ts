@@ -5,12 +5,10 @@
 import { writeFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { prepareBundle } from './bundle/index.ts';
 import { loadConfig, type RuntimeConfig } from './config.ts';
-import { createEngine } from './engines/index.ts';
-import { describe, isModelshipError } from './errors.ts';
+import { describe, isModelshipError, type ModelshipError } from './errors.ts';
 import { Recorder } from './inference-log/recorder.ts';
-import { ServedModel } from './model.ts';
+import { loadModel, ServedModel } from './model.ts';
 import { createLogger } from './observability/logging.ts';
 import { RuntimeMetrics } from './observability/metrics.ts';
 
@@ -28,13 +26,23 @@ export interface Runtime {
   shutdown(): Promise<void>;
 }
 
+export interface StartHooks {
+  /** The model can no longer serve after it was ready (Python workers that keep crashing). */
+  onFatal?: (err: ModelshipError) => void;
+}
+
 /** Starts the server and begins loading the model; the caller decides what to do on failure. */
-export async function start(config: RuntimeConfig, log = createLogger(config.logLevel, { model: config.modelName })): Promise<Runtime> {
+export async function start(
+  config: RuntimeConfig,
+  log = createLogger(config.logLevel, { model: config.modelName }),
+  hooks: StartHooks = {},
+): Promise<Runtime> {
   const metrics = new RuntimeMetrics();
   const model = new ServedModel(config.modelName, config.modelVersion);
   metrics.modelReady.labels(model.name).set(0);
   const t0 = performance.now();
-  const fetching = prepareBundle({
+  // Loading starts before the HTTP stack is even imported, so the download and the import overlap.
+  const loading = loadModel(model, {
     uri: config.bundleUri,
     sha256: config.bundleSha256,
     workDir: config.workDir,
@@ -44,17 +52,26 @@ export async function start(config: RuntimeConfig, log = createLogger(config.log
       maxTotalBytes: config.maxBundleBytes,
       maxRatio: config.maxCompressionRatio,
     },
-    onStep: (step) => {
-      model.setLoading(step);
-      log.info({ step }, 'loading');
-    },
     onTimings: (t) => {
       metrics.bundleDownloadSeconds.set(t.downloadSeconds);
       metrics.bundleUnpackSeconds.set(t.unpackSeconds);
     },
+    engine: {
+      initTimeoutMs: config.initTimeoutMs,
+      workers: config.workers,
+      cpuLimit: config.cpuLimit,
+      python: config.python,
+      log,
+      logLevel: config.logLevel,
+      onFatal: (err) => {
+        model.setFailed(`${err.code}: ${err.message}`);
+        metrics.modelReady.labels(model.name).set(0);
+        hooks.onFatal?.(err);
+      },
+    },
   });
   // Handled below, after the server is up; this keeps an early failure from counting as unhandled.
-  fetching.catch(() => {});
+  loading.catch(() => {});
   const { build } = await import('./app.ts');
   const recorder = new Recorder({
     model,
@@ -76,20 +93,8 @@ export async function start(config: RuntimeConfig, log = createLogger(config.log
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url }, 'listening; loading the model');
 
-  const loaded = (async () => {
-    const bundle = await fetching;
-    model.setLoading(`loading ${bundle.entrypoint} and running init()`);
-    const t1 = performance.now();
-    const engine = await createEngine(bundle, {
-      modelName: model.name,
-      modelVersion: model.version ?? bundle.manifest.version,
-      initTimeoutMs: config.initTimeoutMs,
-      workers: config.workers,
-      log,
-      logLevel: config.logLevel,
-    });
-    metrics.modelLoadSeconds.set((performance.now() - t1) / 1000);
-    model.setReady(engine, bundle.manifest, bundle.sha256);
+  const loaded = loading.then(({ bundle, loadSeconds }) => {
+    metrics.modelLoadSeconds.set(loadSeconds);
     metrics.modelReady.labels(model.name).set(1);
     log.info(
       {
@@ -101,10 +106,6 @@ export async function start(config: RuntimeConfig, log = createLogger(config.log
       },
       'model ready',
     );
-  })();
-  loaded.catch((err: unknown) => {
-    model.setFailed(describe(err));
-    metrics.modelReady.labels(model.name).set(0);
   });
 
   let closing: Promise<void> | undefined;
@@ -177,7 +178,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
   try {
-    runtime = await start(config, log);
+    runtime = await start(config, log, { onFatal: fail });
   } catch (err) {
     fail(err);
     return;

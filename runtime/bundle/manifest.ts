@@ -1,7 +1,7 @@
 // The optional bundle manifest `modelship.yaml`, validated with a TypeBox schema, and format detection for
 // bundles without one.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Type, { type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
@@ -28,6 +28,9 @@ export const DATATYPES = [
 ] as const;
 export type Datatype = (typeof DATATYPES)[number];
 
+export const BUNDLE_FORMATS = ['js', 'onnx', 'python'] as const;
+export type BundleFormat = (typeof BUNDLE_FORMATS)[number];
+
 const TensorMeta = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 256, description: 'Tensor name (the key in the plugin input/output)' }),
@@ -47,9 +50,14 @@ export const ManifestSchema = Type.Object(
     ),
     version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     description: Type.Optional(Type.String({ maxLength: 4096 })),
-    format: Type.Optional(Type.Enum(['js', 'onnx', 'python'])),
+    format: Type.Optional(Type.Enum([...BUNDLE_FORMATS])),
     entrypoint: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 256, pattern: '^[^/\\\\][^\\\\]*$', description: 'Plugin file, relative' }),
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        pattern: '^[^/\\\\:][^\\\\:]*(:[A-Za-z_][A-Za-z0-9_]*)?$',
+        description: 'Plugin file, relative; for Python `file.py:Class` names the class',
+      }),
     ),
     inputs: Type.Optional(Type.Array(TensorMeta, { maxItems: 256 })),
     outputs: Type.Optional(Type.Array(TensorMeta, { maxItems: 256 })),
@@ -69,7 +77,6 @@ export const ManifestSchema = Type.Object(
 
 export type Manifest = Static<typeof ManifestSchema>;
 export type TensorMetadata = Static<typeof TensorMeta>;
-export type BundleFormat = 'js' | 'onnx' | 'python';
 
 const validator = Compile(ManifestSchema);
 
@@ -97,13 +104,15 @@ const DETECT: [string, BundleFormat][] = [
   ['predict.js', 'js'],
   ['model.onnx', 'onnx'],
   ['predict.py', 'python'],
+  ['model.joblib', 'python'],
+  ['model.pkl', 'python'],
 ];
 
 export interface ResolvedBundle {
   dir: string;
   manifest: Manifest;
   format: BundleFormat;
-  /** Entrypoint file relative to `dir`. */
+  /** Entrypoint file relative to `dir` (Python: `file.py:Class` may name the class). */
   entrypoint: string;
 }
 
@@ -112,15 +121,19 @@ export async function resolveBundle(dir: string): Promise<ResolvedBundle> {
   const manifestPath = join(dir, MANIFEST_FILE);
   const manifest = existsSync(manifestPath) ? parseManifest(await readFile(manifestPath, 'utf8')) : {};
   if (manifest.entrypoint) {
-    if (manifest.entrypoint.split('/').includes('..')) {
+    const file = entrypointFile(manifest.entrypoint);
+    if (file.split('/').includes('..')) {
       throw msError('MS_ERR_MANIFEST_INVALID', { detail: `/entrypoint must stay inside the bundle, got ${manifest.entrypoint}` });
     }
-    if (!existsSync(join(dir, manifest.entrypoint))) {
-      throw msError('MS_ERR_MANIFEST_INVALID', { detail: `/entrypoint ${manifest.entrypoint} does not exist in the bundle` });
+    if (!existsSync(join(dir, file))) {
+      throw msError('MS_ERR_MANIFEST_INVALID', { detail: `/entrypoint ${file} does not exist in the bundle` });
     }
   }
   if (manifest.format) {
-    const entrypoint = manifest.entrypoint ?? DETECT.find(([file, fmt]) => fmt === manifest.format && existsSync(join(dir, file)))?.[0];
+    const entrypoint =
+      manifest.entrypoint ??
+      DETECT.find(([file, fmt]) => fmt === manifest.format && existsSync(join(dir, file)))?.[0] ??
+      (manifest.format === 'python' ? await onlyScript(dir) : undefined);
     if (!entrypoint) {
       throw msError('MS_ERR_MANIFEST_INVALID', {
         detail: `format ${manifest.format} needs an entrypoint: set /entrypoint or add ${DETECT.filter(([, f]) => f === manifest.format)
@@ -135,12 +148,27 @@ export async function resolveBundle(dir: string): Promise<ResolvedBundle> {
   for (const [file, format] of DETECT) {
     if (existsSync(join(dir, file))) return { dir, manifest, format, entrypoint: file };
   }
+  const script = await onlyScript(dir);
+  if (script) return { dir, manifest, format: 'python', entrypoint: script };
   throw msError('MS_ERR_BUNDLE_FORMAT_UNKNOWN');
 }
 
-function formatOfFile(file: string): BundleFormat | undefined {
+/** A Hopsworks or ml-deploy script has any name: the bundle's only top-level .py file, if there is one. */
+async function onlyScript(dir: string): Promise<string | undefined> {
+  const scripts = (await readdir(dir)).filter((f) => f.endsWith('.py'));
+  return scripts.length === 1 ? scripts[0] : undefined;
+}
+
+/** The file part of an entrypoint (`user_model.py:UserModel` → `user_model.py`). Pure. */
+export function entrypointFile(entrypoint: string): string {
+  const at = entrypoint.lastIndexOf(':');
+  return at > 0 && /\.py$/.test(entrypoint.slice(0, at)) ? entrypoint.slice(0, at) : entrypoint;
+}
+
+function formatOfFile(entrypoint: string): BundleFormat | undefined {
+  const file = entrypointFile(entrypoint);
   if (/\.(mjs|cjs|js)$/.test(file)) return 'js';
   if (file.endsWith('.onnx')) return 'onnx';
-  if (file.endsWith('.py')) return 'python';
+  if (/\.(py|joblib|pkl|pickle)$/.test(file)) return 'python';
   return undefined;
 }

@@ -1,34 +1,46 @@
 // Picks the engine for a bundle's format.
 import type { Logger } from 'pino';
 import type { ResolvedBundle } from '../bundle/manifest.ts';
-import { msError } from '../errors.ts';
+import { type ModelshipError, msError } from '../errors.ts';
 import { createJsEngine } from './js.ts';
+import { createPythonEngine, type PythonSettings } from './python/index.ts';
 import type { Engine } from './types.ts';
 
 export interface EngineOptions {
   modelName: string;
   modelVersion: string | undefined;
   initTimeoutMs: number;
+  /** JS: 0 runs in-process, N a pool of threads. Python: N processes, 0 one per CPU. */
   workers: number;
   log: Logger;
   logLevel: string;
+  python: PythonSettings;
+  cpuLimit?: number | undefined;
+  /** The engine can no longer serve (Python workers that keep crashing). */
+  onFatal?: (err: ModelshipError) => void;
 }
 
 export async function createEngine(bundle: ResolvedBundle, opts: EngineOptions): Promise<Engine> {
+  const parameters = bundle.manifest.parameters ?? {};
   switch (bundle.format) {
     case 'js':
-      return createJsEngine({
-        bundleDir: bundle.dir,
-        entrypoint: bundle.entrypoint,
-        parameters: bundle.manifest.parameters ?? {},
-        ...opts,
-      });
+      return createJsEngine({ bundleDir: bundle.dir, entrypoint: bundle.entrypoint, parameters, ...opts });
     case 'onnx':
       throw msError('MS_ERR_ENGINE_UNSUPPORTED', { format: 'onnx', detail: 'the ONNX engine is not in this runtime yet' });
     case 'python':
-      throw msError('MS_ERR_ENGINE_UNSUPPORTED', {
-        format: 'python',
-        detail: 'Python bundles need the modelship/runtime-python image',
+      return createPythonEngine({
+        ...opts.python,
+        bundleDir: bundle.dir,
+        entrypoint: bundle.entrypoint,
+        modelName: opts.modelName,
+        modelVersion: opts.modelVersion,
+        parameters,
+        initTimeoutMs: opts.initTimeoutMs,
+        workers: opts.workers,
+        cpuLimit: opts.cpuLimit,
+        log: opts.log,
+        maxFrameBytes: 1 << 30,
+        onFatal: opts.onFatal ?? ((err) => opts.log.fatal({ code: err.code }, err.message)),
       });
   }
 }

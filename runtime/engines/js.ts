@@ -31,6 +31,8 @@ export interface JsEngineOptions {
   logLevel: string;
 }
 
+const PREDICT_ONLY = ['predict'] as const;
+
 export async function createJsEngine(opts: JsEngineOptions): Promise<Engine> {
   return opts.workers > 0 ? createPoolEngine(opts) : createInProcessEngine(opts);
 }
@@ -44,6 +46,7 @@ async function createInProcessEngine(opts: JsEngineOptions): Promise<Engine> {
   );
   return {
     format: 'js',
+    verbs: PREDICT_ONLY,
     pluginMetadata: host.pluginMetadata,
     routes: host.routes,
     hasFeedback: host.hasFeedback,
@@ -101,6 +104,7 @@ async function createPoolEngine(opts: JsEngineOptions): Promise<Engine> {
   };
   return {
     format: 'js',
+    verbs: PREDICT_ONLY,
     pluginMetadata: info.pluginMetadata,
     routes: info.routes,
     hasFeedback: info.hasFeedback,

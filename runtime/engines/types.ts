@@ -62,14 +62,26 @@ export interface CustomRouteResponse {
   body?: unknown;
 }
 
+/** How one predict call is asked for. */
+export interface PredictOptions {
+  /** The KServe v1 verb: predict (default), or one of the engine's `verbs` (Hopsworks' classify, regress). */
+  method?: string;
+  /** The outputs the client asked for, so an engine may skip the others (a hint: all may be returned). */
+  outputs?: readonly string[];
+}
+
 export interface Engine {
   readonly format: BundleFormat;
+  /** The KServe v1 verbs it serves: always predict; Hopsworks bundles add classify and regress. */
+  readonly verbs: readonly string[];
+  /** The output a KServe v1 prediction is made of, instead of the whole output object (no-code sklearn: predict). */
+  readonly v1Output?: string | undefined;
   /** From the plugin's metadata(), if any. */
   readonly pluginMetadata: PluginMetadata | undefined;
   readonly routes: readonly CustomRouteSpec[];
   readonly hasFeedback: boolean;
   /** One output object per input row, validated. */
-  predict(rows: Record<string, unknown>[], ctx: RequestContext): Promise<Prediction>;
+  predict(rows: Record<string, unknown>[], ctx: RequestContext, opts?: PredictOptions): Promise<Prediction>;
   feedback(record: Record<string, unknown>, ctx: RequestContext): Promise<FeedbackResult>;
   callRoute(index: number, req: CustomRouteRequest, ctx: RequestContext): Promise<CustomRouteResponse>;
   close(): Promise<void>;

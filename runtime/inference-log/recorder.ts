@@ -3,6 +3,7 @@
 // bounded sink (never waiting); plugin metrics go to the Prometheus registry. Without Kafka configured the
 // recorder still takes plugin metrics, and says once, at start, what it cannot do.
 import type { Logger } from 'pino';
+import { DEFAULTS } from '../contract.ts';
 import type { InferenceLogSettings, KafkaSettings } from '../config.ts';
 import { type Signals, validateEvent, validateMetric } from '../engines/signals.ts';
 import type { ServedModel } from '../model.ts';
@@ -156,4 +157,23 @@ export class Recorder {
     await this.sink.close(this.settings.flushTimeoutMs);
     await this.producer?.close().catch(() => {});
   }
+}
+
+/** A recorder without Kafka (local serving and tests): plugin metrics only, no records or events. */
+export function localRecorder(model: ServedModel, metrics: RuntimeMetrics, log: Logger): Recorder {
+  return new Recorder({
+    model,
+    namespace: undefined,
+    kafka: undefined,
+    inferenceLog: {
+      topic: undefined,
+      mode: DEFAULTS.inferenceLogMode,
+      sampleRate: DEFAULTS.inferenceLogSampleRate,
+      bufferBytes: DEFAULTS.inferenceLogBufferBytes,
+      flushTimeoutMs: DEFAULTS.inferenceLogFlushTimeoutMs,
+    },
+    eventTopics: [],
+    metrics,
+    log,
+  });
 }

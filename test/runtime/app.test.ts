@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from '../../runtime/app.ts';
 import { ServedModel } from '../../runtime/model.ts';
 import { RuntimeMetrics } from '../../runtime/observability/metrics.ts';
+import { localRecorder } from '../../runtime/inference-log/recorder.ts';
 import { appFor, makeBundle, silent } from './helpers.ts';
 
 const IRIS = join(import.meta.dirname, '../../examples/iris/bundle');
@@ -185,7 +186,8 @@ describe('runtime before the model is ready', () => {
   it('is live but not ready, says why, and refuses inference with 503', async () => {
     const model = new ServedModel('m');
     model.setLoading('fetching s3://b/k');
-    const app = build({ model, metrics: new RuntimeMetrics({ processMetrics: false }), log: silent });
+    const metrics = new RuntimeMetrics({ processMetrics: false });
+    const app = build({ model, metrics, log: silent, recorder: localRecorder(model, metrics, silent) });
     expect((await app.inject('/v2/health/live')).statusCode).toBe(200);
     const ready = await app.inject('/v2/health/ready');
     expect(ready.statusCode).toBe(503);

@@ -2,11 +2,14 @@
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { build } from '../../runtime/app.ts';
-import { resolveBundle } from '../../runtime/bundle/manifest.ts';
-import { createEngine } from '../../runtime/engines/index.ts';
-import { ServedModel } from '../../runtime/model.ts';
+import { pythonSettings } from '../../runtime/config.ts';
+import { DEFAULTS } from '../../runtime/contract.ts';
+import type { PythonSettings } from '../../runtime/engines/python/index.ts';
+import type { ModelshipError } from '../../runtime/errors.ts';
+import { localRecorder, type Recorder } from '../../runtime/inference-log/recorder.ts';
+import { loadModel, ServedModel } from '../../runtime/model.ts';
 import { RuntimeMetrics } from '../../runtime/observability/metrics.ts';
 
 export async function makeBundle(files: Record<string, string>): Promise<string> {
@@ -27,28 +30,41 @@ export interface AppOptions {
   requestTimeoutMs?: number;
   bodyLimitBytes?: number;
   initTimeoutMs?: number;
+  /** Python: worker processes when `workers` is 0. */
+  cpuLimit?: number;
+  python?: Partial<PythonSettings>;
+  log?: Logger;
+  onFatal?: (err: ModelshipError) => void;
+  recorder?: (model: ServedModel, metrics: RuntimeMetrics) => Recorder;
 }
 
-/** Builds an app serving the bundle in `dir`, loaded and ready. */
+/** Builds an app serving the bundle in `dir`, loaded (by the server's loadModel) and ready. */
 export async function appFor(dir: string, opts: AppOptions = {}) {
-  const bundle = await resolveBundle(dir);
-  const model = new ServedModel(opts.name ?? bundle.manifest.name ?? 'model', opts.version);
+  const model = new ServedModel(opts.name, opts.version);
   const metrics = new RuntimeMetrics({ processMetrics: false });
+  const workDir = await mkdtemp(join(tmpdir(), 'ms-work-'));
+  const { engine } = await loadModel(model, {
+    uri: dir,
+    workDir,
+    fetch: { timeoutMs: 10_000 },
+    limits: { maxEntries: DEFAULTS.maxBundleEntries, maxTotalBytes: DEFAULTS.maxBundleBytes, maxRatio: DEFAULTS.maxCompressionRatio },
+    engine: {
+      initTimeoutMs: opts.initTimeoutMs ?? 5000,
+      workers: opts.workers ?? 0,
+      cpuLimit: opts.cpuLimit ?? 1,
+      python: { ...pythonSettings(process.env, workDir), ...(opts.python ?? {}) },
+      log: opts.log ?? silent,
+      logLevel: 'silent',
+      ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
+    },
+  });
   const app = build({
     model,
     metrics,
-    log: silent,
+    log: opts.log ?? silent,
+    recorder: opts.recorder?.(model, metrics) ?? localRecorder(model, metrics, silent),
     requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
     bodyLimitBytes: opts.bodyLimitBytes ?? 1024 * 1024,
   });
-  const engine = await createEngine(bundle, {
-    modelName: model.name,
-    modelVersion: opts.version ?? bundle.manifest.version,
-    initTimeoutMs: opts.initTimeoutMs ?? 5000,
-    workers: opts.workers ?? 0,
-    log: silent,
-    logLevel: 'silent',
-  });
-  model.setReady(engine, bundle.manifest);
   return { app, model, metrics, engine };
 }

@@ -1,0 +1,216 @@
+// A fixed pool of Python worker processes, each with its own init. Requests wait in one queue and go to
+// the first idle worker. A request whose deadline passes while it runs kills and replaces its worker (the
+// only real cancellation of Python code); one that passes while queued never runs. A worker that dies
+// fails only the request it held and is restarted with backoff; `maxCrashes` crashes in a row (no
+// request answered in between) are fatal: the model is not ready and the runtime reports why.
+import type { Logger } from 'pino';
+import { type ModelshipError, isModelshipError, msError } from '../../errors.ts';
+import { type PythonWorker, type Reply, replyError } from './worker.ts';
+
+export interface PoolOptions {
+  size: number;
+  spawn: (index: number) => PythonWorker;
+  /** The init message every worker gets first. */
+  init: unknown;
+  initTimeoutMs: number;
+  log: Logger;
+  maxCrashes: number;
+  /** First restart delay; doubles per crash in a row, up to 10 s. */
+  backoffMs: number;
+  onFatal: (err: ModelshipError) => void;
+  modelName: string;
+}
+
+interface Task {
+  message: unknown;
+  requestId: string;
+  signal: AbortSignal | undefined;
+  resolve: (r: Reply) => void;
+  reject: (e: unknown) => void;
+  onAbort: (() => void) | undefined;
+  slot: Slot | undefined;
+}
+
+interface Slot {
+  index: number;
+  worker: PythonWorker | undefined;
+  ready: boolean;
+  task: Task | undefined;
+  /** Killed on purpose (a timeout): replaced at once, not counted as a crash. */
+  killed: boolean;
+}
+
+export class WorkerPool {
+  private readonly o: PoolOptions;
+  private readonly slots: Slot[];
+  private readonly queue: Task[] = [];
+  private crashes = 0;
+  private closing = false;
+  private fatal: ModelshipError | undefined;
+
+  constructor(o: PoolOptions) {
+    this.o = o;
+    this.slots = Array.from({ length: o.size }, (_, index) => ({ index, worker: undefined, ready: false, task: undefined, killed: false }));
+  }
+
+  /** Starts every worker; resolves with the first one's init reply once all have loaded. */
+  async start(): Promise<Record<string, unknown>> {
+    const results = await Promise.allSettled(this.slots.map((s) => this.startWorker(s)));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) {
+      this.closing = true;
+      for (const s of this.slots) s.worker?.kill();
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    for (const s of this.slots) s.ready = true;
+    return (results[0] as PromiseFulfilledResult<Record<string, unknown>>).value;
+  }
+
+  private async startWorker(slot: Slot): Promise<Record<string, unknown>> {
+    const worker = this.o.spawn(slot.index);
+    slot.worker = worker;
+    slot.killed = false;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        worker.kill();
+        reject(msError('MS_ERR_PLUGIN_INIT_TIMEOUT', { seconds: Math.round(this.o.initTimeoutMs / 100) / 10 }));
+      }, this.o.initTimeoutMs);
+    });
+    let reply: Reply;
+    try {
+      reply = await Promise.race([worker.call(this.o.init), timeout]);
+    } catch (err) {
+      worker.kill();
+      // A worker that died during init: its own error (a segfault in an import) says more as init's.
+      if (isModelshipError(err) && err.code === 'MS_ERR_WORKER_CRASHED') {
+        throw msError('MS_ERR_PLUGIN_INIT_FAILED', { detail: `the worker died while loading (${await worker.exited})` });
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!reply.ok) {
+      if (reply.trace?.length) this.o.log.error({ worker: slot.index, trace: reply.trace.join('\n') }, 'loading the bundle failed');
+      worker.kill();
+      throw replyError(reply);
+    }
+    void worker.exited.then((how) => this.onExit(slot, worker, how));
+    return reply;
+  }
+
+  private onExit(slot: Slot, worker: PythonWorker, how: string): void {
+    if (slot.worker !== worker || this.closing) return;
+    slot.worker = undefined;
+    slot.ready = false;
+    if (slot.killed) {
+      this.o.log.warn({ worker: slot.index, pid: worker.pid }, 'worker killed after a request timed out; starting a new one');
+      this.respawn(slot, 0);
+      return;
+    }
+    this.crashes++;
+    this.o.log.error({ worker: slot.index, pid: worker.pid, how, crashesInARow: this.crashes }, 'worker died; restarting it');
+    this.afterCrash(slot, how);
+  }
+
+  private afterCrash(slot: Slot, how: string): void {
+    if (this.crashes >= this.o.maxCrashes) {
+      this.fatal = msError('MS_ERR_WORKER_CRASHED', {
+        worker: slot.index,
+        how,
+        detail: `; ${this.crashes} crashes in a row, giving up`,
+      });
+      this.closing = true;
+      for (const t of this.queue.splice(0)) t.reject(this.fatal);
+      this.o.onFatal(this.fatal);
+      return;
+    }
+    this.respawn(slot, Math.min(10_000, this.o.backoffMs * 2 ** (this.crashes - 1)));
+  }
+
+  private respawn(slot: Slot, delayMs: number): void {
+    const timer = setTimeout(() => {
+      if (this.closing) return;
+      this.startWorker(slot).then(
+        () => {
+          slot.ready = true;
+          this.dispatch();
+        },
+        (err: unknown) => {
+          if (this.closing) return;
+          this.crashes++;
+          this.o.log.error({ worker: slot.index, err, crashesInARow: this.crashes }, 'restarting the worker failed');
+          slot.worker = undefined;
+          this.afterCrash(slot, isModelshipError(err) ? err.message : String(err));
+        },
+      );
+    }, delayMs);
+    timer.unref();
+  }
+
+  /** Runs one message on the next idle worker. */
+  run(message: unknown, requestId: string, signal: AbortSignal | undefined): Promise<Reply> {
+    if (this.fatal) return Promise.reject(this.fatal);
+    return new Promise<Reply>((resolve, reject) => {
+      const task: Task = { message, requestId, signal, resolve, reject, onAbort: undefined, slot: undefined };
+      if (signal) {
+        if (signal.aborted) {
+          reject(signal.reason);
+          return;
+        }
+        task.onAbort = () => this.abort(task);
+        signal.addEventListener('abort', task.onAbort, { once: true });
+      }
+      this.queue.push(task);
+      this.dispatch();
+    });
+  }
+
+  private abort(task: Task): void {
+    const slot = task.slot;
+    if (slot) {
+      // Python code cannot be interrupted from outside: the worker goes, a new one replaces it.
+      slot.killed = true;
+      slot.worker?.kill();
+    } else {
+      const i = this.queue.indexOf(task);
+      if (i >= 0) this.queue.splice(i, 1);
+    }
+    task.reject(task.signal?.reason);
+  }
+
+  private dispatch(): void {
+    if (this.queue.length === 0) return;
+    for (const slot of this.slots) {
+      if (!slot.ready || slot.task || !slot.worker?.alive) continue;
+      const task = this.queue.shift();
+      if (!task) return;
+      slot.task = task;
+      task.slot = slot;
+      slot.worker.call(task.message, task.requestId).then(
+        (reply) => {
+          this.crashes = 0;
+          this.finish(slot, task);
+          task.resolve(reply);
+        },
+        (err: unknown) => {
+          this.finish(slot, task);
+          task.reject(err);
+        },
+      );
+      if (this.queue.length === 0) return;
+    }
+  }
+
+  private finish(slot: Slot, task: Task): void {
+    slot.task = undefined;
+    if (task.onAbort) task.signal?.removeEventListener('abort', task.onAbort);
+    this.dispatch();
+  }
+
+  async close(graceMs: number): Promise<void> {
+    this.closing = true;
+    for (const t of this.queue.splice(0)) t.reject(msError('MS_ERR_MODEL_NOT_READY', { name: this.o.modelName, detail: 'shutting down' }));
+    await Promise.all(this.slots.map((s) => s.worker?.stop(graceMs)));
+  }
+}

@@ -1,0 +1,12 @@
+"""modelship's Python side: the worker that serves a bundle, and the same loader for local tests.
+
+Inside a bundle: ``from modelship import InvalidInput`` (raise it for bad input: 400 for the caller).
+Locally: ``LocalBundleRunner("path/or/bundle.zip").predict({...})`` runs a bundle with the server's checks.
+Standard library only (numpy is used when the bundle's environment has it).
+"""
+
+from .errors import BundleError, InvalidInput
+from .runner import LocalBundleRunner
+
+__version__ = "0.1.0"
+__all__ = ["BundleError", "InvalidInput", "LocalBundleRunner", "__version__"]

@@ -1,0 +1,105 @@
+"""A Python worker process of the runtime: ``python -m modelship._worker``.
+
+It reads request frames on fd 3 and writes replies on fd 4 (modelship.wire), one request at a time, so
+stdout and stderr stay the plugin's own (the runtime turns them into log lines). The first message is
+``init``; then ``predict``, ``feedback`` and ``route``. A reply is ``{"ok": true, ...}`` or ``{"ok":
+false, "code", "params", "trace"}``: codes as in docs/errors.md; the traceback's last lines are for the
+runtime's log, never for the client.
+"""
+
+import os
+import signal
+import sys
+import traceback
+
+from .bundle import Result, describe, load_bundle, to_jsonable
+from .errors import BundleError
+from .outputs import check_column
+
+TRACE_LINES = 12
+
+
+def _failure(err):
+    if isinstance(err, BundleError):
+        return {"ok": False, "code": err.code, "params": err.params}
+    if isinstance(err, ValueError):  # modelship.InvalidInput too: the caller's mistake
+        return {"ok": False, "code": "MS_ERR_INPUT_INVALID", "params": {"detail": str(err) or type(err).__name__}}
+    return {"ok": False, "code": "MS_ERR_PREDICT_FAILED", "params": {"detail": describe(err)}}
+
+
+def _trace(err):
+    lines = traceback.format_exception(type(err), err, err.__traceback__)
+    return "".join(lines).rstrip().splitlines()[-TRACE_LINES:]
+
+
+def _reply_predict(result):
+    reply = {"ok": True}
+    if result.columns is not None:
+        reply["cols"] = {k: check_column(k, v, result.n) for k, v in result.columns.items()}
+        reply["n"] = result.n
+    else:
+        reply["rows"] = result.rows
+    if result.metrics or result.events:
+        reply["signals"] = {"metrics": to_jsonable(result.metrics), "events": to_jsonable(result.events)}
+    return reply
+
+
+def serve(channel):
+    msg = channel.read()
+    if msg is None or msg.get("op") != "init":
+        return 2
+    try:
+        bundle = load_bundle(msg["bundle"], msg.get("entrypoint") or None)
+    except BaseException as err:  # noqa: B902 - whatever init raised is the model's failure, not ours
+        failure = err if isinstance(err, BundleError) else BundleError("MS_ERR_PLUGIN_INIT_FAILED", describe(err))
+        reply = _failure(failure)
+        reply["trace"] = _trace(err)
+        channel.write(reply)
+        return 1
+    channel.write({"ok": True, "meta": bundle.metadata()})
+    while True:
+        msg = channel.read()
+        if msg is None or msg.get("op") == "exit":
+            return 0
+        op = msg.get("op")
+        try:
+            if op == "predict":
+                rows = msg["rows"]
+                wanted = msg.get("outputs")
+                if wanted is not None and hasattr(bundle, "proba"):
+                    result = bundle.predict(rows, msg.get("method", "predict"), wanted)
+                else:
+                    result = bundle.predict(rows, msg.get("method", "predict"))
+                reply = _reply_predict(result)
+            elif op == "feedback":
+                value, metrics, events = bundle.feedback(msg["body"])
+                reply = {"ok": True, "value": value}
+                if metrics or events:
+                    reply["signals"] = {"metrics": to_jsonable(metrics), "events": to_jsonable(events)}
+            elif op == "route":
+                status, body = bundle.call_route(msg["index"], msg["req"])
+                reply = {"ok": True, "status": status, "body": to_jsonable(body)}
+            else:
+                reply = {"ok": False, "code": "MS_ERR_SERVER_INTERNAL", "params": {"detail": "unknown op %r" % op}}
+        except BaseException as err:  # noqa: B902 - SystemExit from a plugin fails its request only
+            reply = _failure(err)
+            if reply["code"] != "MS_ERR_INPUT_INVALID":
+                reply["trace"] = _trace(err)
+        try:
+            channel.write(reply)
+        except (TypeError, ValueError) as err:  # a value the wire cannot carry (e.g. NaN in a list)
+            channel.write({"ok": False, "code": "MS_ERR_OUTPUT_INVALID", "params": {"detail": describe(err)}})
+
+
+def main():
+    # Ctrl-C in a terminal reaches the whole process group; the runtime decides when a worker stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .wire import Channel
+
+    channel = Channel(3, 4)
+    sys.stdin = open(os.devnull)
+    sys.exit(serve(channel))
+
+
+if __name__ == "__main__":
+    main()

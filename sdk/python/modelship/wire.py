@@ -1,0 +1,117 @@
+"""The frames the runtime and a worker exchange over their dedicated pipes.
+
+A frame is ``u32 body length | u32 JSON length`` (little-endian), the JSON message, zero padding to a
+multiple of 8, then the raw buffers (each padded to 8). In the JSON a numeric array is
+``{"$nd": [dtype, shape, offset, nbytes]}``: numpy's little-endian dtype string (``<f8``, ``<i8``, ``|u1``),
+its shape, and where its bytes start in the buffer region. The runtime (runtime/engines/python/wire.ts)
+reads the same layout into typed arrays.
+"""
+
+import json
+import struct
+
+try:
+    import numpy as _np
+except ImportError:  # pragma: no cover
+    _np = None
+
+HEADER = struct.Struct("<II")
+ND = "$nd"
+# numpy dtype → struct format, for environments without numpy.
+_FORMATS = {"f8": "d", "f4": "f", "i8": "q", "i4": "i", "i2": "h", "i1": "b", "u8": "Q", "u4": "I", "u2": "H", "u1": "B", "b1": "?"}
+
+
+def _pad(n):
+    return (8 - n % 8) % 8
+
+
+class _Encoder:
+    __slots__ = ("buffers", "size")
+
+    def __init__(self):
+        self.buffers = []
+        self.size = 0
+
+    def default(self, value):
+        if _np is not None:
+            if isinstance(value, _np.ndarray):
+                if value.dtype.kind not in "biuf":
+                    return value.tolist()
+                if value.dtype.byteorder == ">":
+                    value = value.astype(value.dtype.newbyteorder("<"))
+                value = _np.ascontiguousarray(value)
+                data = memoryview(value).cast("B")
+                offset = self.size
+                self.buffers.append(data)
+                pad = _pad(data.nbytes)
+                if pad:
+                    self.buffers.append(b"\0" * pad)
+                self.size += data.nbytes + pad
+                return {ND: [value.dtype.str, list(value.shape), offset, data.nbytes]}
+            if isinstance(value, _np.generic):
+                return value.item()
+        raise TypeError("%s cannot be sent" % type(value).__name__)
+
+
+def encode(message):
+    """A message → the list of byte chunks of one frame (written with one writev)."""
+    enc = _Encoder()
+    text = json.dumps(message, separators=(",", ":"), allow_nan=False, default=enc.default).encode("utf-8")
+    if not enc.buffers:
+        return [HEADER.pack(len(text), len(text)), text]
+    pad = _pad(len(text))
+    chunks = [HEADER.pack(len(text) + pad + enc.size, len(text)), text]
+    if pad:
+        chunks.append(b"\0" * pad)
+    chunks.extend(enc.buffers)
+    return chunks
+
+
+def decode(body, json_len):
+    """One frame's body → the message; arrays become numpy arrays (or lists without numpy)."""
+    text = bytes(body[:json_len])
+    if json_len == len(body):
+        return json.loads(text)
+    region = memoryview(body)[json_len + _pad(json_len):]
+
+    def hook(obj):
+        spec = obj.get(ND)
+        if spec is None or len(obj) != 1:
+            return obj
+        dtype, shape, offset, nbytes = spec
+        raw = region[offset : offset + nbytes]
+        if _np is not None:
+            return _np.frombuffer(raw, dtype=_np.dtype(dtype)).reshape(shape)
+        return raw.cast(_FORMATS[dtype[-2:]]).tolist()
+
+    return json.loads(text, object_hook=hook)
+
+
+class Channel:
+    """Reads frames from one file descriptor and writes frames to another."""
+
+    def __init__(self, rfd, wfd):
+        import os
+
+        self._os = os
+        self._r = os.fdopen(rfd, "rb", buffering=1 << 16)
+        self._w = wfd
+
+    def read(self):
+        head = self._r.read(HEADER.size)
+        if len(head) < HEADER.size:
+            return None
+        body_len, json_len = HEADER.unpack(head)
+        body = self._r.read(body_len)
+        if len(body) < body_len:
+            return None
+        return decode(body, json_len)
+
+    def write(self, message):
+        chunks = encode(message)
+        total = sum(len(c) for c in chunks)
+        written = self._os.writev(self._w, chunks)
+        if written < total:  # a pipe took part of it: write the rest in order
+            rest = b"".join(bytes(c) for c in chunks)[written:]
+            while rest:
+                rest = rest[self._os.write(self._w, rest) :]
