@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { pythonSettings } from '../runtime/config.ts';
 import { DEFAULTS } from '../runtime/contract.ts';
 import { loadModel, ServedModel } from '../runtime/model.ts';
+import { compileInputCheck } from '../runtime/protocol/inputs.ts';
 import { outputsToJson } from '../runtime/protocol/tensors.ts';
 
 export async function runBundle(bundle: string, inputs: Record<string, unknown>[], opts: { logLevel?: string } = {}) {
@@ -30,6 +31,8 @@ export async function runBundle(bundle: string, inputs: Record<string, unknown>[
       },
     });
     try {
+      // The server's checks: the declared inputs first, then the plugin (whose outputs the engine checks).
+      if (model.inputs.length > 0) compileInputCheck(model.inputs)(inputs);
       const { outputs, signals } = await engine.predict(inputs, {
         requestId: 'local',
         modelName: model.name,

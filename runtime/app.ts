@@ -2,15 +2,13 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { DEFAULTS, PROBES } from './contract.ts';
+import { DEFAULTS, PROBES, REQUEST_ID_PATTERN } from './contract.ts';
+import { DataPlane } from './dataplane.ts';
 import { isModelshipError, type ModelshipError, msError } from './errors.ts';
-import type { ServedModel } from './model.ts';
 import type { Recorder } from './inference-log/recorder.ts';
+import type { ServedModel } from './model.ts';
 import type { RuntimeMetrics } from './observability/metrics.ts';
-import { registerCustom } from './protocol/custom.ts';
-import type { InferDeps } from './protocol/infer.ts';
-import { registerV1 } from './protocol/v1.ts';
-import { registerV2 } from './protocol/v2.ts';
+import { inferenceRoutes } from './protocol/index.ts';
 import { describeSchemaErrors } from './schema-errors.ts';
 
 export interface BuildOptions {
@@ -23,13 +21,7 @@ export interface BuildOptions {
   recorder: Recorder;
 }
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    protocol?: string;
-  }
-}
-
-const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
 
 function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
   const h = req.headers['x-request-id'];
@@ -89,8 +81,13 @@ export function build(opts: BuildOptions): FastifyInstance {
   // JSON only: without this, text/plain bodies would reach the schema as strings instead of a 415.
   app.removeContentTypeParser('text/plain');
 
-  const recorder = opts.recorder;
-  const deps: InferDeps = { model, metrics, log, recorder, requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs };
+  const plane = new DataPlane({
+    model,
+    metrics,
+    log,
+    recorder: opts.recorder,
+    requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+  });
   const debug = log.isLevelEnabled('debug');
   metrics.setModel(model.name);
 
@@ -102,15 +99,6 @@ export function build(opts: BuildOptions): FastifyInstance {
     if (model.status === 'draining') reply.header('connection', 'close');
     done();
   });
-  // Only the inference routes (those with a protocol) are measured; the hook is theirs alone.
-  deps.onResponse = (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
-    metrics.observeRequest(model.name, reply.routeOptions.config.protocol ?? 'other', reply.statusCode, reply.elapsedTime / 1000);
-    if (debug) {
-      log.debug({ requestId: req.id, method: req.method, url: req.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
-    }
-    done();
-  };
-
   app.setErrorHandler((error: FastifyError, req, reply) => {
     const err = toModelshipError(error, bodyLimit);
     if (err.statusCode >= 500) {
@@ -135,8 +123,6 @@ export function build(opts: BuildOptions): FastifyInstance {
     return metrics.registry.metrics();
   });
 
-  registerV2(app, deps);
-  registerV1(app, deps);
-  registerCustom(app, deps);
+  app.register(inferenceRoutes(plane, log));
   return app;
 }

@@ -14,6 +14,9 @@ export const PATHS = {
   pythonEnvDir: '/var/cache/modelship/python-envs',
 } as const;
 
+/** What an `x-request-id` (and a feedback `id`) may be; anything else gets a generated id. */
+export const REQUEST_ID_PATTERN = '^[A-Za-z0-9._:@/+=-]{1,128}$';
+
 /** HTTP endpoints the operator points its probes at. */
 export const PROBES = {
   live: '/v2/health/live',

@@ -1,9 +1,10 @@
-// Custom endpoints a plugin registers with routes(register): served below /v2/models/{name}/custom/. The
-// plugin is loaded after the server starts listening, so one wildcard route dispatches to them.
+// Custom endpoints a plugin registers (JS routes(register), ml-deploy endpoints(app)): served below
+// /v2/models/{name}/custom/. The plugin is loaded after the server starts listening, so one wildcard
+// route dispatches to them.
 import type { FastifyInstance } from 'fastify';
+import type { DataPlane } from '../dataplane.ts';
 import type { CustomRouteSpec } from '../engines/types.ts';
 import { msError } from '../errors.ts';
-import { type InferDeps, withDeadline } from './infer.ts';
 
 /** Matches a request path against a route path with `:param` segments. Pure. */
 export function matchRoute(pattern: string, path: string): Record<string, string> | undefined {
@@ -32,34 +33,30 @@ export function findRoute(routes: readonly CustomRouteSpec[], method: string, pa
   return pathMatched ? 'method' : undefined;
 }
 
-export function registerCustom(app: FastifyInstance, deps: InferDeps): void {
-  const { model } = deps;
+export function registerCustom(app: FastifyInstance, plane: DataPlane): void {
   app.route({
     method: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'],
     url: '/v2/models/:name/custom/*',
     config: { protocol: 'custom' },
-    ...(deps.onResponse ? { onResponse: deps.onResponse } : {}),
     handler: async (req, reply) => {
       const { name, '*': rest } = req.params as { name: string; '*': string };
-      if (name !== model.name) throw msError('MS_ERR_MODEL_NOT_FOUND', { name, served: model.name });
-      const engine = model.requireEngine();
+      plane.checkModel(name);
+      const engine = plane.model.requireEngine();
       const path = `/${rest ?? ''}`;
       const found = findRoute(engine.routes, req.method, path);
       if (found === 'method') throw msError('MS_ERR_HTTP_METHOD_NOT_ALLOWED', { method: req.method, url: req.url });
       if (!found) throw msError('MS_ERR_HTTP_NOT_FOUND', { method: req.method, url: req.url });
-      const res = await withDeadline(deps, req.id, (e, ctx) =>
-        e.callRoute(
-          found.index,
-          {
-            method: req.method,
-            path,
-            params: found.params,
-            query: req.query as Record<string, unknown>,
-            headers: req.headers,
-            body: req.body,
-          },
-          ctx,
-        ),
+      const res = await plane.route(
+        found.index,
+        {
+          method: req.method,
+          path,
+          params: found.params,
+          query: req.query as Record<string, unknown>,
+          headers: req.headers,
+          body: req.body,
+        },
+        req.id,
       );
       reply.code(res.status ?? 200);
       return res.body ?? null;

@@ -249,23 +249,24 @@ export function rowsToOutputs(rows: Outputs[], declared?: readonly TensorMetadat
   return out;
 }
 
-/** A JSON-safe copy of plugin outputs for KServe v1 predictions (typed arrays → arrays, bigints → numbers). */
+/** One output value, JSON-safe (typed arrays → arrays, bigints → numbers). */
+export function valueToJson(name: string, v: OutputValue): unknown {
+  if (typeof v === 'bigint') return toJsonNumber(name, v);
+  if (ArrayBuffer.isView(v) || Array.isArray(v)) {
+    return Array.from(v as ArrayLike<unknown>, (x) => (typeof x === 'bigint' ? toJsonNumber(name, x) : x));
+  }
+  return v;
+}
+
+/** A JSON-safe copy of plugin outputs for KServe v1 predictions. */
 export function outputsToJson(o: Outputs): Record<string, unknown> {
-  let plain = true;
   for (const k in o) {
     const v = o[k];
     if (typeof v === 'bigint' || ArrayBuffer.isView(v) || (Array.isArray(v) && typeof v[0] === 'bigint')) {
-      plain = false;
-      break;
+      const res: Record<string, unknown> = {};
+      for (const [name, value] of Object.entries(o)) res[name] = valueToJson(name, value);
+      return res;
     }
   }
-  if (plain) return o;
-  const res: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) {
-    if (typeof v === 'bigint') res[k] = toJsonNumber(k, v);
-    else if (ArrayBuffer.isView(v) || Array.isArray(v)) {
-      res[k] = Array.from(v as ArrayLike<unknown>, (x) => (typeof x === 'bigint' ? toJsonNumber(k, x) : x));
-    } else res[k] = v;
-  }
-  return res;
+  return o;
 }

@@ -1,14 +1,13 @@
-// Open Inference Protocol (KServe v2) REST endpoints.
+// Open Inference Protocol (KServe v2) REST endpoints: a thin adapter onto the data plane.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import Type, { type Static } from 'typebox';
-import { msError } from '../errors.ts';
-import { type InferDeps, predict, recorded } from './infer.ts';
-import { type FeedbackBody, FeedbackSchema, feedback } from './feedback.ts';
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import type { DataPlane } from '../dataplane.ts';
+import { SERVER_VERSION } from '../version.ts';
+import { type FeedbackBody, FeedbackSchema } from './feedback.ts';
 import { type InferInput, inputsToRows, rowsToOutputs } from './tensors.ts';
 
 export const SERVER_NAME = 'modelship';
-export const SERVER_VERSION = '0.1.0';
 
 const Parameters = Type.Record(Type.String(), Type.Unknown());
 
@@ -32,17 +31,11 @@ export const InferRequestSchema = Type.Object({
 
 const NameParams = Type.Object({ name: Type.String() });
 const VersionParams = Type.Object({ name: Type.String(), version: Type.String() });
+type ModelParams = { name: string; version?: string };
 
-export function registerV2(app: FastifyInstance, deps: InferDeps): void {
+export function registerV2(app: FastifyInstance, plane: DataPlane): void {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-  const { model } = deps;
-
-  const checkModel = (name: string, version?: string) => {
-    if (name !== model.name) throw msError('MS_ERR_MODEL_NOT_FOUND', { name, served: model.name });
-    if (version !== undefined && version !== model.version) {
-      throw msError('MS_ERR_MODEL_VERSION_NOT_FOUND', { name, version, served: model.version ?? '(none)' });
-    }
-  };
+  const { model } = plane;
 
   r.get('/v2', () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: [] as string[] }));
 
@@ -54,72 +47,42 @@ export function registerV2(app: FastifyInstance, deps: InferDeps): void {
     outputs: model.outputs,
     ...(model.manifest.description ? { parameters: { description: model.manifest.description } } : {}),
   });
-  r.get('/v2/models/:name', { schema: { params: NameParams } }, (req) => {
-    checkModel(req.params.name);
-    return metadata();
-  });
-  r.get('/v2/models/:name/versions/:version', { schema: { params: VersionParams } }, (req) => {
-    checkModel(req.params.name, req.params.version);
-    return metadata();
-  });
-
   const ready = (reply: { code(n: number): unknown }) => {
     if (!model.ready) reply.code(503);
     return { name: model.name, ready: model.ready };
   };
-  r.get('/v2/models/:name/ready', { schema: { params: NameParams } }, (req, reply) => {
-    checkModel(req.params.name);
-    return ready(reply);
-  });
-  r.get('/v2/models/:name/versions/:version/ready', { schema: { params: VersionParams } }, (req, reply) => {
-    checkModel(req.params.name, req.params.version);
-    return ready(reply);
-  });
-
-  const infer = (id: string, body: Static<typeof InferRequestSchema>, reply: FastifyReply) =>
-    recorded(deps, reply, { requestId: id, protocol: 'v2', inferenceId: body.id, input: body.inputs }, async () => {
+  // The model is checked before the body, so a request to the wrong model is a 404 whatever its body.
+  const preValidation = async (req: { params: unknown }) => {
+    const p = req.params as ModelParams;
+    plane.checkModel(p.name, p.version);
+  };
+  for (const [prefix, params] of [
+    ['/v2/models/:name', NameParams],
+    ['/v2/models/:name/versions/:version', VersionParams],
+  ] as const) {
+    r.get(prefix, { schema: { params }, preValidation }, () => metadata());
+    r.get(`${prefix}/ready`, { schema: { params }, preValidation }, (_req, reply) => ready(reply));
+    r.post(`${prefix}/infer`, { schema: { params, body: InferRequestSchema }, config: { protocol: 'v2' }, preValidation }, async (req) => {
+      const body = req.body;
+      const inf = plane.begin(req.id, 'v2', body.inputs, body.id);
+      req.inference = inf;
+      const requested = body.outputs?.map((o) => o.name);
       const rows = inputsToRows(body.inputs as InferInput[]);
       const outputs = rowsToOutputs(
-        await predict(deps, id, rows),
+        await plane.predict(inf, rows, requested ? { outputs: requested } : undefined),
         model.outputs,
-        body.outputs?.map((o) => o.name),
+        requested,
       );
-      const value = {
+      inf.output = outputs;
+      return {
         model_name: model.name,
         ...(model.version ? { model_version: model.version } : {}),
-        id: body.id ?? id,
+        id: body.id ?? req.id,
         outputs,
       };
-      return { value, output: outputs };
     });
-  const config = { protocol: 'v2' };
-  const onResponse = deps.onResponse ?? ((_q: unknown, _r: unknown, done: () => void) => done());
-  // The model is checked before the body, so a request to the wrong model is a 404 whatever its body.
-  const preValidation = (req: { params: unknown }, _reply: unknown, done: (err?: Error) => void) => {
-    const p = req.params as { name: string; version?: string };
-    try {
-      checkModel(p.name, p.version);
-      done();
-    } catch (err) {
-      done(err as Error);
-    }
-  };
-  r.post(
-    '/v2/models/:name/infer',
-    { schema: { params: NameParams, body: InferRequestSchema }, config, preValidation, onResponse },
-    (req, reply) => infer(req.id, req.body, reply),
-  );
-  r.post(
-    '/v2/models/:name/versions/:version/infer',
-    { schema: { params: VersionParams, body: InferRequestSchema }, config, preValidation, onResponse },
-    (req, reply) => infer(req.id, req.body, reply),
-  );
-  r.post('/v2/models/:name/feedback', { schema: { params: NameParams, body: FeedbackSchema }, config, preValidation, onResponse }, (req) =>
-    feedback(deps, 'v2', req.id, req.body as FeedbackBody),
-  );
-  r.post(
-    '/v2/models/:name/versions/:version/feedback',
-    { schema: { params: VersionParams, body: FeedbackSchema }, config, preValidation, onResponse },
-    (req) => feedback(deps, 'v2', req.id, req.body as FeedbackBody),
-  );
+    r.post(`${prefix}/feedback`, { schema: { params, body: FeedbackSchema }, config: { protocol: 'v2' }, preValidation }, (req) =>
+      plane.feedback('v2', req.id, req.body as FeedbackBody),
+    );
+  }
 }

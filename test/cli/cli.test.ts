@@ -28,14 +28,14 @@ describe('modelship CLI', () => {
     expect(err.at(-1)).toMatch(/is not empty$/);
   });
 
-  it('test runs a zip and a batch, and reports plugin errors with their code', async () => {
+  it('test runs a zip and a batch, and reports errors with their code', async () => {
     const zip = join(await mkdtemp(join(tmpdir(), 'cli-')), 'iris.zip');
     await packBundle(IRIS, zip);
     expect(await run(['test', zip, '-i', '[{"features":[5.1,3.5,1.4,0.2]},{"features":[6.7,3.0,5.2,2.3]}]'])).toBe(0);
     expect(JSON.parse(out.at(-1) as string).map((o: { label: string }) => o.label)).toEqual(['setosa', 'virginica']);
     expect(await run(['test', IRIS, '-i', '{"features":[1]}'])).toBe(1);
     expect(err.at(-1)).toBe(
-      'modelship: MS_ERR_PREDICT_FAILED: predict failed: expected 4 numbers (features: sepal_length, sepal_width, petal_length, petal_width), got {"features":[1]}',
+      'modelship: MS_ERR_INPUT_INVALID: invalid input: input "features" (instance 0) has 1 values; the model declares 4',
     );
   });
 

@@ -70,11 +70,26 @@ describe('runtime HTTP API (iris bundle)', () => {
     const r = await t.app.inject({
       method: 'POST',
       url: '/v1/models/iris:predict',
-      payload: { instances: [[5.1, 3.5, 1.4, 0.2], { sepal_length: 6.7, sepal_width: 3.0, petal_length: 5.2, petal_width: 2.3 }] },
+      payload: { instances: [[5.1, 3.5, 1.4, 0.2], { features: [6.7, 3.0, 5.2, 2.3] }] },
     });
     expect(r.statusCode).toBe(200);
     const { predictions } = r.json();
     expect(predictions.map((p: { label: string }) => p.label)).toEqual(['setosa', 'virginica']);
+  });
+
+  it.each([
+    ['an instance of the wrong length', [[5.1, 3.5, 1.4]], 'input "features" (instance 0) has 3 values; the model declares 4'],
+    ['a string among the features', [[5.1, 3.5, 'x', 0.2]], 'input "features" (instance 0) holds "x" where the model declares a number'],
+    [
+      'an undeclared input',
+      [{ features: [1, 2, 3, 4], color: 'red' }],
+      'input "color" (instance 0) is not one of the model\'s inputs (features)',
+    ],
+    ['a missing input', [{ sepal_length: 6.7 }], 'input "sepal_length" (instance 0) is not one of the model\'s inputs (features)'],
+  ])('refuses a v1 instance against the declared inputs before the plugin runs: %s', async (_what, instances, text) => {
+    const r = await t.app.inject({ method: 'POST', url: '/v1/models/iris:predict', payload: { instances } });
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).toEqual({ code: 'MS_ERR_INPUT_INVALID', error: `invalid input: ${text}` });
     expect((await t.app.inject('/v1/models/iris')).json()).toEqual({ name: 'iris', ready: true });
   });
 
@@ -123,11 +138,11 @@ describe('runtime HTTP API (iris bundle)', () => {
     ],
     ['no inputs field', { foo: 1 }, 400, 'MS_ERR_REQUEST_INVALID', '/body'],
     [
-      'a plugin error (bad features)',
+      'features of the wrong width (checked against the declared inputs)',
       { inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP64', data: [1, 2, 3] }] },
-      500,
-      'MS_ERR_PREDICT_FAILED',
-      'expected 4 numbers',
+      400,
+      'MS_ERR_INPUT_INVALID',
+      'input "features" (instance 0) has 3 values; the model declares 4',
     ],
   ])('rejects %s with a precise error', async (_what, body, status, code, text) => {
     const r = await infer(body);
