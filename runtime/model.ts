@@ -97,7 +97,15 @@ export async function loadModel(
     model.adopt(bundle.manifest);
     model.setLoading(`loading ${bundle.entrypoint} and running init()`);
     const t0 = performance.now();
-    const engine = await createEngine(bundle, { ...o.engine, modelName: model.name, modelVersion: model.version });
+    const engine = await createEngine(bundle, {
+      ...o.engine,
+      modelName: model.name,
+      modelVersion: model.version,
+      onFatal: (err) => {
+        model.setFailed(`${err.code}: ${err.message}`);
+        o.engine.onFatal?.(err);
+      },
+    });
     model.setReady(engine, bundle.manifest, bundle.sha256);
     return { engine, bundle, loadSeconds: (performance.now() - t0) / 1000 };
   } catch (err) {

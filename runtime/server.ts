@@ -64,7 +64,6 @@ export async function start(
       log,
       logLevel: config.logLevel,
       onFatal: (err) => {
-        model.setFailed(`${err.code}: ${err.message}`);
         metrics.modelReady.labels(model.name).set(0);
         hooks.onFatal?.(err);
       },

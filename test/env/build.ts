@@ -1,27 +1,36 @@
-// Builds every component of the local environment from package registries (the Go module proxy and Maven
-// Central), once, into the cache. Each component lands in its own versioned directory, written to a
+// Builds every component of the local environment from package registries (the Go module proxy, Maven
+// Central and PyPI), once, into the cache. Each component lands in its own versioned directory, written to a
 // temporary directory first and renamed into place, so an interrupted build never looks complete.
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { componentDir } from './cache.ts';
+import { cacheRoot, componentDir } from './cache.ts';
 import {
   ETCD_VERSION,
   HELM_VERSION,
   KAFKA_VERSION,
   KUBERNETES_VERSION,
   KWOK_VERSION,
+  MIN_PYTHON_VERSION,
   MINIO_VERSION,
   RELOAD4J_VERSION,
   SCALA_VERSION,
   SLF4J_VERSION,
+  TEST_WHEELS,
+  UV_VERSION,
 } from './versions.ts';
 
-const GO_MODULE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'go');
+const HERE = dirname(fileURLToPath(import.meta.url));
+const GO_MODULE_DIR = join(HERE, 'go');
+/** What the environment's Python holds: the runtime image's base stack, and pytest. */
+const PYTHON_LOCKS = [join(HERE, '..', '..', 'runtime', 'engines', 'python', 'base-stack.lock'), join(HERE, 'python-test.lock')];
+/** Imported once the Python is in place: a venv that did not survive the rename into place fails here. */
+const PYTHON_IMPORTS = ['numpy', 'scipy', 'sklearn', 'pandas', 'joblib', 'xgboost', 'lightgbm', 'pytest'];
 
-export type ComponentName = 'kubernetes' | 'kwok' | 'minio' | 'helm' | 'kafka';
+export type ComponentName = 'kubernetes' | 'kwok' | 'minio' | 'helm' | 'kafka' | 'python';
 
 /** Paths of the built binaries (and Kafka's class path), as the launcher needs them. */
 export interface Binaries {
@@ -34,6 +43,12 @@ export interface Binaries {
   minio: string;
   helm: string;
   kafkaLibDir: string;
+  /** The interpreter of a virtual environment with the base data-science stack and pytest. */
+  python: string;
+  /** Wheels of TEST_WHEELS, for offline installs of requirements.txt in tests. */
+  wheels: string;
+  /** The uv binary (installs a Python bundle's requirements). */
+  uv: string;
 }
 
 interface Component {
@@ -43,19 +58,24 @@ interface Component {
   expect: string;
   tools: Toolchain[];
   build(outDir: string, log: NodeJS.WritableStream): Promise<void>;
+  /** Run on the component at its final path, before it is marked complete. */
+  check?(dir: string, log: NodeJS.WritableStream): Promise<void>;
 }
 
-type Toolchain = 'go' | 'java' | 'mvn';
+type Toolchain = 'go' | 'java' | 'mvn' | 'python3';
 
 const INSTALL_HINT: Record<Toolchain, string> = {
   go: 'Go ≥ 1.25 (https://go.dev/doc/install, or the Debian package golang-go from bookworm-backports)',
   java: 'a Java runtime ≥ 17 (Debian package openjdk-17-jre-headless)',
   mvn: 'Apache Maven (Debian package maven)',
+  python3: `Python ≥ ${MIN_PYTHON_VERSION} with pip (Debian packages python3 and python3-pip, or pyenv)`,
 };
 
 export class ToolchainMissingError extends Error {
-  constructor(tool: Toolchain, component: string) {
-    super(`building ${component} needs ${tool}, which is not on PATH: install ${INSTALL_HINT[tool]}`);
+  /** `found`: what is on PATH instead, when the tool is there but too old. */
+  constructor(tool: Toolchain, component: string, found?: string) {
+    const problem = found ? `but the ${tool} on PATH is ${found}` : 'which is not on PATH';
+    super(`building ${component} needs ${tool}, ${problem}: install ${INSTALL_HINT[tool]}`);
     this.name = 'ToolchainMissingError';
   }
 }
@@ -87,6 +107,55 @@ const kubeLdflags = (() => {
   }
   return flags.join(' ');
 })();
+
+interface HostPython {
+  /** The real interpreter (not a pyenv shim, which depends on the working directory). */
+  executable: string;
+  version: string;
+}
+
+const hostPythons = new Map<string, HostPython | undefined>();
+
+/** The python3 on PATH, asked once per PATH. */
+function hostPython(): HostPython | undefined {
+  const path = process.env.PATH ?? '';
+  if (!hostPythons.has(path)) {
+    const probe = spawnSync('python3', ['-c', "import sys; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])"], {
+      encoding: 'utf8',
+    });
+    const [executable, version] = probe.status === 0 ? probe.stdout.trim().split('\n') : [];
+    hostPythons.set(path, executable && version ? { executable, version } : undefined);
+  }
+  return hostPythons.get(path);
+}
+
+/** `a` ≥ `b`, comparing dotted numeric versions part by part. */
+export function versionAtLeast(a: string, b: string): boolean {
+  const x = a.split('.').map(Number);
+  const y = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d > 0;
+  }
+  return true;
+}
+
+/**
+ * The cache key of the environment's Python: uv's version, the interpreter's, and a short hash of both and
+ * of the locks' contents, so a changed pin (or a new python3) builds a new one.
+ */
+export function pythonVersionKey(uvVersion: string, pythonVersion: string, locks: string[]): string {
+  const hash = createHash('sha256').update(`uv ${uvVersion}\npython ${pythonVersion}\n`);
+  for (const lock of locks) hash.update(lock).update('\0');
+  return `uv${uvVersion}-py${pythonVersion}-${hash.digest('hex').slice(0, 12)}`;
+}
+
+let pythonLocks: string[] | undefined;
+
+function uvEnv(): NodeJS.ProcessEnv {
+  // uv may not fetch interpreters here: it uses the python3 it is given, or fails.
+  return { ...process.env, UV_CACHE_DIR: join(cacheRoot(), 'uv'), UV_PYTHON_DOWNLOADS: 'never' };
+}
 
 const components: Component[] = [
   {
@@ -159,6 +228,57 @@ const components: Component[] = [
       }
     },
   },
+  {
+    name: 'python',
+    get version() {
+      pythonLocks ??= PYTHON_LOCKS.map((f) => readFileSync(f, 'utf8'));
+      return pythonVersionKey(UV_VERSION, hostPython()?.version ?? 'none', [...pythonLocks, TEST_WHEELS.join('\n')]);
+    },
+    expect: '15–60 s',
+    tools: ['python3'],
+    async build(out, log) {
+      const python = (hostPython() as HostPython).executable;
+      await run(
+        python,
+        ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-input', '--target', join(out, 'uv'), `uv==${UV_VERSION}`],
+        { cwd: out, env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' } },
+        log,
+      );
+      const uv = join(out, 'uv', 'bin', 'uv');
+      // Relocatable: the entry points (bin/pytest) find their interpreter relative to themselves, so the
+      // venv still works after the rename from the staging directory; bin/python links to `python`.
+      await run(uv, ['venv', '--quiet', '--relocatable', '--python', python, join(out, 'venv')], { cwd: out, env: uvEnv() }, log);
+      const locks = PYTHON_LOCKS.flatMap((f) => ['-r', f]);
+      await run(
+        uv,
+        ['pip', 'install', '--quiet', '--python', join(out, 'venv', 'bin', 'python'), ...locks],
+        { cwd: out, env: uvEnv() },
+        log,
+      );
+      await run(
+        python,
+        [
+          '-m',
+          'pip',
+          'download',
+          '--quiet',
+          '--disable-pip-version-check',
+          '--no-deps',
+          '--only-binary=:all:',
+          '-d',
+          join(out, 'wheels'),
+          ...TEST_WHEELS,
+        ],
+        { cwd: out, env: process.env },
+        log,
+      );
+    },
+    async check(dir, log) {
+      const script = `import ${PYTHON_IMPORTS.join(', ')}, sys; print(sys.prefix)`;
+      await run(join(dir, 'venv', 'bin', 'python'), ['-c', script], { cwd: dir, env: process.env }, log);
+      await run(join(dir, 'venv', 'bin', 'pytest'), ['--version'], { cwd: dir, env: process.env }, log);
+    },
+  },
 ];
 
 function kafkaPom(): string {
@@ -212,10 +332,16 @@ function run(cmd: string, args: string[], opts: { cwd: string; env: NodeJS.Proce
   });
 }
 
-function hasTool(tool: Toolchain): boolean {
+/** Why `tool` cannot be used: undefined when it can; `found` names the version on PATH when it is too old. */
+function toolProblem(tool: Toolchain): { found?: string } | undefined {
+  if (tool === 'python3') {
+    const python = hostPython();
+    if (!python) return {};
+    return versionAtLeast(python.version, MIN_PYTHON_VERSION) ? undefined : { found: `Python ${python.version}` };
+  }
   const probe = tool === 'java' ? ['-version'] : ['version'];
   const result = spawnSync(tool === 'mvn' ? 'mvn' : tool, tool === 'mvn' ? ['-v'] : probe, { stdio: 'ignore' });
-  return result.status === 0;
+  return result.status === 0 ? undefined : {};
 }
 
 export interface BuildOptions {
@@ -234,11 +360,14 @@ export async function ensureBuilt(options: BuildOptions = {}): Promise<Binaries>
   const wanted = components.filter((c) => !options.only || options.only.includes(c.name));
   const missing = wanted.filter((c) => !isBuilt(c));
   for (const c of missing) {
-    for (const tool of c.tools) if (!hasTool(tool)) throw new ToolchainMissingError(tool, c.name);
+    for (const tool of c.tools) {
+      const problem = toolProblem(tool);
+      if (problem) throw new ToolchainMissingError(tool, c.name, problem.found);
+    }
   }
   if (missing.length > 0) {
     progress(
-      `modelship env: building ${missing.map((c) => c.name).join(', ')} from source into ${dirname(componentDir('x', 'y'))} ` +
+      `modelship env: building ${missing.map((c) => c.name).join(', ')} into ${dirname(componentDir('x', 'y'))} ` +
         '(first time only; the whole first build takes 30–40 min on 2 cores)',
     );
   }
@@ -256,6 +385,9 @@ export async function ensureBuilt(options: BuildOptions = {}): Promise<Binaries>
     }, 60_000);
     try {
       await c.build(staging, log);
+      await rm(final, { recursive: true, force: true });
+      await rename(staging, final);
+      await c.check?.(final, log);
     } catch (err) {
       const e = err as Error & { tail?: string; command?: string };
       throw new BuildError(c.name, e.command ?? e.message, logFile, e.tail ?? String(err));
@@ -263,9 +395,8 @@ export async function ensureBuilt(options: BuildOptions = {}): Promise<Binaries>
       clearInterval(ticker);
       await new Promise((r) => log.end(r));
     }
-    await writeFile(join(staging, '.complete'), `${new Date().toISOString()}\n`);
-    await rm(final, { recursive: true, force: true });
-    await rename(staging, final);
+    // Last: a directory without it (an interrupted build or check) is rebuilt from scratch.
+    await writeFile(join(final, '.complete'), `${new Date().toISOString()}\n`);
     progress(`[${i + 1}/${missing.length}] ${c.name}: built in ${Math.round((Date.now() - started) / 1000)} s`);
   }
   return binaries();
@@ -289,6 +420,9 @@ export function binaries(): Binaries {
     minio: join(dir('minio'), 'minio'),
     helm: join(dir('helm'), 'helm'),
     kafkaLibDir: join(dir('kafka'), 'libs'),
+    python: join(dir('python'), 'venv', 'bin', 'python'),
+    uv: join(dir('python'), 'uv', 'bin', 'uv'),
+    wheels: join(dir('python'), 'wheels'),
   };
 }
 

@@ -24,6 +24,7 @@ kubeconfig   ${info.kubeconfig}
 S3 (MinIO)   ${info.s3.endpoint}  access key ${info.s3.accessKey} (secret key in ${envFile()})
 Kafka        ${info.kafka.bootstrapServers.join(',')}
 nodes        ${info.nodes.join(', ')}
+python       ${info.binaries.python}  (uv ${info.binaries.uv})
 data + logs  ${info.root}
 
   export KUBECONFIG=${info.kubeconfig}
@@ -69,7 +70,7 @@ async function main(): Promise<number> {
       }
       const rows = await status(info);
       for (const r of rows) {
-        console.log(`${r.healthy ? 'ok  ' : 'FAIL'} ${r.name.padEnd(24)} pid ${String(r.pid).padEnd(8)} ${r.detail}`);
+        console.log(`${r.healthy ? 'ok  ' : 'FAIL'} ${r.name.padEnd(24)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.detail}`);
       }
       return rows.every((r) => r.healthy) ? 0 : 1;
     }

@@ -33,7 +33,7 @@ describe('local environment', () => {
   it('reports every component healthy, with the pinned Kubernetes version', async () => {
     const rows = await status(env.info);
     expect(rows.map((r) => r.name).sort()).toEqual(
-      ['etcd', 'kafka', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'minio', 'process-node'].sort(),
+      ['etcd', 'kafka', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'minio', 'process-node', 'python'].sort(),
     );
     for (const r of rows) expect(r, r.name).toMatchObject({ healthy: true });
     const version = execFileSync(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, 'version', '-o', 'json'], {

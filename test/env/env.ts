@@ -1,6 +1,9 @@
 // The local environment: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler) with kwok nodes, a MinIO server and a single-node Kafka broker in KRaft mode, all on
-// loopback and on free ports, each with its own data directory and log file under one root directory.
+// kube-scheduler) with kwok nodes and a process node, a MinIO server and a single-node Kafka broker in KRaft
+// mode, all on loopback and on free ports, each with its own data directory and log file under one root
+// directory; and a Python with the runtime image's base stack (not a process: the process node's
+// runtime-python pods and the tests use it).
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +12,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { type Binaries, ensureBuilt } from './build.ts';
 import { createPki, type Pki } from './pki.ts';
@@ -319,7 +323,16 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
     processes['process-node'] = startProcess({
       name: 'process-node',
       command: process.execPath,
-      args: [join(REPO_ROOT, 'test/env/process-node-main.ts'), kubeconfig, PROCESS_NODE_NAME, dir('process-node')],
+      args: [
+        join(REPO_ROOT, 'test/env/process-node-main.ts'),
+        kubeconfig,
+        PROCESS_NODE_NAME,
+        dir('process-node'),
+        '--python',
+        bins.python,
+        '--uv',
+        bins.uv,
+      ],
       logFile: join(logs, 'process-node.log'),
     });
     await waitReady(processes['process-node'], () => processNodeReady(kubeconfig), 30_000, 'marking its node Ready');
@@ -350,10 +363,29 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
 
 export interface ComponentHealth {
   name: string;
-  pid: number;
-  running: boolean;
+  /** Absent for a component that is not a process (python). */
+  pid?: number;
+  running?: boolean;
   healthy: boolean;
   detail: string;
+}
+
+const execFileAsync = promisify(execFile);
+
+/** The environment's Python: its interpreter answers and imports the base stack. */
+async function pythonHealth(info: EnvInfo): Promise<ComponentHealth> {
+  // An env.json written before the python component existed has no such binary.
+  const python = info.binaries.python as string | undefined;
+  if (!python) return { name: 'python', healthy: false, detail: 'not in env.json (started before it was added): env:down, then env:up' };
+  try {
+    const script = 'import sys, sklearn; print(sys.version.split()[0], sklearn.__version__)';
+    const { stdout } = await execFileAsync(python, ['-c', script], { timeout: 30_000 });
+    const [version, sklearn] = stdout.trim().split(' ');
+    return { name: 'python', healthy: true, detail: `Python ${version}, scikit-learn ${sklearn} (${python})` };
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    return { name: 'python', healthy: false, detail: (e.stderr?.trim().split('\n').at(-1) || e.message).slice(0, 300) };
+  }
 }
 
 /** Health of every component of the environment described by `info`. */
@@ -395,8 +427,8 @@ export async function status(info: EnvInfo): Promise<ComponentHealth[]> {
       return `metadata answered at ${info.kafka.bootstrapServers.join(',')}`;
     },
   };
-  return Promise.all(
-    Object.entries(info.processes).map(async ([name, rec]) => {
+  const processes = Promise.all(
+    Object.entries(info.processes).map(async ([name, rec]): Promise<ComponentHealth> => {
       const running = isAlive(rec);
       if (!running) return { name, pid: rec.pid, running, healthy: false, detail: 'not running' };
       try {
@@ -407,6 +439,8 @@ export async function status(info: EnvInfo): Promise<ComponentHealth[]> {
       }
     }),
   );
+  const [rows, python] = await Promise.all([processes, pythonHealth(info)]);
+  return [...rows, python];
 }
 
 async function portHealthz(rec: ProcessRecord | undefined): Promise<string> {

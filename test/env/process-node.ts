@@ -1,11 +1,14 @@
 // The process node: a Node of the local cluster whose pods are real processes. For each pod scheduled to it
-// that runs the modelship runtime image, it starts the runtime from this checkout with the pod's container
+// that runs a modelship runtime image, it starts the runtime from this checkout with the pod's container
 // env (secretKeyRef / configMapKeyRef / fieldRef resolved), bound to an address of its own on `lo` (see
 // allocateIp) on the container port, and keeps the pod's status true: podIP, Running, ready from the
 // runtime's real readiness endpoint, restarts with backoff, terminated state with exit code and the
 // termination message the runtime wrote. Deleting a pod runs its preStop sleep, sends SIGTERM, waits up to
-// the grace period for the drain (SIGKILL after), then removes the pod, as the kubelet would. Any other
-// image is refused with a clear message: this is not a general kubelet.
+// the grace period for the drain (SIGKILL after), then removes the pod, as the kubelet would.
+// `…/modelship/runtime-python` stands for the image with Python: its pods get the environment's Python and
+// uv (the python component) and a requirements-environment cache shared by the node's pods; pods of the
+// plain `…/modelship/runtime` image get no Python, as that image has none. Any other image is refused with a
+// clear message: this is not a general kubelet.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,18 +26,53 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import { microTime } from '../../operator/kube/leader.ts';
+import { ENV } from '../../runtime/contract.ts';
 
 export const PROCESS_NODE_LABEL = 'modelship.dev/process-node';
 /** Tainted, so only pods that ask for real processes (a toleration) land here. */
 export const PROCESS_NODE_TAINT = { key: PROCESS_NODE_LABEL, value: 'true', effect: 'NoSchedule' } as const;
-const RUNTIME_IMAGE = /(^|\/)modelship\/runtime(:[^/]*)?(@sha256:[0-9a-f]+)?$/;
+const RUNTIME_IMAGE = /(^|\/)modelship\/runtime(-python)?(:[^/]*)?(@sha256:[0-9a-f]+)?$/;
 const RUNTIME_MAIN = join(import.meta.dirname, '..', '..', 'runtime', 'main.ts');
+const IMAGES = '…/modelship/runtime:<tag> and …/modelship/runtime-python:<tag>';
+
+/** Which runtime image a container runs, or undefined for any other image. */
+export type RuntimeImage = 'runtime' | 'runtime-python';
+
+export function runtimeImage(image: string): RuntimeImage | undefined {
+  const m = RUNTIME_IMAGE.exec(image);
+  if (!m) return undefined;
+  return m[2] ? 'runtime-python' : 'runtime';
+}
+
+/** The Python a runtime-python pod runs with, in place of the image's. */
+export interface NodePython {
+  python: string;
+  uv: string;
+  /** Requirements environments, shared by the node's pods as a node-level cache volume would be. */
+  envDir: string;
+}
+
+/**
+ * What the node adds to a pod's resolved env for its image: the Python and uv are the image's, and the
+ * requirements cache is the node's (the pod's value is a path inside its container, as the work dir is);
+ * they replace any the pod names.
+ */
+export function imageEnv(image: RuntimeImage, python: NodePython): Record<string, string> {
+  if (image === 'runtime') return {};
+  return {
+    [ENV.pythonEnvDir]: python.envDir,
+    [ENV.python]: python.python,
+    [ENV.uv]: python.uv,
+  };
+}
 
 export interface ProcessNodeOptions {
   kubeConfig: KubeConfig;
   name: string;
-  /** Logs, work dirs and termination logs of the pods' processes. */
+  /** Logs, work dirs and termination logs of the pods' processes, and the node's Python envs. */
   dir: string;
+  /** The interpreter and uv of runtime-python pods (the environment's python component, see build.ts Binaries). */
+  python: { python: string; uv: string };
   log?: (msg: string) => void;
 }
 
@@ -79,6 +117,7 @@ export class ProcessNode {
   private readonly core: CoreV1Api;
   private readonly coordination: CoordinationV1Api;
   private readonly o: ProcessNodeOptions;
+  private readonly python: NodePython;
   private readonly pods = new Map<string, Running>();
   private readonly ips = new Set<number>();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -89,6 +128,7 @@ export class ProcessNode {
 
   constructor(o: ProcessNodeOptions) {
     this.o = o;
+    this.python = { ...o.python, envDir: join(o.dir, 'python-envs') };
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
     this.coordination = o.kubeConfig.makeApiClient(CoordinationV1Api);
   }
@@ -98,7 +138,7 @@ export class ProcessNode {
   }
 
   async start(): Promise<void> {
-    mkdirSync(this.o.dir, { recursive: true });
+    mkdirSync(this.python.envDir, { recursive: true });
     try {
       await this.core.createNode({ body: processNode(this.o.name) });
     } catch (err) {
@@ -219,11 +259,12 @@ export class ProcessNode {
     }
     if (pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded') return;
     const c = pod.spec?.containers[0] as V1Container;
-    if (pod.spec?.containers.length !== 1 || !RUNTIME_IMAGE.test(c.image ?? '')) {
+    const image = pod.spec?.containers.length === 1 ? runtimeImage(c.image ?? '') : undefined;
+    if (!image) {
       void this.refuse(pod, c?.image ?? '(none)');
       return;
     }
-    void this.admit(pod, c).catch((e) => this.log(`${key}: could not start: ${(e as Error).message}`));
+    void this.admit(pod, c, image).catch((e) => this.log(`${key}: could not start: ${(e as Error).message}`));
   }
 
   private onGone(pod: V1Pod): void {
@@ -232,7 +273,7 @@ export class ProcessNode {
   }
 
   private async refuse(pod: V1Pod, image: string): Promise<void> {
-    const message = `the process node runs only the modelship runtime image (…/modelship/runtime:<tag>) as a process; it cannot run ${image}, and is not a general kubelet`;
+    const message = `the process node runs only the modelship runtime images (${IMAGES}) as processes; it cannot run ${image}, and is not a general kubelet`;
     this.log(`${podKey(pod)}: refused: ${message}`);
     await this.patchStatus(pod, { phase: 'Failed', reason: 'UnsupportedImage', message });
   }
@@ -307,7 +348,7 @@ export class ProcessNode {
     return out;
   }
 
-  private async admit(pod: V1Pod, c: V1Container): Promise<void> {
+  private async admit(pod: V1Pod, c: V1Container, image: RuntimeImage): Promise<void> {
     const key = podKey(pod);
     const ip = this.allocateIp();
     const port = c.ports?.[0]?.containerPort ?? 8080;
@@ -331,6 +372,7 @@ export class ProcessNode {
     let env: Record<string, string>;
     try {
       env = await this.resolveEnv(pod, c.env ?? [], ip);
+      env = { ...env, ...imageEnv(image, this.python) };
     } catch (err) {
       // As the kubelet: the container cannot be made; say why and try again later.
       const message = (err as { body?: string }).body ?? (err as Error).message;

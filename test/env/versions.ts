@@ -17,3 +17,12 @@ export const SCALA_VERSION = '2.13';
 /** Logging backend Kafka 3.9 expects at run time (slf4j → reload4j, configured by a log4j.properties). */
 export const SLF4J_VERSION = '1.7.36';
 export const RELOAD4J_VERSION = '1.2.25';
+/** uv, from PyPI (`pip install uv==…`): builds the environment's Python from the committed locks. */
+export const UV_VERSION = '0.13.8';
+/** The oldest python3 the environment's Python may be made from. */
+export const MIN_PYTHON_VERSION = '3.9';
+/**
+ * Wheels the python component keeps for tests of bundles with a requirements.txt: installed from a
+ * bundle's wheels/ with no index (the example examples/requirements-demo pins this one).
+ */
+export const TEST_WHEELS = ['tabulate==0.9.0'];

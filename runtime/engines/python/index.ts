@@ -95,9 +95,6 @@ export function workerEnv(parent: NodeJS.ProcessEnv, pythonPath: string[], worke
   return env;
 }
 
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
-
 /** Whole output columns (one entry per instance) → one output object per instance. Pure. */
 export function columnsToRows(cols: Record<string, unknown>, n: number): Outputs[] {
   const rows: Record<string, unknown>[] = new Array(n);
@@ -113,10 +110,8 @@ export function columnsToRows(cols: Record<string, unknown>, n: number): Outputs
       if (shape.length === 2) {
         for (let i = 0; i < n; i++) (rows[i] as Record<string, unknown>)[name] = data.subarray(i * width, (i + 1) * width);
       } else {
-        for (let i = 0; i < n; i++) {
-          const v = data[i] as number | bigint;
-          (rows[i] as Record<string, unknown>)[name] = typeof v === 'bigint' && v <= MAX_SAFE && v >= MIN_SAFE ? Number(v) : v;
-        }
+        // An INT64 column stays bigint, so its datatype is kept; numbers are made when it is encoded.
+        for (let i = 0; i < n; i++) (rows[i] as Record<string, unknown>)[name] = data[i];
       }
     } else if (Array.isArray(col) && col.length === n) {
       for (let i = 0; i < n; i++) (rows[i] as Record<string, unknown>)[name] = col[i];

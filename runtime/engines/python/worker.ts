@@ -80,12 +80,12 @@ export class PythonWorker {
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
         this.ended = `could not start ${o.python}: ${err.message}`;
-        this.fail(msError('MS_ERR_WORKER_CRASHED', { worker: this.index, how: this.ended }));
+        this.fail(msError('MS_ERR_WORKER_CRASHED', { worker: this.index, how: this.ended, detail: '' }));
         resolve(this.ended);
       });
       this.child.once('exit', (code, signal) => {
         this.ended = signal ? `signal ${signal}` : `exit code ${code}`;
-        this.fail(msError('MS_ERR_WORKER_CRASHED', { worker: this.index, how: this.ended }));
+        this.fail(msError('MS_ERR_WORKER_CRASHED', { worker: this.index, how: this.ended, detail: '' }));
         resolve(this.ended);
       });
     });
@@ -113,7 +113,7 @@ export class PythonWorker {
 
   /** Sends one message and waits for its reply (or the worker's end). */
   call(message: unknown, requestId?: string): Promise<Reply> {
-    if (this.ended) return Promise.reject(msError('MS_ERR_WORKER_CRASHED', { worker: this.index, how: this.ended }));
+    if (this.ended) return Promise.reject(msError('MS_ERR_WORKER_CRASHED', { worker: this.index, how: this.ended, detail: '' }));
     if (this.pending) return Promise.reject(msError('MS_ERR_SERVER_INTERNAL', { detail: `worker ${this.index} is busy` }));
     this.requestId = requestId;
     return new Promise<Reply>((resolve, reject) => {

@@ -121,4 +121,21 @@ def check_column(key, column, n):
                 column = column.astype(_np.float64)
             return _np.ascontiguousarray(column)
         column = list(column)
-    return [check_value(key, v, i) for i, v in enumerate(column)]
+    values = [check_value(key, v, i) for i, v in enumerate(column)]
+    if _np is not None and values and _all_numeric(values):
+        # One typed buffer instead of n JSON numbers; integers stay integers (INT64) on the way.
+        array = _np.asarray(values)
+        if array.dtype.kind in "if" and array.ndim in (1, 2):
+            return array
+    return values
+
+
+def _all_numeric(values):
+    first = values[0]
+    if isinstance(first, list):
+        return all(isinstance(v, list) and len(v) == len(first) and all(_is_number(x) for x in v) for v in values)
+    return all(_is_number(v) for v in values)
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

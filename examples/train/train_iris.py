@@ -1,0 +1,49 @@
+"""Trains the scikit-learn models of the Python example bundles on the iris data that scikit-learn ships.
+
+Deterministic: the data set is sklearn.datasets.load_iris() (no download), every estimator is fitted on all
+150 rows, and none of them draws random numbers (random_state is fixed where the estimator takes one).
+Run with a Python that has the runtime's base stack (runtime/engines/python/base-stack.lock), so the pickles
+match the scikit-learn, joblib and numpy versions that load them:
+
+    python examples/train/train_iris.py
+
+Writes:
+    examples/hopsworks-iris/iris_knn.pkl   KNeighborsClassifier()
+    examples/ml-deploy-iris/model.joblib   GaussianNB()
+    examples/iris-sklearn/model.joblib     LogisticRegression(max_iter=1000, random_state=0)
+"""
+import os
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
+
+EXAMPLES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    iris = load_iris()
+    X = np.ascontiguousarray(iris.data, dtype=np.float64)
+    y = np.ascontiguousarray(iris.target, dtype=np.int64)  # class indices 0..2: setosa, versicolor, virginica
+    print(f"scikit-learn {sklearn.__version__}, joblib {joblib.__version__}, numpy {np.__version__}")
+    print(f"iris: {X.shape[0]} rows, {X.shape[1]} features, classes {[str(n) for n in iris.target_names]}")
+
+    models = [
+        ("hopsworks-iris/iris_knn.pkl", KNeighborsClassifier()),
+        ("ml-deploy-iris/model.joblib", GaussianNB()),
+        ("iris-sklearn/model.joblib", LogisticRegression(max_iter=1000, random_state=0)),
+    ]
+    for rel, model in models:
+        model.fit(X, y)
+        accuracy = model.score(X, y)
+        path = os.path.join(EXAMPLES, rel)
+        joblib.dump(model, path)
+        print(f"{rel}: {type(model).__name__} training accuracy {accuracy:.4f} ({os.path.getsize(path)} bytes)")
+
+
+if __name__ == "__main__":
+    main()

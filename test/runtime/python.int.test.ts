@@ -1,0 +1,373 @@
+// The Python engine through the runtime's HTTP API, with the local environment's real CPython and
+// scikit-learn (the python component: runtime/engines/python/base-stack.lock): every example bundle style,
+// and each way a bundle goes wrong.
+import { createHash } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { ModelshipError } from '../../runtime/errors.ts';
+import { binaries } from '../env/build.ts';
+import { appFor, makeBundle } from './helpers.ts';
+import { rawZip } from './zip-writer.ts';
+
+const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
+const { python, uv } = binaries();
+const SETOSA = [5.1, 3.5, 1.4, 0.2];
+const VIRGINICA = [6.7, 3.0, 5.2, 2.3];
+
+/** A pino logger whose lines (JSON objects) the test can read. */
+function capturingLog() {
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+  return { log, lines };
+}
+
+type Loaded = Awaited<ReturnType<typeof appFor>>;
+const opened: Loaded[] = [];
+async function serve(dir: string, opts: Parameters<typeof appFor>[1] = {}): Promise<Loaded> {
+  const t = await appFor(dir, { initTimeoutMs: 120_000, requestTimeoutMs: 30_000, ...opts, python: { python, uv, ...opts.python } });
+  opened.push(t);
+  return t;
+}
+afterAll(async () => {
+  await Promise.all(opened.map((t) => t.engine.close()));
+});
+
+async function loadError(files: Record<string, string>, opts: Parameters<typeof appFor>[1] = {}): Promise<ModelshipError> {
+  const dir = await makeBundle(files);
+  try {
+    await serve(dir, opts);
+  } catch (err) {
+    return err as ModelshipError;
+  }
+  throw new Error('the bundle loaded');
+}
+
+const v2 = (name: string, input: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  method: 'POST' as const,
+  url: `/v2/models/${name}/infer`,
+  payload: { inputs: [input], ...extra },
+});
+const features = (...rows: number[][]) => ({ name: 'input', shape: [rows.length, 4], datatype: 'FP64', data: rows.flat() });
+
+/** A wheel made here: a real one, installed by uv from the bundle's wheels/ with no index. */
+function wheel(name: string, version: string, code: string): { file: string; data: Buffer } {
+  const info = `${name}-${version}.dist-info`;
+  const files: Record<string, string> = {
+    [`${name}/__init__.py`]: code,
+    [`${info}/METADATA`]: `Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\n`,
+    [`${info}/WHEEL`]: 'Wheel-Version: 1.0\nGenerator: modelship-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n',
+  };
+  const hash = (s: string) => `sha256=${createHash('sha256').update(s).digest('base64url')},${Buffer.byteLength(s)}`;
+  const record = `${Object.entries(files)
+    .map(([f, s]) => `${f},${hash(s)}`)
+    .join('\n')}\n${info}/RECORD,,\n`;
+  return {
+    file: `${name}-${version}-py3-none-any.whl`,
+    data: rawZip([...Object.entries(files).map(([n, d]) => ({ name: n, data: d })), { name: `${info}/RECORD`, data: record }]),
+  };
+}
+
+describe('Python bundles, one per style', () => {
+  it('Fusion: the seed echo plugin, its ValueError a 400, its print() a log line with the request id', async () => {
+    const { log, lines } = capturingLog();
+    const { app } = await serve(join(EXAMPLES, 'fusion-echo'), { log });
+    expect(lines.find((l) => l.msg === 'Initializing the model!')).toMatchObject({ stream: 'stdout', worker: 0 });
+    const r = await app.inject(v2('fusion-echo', { name: 'input', shape: [1], datatype: 'BYTES', data: ['hello'] }));
+    expect(r.statusCode).toBe(200);
+    expect(r.json().outputs).toEqual([{ name: 'output', datatype: 'BYTES', shape: [1], data: ['hello'] }]);
+    const bad = await app.inject({ method: 'POST', url: '/v1/models/fusion-echo:predict', payload: { instances: [{ x: 1 }] } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toEqual({ code: 'MS_ERR_INPUT_INVALID', error: "invalid input: Input must contain the key 'input'" });
+  });
+
+  it('Hopsworks: Predict with a joblib KNN, KServe v1 :predict, :classify and :regress, v2 infer', async () => {
+    const { app, engine } = await serve(join(EXAMPLES, 'hopsworks-iris'));
+    expect(engine.verbs).toEqual(['predict', 'classify', 'regress']);
+    const v1 = (verb: string) =>
+      app.inject({ method: 'POST', url: `/v1/models/hopsworks-iris:${verb}`, payload: { instances: [SETOSA, VIRGINICA] } });
+    expect((await v1('predict')).json()).toEqual({ predictions: [0, 2] });
+    expect((await v1('classify')).json()).toEqual({
+      predictions: [
+        [1, 0, 0],
+        [0, 0, 1],
+      ],
+    });
+    expect((await v1('regress')).json()).toEqual({ predictions: [0, 2] });
+    const r = await app.inject(v2('hopsworks-iris', features(SETOSA, VIRGINICA)));
+    expect(r.json().outputs).toEqual([{ name: 'predictions', datatype: 'INT64', shape: [2], data: [0, 2] }]);
+    // The declared input is checked before the plugin runs.
+    const bad = await app.inject({ method: 'POST', url: '/v1/models/hopsworks-iris:predict', payload: { instances: [[1, 2, 3]] } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toBe('invalid input: input "input" (instance 0) has 3 values; the model declares 4');
+  });
+
+  it('ml-deploy: UserModel predict, feedback gauges on /metrics and an event, a custom endpoint', async () => {
+    const { app, metrics } = await serve(join(EXAMPLES, 'ml-deploy-iris'));
+    const r = await app.inject(v2('ml-deploy-iris', features(SETOSA)));
+    expect(r.json().outputs).toEqual([{ name: 'y_predicted', datatype: 'INT64', shape: [1], data: [0] }]);
+    const fb = await app.inject({
+      method: 'POST',
+      url: '/v2/models/ml-deploy-iris/feedback',
+      payload: { id: r.headers['x-request-id'], input: [SETOSA, VIRGINICA], y_true: [0, 2], y_predicted: [0, 1] },
+    });
+    expect(fb.statusCode).toBe(200);
+    expect(fb.json()).toMatchObject({ logged: false, result: { y_true: [0, 2], y_predicted: [0, 1] } });
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('modelship_plugin_accuracy{model="ml-deploy-iris"} 0.5');
+    expect(text).toMatch(/modelship_plugin_f1\{model="ml-deploy-iris"\} 0\.333/);
+    // The event's topic is not allowed here (no eventTopics, no Kafka): refused and counted, not lost silently.
+    expect(text).toContain('modelship_plugin_signals_rejected_total{model="ml-deploy-iris",kind="event",reason="not_allowed"} 1');
+    const stats = await app.inject('/v2/models/ml-deploy-iris/custom/stats');
+    expect(stats.json()).toEqual({ feedback_count: 2 });
+  });
+
+  it('no code: a joblib LogisticRegression with metadata from the estimator; requested outputs only', async () => {
+    const { app } = await serve(join(EXAMPLES, 'iris-sklearn'));
+    const md = (await app.inject('/v2/models/iris-sklearn')).json();
+    expect(md).toMatchObject({
+      platform: 'modelship-python',
+      inputs: [{ name: 'input', datatype: 'FP64', shape: [-1, 4] }],
+      outputs: [
+        { name: 'predict', datatype: 'INT64', shape: [-1] },
+        { name: 'predict_proba', datatype: 'FP64', shape: [-1, 3] },
+      ],
+    });
+    const r = await app.inject(v2('iris-sklearn', features(SETOSA, VIRGINICA)));
+    const [label, proba] = r.json().outputs;
+    expect(label).toEqual({ name: 'predict', datatype: 'INT64', shape: [2], data: [0, 2] });
+    expect(proba.shape).toEqual([2, 3]);
+    expect(proba.data[0]).toBeCloseTo(0.98156, 4);
+    const only = await app.inject(v2('iris-sklearn', features(SETOSA), { outputs: [{ name: 'predict_proba' }] }));
+    expect(only.json().outputs.map((o: { name: string }) => o.name)).toEqual(['predict_proba']);
+    const v1 = await app.inject({ method: 'POST', url: '/v1/models/iris-sklearn:predict', payload: { instances: [SETOSA, VIRGINICA] } });
+    expect(v1.json()).toEqual({ predictions: [0, 2] });
+  });
+
+  it('several worker processes, each with its own init, all loaded before ready', async () => {
+    const dir = await makeBundle({
+      'predict.py': 'import os\ndef init(p):\n    print("init", os.getpid())\ndef predict(x):\n    return {"pid": os.getpid()}\n',
+    });
+    const { log, lines } = capturingLog();
+    const { app } = await serve(dir, { workers: 2, log });
+    expect(
+      lines
+        .filter((l) => String(l.msg).startsWith('init '))
+        .map((l) => l.worker)
+        .sort(),
+    ).toEqual([0, 1]);
+    // Concurrent requests spread over both processes.
+    const pids = new Set<number>();
+    for (let round = 0; round < 5 && pids.size < 2; round++) {
+      const rs = await Promise.all(
+        Array.from({ length: 8 }, () => app.inject({ method: 'POST', url: '/v1/models/model:predict', payload: { instances: [{}] } })),
+      );
+      for (const r of rs) pids.add(r.json().predictions[0].pid);
+    }
+    expect(pids.size).toBe(2);
+  });
+});
+
+describe('bad Python bundles', () => {
+  it('a syntax error names the file and line', async () => {
+    const err = await loadError({ 'predict.py': 'def predict(x)\n    return x\n' });
+    expect(err.code).toBe('MS_ERR_PLUGIN_LOAD');
+    expect(err.message).toMatch(/^loading plugin predict\.py failed: SyntaxError: .*\(predict\.py, line 1\)/);
+  });
+
+  it('no predict', async () => {
+    const err = await loadError({ 'predict.py': 'def helper():\n    pass\n' });
+    expect(err.code).toBe('MS_ERR_PLUGIN_EXPORTS');
+    expect(err.message).toContain(
+      'defines none of predict(model_input), predict_batch(inputs), class Predict, class UserModel (found: helper)',
+    );
+  });
+
+  it('init raises', async () => {
+    const err = await loadError({ 'predict.py': 'def init(p):\n    raise RuntimeError("no weights")\ndef predict(x):\n    return x\n' });
+    expect(err.code).toBe('MS_ERR_PLUGIN_INIT_FAILED');
+    expect(err.message).toBe('plugin init() failed: RuntimeError: no weights');
+  });
+
+  it('init hangs past the init timeout', async () => {
+    const err = await loadError(
+      { 'predict.py': 'import time\ndef init(p):\n    time.sleep(600)\ndef predict(x):\n    return x\n' },
+      { initTimeoutMs: 1500 },
+    );
+    expect(err.code).toBe('MS_ERR_PLUGIN_INIT_TIMEOUT');
+    expect(err.message).toBe('plugin init() did not finish within 1.5 s');
+  });
+
+  it('unpickling needs a module that is not installed, and says which', async () => {
+    // A pickle of a class from a module named `trainers_only` (present at training time, not here).
+    const pickle = Buffer.from('80049523000000000000008c0d747261696e6572735f6f6e6c79948c0a436c61737369666965729493942981942e', 'hex');
+    const dir = await makeBundle({});
+    await writeFile(join(dir, 'model.pkl'), pickle);
+    let err: ModelshipError | undefined;
+    await serve(dir).catch((e: ModelshipError) => {
+      err = e;
+    });
+    expect(err?.code).toBe('MS_ERR_PLUGIN_INIT_FAILED');
+    expect(err?.message).toBe("plugin init() failed: loading model.pkl: ModuleNotFoundError: No module named 'trainers_only'");
+  });
+
+  it('a requirements.txt naming a package that does not exist', async () => {
+    const dir = await makeBundle({
+      'predict.py': 'def predict(x):\n    return {"y": 1}\n',
+      'requirements.txt': 'modelship-no-such-package==1.0\n',
+    });
+    // wheels/ holds a wheel of another package: the install is offline, and fails naming the missing one.
+    await mkdir(join(dir, 'wheels'));
+    const w = wheel('msother', '1.0', '');
+    await writeFile(join(dir, 'wheels', w.file), w.data);
+    let err: ModelshipError | undefined;
+    await serve(dir).catch((e: ModelshipError) => {
+      err = e;
+    });
+    expect(err?.code).toBe('MS_ERR_PYTHON_DEPS_FAILED');
+    expect(err?.message).toContain('modelship-no-such-package');
+  });
+});
+
+describe('Python requests that go wrong', async () => {
+  const dir = await makeBundle({
+    'predict.py': [
+      'import ctypes, os, sys, time',
+      'def predict(x):',
+      '    what = x.get("do")',
+      '    if what == "print":',
+      '        print("hello from predict")',
+      '        os.write(1, b"C-level write\\n")',
+      '    elif what == "exit":',
+      '        os._exit(3)',
+      '    elif what == "segfault":',
+      '        ctypes.string_at(0)',
+      '    elif what == "sleep":',
+      '        time.sleep(60)',
+      '    elif what == "bad":',
+      '        return {"y": object()}',
+      '    elif what == "raise":',
+      '        raise KeyError("thing")',
+      '    return {"ok": 1, "pid": os.getpid()}',
+      '',
+    ].join('\n'),
+  });
+  const { log, lines } = capturingLog();
+  const fatal: ModelshipError[] = [];
+  const { app } = await serve(dir, { requestTimeoutMs: 1500, log, onFatal: (e) => fatal.push(e) });
+  const call = (doWhat: string) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/models/model:predict',
+      payload: { instances: [{ do: doWhat }] },
+      headers: { 'x-request-id': `req-${doWhat}` },
+    });
+
+  it('print() and C-level writes are served normally and logged with the request id', async () => {
+    const r = await call('print');
+    expect(r.statusCode).toBe(200);
+    expect(r.json().predictions[0].ok).toBe(1);
+    expect(lines.find((l) => l.msg === 'hello from predict')).toMatchObject({ stream: 'stdout', requestId: 'req-print' });
+    expect(lines.find((l) => l.msg === 'C-level write')).toMatchObject({ stream: 'stdout' });
+  });
+
+  it('a value outside the contract is MS_ERR_OUTPUT_INVALID naming the key and type', async () => {
+    const r = await call('bad');
+    expect(r.statusCode).toBe(500);
+    expect(r.json()).toEqual({
+      code: 'MS_ERR_OUTPUT_INVALID',
+      error: 'plugin returned an invalid output: output "y" is object; expected a number, str, or a list or 1-D array of numbers or of str',
+    });
+  });
+
+  it('another exception is a 500 with Type: message; the traceback goes to the log only', async () => {
+    const r = await call('raise');
+    expect(r.json()).toEqual({ code: 'MS_ERR_PREDICT_FAILED', error: "predict failed: KeyError: 'thing'" });
+    const logged = lines.find((l) => l.requestId === 'req-raise' && l.code === 'MS_ERR_PREDICT_FAILED');
+    expect(String(logged?.trace)).toContain('raise KeyError("thing")');
+    expect(r.body).not.toContain('Traceback');
+  });
+
+  it.each([
+    ['exit', 'exit code 3'],
+    ['segfault', 'signal SIGSEGV'],
+  ])('a worker that dies (%s) fails only its request; the next ones succeed', async (what, how) => {
+    const r = await call(what);
+    expect(r.statusCode).toBe(500);
+    expect(r.json()).toEqual({ code: 'MS_ERR_WORKER_CRASHED', error: `Python worker 0 died (${how})` });
+    const next = await call('ok');
+    expect(next.statusCode).toBe(200);
+    expect(fatal).toEqual([]);
+  });
+
+  it('a request past its deadline answers 504 and its worker is replaced', async () => {
+    const before = (await call('ok')).json().predictions[0].pid;
+    const t0 = performance.now();
+    const r = await call('sleep');
+    expect(r.statusCode).toBe(504);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    const after = await call('ok');
+    expect(after.statusCode).toBe(200);
+    expect(after.json().predictions[0].pid).not.toBe(before);
+  });
+});
+
+describe('Python workers that keep crashing', () => {
+  it('make the model fail with the reason after 5 crashes in a row', async () => {
+    const dir = await makeBundle({ 'predict.py': 'import os\ndef predict(x):\n    os._exit(7)\n' });
+    const fatal: ModelshipError[] = [];
+    const { app, model } = await serve(dir, { onFatal: (e) => fatal.push(e) });
+    for (let i = 0; i < 5; i++) {
+      const r = await app.inject({ method: 'POST', url: '/v1/models/model:predict', payload: { instances: [{}] } });
+      expect(r.json().code).toBe('MS_ERR_WORKER_CRASHED');
+    }
+    await expect.poll(() => fatal.length, { timeout: 30_000 }).toBe(1);
+    expect(fatal[0]?.message).toBe('Python worker 0 died (exit code 7); 5 crashes in a row, giving up');
+    expect(model.ready).toBe(false);
+  });
+});
+
+describe('requirements.txt', () => {
+  it('installs from wheels/ with no index, and a second pod finds the environment in the cache', async () => {
+    const envDir = await mkdtemp(join(tmpdir(), 'ms-envs-'));
+    const w = wheel('msgreeting', '1.0', 'def greet(n):\n    return "hello " + n\n');
+    const make = async () => {
+      const dir = await makeBundle({
+        'predict.py': 'from msgreeting import greet\ndef predict(x):\n    return {"text": greet(x["name"])}\n',
+        'requirements.txt': 'msgreeting==1.0\n',
+      });
+      await mkdir(join(dir, 'wheels'));
+      await writeFile(join(dir, 'wheels', w.file), w.data);
+      return dir;
+    };
+    const first = capturingLog();
+    const t0 = performance.now();
+    const a = await serve(await make(), { log: first.log, python: { envDir } });
+    const cold = performance.now() - t0;
+    expect(first.lines.some((l) => l.msg === 'requirements.txt: installed')).toBe(true);
+    const r = await a.app.inject({ method: 'POST', url: '/v1/models/model:predict', payload: { instances: [{ name: 'ms' }] } });
+    expect(r.json()).toEqual({ predictions: [{ text: 'hello ms' }] });
+    const second = capturingLog();
+    const t1 = performance.now();
+    await serve(await make(), { log: second.log, python: { envDir } });
+    const warm = performance.now() - t1;
+    expect(second.lines.some((l) => l.msg === 'requirements.txt: environment found in the cache')).toBe(true);
+    expect(second.lines.some((l) => l.msg === 'requirements.txt: installed')).toBe(false);
+    process.stderr.write(`requirements env: cold load ${cold.toFixed(0)} ms, cached ${warm.toFixed(0)} ms\n`);
+  });
+
+  it('the example with a requirements.txt runs from the wheel of its pinned package', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ms-reqdemo-'));
+    await cp(join(EXAMPLES, 'requirements-demo'), dir, { recursive: true });
+    const pinned = (await readFile(join(dir, 'requirements.txt'), 'utf8')).trim();
+    expect(pinned).toBe('tabulate==0.9.0');
+    await cp(binaries().wheels, join(dir, 'wheels'), { recursive: true });
+    const { app } = await serve(dir, { python: { envDir: await mkdtemp(join(tmpdir(), 'ms-envs-')) } });
+    const input = JSON.parse(await readFile(join(dir, 'test-input.json'), 'utf8'));
+    const r = await app.inject({ method: 'POST', url: '/v1/models/requirements-demo:predict', payload: { instances: [input] } });
+    expect(r.statusCode).toBe(200);
+    expect(r.json().predictions[0].table).toContain('input  hello');
+  });
+});
