@@ -1,6 +1,6 @@
 // build(opts) → the runtime's fastify instance, not listening. Tested with inject().
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { DEFAULTS, PROBES, REQUEST_ID_PATTERN } from './contract.ts';
 import { DataPlane } from './dataplane.ts';
