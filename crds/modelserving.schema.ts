@@ -3,6 +3,7 @@
 // operator's view of a resource. Cross-field rules are CEL `x-kubernetes-validations`: the API server
 // enforces them, with no admission webhook.
 import Type, { type Static, type TSchema } from 'typebox';
+import { BUNDLE_FORMATS } from '../runtime/contract.ts';
 
 export const GROUP = 'modelship.dev';
 export const VERSION = 'v1alpha1';
@@ -97,6 +98,12 @@ export const Bundle = Type.Object(
       }),
     ),
     storage: Type.Optional(Storage),
+    format: Type.Optional(
+      Type.Enum([...BUNDLE_FORMATS], {
+        description:
+          "The bundle's format (js, onnx, python), for the operator to pick the runtime image before the bundle is fetched: python uses the runtime-python image. Default: the runtime detects the format, in the default (JS) image",
+      }),
+    ),
   },
   {
     description: 'The model bundle to serve',
@@ -172,7 +179,14 @@ export const RuntimeOverrides = Type.Object(
       Type.String({ minLength: 1, maxLength: 512, description: "Runtime image (default: the operator's configured image)" }),
     ),
     timeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 30, description: 'Per-request prediction timeout' }),
-    workers: Type.Optional(Type.Integer({ minimum: 0, maximum: 64, description: 'Worker threads for CPU-heavy plugins (0: in-process)' })),
+    workers: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 64,
+        description:
+          'JS bundles: worker threads for CPU-heavy plugins (0, the default: in-process). Python bundles: worker processes, each with its own init (0 or unset: one per CPU of the limit)',
+      }),
+    ),
     logLevel: Type.Optional(Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], { description: 'Runtime log level' })),
     env: Type.Optional(
       Type.Array(EnvVar, {

@@ -1,9 +1,23 @@
 // The operator's configuration (Helm values → environment). Pure.
-import { type KafkaSettings, kafkaSettings } from '../runtime/config.ts';
+import { int as envInt, type KafkaSettings, kafkaSettings, list } from '../runtime/config.ts';
+import { SERVER_VERSION } from '../runtime/version.ts';
+
+/**
+ * Where Python bundles' requirements environments live: a pod's own emptyDir (the default), or a
+ * PersistentVolumeClaim of that name in each model namespace (ReadWriteMany, shared by the pods of the
+ * node or the cluster, so a second pod starts without installing). A hostPath is not offered: Pod
+ * Security `restricted` forbids it.
+ */
+export type PythonEnvCache = { kind: 'emptyDir'; sizeLimit: string } | { kind: 'pvc'; claimName: string };
 
 export interface OperatorConfig {
   /** Default runtime image; a ModelServing may override it. */
   runtimeImage: string;
+  /** The runtime image for `spec.bundle.format: python` (the runtime plus CPython, uv and the base stack). */
+  runtimePythonImage: string;
+  pythonEnvCache: PythonEnvCache;
+  /** The package index Python bundles' requirements.txt install from; unset: the runtime's default (PyPI). */
+  pythonIndexUrl: string | undefined;
   /** Namespaces to watch; empty: all. */
   namespaces: string[];
   /** Size limit of the emptyDir the bundle is unpacked into. */
@@ -33,7 +47,10 @@ export interface OperatorConfig {
 }
 
 export const DEFAULT_CONFIG: OperatorConfig = {
-  runtimeImage: 'modelship/runtime:0.1.0',
+  runtimeImage: `modelship/runtime:${SERVER_VERSION}`,
+  runtimePythonImage: `modelship/runtime-python:${SERVER_VERSION}`,
+  pythonEnvCache: { kind: 'emptyDir', sizeLimit: '4Gi' },
+  pythonIndexUrl: undefined,
   namespaces: [],
   bundleVolumeSize: '2Gi',
   preStopSeconds: 5,
@@ -53,21 +70,7 @@ export const DEFAULT_CONFIG: OperatorConfig = {
 };
 
 export function loadOperatorConfig(env: Record<string, string | undefined> = process.env): OperatorConfig {
-  const list = (v: string | undefined) =>
-    v
-      ? v
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean)
-      : [];
-  const int = (name: string, fallback: number, min: number, max: number) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new Error(`${name} must be a whole number in [${min}, ${max}], got ${JSON.stringify(raw)}`);
-    return n;
-  };
+  const int = (name: string, fallback: number, min: number, max: number) => envInt(env, name, fallback, min, max);
   const kafka = kafkaSettings(env);
   const kafkaSaslSecret = env.MODELSHIP_KAFKA_SASL_SECRET || undefined;
   // The operator's own credentials never go into pod specs: the pods need a Secret of their own to refer to.
@@ -76,6 +79,9 @@ export function loadOperatorConfig(env: Record<string, string | undefined> = pro
   }
   return {
     runtimeImage: env.MODELSHIP_RUNTIME_IMAGE || DEFAULT_CONFIG.runtimeImage,
+    runtimePythonImage: env.MODELSHIP_RUNTIME_PYTHON_IMAGE || DEFAULT_CONFIG.runtimePythonImage,
+    pythonEnvCache: pythonEnvCache(env),
+    pythonIndexUrl: env.MODELSHIP_PYTHON_INDEX_URL || undefined,
     namespaces: list(env.MODELSHIP_WATCH_NAMESPACES),
     bundleVolumeSize: env.MODELSHIP_BUNDLE_VOLUME_SIZE || DEFAULT_CONFIG.bundleVolumeSize,
     preStopSeconds: int('MODELSHIP_PRESTOP_SECONDS', DEFAULT_CONFIG.preStopSeconds, 0, 300),
@@ -93,4 +99,23 @@ export function loadOperatorConfig(env: Record<string, string | undefined> = pro
     topicDeleteTimeoutSeconds: int('MODELSHIP_TOPIC_DELETE_TIMEOUT_SECONDS', DEFAULT_CONFIG.topicDeleteTimeoutSeconds, 0, 86_400),
     loggingRecheckSeconds: int('MODELSHIP_LOGGING_RECHECK_SECONDS', DEFAULT_CONFIG.loggingRecheckSeconds, 1, 3600),
   };
+}
+
+const QUANTITY = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/;
+const DNS_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** MODELSHIP_PYTHON_ENV_CACHE: `emptyDir` (with MODELSHIP_PYTHON_ENV_CACHE_SIZE) or `pvc:<claim name>`. */
+function pythonEnvCache(env: Record<string, string | undefined>): PythonEnvCache {
+  const raw = env.MODELSHIP_PYTHON_ENV_CACHE || 'emptyDir';
+  if (raw === 'emptyDir') {
+    const sizeLimit = env.MODELSHIP_PYTHON_ENV_CACHE_SIZE || '4Gi';
+    if (!QUANTITY.test(sizeLimit))
+      throw new Error(`MODELSHIP_PYTHON_ENV_CACHE_SIZE must be a quantity such as 4Gi, got ${JSON.stringify(sizeLimit)}`);
+    return { kind: 'emptyDir', sizeLimit };
+  }
+  const claimName = raw.startsWith('pvc:') ? raw.slice(4) : '';
+  if (!DNS_NAME.test(claimName)) {
+    throw new Error(`MODELSHIP_PYTHON_ENV_CACHE must be emptyDir or pvc:<claim name>, got ${JSON.stringify(raw)}`);
+  }
+  return { kind: 'pvc', claimName };
 }

@@ -67,7 +67,8 @@ type Env = Record<string, string | undefined>;
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const NAME = /^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$/;
 
-function int(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+/** A whole number from the environment, or MS_ERR_CONFIG_INVALID naming the variable. */
+export function int(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
@@ -94,7 +95,8 @@ function secret(env: Env, name: string, fileVar: string): string | undefined {
 const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
 const HOST_PORT = /^[^\s:,]+:\d{1,5}$/;
 
-function list(raw: string | undefined): string[] {
+/** A comma-separated list, trimmed, without empty items. */
+export function list(raw: string | undefined): string[] {
   return (raw ?? '')
     .split(',')
     .map((s) => s.trim())

@@ -2,6 +2,10 @@
 // their defaults and the ports. The operator imports this module to build pod specs; this module imports
 // nothing from the operator.
 
+/** Bundle formats, one engine each. */
+export const BUNDLE_FORMATS = ['js', 'onnx', 'python'] as const;
+export type BundleFormat = (typeof BUNDLE_FORMATS)[number];
+
 /** The HTTP port for inference, health and metrics. */
 export const HTTP_PORT = 8080;
 

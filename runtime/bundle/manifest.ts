@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import Type, { type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { BUNDLE_FORMATS, type BundleFormat } from '../contract.ts';
 import { msError } from '../errors.ts';
 import { describeSchemaErrors } from '../schema-errors.ts';
 
@@ -27,9 +28,6 @@ export const DATATYPES = [
   'BYTES',
 ] as const;
 export type Datatype = (typeof DATATYPES)[number];
-
-export const BUNDLE_FORMATS = ['js', 'onnx', 'python'] as const;
-export type BundleFormat = (typeof BUNDLE_FORMATS)[number];
 
 const TensorMeta = Type.Object(
   {
@@ -77,6 +75,7 @@ export const ManifestSchema = Type.Object(
 
 export type Manifest = Static<typeof ManifestSchema>;
 export type TensorMetadata = Static<typeof TensorMeta>;
+export type { BundleFormat };
 
 const validator = Compile(ManifestSchema);
 

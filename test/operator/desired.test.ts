@@ -111,6 +111,46 @@ describe('desiredDeployment', () => {
     expect(r).toEqual({ requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '512Mi' } });
   });
 
+  it('gives the runtime its CPU limit in whole CPUs (Python workers default to it)', () => {
+    expect(envOf(desiredDeployment(ms(), DEFAULT_CONFIG)).MODELSHIP_CPU_LIMIT).toEqual({
+      resourceFieldRef: { containerName: 'runtime', resource: 'limits.cpu', divisor: '1' },
+    });
+  });
+
+  it('runs Python bundles in the runtime-python image with a requirements cache volume', () => {
+    const py = desiredDeployment(ms({ bundle: { uri: 's3://models/iris/1/bundle.zip', format: 'python' } }), {
+      ...DEFAULT_CONFIG,
+      pythonIndexUrl: 'https://mirror.example/simple',
+    });
+    const pod = py.spec?.template.spec;
+    expect(pod?.containers[0]?.image).toBe(DEFAULT_CONFIG.runtimePythonImage);
+    expect(DEFAULT_CONFIG.runtimePythonImage).toMatch(/^modelship\/runtime-python:\d+\.\d+\.\d+$/);
+    expect(pod?.volumes).toContainEqual({ name: 'python-envs', emptyDir: { sizeLimit: '4Gi' } });
+    expect(pod?.containers[0]?.volumeMounts).toContainEqual({ name: 'python-envs', mountPath: '/var/cache/modelship/python-envs' });
+    expect(envOf(py)).toMatchObject({
+      MODELSHIP_PYTHON_ENV_DIR: '/var/cache/modelship/python-envs',
+      MODELSHIP_PYTHON_INDEX_URL: 'https://mirror.example/simple',
+    });
+    const shared = desiredDeployment(ms({ bundle: { uri: 's3://m/b.zip', format: 'python' } }), {
+      ...DEFAULT_CONFIG,
+      pythonEnvCache: { kind: 'pvc', claimName: 'python-envs' },
+    });
+    expect(shared.spec?.template.spec?.volumes).toContainEqual({
+      name: 'python-envs',
+      persistentVolumeClaim: { claimName: 'python-envs' },
+    });
+    // spec.runtime.image still wins (a custom image FROM modelship/runtime-python).
+    const custom = desiredDeployment(
+      ms({ bundle: { uri: 's3://m/b.zip', format: 'python' }, runtime: { image: 'me/iris:1', timeoutSeconds: 30 } }),
+      DEFAULT_CONFIG,
+    );
+    expect(custom.spec?.template.spec?.containers[0]?.image).toBe('me/iris:1');
+    // JS bundles keep the JS image and no Python volume.
+    const js = desiredDeployment(ms(), DEFAULT_CONFIG);
+    expect(js.spec?.template.spec?.containers[0]?.image).toBe(DEFAULT_CONFIG.runtimeImage);
+    expect(envOf(js).MODELSHIP_PYTHON_ENV_DIR).toBeUndefined();
+  });
+
   it('is deterministic', () => {
     expect(desiredDeployment(ms(), DEFAULT_CONFIG)).toEqual(desiredDeployment(ms(), DEFAULT_CONFIG));
   });

@@ -1,7 +1,7 @@
 // ModelServing → the runtime's Deployment. Pure: the same inputs always give the same object, so a
 // server-side apply of an unchanged ModelServing is a no-op.
 import { createHash } from 'node:crypto';
-import type { V1Container, V1Deployment, V1EnvVar } from '@kubernetes/client-node';
+import type { V1Container, V1Deployment, V1EnvVar, V1Volume } from '@kubernetes/client-node';
 import type { ModelServing } from '../../../crds/modelserving.schema.ts';
 import { ENV, HTTP_PORT, PATHS, PROBES } from '../../../runtime/contract.ts';
 import type { OperatorConfig } from '../../config.ts';
@@ -44,6 +44,15 @@ function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
     { name: ENV.workDir, value: PATHS.workDir },
   );
   if (spec.runtime?.workers !== undefined) vars.push({ name: ENV.workers, value: String(spec.runtime.workers) });
+  // Whole CPUs of the limit (rounded up; the node's when there is no limit): Python's default worker count.
+  vars.push({
+    name: ENV.cpuLimit,
+    valueFrom: { resourceFieldRef: { containerName: CONTAINER_NAME, resource: 'limits.cpu', divisor: '1' } },
+  });
+  if (isPython(ms)) {
+    vars.push({ name: ENV.pythonEnvDir, value: PATHS.pythonEnvDir });
+    if (config.pythonIndexUrl) vars.push({ name: ENV.pythonIndexUrl, value: config.pythonIndexUrl });
+  }
   if (spec.runtime?.logLevel) vars.push({ name: ENV.logLevel, value: spec.runtime.logLevel });
   vars.push(...loggingEnv(ms, config));
   for (const e of spec.runtime?.env ?? []) vars.push({ name: e.name, value: e.value });
@@ -56,7 +65,7 @@ function container(ms: ModelServing, config: OperatorConfig): V1Container {
   const limits = stringify(res?.limits);
   return {
     name: CONTAINER_NAME,
-    image: ms.spec.runtime?.image ?? config.runtimeImage,
+    image: ms.spec.runtime?.image ?? (isPython(ms) ? config.runtimePythonImage : config.runtimeImage),
     imagePullPolicy: 'IfNotPresent',
     ports: [{ name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' }],
     env: env(ms, config),
@@ -82,8 +91,23 @@ function container(ms: ModelServing, config: OperatorConfig): V1Container {
     volumeMounts: [
       { name: 'work', mountPath: PATHS.workDir },
       { name: 'tmp', mountPath: '/tmp' },
+      ...(isPython(ms) ? [{ name: PYTHON_ENVS_VOLUME, mountPath: PATHS.pythonEnvDir }] : []),
     ],
   };
+}
+
+const PYTHON_ENVS_VOLUME = 'python-envs';
+
+/** A Python bundle (so the runtime-python image, and a volume for requirements environments). */
+export function isPython(ms: ModelServing): boolean {
+  return ms.spec.bundle.format === 'python';
+}
+
+function pythonEnvVolume(config: OperatorConfig): V1Volume {
+  const cache = config.pythonEnvCache;
+  return cache.kind === 'pvc'
+    ? { name: PYTHON_ENVS_VOLUME, persistentVolumeClaim: { claimName: cache.claimName } }
+    : { name: PYTHON_ENVS_VOLUME, emptyDir: { sizeLimit: cache.sizeLimit } };
 }
 
 function stringify(list: Record<string, string | number | undefined> | undefined): Record<string, string> {
@@ -124,6 +148,7 @@ export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1D
           volumes: [
             { name: 'work', emptyDir: { sizeLimit: config.bundleVolumeSize } },
             { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+            ...(isPython(ms) ? [pythonEnvVolume(config)] : []),
           ],
         },
       },
