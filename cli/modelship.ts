@@ -8,6 +8,7 @@ import { loadConfig } from '../runtime/config.ts';
 import { ENV } from '../runtime/contract.ts';
 import { isModelshipError } from '../runtime/errors.ts';
 import { start } from '../runtime/server.ts';
+import { SERVER_VERSION } from '../runtime/version.ts';
 import { predictRemote } from './oip-client.ts';
 import { packBundle } from './pack.ts';
 import { pushBundle } from './push.ts';
@@ -39,7 +40,7 @@ export async function readInput(value: string): Promise<Record<string, unknown>[
 export function program(): Command {
   const cli = new Command('modelship')
     .description('Package, test, publish and call modelship model bundles')
-    .version('0.1.0')
+    .version(SERVER_VERSION)
     .showHelpAfterError()
     .exitOverride();
 
@@ -97,7 +98,7 @@ export function program(): Command {
     .option('-p, --port <port>', 'port', '8080')
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--name <name>', 'model name (default: the manifest name, else "model")')
-    .option('--workers <n>', 'worker threads for predict (0: in-process)', '0')
+    .option('--workers <n>', 'JS: worker threads for predict (0: in-process); Python: worker processes (0: one per CPU)', '0')
     .option('--sha256 <hex>', 'expected sha256 of the archive')
     .action(async (bundle: string, opts: { port: string; host: string; name?: string; workers: string; sha256?: string }) => {
       const uri = existsSync(bundle) ? resolve(bundle) : bundle;

@@ -137,3 +137,24 @@ def test_wire_round_trip_keeps_arrays_raw():
     msg = decode(frame[8:], json_len)
     assert msg["n"] == 2
     assert msg["cols"]["p"].tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+
+
+def test_runs_on_the_standard_library_alone():
+    """The worker and the runner need no third-party package: under -S (no site-packages) numpy is
+    gone, and an echo bundle still loads, predicts and crosses the wire."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "try:\n    import numpy\n    raise SystemExit('numpy is importable')\nexcept ImportError:\n    pass\n"
+        "from modelship import LocalBundleRunner\n"
+        "from modelship.wire import encode, decode\n"
+        "print(LocalBundleRunner(%r).predict({'input': [1, 2]}))\n"
+        "frame = b''.join(encode({'a': [1.5]}))\n"
+        "print(decode(frame[8:], int.from_bytes(frame[4:8], 'little')))\n"
+    ) % (ROOT, example("fusion-echo"))
+    out = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-2:] == ["{'output': [1, 2]}", "{'a': [1.5]}"]
