@@ -8,6 +8,7 @@ import { isModelshipError, type ModelshipError, msError } from './errors.ts';
 import type { Recorder } from './inference-log/recorder.ts';
 import type { ServedModel } from './model.ts';
 import type { RuntimeMetrics } from './observability/metrics.ts';
+import { registerBodyParsers } from './protocol/body.ts';
 import { inferenceRoutes } from './protocol/index.ts';
 import { describeSchemaErrors } from './schema-errors.ts';
 
@@ -78,8 +79,7 @@ export function build(opts: BuildOptions): FastifyInstance {
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
   }) as unknown as FastifyInstance;
 
-  // JSON only: without this, text/plain bodies would reach the schema as strings instead of a 415.
-  app.removeContentTypeParser('text/plain');
+  registerBodyParsers(app);
 
   const plane = new DataPlane({
     model,

@@ -41,8 +41,9 @@ class CallContext implements RequestContext {
   private controller: AbortController | undefined;
   expired: ModelshipError | undefined;
   reject: ((err: Error) => void) | undefined;
+  parameters: Record<string, unknown> | undefined;
 
-  constructor(parent: Logger, modelName: string, requestId: string, deadline: number) {
+  constructor(parent: Logger, modelName: string, requestId: string, deadline: number, parameters?: Record<string, unknown>) {
     this.parent = parent;
     this.modelName = modelName;
     this.requestId = requestId;
@@ -51,6 +52,7 @@ class CallContext implements RequestContext {
     this.controller = undefined;
     this.expired = undefined;
     this.reject = undefined;
+    this.parameters = parameters;
   }
 
   get log(): Logger {
@@ -168,9 +170,13 @@ export class DataPlane {
   }
 
   /** Runs a call on the engine under the request's deadline. */
-  async withDeadline<T>(requestId: string, call: (engine: Engine, ctx: RequestContext) => Promise<T>): Promise<T> {
+  async withDeadline<T>(
+    requestId: string,
+    call: (engine: Engine, ctx: RequestContext) => Promise<T>,
+    parameters?: Record<string, unknown>,
+  ): Promise<T> {
     const engine = this.model.requireEngine();
-    const ctx = new CallContext(this.log, this.model.name, requestId, Date.now() + this.timeoutMs);
+    const ctx = new CallContext(this.log, this.model.name, requestId, Date.now() + this.timeoutMs, parameters);
     const metrics = this.metrics;
     metrics.inFlightCount++;
     this.deadlines.add(ctx);
@@ -192,7 +198,7 @@ export class DataPlane {
       if (this.checked?.inputs !== inputs) this.checked = { inputs, check: compileInputCheck(inputs) };
       this.checked.check(rows);
     }
-    const p = await this.withDeadline(inf.requestId, (engine, ctx) => engine.predict(rows, ctx, opts));
+    const p = await this.withDeadline(inf.requestId, (engine, ctx) => engine.predict(rows, ctx, opts), opts?.parameters);
     if (p.signals) this.recorder.signals(p.signals, inf.requestId);
     return p.outputs;
   }

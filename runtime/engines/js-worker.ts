@@ -18,7 +18,7 @@ export interface WorkerInit {
 
 export type WorkerTask =
   | { op: 'ping' }
-  | { op: 'predict'; rows: Record<string, unknown>[]; requestId: string }
+  | { op: 'predict'; rows: Record<string, unknown>[]; requestId: string; parameters?: Record<string, unknown> | undefined }
   | { op: 'feedback'; record: Record<string, unknown>; requestId: string }
   | { op: 'route'; index: number; req: CustomRouteRequest; requestId: string };
 
@@ -42,8 +42,8 @@ ready.catch(() => {});
 // The pool aborts a timed-out task by terminating this worker, so the plugin never sees an abort itself.
 const neverAborted = new AbortController().signal;
 
-function ctx(requestId: string): RequestContext {
-  return { requestId, modelName: init.modelName, signal: neverAborted, log: log.child({ requestId }) };
+function ctx(requestId: string, parameters?: Record<string, unknown>): RequestContext {
+  return { requestId, modelName: init.modelName, signal: neverAborted, log: log.child({ requestId }), parameters };
 }
 
 export default async function handle(task: WorkerTask): Promise<WorkerReply> {
@@ -53,7 +53,7 @@ export default async function handle(task: WorkerTask): Promise<WorkerReply> {
       case 'ping':
         return { ok: true, value: { routes: host.routes, pluginMetadata: host.pluginMetadata, hasFeedback: host.hasFeedback } };
       case 'predict':
-        return { ok: true, value: await host.predict(task.rows, ctx(task.requestId)) };
+        return { ok: true, value: await host.predict(task.rows, ctx(task.requestId, task.parameters)) };
       case 'feedback':
         return { ok: true, value: await host.feedback(task.record, ctx(task.requestId)) };
       case 'route':

@@ -108,7 +108,7 @@ async function createPoolEngine(opts: JsEngineOptions): Promise<Engine> {
     pluginMetadata: info.pluginMetadata,
     routes: info.routes,
     hasFeedback: info.hasFeedback,
-    predict: (rows, ctx) => run<Prediction>({ op: 'predict', rows, requestId: ctx.requestId }, ctx),
+    predict: (rows, ctx) => run<Prediction>({ op: 'predict', rows, requestId: ctx.requestId, parameters: ctx.parameters }, ctx),
     feedback: (record, ctx) => run<FeedbackResult>({ op: 'feedback', record, requestId: ctx.requestId }, ctx),
     callRoute: (index: number, req: CustomRouteRequest, ctx: RequestContext) =>
       run<CustomRouteResponse>({ op: 'route', index, req, requestId: ctx.requestId }, ctx),

@@ -32,6 +32,8 @@ export interface RequestContext {
   /** Aborted when the request times out or the client goes away. */
   signal: AbortSignal;
   log: Logger;
+  /** The request's OIP v2 `parameters`, when it had any. */
+  parameters?: Record<string, unknown> | undefined;
 }
 
 /** What a plugin's metadata() may return; merged over the manifest. */
@@ -68,6 +70,8 @@ export interface PredictOptions {
   method?: string;
   /** The outputs the client asked for, so an engine may skip the others (a hint: all may be returned). */
   outputs?: readonly string[];
+  /** The request's `parameters` (OIP v2), for the plugin's context. */
+  parameters?: Record<string, unknown>;
 }
 
 export interface Engine {

@@ -11,15 +11,20 @@
 // numbers FP64.
 import { type Datatype, DATATYPES, type TensorMetadata } from '../bundle/manifest.ts';
 import { msError } from '../errors.ts';
-import type { OutputValue, Outputs } from '../engines/outputs.ts';
+import type { OutputValue, Outputs, TypedArray } from '../engines/outputs.ts';
+import { decodeBinary } from './binary.ts';
 
 export interface InferInput {
   name: string;
   shape: number[];
   datatype: string;
-  data: unknown[];
+  /** Absent when the tensor travels as binary (`parameters.binary_data_size`). */
+  data?: unknown[];
   parameters?: Record<string, unknown>;
 }
+
+/** Most elements one input tensor may declare: a shape beyond it is refused before anything is allocated. */
+export const MAX_TENSOR_ELEMENTS = 1 << 26;
 
 export interface InferOutput {
   name: string;
@@ -90,12 +95,26 @@ function reshape(flat: unknown[], start: number, dims: number[]): unknown {
   return out;
 }
 
-/** OIP input tensors → one plugin input object per row of the batch. */
-export function inputsToRows(inputs: InferInput[]): Record<string, unknown>[] {
+function subarrays(data: TypedArray, start: number, dims: number[]): unknown {
+  if (dims.length === 1) return data.subarray(start, start + (dims[0] ?? 0));
+  const [n = 0, ...rest] = dims;
+  const stride = rest.reduce((a, b) => a * b, 1);
+  const out: unknown[] = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = subarrays(data, start + i * stride, rest);
+  return out;
+}
+
+/**
+ * OIP input tensors → one plugin input object per row of the batch. `binary` holds the bytes after the
+ * JSON header of a binary-extension request: each input with `parameters.binary_data_size` takes its
+ * bytes from it, in order, and arrives as a typed array (numbers), booleans or strings.
+ */
+export function inputsToRows(inputs: InferInput[], binary?: Uint8Array): Record<string, unknown>[] {
   if (inputs.length === 0) throw msError('MS_ERR_REQUEST_INVALID', { detail: '"inputs" is empty' });
   let batch = -1;
   let batchFrom = '';
-  const prepared: { name: string; data: unknown[]; inner: number[]; stride: number }[] = [];
+  let offset = 0;
+  const prepared: { name: string; data: unknown[] | TypedArray; inner: number[]; stride: number }[] = [];
   const names = new Set<string>();
   for (const input of inputs) {
     if (names.has(input.name)) throw msError('MS_ERR_REQUEST_INVALID', { detail: `input "${input.name}" appears twice` });
@@ -117,14 +136,43 @@ export function inputsToRows(inputs: InferInput[]): Record<string, unknown>[] {
       }
       size *= d;
     }
-    const data = flatten(input.data, input.name);
-    if (data.length !== size) {
+    if (size > MAX_TENSOR_ELEMENTS) {
       throw msError('MS_ERR_TENSOR_SHAPE', {
         name: input.name,
-        detail: `shape ${JSON.stringify(shape)} holds ${size} elements but data has ${data.length}`,
+        detail: `shape ${JSON.stringify(shape)} declares ${size} elements; the limit is ${MAX_TENSOR_ELEMENTS}`,
       });
     }
-    checkElements(input, input.datatype as Datatype, data);
+    const binarySize = input.parameters?.binary_data_size;
+    let data: unknown[] | TypedArray;
+    if (binarySize !== undefined) {
+      if (!Number.isSafeInteger(binarySize) || (binarySize as number) < 0) {
+        throw msError('MS_ERR_TENSOR_DATA', {
+          name: input.name,
+          detail: `binary_data_size ${JSON.stringify(binarySize)} is not a byte count`,
+        });
+      }
+      if (input.data !== undefined) throw msError('MS_ERR_TENSOR_DATA', { name: input.name, detail: 'has both data and binary_data_size' });
+      const end = offset + (binarySize as number);
+      if (!binary || end > binary.byteLength) {
+        throw msError('MS_ERR_TENSOR_DATA', {
+          name: input.name,
+          detail: `binary data is truncated: the input needs bytes ${offset}–${end} and the body has ${binary?.byteLength ?? 0} after its JSON header`,
+        });
+      }
+      data = decodeBinary(input.name, input.datatype, size, binary.subarray(offset, end));
+      offset = end;
+    } else {
+      if (input.data === undefined)
+        throw msError('MS_ERR_TENSOR_DATA', { name: input.name, detail: 'has neither data nor binary_data_size' });
+      data = flatten(input.data, input.name);
+      if (data.length !== size) {
+        throw msError('MS_ERR_TENSOR_SHAPE', {
+          name: input.name,
+          detail: `shape ${JSON.stringify(shape)} holds ${size} elements but data has ${data.length}`,
+        });
+      }
+      checkElements(input, input.datatype as Datatype, data);
+    }
     const b = shape[0] as number;
     if (batch === -1) {
       batch = b;
@@ -135,11 +183,18 @@ export function inputsToRows(inputs: InferInput[]): Record<string, unknown>[] {
     const inner = shape.slice(1);
     prepared.push({ name: input.name, data, inner, stride: inner.reduce((a, c) => a * c, 1) });
   }
+  if (binary && offset !== binary.byteLength) {
+    throw msError('MS_ERR_REQUEST_INVALID', {
+      detail: `the body has ${binary.byteLength - offset} bytes after the last binary input (binary_data_size adds up to ${offset})`,
+    });
+  }
   const rows: Record<string, unknown>[] = new Array(batch);
   for (let i = 0; i < batch; i++) {
     const row: Record<string, unknown> = {};
     for (const p of prepared) {
-      row[p.name] = p.inner.length === 0 ? p.data[i] : reshape(p.data, i * p.stride, p.inner);
+      const d = p.data;
+      row[p.name] =
+        p.inner.length === 0 ? d[i] : ArrayBuffer.isView(d) ? subarrays(d, i * p.stride, p.inner) : reshape(d, i * p.stride, p.inner);
     }
     rows[i] = row;
   }

@@ -1,13 +1,16 @@
 // Open Inference Protocol (KServe v2) REST endpoints: a thin adapter onto the data plane.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import Type from 'typebox';
+import Type, { type Static } from 'typebox';
 import type { DataPlane } from '../dataplane.ts';
 import { SERVER_VERSION } from '../version.ts';
 import { type FeedbackBody, FeedbackSchema } from './feedback.ts';
-import { type InferInput, inputsToRows, rowsToOutputs } from './tensors.ts';
+import { encodeBinary } from './binary.ts';
+import { binaryTail, HEADER_LENGTH } from './body.ts';
+import { type InferInput, type InferOutput, inputsToRows, rowsToOutputs } from './tensors.ts';
 
 export const SERVER_NAME = 'modelship';
+const EXTENSIONS = ['binary_tensor_data', 'model_repository'];
 
 const Parameters = Type.Record(Type.String(), Type.Unknown());
 
@@ -19,7 +22,7 @@ export const InferRequestSchema = Type.Object({
       name: Type.String({ minLength: 1, maxLength: 256 }),
       shape: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 32 }),
       datatype: Type.String({ maxLength: 16 }),
-      data: Type.Array(Type.Unknown()),
+      data: Type.Optional(Type.Array(Type.Unknown())),
       parameters: Type.Optional(Parameters),
     }),
     { minItems: 1, maxItems: 1024 },
@@ -29,6 +32,17 @@ export const InferRequestSchema = Type.Object({
   ),
 });
 
+type InferBody = Static<typeof InferRequestSchema>;
+
+/** Which outputs go back as binary: all with `binary_data_output`, else those asking `binary_data`. */
+function binaryOutputs(body: InferBody): ((name: string) => boolean) | undefined {
+  const perOutput = new Map<string, boolean>();
+  for (const o of body.outputs ?? []) if (typeof o.parameters?.binary_data === 'boolean') perOutput.set(o.name, o.parameters.binary_data);
+  const all = body.parameters?.binary_data_output === true;
+  if (!all && ![...perOutput.values()].some(Boolean)) return undefined;
+  return (name) => perOutput.get(name) ?? all;
+}
+
 const NameParams = Type.Object({ name: Type.String() });
 const VersionParams = Type.Object({ name: Type.String(), version: Type.String() });
 type ModelParams = { name: string; version?: string };
@@ -37,7 +51,19 @@ export function registerV2(app: FastifyInstance, plane: DataPlane): void {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { model } = plane;
 
-  r.get('/v2', () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: [] as string[] }));
+  r.get('/v2', () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS }));
+
+  // The model repository extension: this server's one model and its state.
+  const RepositoryIndexSchema = Type.Object({ ready: Type.Optional(Type.Boolean()) });
+  r.post('/v2/repository/index', { schema: { body: Type.Optional(RepositoryIndexSchema) } }, (req) => {
+    const entry = {
+      name: model.name,
+      ...(model.version ? { version: model.version } : {}),
+      state: model.ready ? 'READY' : model.status === 'loading' ? 'LOADING' : 'UNAVAILABLE',
+      ...(model.ready ? {} : { reason: model.reason }),
+    };
+    return req.body?.ready && !model.ready ? [] : [entry];
+  });
 
   const metadata = () => ({
     name: model.name,
@@ -62,25 +88,43 @@ export function registerV2(app: FastifyInstance, plane: DataPlane): void {
   ] as const) {
     r.get(prefix, { schema: { params }, preValidation }, () => metadata());
     r.get(`${prefix}/ready`, { schema: { params }, preValidation }, (_req, reply) => ready(reply));
-    r.post(`${prefix}/infer`, { schema: { params, body: InferRequestSchema }, config: { protocol: 'v2' }, preValidation }, async (req) => {
-      const body = req.body;
-      const inf = plane.begin(req.id, 'v2', body.inputs, body.id);
-      req.inference = inf;
-      const requested = body.outputs?.map((o) => o.name);
-      const rows = inputsToRows(body.inputs as InferInput[]);
-      const outputs = rowsToOutputs(
-        await plane.predict(inf, rows, requested ? { outputs: requested } : undefined),
-        model.outputs,
-        requested,
-      );
-      inf.output = outputs;
-      return {
-        model_name: model.name,
-        ...(model.version ? { model_version: model.version } : {}),
-        id: body.id ?? req.id,
-        outputs,
-      };
-    });
+    r.post(
+      `${prefix}/infer`,
+      { schema: { params, body: InferRequestSchema }, config: { protocol: 'v2' }, preValidation },
+      async (req, reply) => {
+        const body = req.body;
+        const inf = plane.begin(req.id, 'v2', body.inputs, body.id);
+        req.inference = inf;
+        const requested = body.outputs?.map((o) => o.name);
+        const rows = inputsToRows(body.inputs as InferInput[], binaryTail(body));
+        const opts = {
+          ...(requested ? { outputs: requested } : {}),
+          ...(body.parameters ? { parameters: body.parameters } : {}),
+        };
+        const outputs = rowsToOutputs(await plane.predict(inf, rows, opts), model.outputs, requested);
+        inf.output = outputs;
+        const response = {
+          model_name: model.name,
+          ...(model.version ? { model_version: model.version } : {}),
+          id: body.id ?? req.id,
+          outputs: outputs as (InferOutput | Omit<InferOutput, 'data'>)[],
+        };
+        const binary = binaryOutputs(body);
+        if (!binary) return response;
+        // The binary extension: the outputs asked for as binary carry their size; their bytes follow the JSON.
+        const parts: Uint8Array[] = [];
+        response.outputs = outputs.map((o) => {
+          if (!binary(o.name)) return o;
+          const bytes = encodeBinary(o.name, o.datatype, o.data);
+          parts.push(bytes);
+          const { data: _data, ...rest } = o;
+          return { ...rest, parameters: { binary_data_size: bytes.byteLength } };
+        });
+        const json = Buffer.from(JSON.stringify(response));
+        reply.header(HEADER_LENGTH, json.length).type('application/octet-stream');
+        return Buffer.concat([json, ...parts]);
+      },
+    );
     r.post(`${prefix}/feedback`, { schema: { params, body: FeedbackSchema }, config: { protocol: 'v2' }, preValidation }, (req) =>
       plane.feedback('v2', req.id, req.body as FeedbackBody),
     );

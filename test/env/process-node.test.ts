@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { imageEnv, type NodePython, runtimeImage } from './process-node.ts';
+import { imageEnv, type NodePython, resourceField, runtimeImage } from './process-node.ts';
 
 describe('runtimeImage', () => {
   it.each([
@@ -34,5 +34,14 @@ describe('imageEnv', () => {
 
   it('gives plain runtime pods no Python: that image has none', () => {
     expect(imageEnv('runtime', python)).toEqual({});
+  });
+});
+
+describe('resourceField', () => {
+  it("resolves a CPU limit in whole CPUs, rounded up, and the node's without a limit", () => {
+    expect(resourceField('limits.cpu', { limits: { cpu: '1500m' } }, '1')).toBe('2');
+    expect(resourceField('limits.cpu', { limits: { cpu: '1' } }, '1')).toBe('1');
+    expect(resourceField('limits.cpu', {}, '1')).toBe('2');
+    expect(resourceField('requests.memory', { requests: { memory: '256Mi' } }, '1Mi')).toBe('256');
   });
 });

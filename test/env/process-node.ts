@@ -93,8 +93,24 @@ interface Running {
 
 const podKey = (p: V1Pod) => `${p.metadata?.namespace}/${p.metadata?.name}`;
 
+const NODE_CAPACITY = { cpu: '2', memory: '8Gi', pods: '32', 'ephemeral-storage': '20Gi' };
+
+/** A resourceFieldRef as the kubelet resolves it: the container's limit or request (a limit that is not
+ * set: the node's allocatable), divided by the divisor and rounded up. Pure. */
+export function resourceField(resource: string, resources: V1Container['resources'], divisor: string | number = '1'): string {
+  const [kind, name = ''] = resource.split('.') as [string, string];
+  const set = kind === 'requests' ? resources?.requests : resources?.limits;
+  const raw = set?.[name] ?? (kind === 'limits' || name === 'cpu' ? NODE_CAPACITY[name as 'cpu' | 'memory'] : '0') ?? '0';
+  const amount = (q: string | number) => {
+    const m = /^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(String(q));
+    const unit = { m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 }[m?.[2] ?? ''] ?? 1;
+    return Number(m?.[1] ?? 0) * unit;
+  };
+  return String(Math.ceil(amount(raw) / (amount(divisor) || 1)));
+}
+
 export function processNode(name: string): V1Node {
-  const capacity = { cpu: '2', memory: '8Gi', pods: '32', 'ephemeral-storage': '20Gi' };
+  const capacity = NODE_CAPACITY;
   return {
     apiVersion: 'v1',
     kind: 'Node',
@@ -343,6 +359,9 @@ export class ProcessNode {
           'spec.nodeName': this.o.name,
         };
         out[e.name] = fields[from.fieldRef.fieldPath] ?? '';
+      } else if (from.resourceFieldRef) {
+        const c = pod.spec?.containers.find((x) => x.name === (from.resourceFieldRef?.containerName ?? pod.spec?.containers[0]?.name));
+        out[e.name] = resourceField(from.resourceFieldRef.resource, c?.resources, from.resourceFieldRef.divisor);
       }
     }
     return out;

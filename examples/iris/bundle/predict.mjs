@@ -11,8 +11,10 @@ export async function init(bundlePath, ctx) {
   ctx.log.info({ classes: model.classes, trainingAccuracy: model.trainingAccuracy }, 'iris model loaded');
 }
 
+// A plain array from JSON; a Float64Array (or Float32Array) when the client sent the tensor as binary.
 function featuresOf(input) {
-  const x = Array.isArray(input.features) ? input.features : model.features.map((f) => input[f]);
+  const f = input.features;
+  const x = Array.isArray(f) ? f : ArrayBuffer.isView(f) ? Array.from(f) : model.features.map((name) => input[name]);
   if (x.length !== 4 || x.some((v) => typeof v !== 'number' || !Number.isFinite(v))) {
     throw new Error(`expected 4 numbers (features: ${model.features.join(', ')}), got ${JSON.stringify(input)}`);
   }
