@@ -363,68 +363,120 @@ function summarize(setup: string, runs: Measured[], processes: Record<string, nu
 
 let oursFailed = false;
 
-async function oneRun(which: 'ours' | 'mlserver', n: number, venv: string | undefined, work: string) {
-  const server = which === 'ours' ? await startOurs(n, work) : await startMlserver(venv as string, n, work);
+interface Setup {
+  key: 'ours' | 'mlserver' | 'mlserverInProcess';
+  /** Our --workers, or MLServer's parallel_workers. */
+  n: number;
+  label: string;
+}
+
+async function oneRun(setup: Setup, venv: string | undefined, work: string) {
+  const server = setup.key === 'ours' ? await startOurs(setup.n, work) : await startMlserver(venv as string, setup.n, work);
   try {
     const processes = processCount(server.proc.pgid);
     log(`${server.proc.name}: warm-up ${warmupSeconds} s, then ${seconds} s at ${CONNECTIONS} connections`);
     await load({ url: server.inferUrl, method: 'POST', body, seconds: warmupSeconds, connections: CONNECTIONS });
     const m = await measure(server.proc, server.inferUrl);
-    log(`${server.proc.name}: ${m.rps} req/s, p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, non-2xx ${m.non2xx}, errors ${m.errors}`);
+    const busy = Object.entries(m.coresBusy)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    log(
+      `${server.proc.name}: ${m.rps} req/s, p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, non-2xx ${m.non2xx}, errors ${m.errors}; cores: ${busy}`,
+    );
     return { m, processes, sample: server.sample };
   } finally {
     await server.proc.stop();
   }
 }
 
+/** The setups compared for n Python processes doing inference. */
+function setupsFor(n: number): Setup[] {
+  const s: Setup[] = [
+    { key: 'ours', n, label: `modelship --workers ${n}: a Node front process and ${n} Python worker(s)` },
+    {
+      key: 'mlserver',
+      n,
+      label: `MLServer parallel_workers ${n}: a Python front process (uvicorn + uvloop) and ${n} Python inference worker(s)`,
+    },
+  ];
+  // parallel_workers 0 (documented: parallel inference off) runs inference in the front process itself: one
+  // Python process in all, and MLServer's fastest setup on a small machine (no hop to a worker process).
+  if (n === 1)
+    s.push({
+      key: 'mlserverInProcess',
+      n: 0,
+      label: 'MLServer parallel_workers 0: inference in its Python front process, 1 Python process in all',
+    });
+  return s;
+}
+
 async function throughput(venv: string | undefined, venvError: string | undefined) {
   const work = await mkdtemp(join(tmpdir(), 'bench-py-'));
   const counts = cpus >= 2 ? [1, 2] : [1];
-  const pairs: Record<string, unknown>[] = [];
+  const groups: Record<string, unknown>[] = [];
   const samples: Record<string, unknown> = {};
+  const all: { label: string; ours: boolean; rps: number; p99Ms: number }[] = [];
   try {
     for (const n of counts) {
-      const ours: Measured[] = [];
-      const theirs: Measured[] = [];
+      const setups = setupsFor(n);
+      const runs = new Map<string, Measured[]>(setups.map((s) => [s.key, []]));
       const procs: Record<string, Record<string, number>> = {};
       const errs: Record<string, string> = {};
+      if (!venv) for (const s of setups) if (s.key !== 'ours') errs[s.key] = `MLServer is not installed: ${venvError}`;
       for (let round = 0; round < rounds; round++) {
-        const order: ('ours' | 'mlserver')[] = round % 2 === 0 ? ['ours', 'mlserver'] : ['mlserver', 'ours'];
-        for (const which of order) {
-          if (errs[which] || (which === 'mlserver' && !venv)) continue;
+        // One server at a time; the order alternates between rounds so a drift of the machine hits all alike.
+        for (const setup of round % 2 === 0 ? setups : [...setups].reverse()) {
+          if (errs[setup.key]) continue;
           try {
-            const r = await oneRun(which, n, venv, work);
-            (which === 'ours' ? ours : theirs).push(r.m);
-            procs[which] = r.processes;
-            samples[which] ??= r.sample;
+            const r = await oneRun(setup, venv, work);
+            runs.get(setup.key)?.push(r.m);
+            procs[setup.key] = r.processes;
+            samples[setup.key === 'ours' ? 'ours' : 'mlserver'] ??= r.sample;
           } catch (err) {
-            errs[which] = (err as Error).message;
-            log(`${which} with ${n} Python process(es) failed: ${errs[which]}`);
-            if (which === 'ours') oursFailed = true;
+            errs[setup.key] = (err as Error).message;
+            log(`${setup.label} failed: ${errs[setup.key]}`);
+            if (setup.key === 'ours') oursFailed = true;
           }
         }
       }
-      const a = summarize(`modelship --workers ${n}: a Node front process and ${n} Python worker(s)`, ours, procs.ours, errs.ours);
-      const b = summarize(
-        `MLServer parallel_workers ${n}: a Python front process (uvicorn + uvloop) and ${n} Python inference worker(s)`,
-        theirs,
-        procs.mlserver,
-        errs.mlserver ?? (venv ? undefined : `not installed: ${venvError}`),
-      );
-      const both = a.rps !== undefined && b.rps !== undefined;
-      pairs.push({
+      const sides = Object.fromEntries(
+        setups.map((s) => [s.key, summarize(s.label, runs.get(s.key) ?? [], procs[s.key], errs[s.key])]),
+      ) as Record<Setup['key'], Side>;
+      for (const s of setups) {
+        const side = sides[s.key];
+        if (side.rps !== undefined) all.push({ label: s.label, ours: s.key === 'ours', rps: side.rps, p99Ms: side.p99Ms as number });
+      }
+      const vs = (other: Side | undefined) => {
+        const a = sides.ours;
+        if (!other || a.rps === undefined || other.rps === undefined) return { ratio: null, p99NotHigher: null };
+        return { ratio: ratio(a.rps, other.rps), p99NotHigher: (a.p99Ms as number) <= (other.p99Ms as number) };
+      };
+      groups.push({
         pythonInferenceProcesses: n,
-        ours: a,
-        mlserver: b,
-        ratio: both ? ratio(a.rps as number, b.rps as number) : null,
-        target: '>= 3',
-        p99NotHigher: both ? (a.p99Ms as number) <= (b.p99Ms as number) : null,
+        ...sides,
+        vsMlserver: { ...vs(sides.mlserver), target: 'ratio >= 3, p99 not higher' },
+        ...(sides.mlserverInProcess ? { vsMlserverInProcess: vs(sides.mlserverInProcess) } : {}),
       });
     }
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  return { connections: CONNECTIONS, seconds, warmupSeconds, rounds, body: JSON.parse(body), sampleResponses: samples, pairs };
+  const best = (ours: boolean) => all.filter((x) => x.ours === ours).sort((a, b) => b.rps - a.rps)[0];
+  const bo = best(true);
+  const bm = best(false);
+  return {
+    connections: CONNECTIONS,
+    seconds,
+    warmupSeconds,
+    rounds,
+    body: JSON.parse(body),
+    sampleResponses: samples,
+    groups,
+    bestVsBest:
+      bo && bm
+        ? { ours: bo, mlserver: bm, ratio: ratio(bo.rps, bm.rps), p99NotHigher: bo.p99Ms <= bm.p99Ms, target: 'ratio >= 3, p99 not higher' }
+        : null,
+  };
 }
 
 // ---- cold start ----
@@ -507,6 +559,13 @@ try {
   const oursVersions = await versions(bin.python, ['scikit-learn', 'joblib', 'numpy']);
   result.ours = { python: bin.python, versions: oursVersions };
   log(`ours: Python ${oursVersions.python}, ${JSON.stringify(oursVersions)}`);
+  // Another workload on the machine would skew both sides: measured here, and per run (coresBusy.otherProcesses).
+  const m0 = machineBusyMs();
+  await new Promise((r) => setTimeout(r, 2000));
+  result.machineBusyCoresBeforeStart = Number(((machineBusyMs() - m0) / 2000).toFixed(2));
+  if ((result.machineBusyCoresBeforeStart as number) > 0.3) {
+    log(`warning: ${result.machineBusyCoresBeforeStart} cores were busy before the benchmark started; figures will be noisy`);
+  }
   if (parts.has('throughput')) {
     let venv: string | undefined;
     let venvError: string | undefined;

@@ -24,6 +24,13 @@ export interface BuildOptions {
 
 const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The data plane under the REST routes, for the other protocols (gRPC) to share. */
+    plane: DataPlane;
+  }
+}
+
 function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
   const h = req.headers['x-request-id'];
   return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
@@ -124,5 +131,6 @@ export function build(opts: BuildOptions): FastifyInstance {
   });
 
   app.register(inferenceRoutes(plane, log));
+  app.decorate('plane', plane);
   return app;
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   DEFAULTS,
   ENV,
+  GRPC_PORT,
   INFERENCE_LOG_MODES,
   type InferenceLogMode,
   KAFKA_SASL_MECHANISMS,
@@ -24,6 +25,7 @@ export interface RuntimeConfig {
   s3: S3Settings;
   host: string;
   port: number;
+  grpcPort: number;
   workDir: string;
   logLevel: string;
   workers: number;
@@ -202,6 +204,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
   if (accessKey) s3.accessKey = accessKey;
   if (secretKey) s3.secretKey = secretKey;
 
+  const port = overrides.port ?? int(env, ENV.port, DEFAULTS.port, 0, 65535);
   return {
     modelName,
     modelVersion: overrides.modelVersion ?? (env[ENV.modelVersion] || undefined),
@@ -210,7 +213,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
     bundleSha256: sha,
     s3,
     host: overrides.host ?? env[ENV.host] ?? DEFAULTS.host,
-    port: overrides.port ?? int(env, ENV.port, DEFAULTS.port, 0, 65535),
+    port,
+    grpcPort: overrides.grpcPort ?? int(env, ENV.grpcPort, port === 0 ? 0 : GRPC_PORT, 0, 65535),
     workDir: overrides.workDir ?? env[ENV.workDir] ?? PATHS.workDir,
     logLevel,
     workers: overrides.workers ?? int(env, ENV.workers, DEFAULTS.workers, 0, 256),

@@ -8,6 +8,8 @@ export type BundleFormat = (typeof BUNDLE_FORMATS)[number];
 
 /** The HTTP port for inference, health and metrics. */
 export const HTTP_PORT = 8080;
+/** The OIP gRPC port (inference.GRPCInferenceService and grpc.health.v1). */
+export const GRPC_PORT = 8081;
 
 /** Paths inside the runtime container. The operator mounts an emptyDir at WORK_DIR (root FS is read-only). */
 export const PATHS = {
@@ -43,6 +45,8 @@ export const ENV = {
   s3SecretKeyFile: 'MODELSHIP_S3_SECRET_KEY_FILE',
   host: 'MODELSHIP_HOST',
   port: 'MODELSHIP_PORT',
+  /** The gRPC port; default GRPC_PORT, or an ephemeral one when MODELSHIP_PORT is 0. */
+  grpcPort: 'MODELSHIP_GRPC_PORT',
   workDir: 'MODELSHIP_WORK_DIR',
   logLevel: 'MODELSHIP_LOG_LEVEL',
   workers: 'MODELSHIP_WORKERS',

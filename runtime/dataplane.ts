@@ -12,12 +12,13 @@ import type { TensorMetadata } from './bundle/manifest.ts';
 import type { Outputs } from './engines/outputs.ts';
 import type { CustomRouteRequest, CustomRouteResponse, Engine, PredictOptions, RequestContext } from './engines/types.ts';
 import { isModelshipError, type ModelshipError, msError } from './errors.ts';
+import type { Protocol } from './inference-log/record.ts';
 import type { Recorder } from './inference-log/recorder.ts';
 import type { ServedModel } from './model.ts';
 import type { RuntimeMetrics } from './observability/metrics.ts';
 import { compileInputCheck, type InputCheck } from './protocol/inputs.ts';
 
-export type Protocol = 'v2' | 'v1';
+export type { Protocol };
 
 /** One inference as the record sees it: started by an adapter, finished after its response. */
 export interface Inference {
@@ -207,7 +208,7 @@ export class DataPlane {
    * Feedback for an earlier inference (`id`: its request id). The feedback record is written first, so a
    * plugin failure loses no ground truth; then the plugin's feedback() runs under the deadline.
    */
-  async feedback(protocol: Protocol, requestId: string, body: { id: string } & Record<string, unknown>) {
+  async feedback(protocol: 'v2' | 'v1', requestId: string, body: { id: string } & Record<string, unknown>) {
     const { model, recorder } = this;
     const engine = model.requireEngine();
     if (!engine.hasFeedback && recorder.topic === undefined) throw msError('MS_ERR_FEEDBACK_UNSUPPORTED', { name: model.name });

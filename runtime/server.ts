@@ -20,6 +20,8 @@ export interface Runtime {
   log: Logger;
   /** The bound address, e.g. http://127.0.0.1:8080. */
   url: string;
+  /** The bound gRPC port. */
+  grpcPort: number;
   /** Resolves when the model is ready; rejects with the load failure. */
   loaded: Promise<void>;
   /** Graceful shutdown: not ready, drain in-flight requests (bounded by drainTimeoutMs), flush records, close. */
@@ -90,7 +92,9 @@ export async function start(
     bodyLimitBytes: config.bodyLimitBytes,
   });
   const url = await app.listen({ host: config.host, port: config.port });
-  log.info({ url }, 'listening; loading the model');
+  const { startGrpc } = await import('./protocol/grpc.ts');
+  const grpc = await startGrpc(app.plane, { host: config.host, port: config.grpcPort, log, maxMessageBytes: config.bodyLimitBytes });
+  log.info({ url, grpcPort: grpc.port }, 'listening; loading the model');
 
   const loaded = loading.then(({ bundle, loadSeconds }) => {
     metrics.modelLoadSeconds.set(loadSeconds);
@@ -118,7 +122,7 @@ export async function start(
       // as they become idle, so close() can finish once the in-flight requests are done.
       const sweeper = setInterval(() => app.server.closeIdleConnections(), 50);
       const drained = await Promise.race([
-        app.close().then(() => true),
+        Promise.all([app.close(), grpc.close(config.drainTimeoutMs)]).then(() => true),
         new Promise<boolean>((r) => {
           timer = setTimeout(() => r(false), config.drainTimeoutMs);
         }),
@@ -135,7 +139,7 @@ export async function start(
     })();
     return closing;
   };
-  return { app, model, metrics, recorder, log, url, loaded, shutdown };
+  return { app, model, metrics, recorder, log, url, grpcPort: grpc.port, loaded, shutdown };
 }
 
 function writeTerminationLog(path: string, text: string): void {

@@ -4,6 +4,9 @@
 import Type, { type Static } from 'typebox';
 import type { InferenceLogMode } from '../contract.ts';
 
+/** The protocol an inference came by, as its record names it. */
+export type Protocol = 'v2' | 'v1' | 'grpc';
+
 export const SCHEMA_VERSION = 1;
 
 const Common = {
@@ -32,7 +35,9 @@ export const InferenceRecord = Type.Object(
   {
     ...Common,
     type: Type.Literal('inference'),
-    protocol: Type.Union([Type.Literal('v2'), Type.Literal('v1')], { description: 'v2: Open Inference Protocol; v1: KServe v1' }),
+    protocol: Type.Union([Type.Literal('v2'), Type.Literal('v1'), Type.Literal('grpc')], {
+      description: 'v2: Open Inference Protocol over REST; v1: KServe v1; grpc: Open Inference Protocol over gRPC',
+    }),
     inferenceId: Type.Optional(Type.String({ description: 'The `id` of an OIP v2 request, when the client set one' })),
     latencyMs: Type.Number({ minimum: 0, description: 'From request received to response ready, in milliseconds' }),
     input: Type.Optional(Type.Unknown({ description: 'mode all|inputs: the request as received (v2: its inputs; v1: its instances)' })),
@@ -117,7 +122,7 @@ function common<T extends string>(src: RecordSource, requestId: string, type: T,
 
 export interface InferenceFacts {
   requestId: string;
-  protocol: 'v2' | 'v1';
+  protocol: Protocol;
   inferenceId?: string | undefined;
   latencyMs: number;
   input: unknown;

@@ -10,7 +10,7 @@ import { binaryTail, HEADER_LENGTH } from './body.ts';
 import { type InferInput, type InferOutput, inputsToRows, rowsToOutputs } from './tensors.ts';
 
 export const SERVER_NAME = 'modelship';
-const EXTENSIONS = ['binary_tensor_data', 'model_repository'];
+export const EXTENSIONS = ['binary_tensor_data', 'model_repository'];
 
 const Parameters = Type.Record(Type.String(), Type.Unknown());
 

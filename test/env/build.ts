@@ -28,7 +28,18 @@ const GO_MODULE_DIR = join(HERE, 'go');
 /** What the environment's Python holds: the runtime image's base stack, and pytest. */
 const PYTHON_LOCKS = [join(HERE, '..', '..', 'runtime', 'engines', 'python', 'base-stack.lock'), join(HERE, 'python-test.lock')];
 /** Imported once the Python is in place: a venv that did not survive the rename into place fails here. */
-const PYTHON_IMPORTS = ['numpy', 'scipy', 'sklearn', 'pandas', 'joblib', 'xgboost', 'lightgbm', 'pytest'];
+const PYTHON_IMPORTS = [
+  'numpy',
+  'scipy',
+  'sklearn',
+  'pandas',
+  'joblib',
+  'xgboost',
+  'lightgbm',
+  'pytest',
+  'tritonclient.http',
+  'tritonclient.grpc',
+];
 
 export type ComponentName = 'kubernetes' | 'kwok' | 'minio' | 'helm' | 'kafka' | 'python';
 

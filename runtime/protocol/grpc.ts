@@ -1,0 +1,284 @@
+// OIP v2 over gRPC (`inference.GRPCInferenceService`, ./proto/grpc_predict_v2.proto) and gRPC health
+// (`grpc.health.v1`), on their own port: a thin adapter onto the same data plane as REST, so the model
+// check, input checks, deadline, metrics, inference records and error codes are the same. Tensors arrive
+// as typed `contents` or as `raw_input_contents`; outputs always go back as `raw_output_contents` (what
+// Triton's clients read). An error's gRPC status comes from its HTTP one; our code rides in the
+// `ms-error-code` trailer.
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { Logger } from 'pino';
+import { REQUEST_ID_PATTERN } from '../contract.ts';
+import type { DataPlane } from '../dataplane.ts';
+import { isModelshipError, type ModelshipError, msError } from '../errors.ts';
+import { SERVER_VERSION } from '../version.ts';
+import { encodeBinary } from './binary.ts';
+import { type InferInput, inputsToRows, rowsToOutputs } from './tensors.ts';
+import { EXTENSIONS, SERVER_NAME } from './v2.ts';
+
+const PROTO_DIR = fileURLToPath(new URL('./proto/', import.meta.url));
+const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
+
+interface Contents {
+  bool_contents: boolean[];
+  int_contents: number[];
+  int64_contents: number[];
+  uint_contents: number[];
+  uint64_contents: number[];
+  fp32_contents: number[];
+  fp64_contents: number[];
+  bytes_contents: Buffer[];
+}
+type Parameter = { bool_param?: boolean; int64_param?: number; string_param?: string; double_param?: number; uint64_param?: number };
+interface InferRequest {
+  model_name: string;
+  model_version: string;
+  id: string;
+  parameters: Record<string, Parameter>;
+  inputs: { name: string; datatype: string; shape: number[]; parameters: Record<string, Parameter>; contents: Contents | null }[];
+  outputs: { name: string; parameters: Record<string, Parameter> }[];
+  raw_input_contents: Buffer[];
+}
+
+/** gRPC status for one of our HTTP statuses. Pure. */
+export function grpcStatus(http: number): grpc.status {
+  switch (http) {
+    case 400:
+    case 415:
+      return grpc.status.INVALID_ARGUMENT;
+    case 404:
+      return grpc.status.NOT_FOUND;
+    case 405:
+    case 501:
+      return grpc.status.UNIMPLEMENTED;
+    case 413:
+      return grpc.status.RESOURCE_EXHAUSTED;
+    case 503:
+      return grpc.status.UNAVAILABLE;
+    case 504:
+      return grpc.status.DEADLINE_EXCEEDED;
+    default:
+      return grpc.status.INTERNAL;
+  }
+}
+
+function toServiceError(err: unknown): Partial<grpc.ServiceError> {
+  const e: ModelshipError = isModelshipError(err)
+    ? err
+    : msError('MS_ERR_SERVER_INTERNAL', { detail: (err as Error)?.message ?? String(err) });
+  const metadata = new grpc.Metadata();
+  metadata.set('ms-error-code', e.code);
+  return { code: grpcStatus(e.statusCode), details: e.message, metadata };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A request tensor's typed contents as the data array of its datatype. */
+function contentsData(name: string, datatype: string, c: Contents | null): unknown[] {
+  if (!c) throw msError('MS_ERR_TENSOR_DATA', { name, detail: 'has neither contents nor raw_input_contents' });
+  switch (datatype) {
+    case 'BOOL':
+      return c.bool_contents;
+    case 'INT8':
+    case 'INT16':
+    case 'INT32':
+      return c.int_contents;
+    case 'INT64':
+      return c.int64_contents;
+    case 'UINT8':
+    case 'UINT16':
+    case 'UINT32':
+      return c.uint_contents;
+    case 'UINT64':
+      return c.uint64_contents;
+    case 'FP32':
+      return c.fp32_contents;
+    case 'FP64':
+      return c.fp64_contents;
+    case 'BYTES':
+      return c.bytes_contents.map((b, i) => {
+        try {
+          return utf8.decode(b);
+        } catch {
+          throw msError('MS_ERR_TENSOR_DATA', { name, detail: `element ${i} is not valid UTF-8` });
+        }
+      });
+    default:
+      throw msError('MS_ERR_TENSOR_DATATYPE', { name, datatype: JSON.stringify(datatype) });
+  }
+}
+
+function parameterValue(p: Parameter): unknown {
+  return p.bool_param ?? p.int64_param ?? p.string_param ?? p.double_param ?? p.uint64_param;
+}
+
+function plainParameters(params: Record<string, Parameter>): Record<string, unknown> | undefined {
+  const keys = Object.keys(params);
+  if (keys.length === 0) return undefined;
+  return Object.fromEntries(keys.map((k) => [k, parameterValue(params[k] as Parameter)]));
+}
+
+export interface GrpcServer {
+  port: number;
+  /** Stops taking calls and waits for those in flight (bounded), then closes. */
+  close(graceMs: number): Promise<void>;
+}
+
+export async function startGrpc(
+  plane: DataPlane,
+  o: { host: string; port: number; log: Logger; maxMessageBytes: number },
+): Promise<GrpcServer> {
+  const definition = protoLoader.loadSync(['grpc_predict_v2.proto', 'health.proto'], {
+    includeDirs: [PROTO_DIR],
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: false,
+  });
+  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
+    inference: { GRPCInferenceService: { service: grpc.ServiceDefinition } };
+    grpc: { health: { v1: { Health: { service: grpc.ServiceDefinition } } } };
+  };
+  const { model, metrics } = plane;
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': o.maxMessageBytes,
+    'grpc.max_send_message_length': -1,
+  });
+
+  /** A unary handler: our errors become gRPC statuses with our code; each inference call is measured. */
+  const unary =
+    <Req, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>, measured = false) =>
+    (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
+      const t0 = performance.now();
+      Promise.resolve()
+        .then(() => fn(call.request, call))
+        .then(
+          (res) => {
+            if (measured) metrics.observeRequest(model.name, 'grpc', 200, (performance.now() - t0) / 1000);
+            callback(null, res);
+          },
+          (err: unknown) => {
+            if (measured)
+              metrics.observeRequest(model.name, 'grpc', isModelshipError(err) ? err.statusCode : 500, (performance.now() - t0) / 1000);
+            if (!isModelshipError(err) || err.statusCode >= 500) o.log.error({ err, rpc: call.getPath() }, 'gRPC call failed');
+            callback(toServiceError(err) as grpc.ServiceError);
+          },
+        );
+    };
+
+  const tensorMeta = (t: { name: string; datatype: string; shape: number[] }) => ({ name: t.name, datatype: t.datatype, shape: t.shape });
+
+  server.addService(pkg.inference.GRPCInferenceService.service, {
+    ServerLive: unary(() => ({ live: true })),
+    ServerReady: unary(() => ({ ready: model.ready })),
+    ModelReady: unary((req: { name: string; version: string }) => {
+      plane.checkModel(req.name, req.version || undefined);
+      return { ready: model.ready };
+    }),
+    ServerMetadata: unary(() => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS })),
+    ModelMetadata: unary((req: { name: string; version: string }) => {
+      plane.checkModel(req.name, req.version || undefined);
+      return {
+        name: model.name,
+        versions: model.version ? [model.version] : [],
+        platform: `modelship-${model.engine?.format ?? model.manifest.format ?? 'js'}`,
+        inputs: model.inputs.map(tensorMeta),
+        outputs: model.outputs.map(tensorMeta),
+      };
+    }),
+    ModelInfer: unary(async (req: InferRequest, call) => {
+      plane.checkModel(req.model_name, req.model_version || undefined);
+      const header = call.metadata.get('x-request-id')[0];
+      const requestId = typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
+      const raw = req.raw_input_contents;
+      if (raw.length > 0 && raw.length !== req.inputs.length) {
+        throw msError('MS_ERR_REQUEST_INVALID', { detail: `raw_input_contents has ${raw.length} entries for ${req.inputs.length} inputs` });
+      }
+      const inputs: InferInput[] = req.inputs.map((t, i) =>
+        raw.length > 0
+          ? { name: t.name, datatype: t.datatype, shape: t.shape, parameters: { binary_data_size: (raw[i] as Buffer).length } }
+          : { name: t.name, datatype: t.datatype, shape: t.shape, data: contentsData(t.name, t.datatype, t.contents) },
+      );
+      const t0 = performance.now();
+      const inf = plane.begin(requestId, 'grpc', inputs, req.id || undefined);
+      let failure: unknown;
+      try {
+        const rows = inputsToRows(inputs, raw.length > 0 ? Buffer.concat(raw) : undefined);
+        const requested = req.outputs.length > 0 ? req.outputs.map((r) => r.name) : undefined;
+        const parameters = plainParameters(req.parameters);
+        const outputs = rowsToOutputs(
+          await plane.predict(inf, rows, { ...(requested ? { outputs: requested } : {}), ...(parameters ? { parameters } : {}) }),
+          model.outputs,
+          requested,
+        );
+        inf.output = outputs;
+        const sent = new grpc.Metadata();
+        sent.set('x-request-id', requestId);
+        call.sendMetadata(sent);
+        return {
+          model_name: model.name,
+          model_version: model.version ?? '',
+          id: req.id || requestId,
+          outputs: outputs.map(tensorMeta),
+          raw_output_contents: outputs.map((t) => encodeBinary(t.name, t.datatype, t.data)),
+        };
+      } catch (err) {
+        failure = err;
+        throw err;
+      } finally {
+        plane.finish(inf, performance.now() - t0, failure);
+      }
+    }, true),
+  });
+
+  const HEALTH_SERVICES = new Set(['', 'inference.GRPCInferenceService']);
+  const healthStatus = (service: string) => {
+    if (!HEALTH_SERVICES.has(service)) throw msError('MS_ERR_MODEL_NOT_FOUND', { name: service, served: [...HEALTH_SERVICES].join(', ') });
+    return { status: model.ready ? 'SERVING' : 'NOT_SERVING' };
+  };
+  server.addService(pkg.grpc.health.v1.Health.service, {
+    Check: unary((req: { service: string }) => healthStatus(req.service)),
+    Watch: (call: grpc.ServerWritableStream<{ service: string }, { status: string }>) => {
+      let last = '';
+      const send = () => {
+        try {
+          const s = healthStatus(call.request.service);
+          if (s.status !== last) {
+            last = s.status;
+            call.write(s);
+          }
+        } catch {
+          if (last !== 'SERVICE_UNKNOWN') call.write({ status: (last = 'SERVICE_UNKNOWN') });
+        }
+      };
+      send();
+      const timer = setInterval(send, 1000);
+      call.on('cancelled', () => clearInterval(timer));
+      call.on('close', () => clearInterval(timer));
+    },
+  });
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err
+        ? reject(msError('MS_ERR_CONFIG_INVALID', { detail: `cannot listen for gRPC on ${o.host}:${o.port}: ${err.message}` }))
+        : resolve(p),
+    );
+  });
+  return {
+    port,
+    close: (graceMs) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}
