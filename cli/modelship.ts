@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 // `modelship`: the bundle author's command line: init, test, pack, push, serve, predict.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { MANIFEST_FILE, parseManifest } from '../runtime/bundle/manifest.ts';
+import { readZipEntry } from '../runtime/bundle/unzip.ts';
 import { loadConfig } from '../runtime/config.ts';
 import { ENV } from '../runtime/contract.ts';
 import { isModelshipError } from '../runtime/errors.ts';
 import { start } from '../runtime/server.ts';
 import { SERVER_VERSION } from '../runtime/version.ts';
-import { predictRemote } from './oip-client.ts';
+import { predictGrpc, predictRemote } from './oip-client.ts';
 import { packBundle } from './pack.ts';
 import { pushBundle } from './push.ts';
 import { runBundle } from './runner.ts';
@@ -17,6 +19,17 @@ import { s3Settings } from './s3.ts';
 import { scaffold } from './scaffold.ts';
 
 /** `--input` is inline JSON or a path to a JSON file: an object, or an array of objects (a batch). */
+/** The name in a local bundle's manifest (a directory's modelship.yaml, or the one inside a zip). */
+async function manifestName(uri: string): Promise<string | undefined> {
+  if (!existsSync(uri)) return undefined;
+  const text = (await stat(uri)).isDirectory()
+    ? existsSync(resolve(uri, MANIFEST_FILE))
+      ? await readFile(resolve(uri, MANIFEST_FILE), 'utf8')
+      : undefined
+    : await readZipEntry(uri, MANIFEST_FILE);
+  return text === undefined ? undefined : parseManifest(text).name;
+}
+
 export async function readInput(value: string): Promise<Record<string, unknown>[]> {
   const text =
     value.trim().startsWith('{') || value.trim().startsWith('[')
@@ -100,28 +113,31 @@ export function program(): Command {
     .option('--name <name>', 'model name (default: the manifest name, else "model")')
     .option('--workers <n>', 'JS: worker threads for predict (0: in-process); Python: worker processes (0: one per CPU)', '0')
     .option('--sha256 <hex>', 'expected sha256 of the archive')
-    .action(async (bundle: string, opts: { port: string; host: string; name?: string; workers: string; sha256?: string }) => {
-      const uri = existsSync(bundle) ? resolve(bundle) : bundle;
-      let name = opts.name;
-      if (!name && existsSync(resolve(uri, 'modelship.yaml'))) {
-        name = /^name:\s*([\w.-]+)/m.exec(await readFile(resolve(uri, 'modelship.yaml'), 'utf8'))?.[1];
-      }
-      const config = loadConfig(process.env, {
-        bundleUri: uri,
-        port: Number(opts.port),
-        host: opts.host,
-        modelName: name ?? process.env[ENV.modelName] ?? 'model',
-        workers: Number(opts.workers),
-        workDir: process.env[ENV.workDir] ?? resolve('.modelship', 'serve'),
-        ...(opts.sha256 ? { bundleSha256: opts.sha256.toLowerCase() } : {}),
-      });
-      const rt = await start(config);
-      const stop = () => void rt.shutdown().then(() => process.exit(0));
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      await rt.loaded;
-      console.error(`serving ${config.modelName} at ${rt.url}/v2/models/${config.modelName}/infer (Ctrl-C to stop)`);
-    });
+    .option('--grpc-port <port>', 'OIP gRPC port', '8081')
+    .action(
+      async (bundle: string, opts: { port: string; grpcPort: string; host: string; name?: string; workers: string; sha256?: string }) => {
+        const uri = existsSync(bundle) ? resolve(bundle) : bundle;
+        const name = opts.name ?? process.env[ENV.modelName] ?? (await manifestName(uri));
+        const config = loadConfig(process.env, {
+          bundleUri: uri,
+          port: Number(opts.port),
+          grpcPort: Number(opts.grpcPort),
+          host: opts.host,
+          modelName: name ?? 'model',
+          workers: Number(opts.workers),
+          workDir: process.env[ENV.workDir] ?? resolve('.modelship', 'serve'),
+          ...(opts.sha256 ? { bundleSha256: opts.sha256.toLowerCase() } : {}),
+        });
+        const rt = await start(config);
+        const stop = () => void rt.shutdown().then(() => process.exit(0));
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        await rt.loaded;
+        console.error(
+          `serving ${config.modelName} at ${rt.url}/v2/models/${config.modelName}/infer and OIP gRPC ${config.host}:${rt.grpcPort} (Ctrl-C to stop)`,
+        );
+      },
+    );
 
   cli
     .command('predict')
@@ -129,8 +145,10 @@ export function program(): Command {
     .argument('<url>', 'runtime base URL, e.g. http://127.0.0.1:8080')
     .requiredOption('-m, --model <name>', 'model name')
     .requiredOption('-i, --input <json|file>', 'input object, or array of objects, as JSON or a JSON file')
-    .action(async (url: string, opts: { model: string; input: string }) => {
-      const { outputs, requestId } = await predictRemote(url, opts.model, await readInput(opts.input));
+    .option('--grpc', 'speak OIP gRPC: <url> is host:port of the gRPC port (8081)')
+    .action(async (url: string, opts: { model: string; input: string; grpc?: boolean }) => {
+      const inputs = await readInput(opts.input);
+      const { outputs, requestId } = opts.grpc ? await predictGrpc(url, opts.model, inputs) : await predictRemote(url, opts.model, inputs);
       console.log(JSON.stringify(outputs.length === 1 ? outputs[0] : outputs, null, 2));
       if (requestId) console.error(`request id ${requestId}`);
     });

@@ -1,4 +1,9 @@
-// A small client for a runtime's OIP v2 endpoint: plugin-style input objects in, output objects out.
+// A small client for a runtime's OIP v2 endpoints (REST, or gRPC): plugin-style input objects in, output
+// objects out.
+import * as grpc from '@grpc/grpc-js';
+import type { Datatype } from '../runtime/bundle/manifest.ts';
+import { decodeBinary } from '../runtime/protocol/binary.ts';
+import { oipPackage } from '../runtime/protocol/grpc-proto.ts';
 import type { InferOutput } from '../runtime/protocol/tensors.ts';
 
 function tensorOf(name: string, values: unknown[]) {
@@ -46,4 +51,52 @@ export async function predictRemote(baseUrl: string, model: string, inputs: Reco
   const body = (await res.json().catch(() => ({}))) as { outputs?: InferOutput[]; error?: string; code?: string };
   if (!res.ok) throw new Error(`${url} answered ${res.status}: ${body.code ? `${body.code}: ` : ''}${body.error ?? 'no error body'}`);
   return { requestId: res.headers.get('x-request-id'), outputs: fromInferOutputs(body.outputs ?? []) };
+}
+
+/** The same over OIP gRPC (`host:port`): inputs as typed contents, outputs read from raw_output_contents. */
+export async function predictGrpc(target: string, model: string, inputs: Record<string, unknown>[]) {
+  const Client = oipPackage().inference.GRPCInferenceService;
+  const client = new Client(target, grpc.credentials.createInsecure());
+  const tensors = toInferRequest(inputs).inputs.map((t) => ({
+    name: t.name,
+    datatype: t.datatype,
+    shape: t.shape,
+    contents:
+      t.datatype === 'BYTES'
+        ? { bytes_contents: t.data.map((v) => Buffer.from(String(v))) }
+        : t.datatype === 'BOOL'
+          ? { bool_contents: t.data }
+          : { fp64_contents: t.data },
+  }));
+  type Response = { outputs: { name: string; datatype: string; shape: number[] }[]; raw_output_contents: Buffer[] };
+  try {
+    const { response, requestId } = await new Promise<{ response: Response; requestId: string | undefined }>((resolve, reject) => {
+      let requestId: string | undefined;
+      const call = (client as unknown as Record<string, (...a: unknown[]) => grpc.ClientUnaryCall>).ModelInfer?.(
+        { model_name: model, inputs: tensors },
+        (err: grpc.ServiceError | null, res: Response) => {
+          if (err) {
+            const code = err.metadata?.get('ms-error-code')[0];
+            reject(new Error(`${target} answered ${grpc.status[err.code]}: ${code ? `${code}: ` : ''}${err.details}`));
+          } else resolve({ response: res, requestId });
+        },
+      );
+      call?.on('metadata', (md: grpc.Metadata) => {
+        requestId = md.get('x-request-id')[0] as string | undefined;
+      });
+    });
+    const outputs = response.outputs.map((o, i) => {
+      const count = o.shape.reduce((a, b) => a * b, 1);
+      const data = decodeBinary(o.name, o.datatype, count, response.raw_output_contents[i] ?? new Uint8Array());
+      return {
+        name: o.name,
+        datatype: o.datatype as Datatype,
+        shape: o.shape,
+        data: Array.from(data as ArrayLike<unknown>, (v) => (typeof v === 'bigint' ? Number(v) : v)),
+      };
+    });
+    return { requestId: requestId ?? null, outputs: fromInferOutputs(outputs) };
+  } finally {
+    client.close();
+  }
 }

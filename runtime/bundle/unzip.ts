@@ -162,3 +162,37 @@ export async function unzipSafely(zipPath: string, targetDir: string, limits: Un
     zip.close();
   }
 }
+
+/** One small entry's text (at most `maxBytes`), read without unpacking the archive; undefined if absent. */
+export async function readZipEntry(path: string, name: string, maxBytes = 1 << 20): Promise<string | undefined> {
+  const zip = await openZip(path);
+  try {
+    return await new Promise<string | undefined>((resolvePromise, reject) => {
+      zip.on('error', reject);
+      zip.on('end', () => resolvePromise(undefined));
+      zip.on('entry', (entry: yauzl.Entry) => {
+        if (entry.fileName.toString() !== name) {
+          zip.readEntry();
+          return;
+        }
+        if (entry.uncompressedSize > maxBytes) {
+          reject(msError('MS_ERR_MANIFEST_INVALID', { detail: `${name} is larger than ${maxBytes} bytes` }));
+          return;
+        }
+        zip.openReadStream(entry, (err, stream) => {
+          if (err || !stream) {
+            reject(err ?? new Error(`cannot read ${name}`));
+            return;
+          }
+          const chunks: Buffer[] = [];
+          stream.on('data', (c: Buffer) => chunks.push(c));
+          stream.on('error', reject);
+          stream.on('end', () => resolvePromise(Buffer.concat(chunks).toString('utf8')));
+        });
+      });
+      zip.readEntry();
+    });
+  } finally {
+    zip.close();
+  }
+}

@@ -5,19 +5,17 @@
 // Triton's clients read). An error's gRPC status comes from its HTTP one; our code rides in the
 // `ms-error-code` trailer.
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import { REQUEST_ID_PATTERN } from '../contract.ts';
 import type { DataPlane } from '../dataplane.ts';
 import { isModelshipError, type ModelshipError, msError } from '../errors.ts';
 import { SERVER_VERSION } from '../version.ts';
 import { encodeBinary } from './binary.ts';
+import { oipPackage } from './grpc-proto.ts';
 import { type InferInput, inputsToRows, rowsToOutputs } from './tensors.ts';
 import { EXTENSIONS, SERVER_NAME } from './v2.ts';
 
-const PROTO_DIR = fileURLToPath(new URL('./proto/', import.meta.url));
 const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
 
 interface Contents {
@@ -129,18 +127,7 @@ export async function startGrpc(
   plane: DataPlane,
   o: { host: string; port: number; log: Logger; maxMessageBytes: number },
 ): Promise<GrpcServer> {
-  const definition = protoLoader.loadSync(['grpc_predict_v2.proto', 'health.proto'], {
-    includeDirs: [PROTO_DIR],
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: false,
-  });
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
-    inference: { GRPCInferenceService: { service: grpc.ServiceDefinition } };
-    grpc: { health: { v1: { Health: { service: grpc.ServiceDefinition } } } };
-  };
+  const pkg = oipPackage();
   const { model, metrics } = plane;
   const server = new grpc.Server({
     'grpc.max_receive_message_length': o.maxMessageBytes,

@@ -161,7 +161,10 @@ describe('desired Service, HPA and PDB', () => {
     expect(desiredService(ms()).spec).toEqual({
       type: 'ClusterIP',
       selector: { 'modelship.dev/model': 'iris' },
-      ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
+      ports: [
+        { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+        { name: 'grpc', port: 8081, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' },
+      ],
     });
   });
 

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Container, V1Deployment, V1EnvVar, V1Volume } from '@kubernetes/client-node';
 import type { ModelServing } from '../../../crds/modelserving.schema.ts';
-import { ENV, HTTP_PORT, PATHS, PROBES } from '../../../runtime/contract.ts';
+import { ENV, GRPC_PORT, HTTP_PORT, PATHS, PROBES } from '../../../runtime/contract.ts';
 import type { OperatorConfig } from '../../config.ts';
 import { BUNDLE_HASH_ANNOTATION, commonLabels, objectMeta, selectorLabels } from './labels.ts';
 import { loggingEnv } from './logging.ts';
@@ -25,6 +25,7 @@ function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
     { name: ENV.modelName, value: ms.metadata.name },
     { name: ENV.namespace, value: ms.metadata.namespace },
     { name: ENV.bundleUri, value: spec.bundle.uri },
+    { name: ENV.grpcPort, value: String(GRPC_PORT) },
   ];
   if (spec.bundle.sha256) vars.push({ name: ENV.bundleSha256, value: spec.bundle.sha256 });
   const storage = spec.bundle.storage;
@@ -67,7 +68,10 @@ function container(ms: ModelServing, config: OperatorConfig): V1Container {
     name: CONTAINER_NAME,
     image: ms.spec.runtime?.image ?? (isPython(ms) ? config.runtimePythonImage : config.runtimeImage),
     imagePullPolicy: 'IfNotPresent',
-    ports: [{ name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' }],
+    ports: [
+      { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
+      { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' },
+    ],
     env: env(ms, config),
     resources: { requests, ...(Object.keys(limits).length ? { limits } : {}) },
     securityContext: {

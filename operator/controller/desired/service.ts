@@ -1,6 +1,8 @@
-// ModelServing → its Service: port 80 to the runtime's http port. Pure.
+// ModelServing → its Service: port 80 to the runtime's http port, and its OIP gRPC port (HTTP/2 in clear,
+// so meshes and ingresses speak h2c to it). Pure.
 import type { V1Service } from '@kubernetes/client-node';
 import type { ModelServing } from '../../../crds/modelserving.schema.ts';
+import { GRPC_PORT } from '../../../runtime/contract.ts';
 import { objectMeta, selectorLabels } from './labels.ts';
 
 export function desiredService(ms: ModelServing): V1Service {
@@ -11,7 +13,10 @@ export function desiredService(ms: ModelServing): V1Service {
     spec: {
       type: 'ClusterIP',
       selector: selectorLabels(ms),
-      ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
+      ports: [
+        { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+        { name: 'grpc', port: GRPC_PORT, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' },
+      ],
     },
   };
 }
