@@ -17,6 +17,7 @@ import { type InferInput, inputsToRows, rowsToOutputs } from './tensors.ts';
 import { EXTENSIONS, SERVER_NAME } from './v2.ts';
 
 const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
+const UNDECODABLE = Symbol('undecodable');
 
 interface Contents {
   bool_contents: boolean[];
@@ -140,7 +141,10 @@ export async function startGrpc(
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
       const t0 = performance.now();
       Promise.resolve()
-        .then(() => fn(call.request, call))
+        .then(() => {
+          undecodable(call.request);
+          return fn(call.request, call);
+        })
         .then(
           (res) => {
             if (measured) metrics.observeRequest(model.name, 'grpc', 200, (performance.now() - t0) / 1000);
@@ -157,7 +161,28 @@ export async function startGrpc(
 
   const tensorMeta = (t: { name: string; datatype: string; shape: number[] }) => ({ name: t.name, datatype: t.datatype, shape: t.shape });
 
-  server.addService(pkg.inference.GRPCInferenceService.service, {
+  // A message that is not valid protobuf is the caller's mistake: it reaches the handler as such (grpc-js
+  // would answer INTERNAL), to be refused with INVALID_ARGUMENT and our code.
+  const service = { ...pkg.inference.GRPCInferenceService.service };
+  for (const [name, method] of Object.entries(service)) {
+    const decode = method.requestDeserialize;
+    service[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return { [UNDECODABLE]: (err as Error).message };
+        }
+      },
+    };
+  }
+  const undecodable = (req: unknown) => {
+    const why = (req as Record<symbol, string>)[UNDECODABLE];
+    if (why !== undefined) throw msError('MS_ERR_REQUEST_INVALID', { detail: `the message is not valid protobuf: ${why}` });
+  };
+
+  server.addService(service, {
     ServerLive: unary(() => ({ live: true })),
     ServerReady: unary(() => ({ ready: model.ready })),
     ModelReady: unary((req: { name: string; version: string }) => {
