@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import {
   DEFAULTS,
   ENV,
-  GRPC_PORT,
   INFERENCE_LOG_MODES,
   type InferenceLogMode,
   KAFKA_SASL_MECHANISMS,
@@ -214,7 +213,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
     s3,
     host: overrides.host ?? env[ENV.host] ?? DEFAULTS.host,
     port,
-    grpcPort: overrides.grpcPort ?? int(env, ENV.grpcPort, port === 0 ? 0 : GRPC_PORT, 0, 65535),
+    grpcPort: overrides.grpcPort ?? int(env, ENV.grpcPort, 0, 0, 65535),
     workDir: overrides.workDir ?? env[ENV.workDir] ?? PATHS.workDir,
     logLevel,
     workers: overrides.workers ?? int(env, ENV.workers, DEFAULTS.workers, 0, 256),

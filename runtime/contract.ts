@@ -45,7 +45,7 @@ export const ENV = {
   s3SecretKeyFile: 'MODELSHIP_S3_SECRET_KEY_FILE',
   host: 'MODELSHIP_HOST',
   port: 'MODELSHIP_PORT',
-  /** The gRPC port; default GRPC_PORT, or an ephemeral one when MODELSHIP_PORT is 0. */
+  /** The gRPC port (the images and the operator set GRPC_PORT); unset: an ephemeral port, logged. */
   grpcPort: 'MODELSHIP_GRPC_PORT',
   workDir: 'MODELSHIP_WORK_DIR',
   logLevel: 'MODELSHIP_LOG_LEVEL',

@@ -22,6 +22,7 @@ RUN python3 -m venv /opt/modelship/python \
 ENV NODE_ENV=production \
     MODELSHIP_WORK_DIR=/var/lib/modelship \
     MODELSHIP_PORT=8080 \
+    MODELSHIP_GRPC_PORT=8081 \
     MODELSHIP_PYTHON=/opt/modelship/python/bin/python \
     MODELSHIP_UV=/opt/modelship/python/bin/uv \
     MODELSHIP_PYTHON_ENV_DIR=/var/cache/modelship/python-envs \

@@ -112,6 +112,8 @@ describe('images', () => {
       MODELSHIP_WORK_DIR: await ownedDir('bundle-volume'),
       MODELSHIP_HOST: '127.0.0.1',
       MODELSHIP_PORT: String(port),
+      // The image's 8081, as a pod has it, may be taken on this shared machine: any free port.
+      MODELSHIP_GRPC_PORT: '0',
       MODELSHIP_MODEL_NAME: 'iris',
       MODELSHIP_BUNDLE_URI: `s3://${bucket}/iris/1/bundle.zip`,
       MODELSHIP_BUNDLE_SHA256: sha256,
@@ -122,6 +124,7 @@ describe('images', () => {
     const url = `http://127.0.0.1:${port}`;
     try {
       expect(image.env.MODELSHIP_WORK_DIR).toBe('/var/lib/modelship');
+      expect(image.env.MODELSHIP_GRPC_PORT).toBe('8081');
       await eventually(() => fetch(`${url}/v2/health/ready`).then((r) => r.ok), 'the runtime ready', 60_000);
       const r = await fetch(`${url}/v2/models/iris/infer`, {
         method: 'POST',
