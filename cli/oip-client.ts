@@ -54,7 +54,7 @@ export async function predictRemote(baseUrl: string, model: string, inputs: Reco
 }
 
 /** The same over OIP gRPC (`host:port`): inputs as typed contents, outputs read from raw_output_contents. */
-export async function predictGrpc(target: string, model: string, inputs: Record<string, unknown>[]) {
+export async function predictGrpc(target: string, model: string, inputs: Record<string, unknown>[], requestId?: string) {
   const Client = oipPackage().inference.GRPCInferenceService;
   const client = new Client(target, grpc.credentials.createInsecure());
   const tensors = toInferRequest(inputs).inputs.map((t) => ({
@@ -70,19 +70,22 @@ export async function predictGrpc(target: string, model: string, inputs: Record<
   }));
   type Response = { outputs: { name: string; datatype: string; shape: number[] }[]; raw_output_contents: Buffer[] };
   try {
-    const { response, requestId } = await new Promise<{ response: Response; requestId: string | undefined }>((resolve, reject) => {
-      let requestId: string | undefined;
+    const { response, answeredId } = await new Promise<{ response: Response; answeredId: string | undefined }>((resolve, reject) => {
+      let answeredId: string | undefined;
+      const metadata = new grpc.Metadata();
+      if (requestId) metadata.set('x-request-id', requestId);
       const call = (client as unknown as Record<string, (...a: unknown[]) => grpc.ClientUnaryCall>).ModelInfer?.(
         { model_name: model, inputs: tensors },
+        metadata,
         (err: grpc.ServiceError | null, res: Response) => {
           if (err) {
             const code = err.metadata?.get('ms-error-code')[0];
             reject(new Error(`${target} answered ${grpc.status[err.code]}: ${code ? `${code}: ` : ''}${err.details}`));
-          } else resolve({ response: res, requestId });
+          } else resolve({ response: res, answeredId });
         },
       );
       call?.on('metadata', (md: grpc.Metadata) => {
-        requestId = md.get('x-request-id')[0] as string | undefined;
+        answeredId = md.get('x-request-id')[0] as string | undefined;
       });
     });
     const outputs = response.outputs.map((o, i) => {
@@ -95,7 +98,7 @@ export async function predictGrpc(target: string, model: string, inputs: Record<
         data: Array.from(data as ArrayLike<unknown>, (v) => (typeof v === 'bigint' ? Number(v) : v)),
       };
     });
-    return { requestId: requestId ?? null, outputs: fromInferOutputs(outputs) };
+    return { requestId: answeredId ?? null, outputs: fromInferOutputs(outputs) };
   } finally {
     client.close();
   }

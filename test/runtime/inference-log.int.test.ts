@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Compile } from 'typebox/compile';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packBundle } from '../../cli/pack.ts';
+import { predictGrpc } from '../../cli/oip-client.ts';
 import { loadConfig } from '../../runtime/config.ts';
 import { type Runtime, start } from '../../runtime/server.ts';
 import { useTestEnv } from '../env/fixtures.ts';
@@ -96,8 +97,9 @@ describe('inference logging (real Kafka)', () => {
       expect((await v2(rt.url, 2, 'req-v2-ok', 'client-id-1')).status).toBe(200);
       expect((await v1(rt.url, 3, 'req-v1-ok')).status).toBe(200);
       expect((await v2(rt.url, -1, 'req-v2-fail')).status).toBe(500);
-      const records = await readTopic(bootstrap, topic, 3);
-      expect(records.map((r) => r.key).sort()).toEqual(['req-v1-ok', 'req-v2-fail', 'req-v2-ok']);
+      expect((await predictGrpc(`127.0.0.1:${rt.grpcPort}`, 'doubler', [{ x: 5 }], 'req-grpc-ok')).requestId).toBe('req-grpc-ok');
+      const records = await readTopic(bootstrap, topic, 4);
+      expect(records.map((r) => r.key).sort()).toEqual(['req-grpc-ok', 'req-v1-ok', 'req-v2-fail', 'req-v2-ok']);
       const values = parse(records);
       for (const v of values) expect(schema.Check(v), JSON.stringify([...schema.Errors(v)])).toBe(true);
       const byId = Object.fromEntries(values.map((v) => [v.requestId, v]));
@@ -115,10 +117,15 @@ describe('inference logging (real Kafka)', () => {
       });
       expect(byId['req-v2-ok']?.latencyMs).toBeGreaterThan(0);
       expect(byId['req-v1-ok']).toMatchObject({ protocol: 'v1', input: [{ x: 3 }], output: [{ y: 6 }] });
+      expect(byId['req-grpc-ok']).toMatchObject({
+        protocol: 'grpc',
+        input: [{ name: 'x', shape: [1], datatype: 'FP64', data: [5] }],
+        output: [{ name: 'y', datatype: 'FP64', shape: [1], data: [10] }],
+      });
       expect(byId['req-v2-fail']).toMatchObject({ error: { code: 'MS_ERR_PREDICT_FAILED', status: 500 } });
       expect(byId['req-v2-fail']?.error.message).toContain('negative input');
       expect(byId['req-v2-fail']).not.toHaveProperty('output');
-      expect(await metricsOf(rt.url)).toContain('modelship_inference_log_sent_total{model="doubler"} 3');
+      expect(await metricsOf(rt.url)).toContain('modelship_inference_log_sent_total{model="doubler"} 4');
     } finally {
       await rt.shutdown();
     }
