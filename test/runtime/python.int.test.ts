@@ -302,6 +302,12 @@ describe('Python requests that go wrong', async () => {
     expect(fatal).toEqual([]);
   });
 
+  it('requests waiting behind one that kills its worker are not lost: they run on the new worker', async () => {
+    const [dead, ...rest] = await Promise.all([call('exit'), call('ok'), call('ok'), call('ok')]);
+    expect(dead?.json().code).toBe('MS_ERR_WORKER_CRASHED');
+    expect(rest.map((r) => r.statusCode)).toEqual([200, 200, 200]);
+  });
+
   it('a request past its deadline answers 504 and its worker is replaced', async () => {
     const before = (await call('ok')).json().predictions[0].pid;
     const t0 = performance.now();

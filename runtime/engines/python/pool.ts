@@ -1,11 +1,16 @@
 // A fixed pool of Python worker processes, each with its own init. Requests wait in one queue and go to
-// the first idle worker. A request whose deadline passes while it runs kills and replaces its worker (the
-// only real cancellation of Python code); one that passes while queued never runs. A worker that dies
-// fails only the request it held and is restarted with backoff; `maxCrashes` crashes in a row (no
-// request answered in between) are fatal: the model is not ready and the runtime reports why.
+// the least busy worker; each worker holds up to PIPELINE_DEPTH of them (one running, the next already in
+// its pipe, so it never idles while this process handles a reply). A request whose deadline passes while
+// it runs kills and replaces its worker (the only real cancellation of Python code); one that passes while
+// queued never runs. A worker that dies fails only the request it was running (those behind it go back
+// to the queue) and is restarted with backoff; `maxCrashes` crashes in a row (no request answered in
+// between) are fatal: the model is not ready and the runtime reports why.
 import type { Logger } from 'pino';
 import { type ModelshipError, isModelshipError, msError } from '../../errors.ts';
-import { type PythonWorker, type Reply, replyError } from './worker.ts';
+import { NotStarted, type PythonWorker, type Reply, replyError } from './worker.ts';
+
+/** Requests a worker holds at once: the one running and the next, waiting in its pipe. */
+export const PIPELINE_DEPTH = 2;
 
 export interface PoolOptions {
   size: number;
@@ -29,13 +34,15 @@ interface Task {
   reject: (e: unknown) => void;
   onAbort: (() => void) | undefined;
   slot: Slot | undefined;
+  aborted: boolean;
 }
 
 interface Slot {
   index: number;
   worker: PythonWorker | undefined;
   ready: boolean;
-  task: Task | undefined;
+  /** In the order sent: the first is running. */
+  tasks: Task[];
   /** Killed on purpose (a timeout): replaced at once, not counted as a crash. */
   killed: boolean;
 }
@@ -50,7 +57,7 @@ export class WorkerPool {
 
   constructor(o: PoolOptions) {
     this.o = o;
-    this.slots = Array.from({ length: o.size }, (_, index) => ({ index, worker: undefined, ready: false, task: undefined, killed: false }));
+    this.slots = Array.from({ length: o.size }, (_, index) => ({ index, worker: undefined, ready: false, tasks: [], killed: false }));
   }
 
   /** Starts every worker; resolves with the first one's init reply once all have loaded. */
@@ -152,7 +159,7 @@ export class WorkerPool {
   run(message: unknown, requestId: string, signal: AbortSignal | undefined): Promise<Reply> {
     if (this.fatal) return Promise.reject(this.fatal);
     return new Promise<Reply>((resolve, reject) => {
-      const task: Task = { message, requestId, signal, resolve, reject, onAbort: undefined, slot: undefined };
+      const task: Task = { message, requestId, signal, resolve, reject, onAbort: undefined, slot: undefined, aborted: false };
       if (signal) {
         if (signal.aborted) {
           reject(signal.reason);
@@ -167,45 +174,61 @@ export class WorkerPool {
   }
 
   private abort(task: Task): void {
+    task.aborted = true;
     const slot = task.slot;
-    if (slot) {
-      // Python code cannot be interrupted from outside: the worker goes, a new one replaces it.
+    if (slot && slot.tasks[0] === task) {
+      // Python code cannot be interrupted from outside: the worker goes, a new one replaces it (the
+      // requests behind this one in its pipe go back to the queue).
       slot.killed = true;
       slot.worker?.kill();
-    } else {
+    } else if (!slot) {
       const i = this.queue.indexOf(task);
       if (i >= 0) this.queue.splice(i, 1);
     }
+    // Still in a worker's pipe: it will run, and its answer is dropped.
     task.reject(task.signal?.reason);
   }
 
   private dispatch(): void {
-    if (this.queue.length === 0) return;
-    for (const slot of this.slots) {
-      if (!slot.ready || slot.task || !slot.worker?.alive) continue;
-      const task = this.queue.shift();
-      if (!task) return;
-      slot.task = task;
-      task.slot = slot;
-      slot.worker.call(task.message, task.requestId).then(
-        (reply) => {
-          this.crashes = 0;
-          this.finish(slot, task);
-          task.resolve(reply);
-        },
-        (err: unknown) => {
-          this.finish(slot, task);
-          task.reject(err);
-        },
-      );
-      if (this.queue.length === 0) return;
+    // Fill the idle workers first, then give each a next request for its pipe.
+    for (let depth = 0; depth < PIPELINE_DEPTH && this.queue.length > 0; depth++) {
+      for (const slot of this.slots) {
+        if (this.queue.length === 0) return;
+        if (!slot.ready || slot.tasks.length !== depth || !slot.worker?.alive) continue;
+        this.send(slot, slot.worker, this.queue.shift() as Task);
+      }
     }
   }
 
+  private send(slot: Slot, worker: PythonWorker, task: Task): void {
+    slot.tasks.push(task);
+    task.slot = slot;
+    worker.call(task.message, task.requestId).then(
+      (reply) => {
+        this.crashes = 0;
+        this.finish(slot, task);
+        task.resolve(reply);
+        this.dispatch();
+      },
+      (err: unknown) => {
+        const i = slot.tasks.indexOf(task);
+        if (i >= 0) slot.tasks.splice(i, 1);
+        if (err instanceof NotStarted && !task.aborted && !this.closing) {
+          task.slot = undefined;
+          this.queue.unshift(task);
+        } else {
+          this.finish(slot, task);
+          task.reject(err);
+        }
+        this.dispatch();
+      },
+    );
+  }
+
   private finish(slot: Slot, task: Task): void {
-    slot.task = undefined;
+    const i = slot.tasks.indexOf(task);
+    if (i >= 0) slot.tasks.splice(i, 1);
     if (task.onAbort) task.signal?.removeEventListener('abort', task.onAbort);
-    this.dispatch();
   }
 
   async close(graceMs: number): Promise<void> {

@@ -76,16 +76,22 @@ export function encodeFrame(message: unknown): Buffer {
     size += bytes.byteLength + pad8(bytes.byteLength);
     return { [ND]: [dtype, [(value as TypedArray).length], offset, bytes.byteLength] };
   };
-  const json = Buffer.from(JSON.stringify(message, hasTypedArray(message, 0) ? replacer : undefined), 'utf8');
-  const region = buffers.length ? json.length + pad8(json.length) : json.length;
-  const frame = Buffer.alloc(HEADER + region + size);
+  const text = JSON.stringify(message, hasTypedArray(message, 0) ? replacer : undefined);
+  const jsonLength = Buffer.byteLength(text, 'utf8');
+  const region = buffers.length ? jsonLength + pad8(jsonLength) : jsonLength;
+  const frame = Buffer.allocUnsafe(HEADER + region + size);
   frame.writeUInt32LE(region + size, 0);
-  frame.writeUInt32LE(json.length, 4);
-  json.copy(frame, HEADER);
-  let at = HEADER + region;
-  for (const b of buffers) {
-    frame.set(b, at);
-    at += b.byteLength + pad8(b.byteLength);
+  frame.writeUInt32LE(jsonLength, 4);
+  frame.write(text, HEADER, 'utf8');
+  if (buffers.length) {
+    frame.fill(0, HEADER + jsonLength, HEADER + region);
+    let at = HEADER + region;
+    for (const b of buffers) {
+      frame.set(b, at);
+      const pad = pad8(b.byteLength);
+      if (pad) frame.fill(0, at + b.byteLength, at + b.byteLength + pad);
+      at += b.byteLength + pad;
+    }
   }
   return frame;
 }
@@ -171,7 +177,7 @@ export class FrameReader {
   }
 
   private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+    const all = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.length);
     const frame = all.subarray(0, n);
     const rest = all.subarray(n);
     this.chunks = rest.length ? [rest] : [];

@@ -1,7 +1,9 @@
 // One Python worker process: `python -u -m modelship._worker`, with requests on its fd 3 and replies on
 // its fd 4 (frames of ./wire.ts), so the plugin's stdout and stderr (print(), C-level writes) stay its own:
-// they become the runtime's log lines, with the worker and the request it was running. One request at a
-// time; a worker that exits fails only the request it held.
+// they become the runtime's log lines, with the worker and the request it was running. The worker runs
+// one request at a time, in order; the pool may put the next ones in the pipe already (pipelining), so the
+// worker never waits for this process to notice a reply. A worker that exits fails the request it was
+// running; the ones still waiting in the pipe had not started and come back as NotStarted, to run elsewhere.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
@@ -25,6 +27,19 @@ export interface WorkerSpawn {
 
 const MAX_LINE = 8192;
 
+/** A call that was still waiting in the pipe when its worker ended: it never ran, so it may run elsewhere. */
+export class NotStarted extends Error {
+  constructor(how: string) {
+    super(`the worker ended (${how}) before the request started`);
+    this.name = 'NotStarted';
+  }
+}
+
+interface Call {
+  resolve: (r: Reply) => void;
+  reject: (e: Error) => void;
+  requestId: string | undefined;
+}
 /** A worker's failure as the runtime's error (a code Python made up is an internal error). */
 export function replyError(reply: Extract<Reply, { ok: false }>): ModelshipError {
   const code = (reply.code in ERRORS ? reply.code : 'MS_ERR_SERVER_INTERNAL') as ErrorCode;
@@ -37,11 +52,10 @@ export class PythonWorker {
   readonly pid: number | undefined;
   /** Resolves with how the process ended ("exit code 3", "signal SIGSEGV"). */
   readonly exited: Promise<string>;
-  /** The request id of the call in progress, for the plugin's log lines. */
-  requestId: string | undefined;
   private readonly child: ChildProcess;
   private readonly input: Writable;
-  private pending: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
+  /** Calls in the order they were sent; the first is the one running. */
+  private readonly calls: Call[] = [];
   private ended: string | undefined;
   private readonly log: Logger;
 
@@ -69,23 +83,19 @@ export class PythonWorker {
         this.kill();
         return;
       }
-      for (const m of messages) {
-        const p = this.pending;
-        this.pending = undefined;
-        p?.resolve(m as Reply);
-      }
+      for (const m of messages) this.calls.shift()?.resolve(m as Reply);
     });
     this.lines(this.child.stdout as Readable, 'stdout');
     this.lines(this.child.stderr as Readable, 'stderr');
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
         this.ended = `could not start ${o.python}: ${err.message}`;
-        this.fail(msError('MS_ERR_WORKER_CRASHED', { worker: this.index, how: this.ended, detail: '' }));
+        this.fail(this.crashed());
         resolve(this.ended);
       });
       this.child.once('exit', (code, signal) => {
         this.ended = signal ? `signal ${signal}` : `exit code ${code}`;
-        this.fail(msError('MS_ERR_WORKER_CRASHED', { worker: this.index, how: this.ended, detail: '' }));
+        this.fail(this.crashed());
         resolve(this.ended);
       });
     });
@@ -101,26 +111,37 @@ export class PythonWorker {
     });
   }
 
+  private crashed(): ModelshipError {
+    return msError('MS_ERR_WORKER_CRASHED', { worker: this.index, how: this.ended ?? 'unknown', detail: '' });
+  }
+
+  /** The running call gets `err`; those behind it never started. */
   private fail(err: Error): void {
-    const p = this.pending;
-    this.pending = undefined;
-    p?.reject(err);
+    const calls = this.calls.splice(0);
+    calls[0]?.reject(err);
+    for (const c of calls.slice(1)) c.reject(new NotStarted(this.ended ?? err.message));
   }
 
   get alive(): boolean {
     return this.ended === undefined;
   }
 
-  /** Sends one message and waits for its reply (or the worker's end). */
+  /** The request id of the call running now, for the plugin's log lines. */
+  get requestId(): string | undefined {
+    return this.calls[0]?.requestId;
+  }
+
+  /** Calls sent and not answered yet (the first is running). */
+  get inFlight(): number {
+    return this.calls.length;
+  }
+
+  /** Sends one message; resolves with its reply, in order behind the calls already sent. */
   call(message: unknown, requestId?: string): Promise<Reply> {
-    if (this.ended) return Promise.reject(msError('MS_ERR_WORKER_CRASHED', { worker: this.index, how: this.ended, detail: '' }));
-    if (this.pending) return Promise.reject(msError('MS_ERR_SERVER_INTERNAL', { detail: `worker ${this.index} is busy` }));
-    this.requestId = requestId;
+    if (this.ended) return Promise.reject(this.crashed());
     return new Promise<Reply>((resolve, reject) => {
-      this.pending = { resolve, reject };
+      this.calls.push({ resolve, reject, requestId });
       this.input.write(encodeFrame(message));
-    }).finally(() => {
-      this.requestId = undefined;
     });
   }
 

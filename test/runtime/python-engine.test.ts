@@ -1,0 +1,100 @@
+// The pure parts of the Python engine: the frames, the columns → rows split, the worker count and env, the
+// requirements cache key.
+import { describe, expect, it } from 'vitest';
+import { envKey, tail } from '../../runtime/engines/python/deps.ts';
+import { columnsToRows, workerCount, workerEnv } from '../../runtime/engines/python/index.ts';
+import { decodeBody, encodeFrame, FrameReader } from '../../runtime/engines/python/wire.ts';
+
+describe('frames', () => {
+  it('round-trips JSON, and typed arrays as raw buffers, through any chunking', () => {
+    const msg = { op: 'predict', rows: [{ x: Float64Array.from([1.5, 2]) }, { x: Int32Array.from([7]) }], s: 'é' };
+    const frame = encodeFrame(msg);
+    expect(frame.readUInt32LE(0)).toBe(frame.length - 8);
+    for (const size of [1, 3, 8, frame.length]) {
+      const reader = new FrameReader(1 << 20);
+      const got: unknown[] = [];
+      for (let i = 0; i < frame.length; i += size) got.push(...reader.push(frame.subarray(i, i + size)));
+      expect(got).toHaveLength(1);
+      const m = got[0] as { rows: { x: { data: ArrayLike<number>; shape: number[] } }[]; s: string };
+      expect(m.s).toBe('é');
+      expect(Array.from(m.rows[0]?.x.data ?? [])).toEqual([1.5, 2]);
+      expect(m.rows[0]?.x.data).toBeInstanceOf(Float64Array);
+      expect(m.rows[1]?.x.shape).toEqual([1]);
+    }
+  });
+
+  it('reads several frames from one chunk, and refuses a frame over the limit', () => {
+    const two = Buffer.concat([encodeFrame({ a: 1 }), encodeFrame({ b: 2 })]);
+    expect(new FrameReader(1024).push(two)).toEqual([{ a: 1 }, { b: 2 }]);
+    const big = encodeFrame({ pad: 'x'.repeat(100) });
+    expect(() => new FrameReader(50).push(big)).toThrow('a Python worker sent a malformed message: frame of');
+  });
+
+  it('refuses an array that points outside its frame', () => {
+    const json = Buffer.from(JSON.stringify({ v: { $nd: ['<f8', [4], 0, 32] } }));
+    const body = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8), Buffer.alloc(8)]);
+    expect(() => decodeBody(body, json.length)).toThrow('bad array');
+  });
+});
+
+describe('columnsToRows', () => {
+  it('splits 1-D columns into scalars (INT64 kept as bigint) and 2-D into per-row views', () => {
+    const rows = columnsToRows(
+      {
+        label: { data: BigInt64Array.from([0n, 2n]), shape: [2] },
+        proba: { data: Float64Array.from([0.9, 0.1, 0.2, 0.8]), shape: [2, 2] },
+        names: ['a', 'b'],
+      },
+      2,
+    );
+    expect(rows[1]?.label).toBe(2n);
+    expect(Array.from(rows[1]?.proba as Float64Array)).toEqual([0.2, 0.8]);
+    expect(rows.map((r) => r.names)).toEqual(['a', 'b']);
+  });
+
+  it('refuses a column of the wrong length', () => {
+    expect(() => columnsToRows({ y: [1] }, 2)).toThrow('column y does not hold 2 values');
+  });
+});
+
+describe('workers', () => {
+  it('counts one per CPU of the limit unless configured', () => {
+    expect(workerCount(3, 1, 2)).toBe(3);
+    expect(workerCount(0, 1, 2)).toBe(1);
+    expect(workerCount(0, 8, 2)).toBe(2);
+    expect(workerCount(0, undefined, 4)).toBe(4);
+  });
+
+  it("keeps the runtime's own settings and credentials out of the plugin's environment", () => {
+    const env = workerEnv(
+      { PATH: '/bin', MODELSHIP_S3_SECRET_KEY: 's', AWS_SECRET_ACCESS_KEY: 'a', MY_SETTING: '1' },
+      ['/envs/k', '/sdk'],
+      2,
+    );
+    expect(env.MODELSHIP_S3_SECRET_KEY).toBeUndefined();
+    expect(env.AWS_SECRET_ACCESS_KEY).toBeUndefined();
+    expect(env).toMatchObject({ PATH: '/bin', MY_SETTING: '1', PYTHONPATH: '/envs/k:/sdk', OMP_NUM_THREADS: '1', PYTHONUNBUFFERED: '1' });
+    expect(workerEnv({}, ['/sdk'], 1).OMP_NUM_THREADS).toBeUndefined();
+  });
+});
+
+describe('requirements environments', () => {
+  it('are keyed by everything that changes what gets installed', () => {
+    const base = { pythonIdentity: '3 11 3.11.7 linux-x86_64 cpython-311', indexUrl: undefined, wheels: [], requirements: 'six==1.16.0\n' };
+    const k = envKey(base);
+    expect(k).toMatch(/^[0-9a-f]{64}$/);
+    expect(envKey({ ...base })).toBe(k);
+    for (const change of [
+      { pythonIdentity: '3 12 3.12.1 linux-x86_64 cpython-312' },
+      { indexUrl: 'https://m/simple' },
+      { wheels: ['a.whl:00'] },
+      { requirements: 'six==1.17.0\n' },
+    ]) {
+      expect(envKey({ ...base, ...change })).not.toBe(k);
+    }
+  });
+
+  it("keep the installer's last lines for the message", () => {
+    expect(tail('a\nb\nc\n', 2)).toBe('b\nc');
+  });
+});
