@@ -2,7 +2,9 @@
 //   throughput  the same joblib iris LogisticRegression (examples/iris-sklearn/model.joblib) served by our
 //               runtime (`--workers N`: N Python processes) and by MLServer + mlserver-sklearn
 //               (`parallel_workers` N: N Python inference processes), one server at a time, same body (OIP v2
-//               JSON, predict only), autocannon with 64 connections; requests/s ratio ours ÷ MLServer, p50, p99
+//               JSON, predict only), autocannon with 64 connections; requests/s ratio ours ÷ MLServer, p50, p99.
+//               For one process MLServer also runs with parallel_workers 0 (inference in its front process), its
+//               fastest setup on a small machine; bestVsBest compares the fastest setup of each side
 //   cold start  spawn → ready of a Python bundle with no requirements.txt (examples/fusion-echo) and of one
 //               whose requirements.txt is already in the environment cache (examples/requirements-demo, its
 //               wheels/ filled for an offline install); the difference is the cached-requirements overhead
@@ -11,7 +13,9 @@
 // output, not hidden; the exit code is non-zero only when our own server fails. Every server runs in its own
 // process group, which is killed at the end (and on exit, whatever happened). Traffic goes to 127.0.0.1 only.
 // Prints one JSON document. BENCH_SECONDS: each measured run (default 10), after BENCH_WARMUP_SECONDS of warm-up
-// (default 3); BENCH_ROUNDS: rounds of every pair, alternating which server goes first (default 2, medians);
+// (default 3); BENCH_ROUNDS: rounds of every setup, alternating the order (default 3, medians); before each
+// measured run the benchmark waits up to BENCH_QUIET_WAIT_SECONDS (default 20) for the rest of the machine to
+// be quiet (< 0.25 cores busy), and each run reports the cores other processes used meanwhile.
 // BENCH_PARTS: throughput, coldstart (comma-separated; default both).
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -29,7 +33,9 @@ import { type LoadResult, load, median, ratio, waitFor } from './lib.ts';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const quietWaitMs = Number(process.env.BENCH_QUIET_WAIT_SECONDS ?? 20) * 1000;
+const QUIET_CORES = 0.25;
 const CONNECTIONS = 64;
 const cpus = availableParallelism();
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -43,9 +49,9 @@ const body = JSON.stringify({
   inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP64', data: [5.1, 3.5, 1.4, 0.2] }],
   outputs: [{ name: 'predict' }],
 });
-// mlserver 1.7.1 requires uvloop unpinned; uvloop >= 0.22 raises from asyncio.get_event_loop() when no loop is
-// set, which MLServer's parallel worker calls before its loop runs (worker.py, _ignore_signals), so every
-// inference worker dies at start. 0.21.0 is the uvloop that was current when MLServer 1.7.1 was released.
+// mlserver 1.7.1 requires uvloop unpinned, which resolves to uvloop 0.23; that one raises from
+// asyncio.get_event_loop() when no loop is set, which MLServer's parallel worker calls before its loop runs
+// (mlserver/parallel/worker.py, _ignore_signals), so every inference worker dies at start. 0.21.0 does not.
 // scikit-learn and joblib are those of our base stack, so the same pickle loads in both without a warning.
 const MLSERVER_PINS = ['mlserver==1.7.1', 'mlserver-sklearn==1.7.1', 'scikit-learn==1.9.1', 'joblib==1.6.0', 'uvloop==0.21.0'];
 const MLSERVER_REPORTED = ['mlserver', 'mlserver-sklearn', 'scikit-learn', 'joblib', 'numpy', 'uvloop', 'uvicorn', 'fastapi', 'orjson'];
@@ -154,11 +160,16 @@ interface Measured {
   p99Ms: number;
   non2xx: number;
   errors: number;
+  /** Spawn → ready (model loaded) of this server. */
+  readyMs: number;
+  /** Cores busy on the machine just before the run (the server idle), after waiting for quiet. */
+  machineBusyBefore: number;
   /** Cores kept busy during the run, on average: the server's front process, its Python workers, autocannon, the rest. */
   coresBusy: { front: number; workers: number; autocannon: number; otherProcesses: number };
 }
 
-async function measure(p: Proc, url: string): Promise<Measured> {
+async function measure(p: Proc, url: string, readyMs: number): Promise<Measured> {
+  const machineBusyBefore = await waitQuiet();
   const g0 = groupCpu(p.pgid);
   const m0 = machineBusyMs();
   const s0 = process.cpuUsage();
@@ -184,8 +195,21 @@ async function measure(p: Proc, url: string): Promise<Measured> {
     p99Ms: r.p99,
     non2xx: r.non2xx,
     errors: r.errors,
+    readyMs: Math.round(readyMs),
+    machineBusyBefore,
     coresBusy: { front: cores(front), workers: cores(workers), autocannon: cores(loadgen), otherProcesses: cores(other) },
   };
+}
+
+/** Waits (bounded) until the machine is quiet; returns the cores busy in the last second. */
+async function waitQuiet(): Promise<number> {
+  const deadline = Date.now() + quietWaitMs;
+  for (;;) {
+    const m0 = machineBusyMs();
+    await new Promise((r) => setTimeout(r, 1000));
+    const busy = Number(((machineBusyMs() - m0) / 1000).toFixed(2));
+    if (busy < QUIET_CORES || Date.now() > deadline) return busy;
+  }
 }
 
 /** The program names of a group's processes, counted ("python": 3, "node": 1). */
@@ -202,6 +226,7 @@ interface Server {
   inferUrl: string;
   /** One response to the benchmark's body, to show both servers do the same work. */
   sample: unknown;
+  readyMs: number;
 }
 
 async function checkedSample(name: string, inferUrl: string): Promise<unknown> {
@@ -217,6 +242,8 @@ async function checkedSample(name: string, inferUrl: string): Promise<unknown> {
 async function startOurs(workers: number, work: string): Promise<Server> {
   const [port] = await freePorts(1);
   const bin = binaries();
+  const workDir = await mkdtemp(join(work, 'ours-'));
+  const t0 = performance.now();
   const proc = launch(`modelship (--workers ${workers})`, process.execPath, [join(root, 'runtime/main.ts')], {
     env: {
       ...process.env,
@@ -226,7 +253,7 @@ async function startOurs(workers: number, work: string): Promise<Server> {
       MODELSHIP_PORT: String(port),
       MODELSHIP_WORKERS: String(workers),
       MODELSHIP_LOG_LEVEL: 'warn',
-      MODELSHIP_WORK_DIR: await mkdtemp(join(work, 'ours-')),
+      MODELSHIP_WORK_DIR: workDir,
       MODELSHIP_PYTHON: bin.python,
       MODELSHIP_UV: bin.uv,
     },
@@ -234,8 +261,9 @@ async function startOurs(workers: number, work: string): Promise<Server> {
   const base = `http://127.0.0.1:${port}`;
   try {
     await waitReady(proc, `${base}/v2/health/ready`, 120_000);
+    const readyMs = performance.now() - t0;
     const inferUrl = `${base}/v2/models/${MODEL}/infer`;
-    return { proc, inferUrl, sample: await checkedSample(proc.name, inferUrl) };
+    return { proc, inferUrl, readyMs, sample: await checkedSample(proc.name, inferUrl) };
   } catch (err) {
     await proc.stop();
     throw err;
@@ -277,12 +305,14 @@ async function startMlserver(venv: string, parallelWorkers: number, work: string
   await writeFile(join(dir, 'model-settings.json'), JSON.stringify(setup.modelSettings, null, 2));
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (parallelWorkers > 1) for (const v of THREAD_VARS) env[v] ??= '1';
+  const t0 = performance.now();
   const proc = launch(`MLServer (parallel_workers ${parallelWorkers})`, join(venv, 'bin', 'mlserver'), ['start', dir], { cwd: dir, env });
   const base = `http://127.0.0.1:${ports[0]}`;
   try {
     await waitReady(proc, `${base}/v2/models/${MODEL}/ready`, 120_000);
+    const readyMs = performance.now() - t0;
     const inferUrl = `${base}/v2/models/${MODEL}/infer`;
-    return { proc, inferUrl, sample: await checkedSample(proc.name, inferUrl) };
+    return { proc, inferUrl, readyMs, sample: await checkedSample(proc.name, inferUrl) };
   } catch (err) {
     await proc.stop();
     throw err;
@@ -339,6 +369,7 @@ interface Side {
   non2xx?: number;
   errors?: number;
   coresBusy?: Measured['coresBusy'];
+  readyMs?: number;
   runs?: Measured[];
   error?: string;
 }
@@ -356,6 +387,7 @@ function summarize(setup: string, runs: Measured[], processes: Record<string, nu
     non2xx: runs.reduce((a, m) => a + m.non2xx, 0),
     errors: runs.reduce((a, m) => a + m.errors, 0),
     coresBusy: { front: busy('front'), workers: busy('workers'), autocannon: busy('autocannon'), otherProcesses: busy('otherProcesses') },
+    readyMs: Math.round(med((m) => m.readyMs)),
     runs,
     ...(error ? { error } : {}),
   };
@@ -376,7 +408,7 @@ async function oneRun(setup: Setup, venv: string | undefined, work: string) {
     const processes = processCount(server.proc.pgid);
     log(`${server.proc.name}: warm-up ${warmupSeconds} s, then ${seconds} s at ${CONNECTIONS} connections`);
     await load({ url: server.inferUrl, method: 'POST', body, seconds: warmupSeconds, connections: CONNECTIONS });
-    const m = await measure(server.proc, server.inferUrl);
+    const m = await measure(server.proc, server.inferUrl, server.readyMs);
     const busy = Object.entries(m.coresBusy)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ');
