@@ -77,7 +77,9 @@ export interface LoadResult {
 export async function load(opts: {
   url: string;
   method?: 'GET' | 'POST';
-  body?: string;
+  body?: string | Buffer;
+  /** Default for a body: JSON's content type. */
+  headers?: Record<string, string>;
   seconds: number;
   connections?: number;
   rate?: number;
@@ -85,7 +87,7 @@ export async function load(opts: {
   const r = await autocannon({
     url: opts.url,
     method: opts.method ?? 'GET',
-    ...(opts.body ? { body: opts.body, headers: { 'content-type': 'application/json' } } : {}),
+    ...(opts.body ? { body: opts.body, headers: opts.headers ?? { 'content-type': 'application/json' } } : {}),
     connections: opts.connections ?? 100,
     pipelining: 1,
     duration: opts.seconds,

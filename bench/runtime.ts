@@ -3,8 +3,11 @@
 //   latency     p50/p99 of the echo bundle at half of its max load
 //   logging     echo requests/s with inference logging to Kafka on (every request, mode all) ÷ off
 //   cold start  spawn → ready for a 100 MB bundle in MinIO ÷ raw download + unzip of the same object
+//   protocols   the echo bundle over OIP gRPC ÷ over REST (same tensor, 64 in flight); a 10,000-element FP32
+//               tensor in and out as binary (the binary tensor extension) ÷ as JSON
 // Prints one JSON document. BENCH_SECONDS sets each load run's length (default 10); BENCH_PARTS picks parts
-// (comma-separated: throughput, logging, coldstart; default all).
+// (comma-separated: throughput, logging, coldstart, protocols; default all).
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,7 +22,7 @@ import { pushBundle } from '../cli/push.ts';
 import { minioClientFor } from '../runtime/bundle/fetch.ts';
 import { down, readEnv, isHealthy, up, type EnvInfo } from '../test/env/env.ts';
 import { freePort } from '../test/env/process.ts';
-import { cpuMs, load, median, ratio, spawnServer, waitFor } from './lib.ts';
+import { cpuMs, type LoadResult, load, median, ratio, spawnServer, waitFor } from './lib.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -254,9 +257,127 @@ async function coldStart(info: EnvInfo) {
   }
 }
 
-const parts = new Set((process.env.BENCH_PARTS ?? 'throughput,logging,coldstart').split(',').map((p) => p.trim()));
+/** One grpc-load run (bench/grpc-load.ts, a process of its own, as autocannon's work is its own). */
+async function grpcLoad(target: string, model: string, secs: number, request: unknown): Promise<LoadResult> {
+  const child = spawn(
+    process.execPath,
+    [join(root, 'bench/grpc-load.ts'), target, model, String(secs), '64', '4', JSON.stringify(request)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  await new Promise((resolve) => child.once('exit', resolve));
+  const r = JSON.parse(out.trim()) as { requests: number; rps: number; p50: number; p99: number; errors: number };
+  return { ...r, non2xx: 0 };
+}
+
+async function protocols() {
+  const work = await mkdtemp(join(tmpdir(), 'bench-proto-'));
+  const grpcPort = await freePort();
+  const runtime = await spawnServer(
+    join(root, 'runtime/main.ts'),
+    {
+      MODELSHIP_BUNDLE_URI: join(root, 'examples/echo'),
+      MODELSHIP_MODEL_NAME: 'echo',
+      MODELSHIP_HOST: '127.0.0.1',
+      MODELSHIP_PORT: String(await freePort()),
+      MODELSHIP_GRPC_PORT: String(grpcPort),
+      MODELSHIP_LOG_LEVEL: 'warn',
+      MODELSHIP_WORK_DIR: work,
+    },
+    '/v2/health/ready',
+  );
+  const pid = runtime.child.pid as number;
+  const target = `127.0.0.1:${grpcPort}`;
+  // The server's CPU per 1000 requests says what each protocol costs the server, whatever the client's cost.
+  const measured = async <T extends LoadResult>(run: () => Promise<T>) => {
+    const c0 = cpuMs(pid);
+    const r = await run();
+    if (r.errors || r.non2xx) throw new Error(`a protocols run had ${r.errors} errors and ${r.non2xx} non-2xx responses`);
+    return { ...r, serverCpuMsPer1k: Math.round(((cpuMs(pid) - c0) / r.requests) * 1000 * 10) / 10 };
+  };
+  try {
+    const rest = () => load({ url: `${runtime.url}/v2/models/echo/infer`, method: 'POST', body: echoBody, seconds, connections: 64 });
+    // The same tensor as REST's, as tritonclient sends it: BYTES in raw contents (a 4-byte length, the bytes).
+    const hello = Buffer.concat([Buffer.from([5, 0, 0, 0]), Buffer.from('hello')]);
+    const grpcRequest = { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1] }], raw_input_contents: [hello.toString('base64')] };
+    const grpcRun = () => grpcLoad(target, 'echo', seconds, grpcRequest);
+    log('protocols: warming up');
+    await load({ url: `${runtime.url}/v2/models/echo/infer`, method: 'POST', body: echoBody, seconds: 2, connections: 64 });
+    await grpcLoad(target, 'echo', 2, grpcRequest);
+    const restRuns = [];
+    const grpcRuns = [];
+    for (let round = 0; round < 2; round++) {
+      log(`protocols round ${round + 1}: REST echo, ${seconds} s`);
+      restRuns.push(await measured(rest));
+      log(`protocols round ${round + 1}: gRPC echo, ${seconds} s`);
+      grpcRuns.push(await measured(grpcRun));
+    }
+    // 10,000 FP32 values in and out: JSON, then the binary tensor extension.
+    const values = Array.from({ length: 10_000 }, (_, i) => (i % 997) / 8);
+    const tensorJson = JSON.stringify({ inputs: [{ name: 'x', shape: [1, 10_000], datatype: 'FP32', data: values }] });
+    const header = Buffer.from(
+      JSON.stringify({
+        parameters: { binary_data_output: true },
+        inputs: [{ name: 'x', shape: [1, 10_000], datatype: 'FP32', parameters: { binary_data_size: 40_000 } }],
+      }),
+    );
+    const tensorBinary = Buffer.concat([header, Buffer.from(Float32Array.from(values).buffer)]);
+    const json = () => load({ url: `${runtime.url}/v2/models/echo/infer`, method: 'POST', body: tensorJson, seconds, connections: 64 });
+    const binary = () =>
+      load({
+        url: `${runtime.url}/v2/models/echo/infer`,
+        method: 'POST',
+        body: tensorBinary,
+        headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) },
+        seconds,
+        connections: 64,
+      });
+    log('tensors: warming up');
+    await load({ url: `${runtime.url}/v2/models/echo/infer`, method: 'POST', body: tensorJson, seconds: 2, connections: 64 });
+    const jsonRuns = [];
+    const binaryRuns = [];
+    for (let round = 0; round < 2; round++) {
+      log(`tensors round ${round + 1}: 10k FP32 as JSON, ${seconds} s`);
+      jsonRuns.push(await measured(json));
+      log(`tensors round ${round + 1}: 10k FP32 as binary, ${seconds} s`);
+      binaryRuns.push(await measured(binary));
+    }
+    const pick = (runs: (LoadResult & { serverCpuMsPer1k: number })[]) => ({
+      rps: median(runs.map((r) => r.rps)),
+      p50Ms: median(runs.map((r) => r.p50)),
+      p99Ms: median(runs.map((r) => r.p99)),
+      serverCpuMsPer1k: median(runs.map((r) => r.serverCpuMsPer1k)),
+    });
+    const [r, g, j, b] = [pick(restRuns), pick(grpcRuns), pick(jsonRuns), pick(binaryRuns)];
+    return {
+      echo: {
+        rest: r,
+        grpc: { ...g, client: 'bench/grpc-load.ts (@grpc/grpc-js, 64 in flight over 4 connections)' },
+        ratio: ratio(g.rps, r.rps),
+        serverCpuRatio: ratio(r.serverCpuMsPer1k, g.serverCpuMsPer1k),
+        target: 'gRPC >= 1.5x REST',
+      },
+      tensor10kFp32: {
+        json: j,
+        binary: b,
+        ratio: ratio(b.rps, j.rps),
+        serverCpuRatio: ratio(j.serverCpuMsPer1k, b.serverCpuMsPer1k),
+        target: '>= 5',
+      },
+    };
+  } finally {
+    await runtime.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+const parts = new Set((process.env.BENCH_PARTS ?? 'throughput,logging,coldstart,protocols').split(',').map((p) => p.trim()));
 const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length };
 if (parts.has('throughput')) result.throughput = await throughput();
+if (parts.has('protocols')) result.protocols = await protocols();
 if (parts.has('logging') || parts.has('coldstart')) {
   // Kafka and MinIO come from the local environment; started here (and stopped after) if it is not up.
   let info = await readEnv();
