@@ -2,7 +2,8 @@
 // exists, delete one (finalizer). One admin connection, made on first use.
 import { Admin } from '@platformatic/kafka';
 import type { KafkaSettings } from '../runtime/config.ts';
-import { kafkaConnection, kafkaErrorMessages, unknownTopicOf } from '../runtime/inference-log/kafka.ts';
+import { kafkaErrorMessages, unknownTopicOf } from '../runtime/inference-log/errors.ts';
+import { kafkaConnection } from '../runtime/inference-log/kafka.ts';
 
 export interface TopicInfo {
   partitions: number;

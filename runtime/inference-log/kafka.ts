@@ -3,41 +3,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { KafkaSettings } from '../config.ts';
-import type { BatchMessage, BatchReply, ProducerWorkerInit } from './producer-worker.ts';
+import { UnknownTopicError } from './errors.ts';
+import type { BatchMessage, BatchReply, KafkaConnection, ProducerWorkerInit } from './producer-worker.ts';
 import type { OutgoingRecord, SendBatch } from './sink.ts';
-
-/** The messages of a Kafka client error and of the errors nested in it (AggregateError, cause), outermost first. */
-export function kafkaErrorMessages(err: unknown): string[] {
-  const out: string[] = [];
-  const walk = (e: unknown, depth: number) => {
-    if (!e || typeof e !== 'object' || depth > 4) return;
-    const m = (e as Error).message;
-    if (typeof m === 'string' && m && !out.includes(m)) out.push(m);
-    for (const inner of (e as AggregateError).errors ?? []) walk(inner, depth + 1);
-    walk((e as Error).cause, depth + 1);
-  };
-  walk(err, 0);
-  return out;
-}
-
-const UNKNOWN_TOPIC = /Unknown topic (.+)\.$/;
-
-/** The topic a request failed on for not existing, if that is why it failed. */
-export function unknownTopicOf(err: unknown): string | undefined {
-  for (const m of kafkaErrorMessages(err)) {
-    const hit = UNKNOWN_TOPIC.exec(m);
-    if (hit) return hit[1];
-  }
-  return undefined;
-}
-
-export interface KafkaConnection {
-  bootstrapBrokers: string[];
-  tls?: { ca?: string };
-  sasl?: NonNullable<KafkaSettings['sasl']>;
-  connectTimeout: number;
-  requestTimeout: number;
-}
 
 export function kafkaConnection(settings: KafkaSettings): KafkaConnection {
   return {
@@ -72,8 +40,7 @@ export function createProducer(settings: KafkaSettings, clientId: string): Kafka
     if (!p) return;
     pending.delete(reply.id);
     if (reply.ok) p.resolve();
-    // The sink recognises a missing topic by this message.
-    else p.reject(new Error(reply.unknownTopic !== undefined ? `Unknown topic ${reply.unknownTopic}.` : reply.message));
+    else p.reject(reply.unknownTopic !== undefined ? new UnknownTopicError(reply.unknownTopic) : new Error(reply.message));
   });
   worker.on('error', (err) => failAll(err));
   worker.on('exit', () => failAll(new Error('the Kafka producer thread exited')));

@@ -3,7 +3,17 @@
 // checksums and socket work off the event loop that serves predictions.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Producer } from '@platformatic/kafka';
-import { type KafkaConnection, unknownTopicOf } from './kafka.ts';
+import type { KafkaSettings } from '../config.ts';
+import { unknownTopicOf } from './errors.ts';
+
+/** What the client needs to reach the brokers (made from KafkaSettings by kafka.ts). */
+export interface KafkaConnection {
+  bootstrapBrokers: string[];
+  tls?: { ca?: string };
+  sasl?: NonNullable<KafkaSettings['sasl']>;
+  connectTimeout: number;
+  requestTimeout: number;
+}
 
 export interface ProducerWorkerInit {
   clientId: string;

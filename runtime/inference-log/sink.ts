@@ -4,7 +4,7 @@
 // backoff, so an outage costs the records that do not fit, never a prediction. close() flushes within a bound.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { unknownTopicOf } from './kafka.ts';
+import { UnknownTopicError } from './errors.ts';
 
 export interface OutgoingRecord {
   topic: string;
@@ -171,8 +171,8 @@ export class RecordSink {
           if (this.failures > 0) this.log.info({ afterFailures: this.failures }, 'inference log: Kafka reachable again');
           this.failures = 0;
         } catch (err) {
-          const missing = unknownTopicOf(err);
-          if (missing !== undefined) {
+          if (err instanceof UnknownTopicError) {
+            const missing = err.topic;
             const n = this.dropTopic(missing);
             this.observer.dropped('topic_not_found', n);
             this.warn({ topic: missing, dropped: n }, 'inference log: topic does not exist; its records are dropped');

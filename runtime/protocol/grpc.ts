@@ -262,7 +262,10 @@ export async function startGrpc(
             call.write(s);
           }
         } catch {
-          if (last !== 'SERVICE_UNKNOWN') call.write({ status: (last = 'SERVICE_UNKNOWN') });
+          if (last !== 'SERVICE_UNKNOWN') {
+            last = 'SERVICE_UNKNOWN';
+            call.write({ status: last });
+          }
         }
       };
       send();

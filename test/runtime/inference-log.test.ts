@@ -7,7 +7,7 @@ import { loadConfig } from '../../runtime/config.ts';
 import { takeSignals, validateEvent, validateMetric } from '../../runtime/engines/signals.ts';
 import { eventRecord, feedbackRecord, inferenceRecord, recordJsonSchema } from '../../runtime/inference-log/record.ts';
 import { keyPartition } from '../../runtime/inference-log/producer-worker.ts';
-import { unknownTopicOf } from '../../runtime/inference-log/kafka.ts';
+import { UnknownTopicError, unknownTopicOf } from '../../runtime/inference-log/errors.ts';
 import { RuntimeMetrics } from '../../runtime/observability/metrics.ts';
 
 const committed = readFileSync(join(import.meta.dirname, '../../docs/inference-record.schema.json'), 'utf8');
@@ -132,6 +132,7 @@ describe('Kafka errors', () => {
     const nested = new AggregateError([new Error('Unknown topic team.preds.')], 'Producing failed.');
     expect(unknownTopicOf(nested)).toBe('team.preds');
     expect(unknownTopicOf(new Error('Cannot connect to any broker.'))).toBeUndefined();
+    expect(unknownTopicOf(new UnknownTopicError('a.b'))).toBe('a.b');
   });
 });
 
