@@ -28,23 +28,25 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
+/** The environment of a runtime serving the echo bundle on a free port of 127.0.0.1. */
+async function echoRuntimeEnv(workDir: string, extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  return {
+    MODELSHIP_BUNDLE_URI: join(root, 'examples/echo'),
+    MODELSHIP_MODEL_NAME: 'echo',
+    MODELSHIP_HOST: '127.0.0.1',
+    MODELSHIP_PORT: String(await freePort()),
+    MODELSHIP_LOG_LEVEL: 'warn',
+    MODELSHIP_WORK_DIR: workDir,
+    ...extra,
+  };
+}
+
 const echoBody = JSON.stringify({ inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['hello'] }] });
 
 async function throughput() {
   const work = await mkdtemp(join(tmpdir(), 'bench-rt-'));
   const baseline = await spawnServer(join(root, 'bench/bare-fastify.ts'));
-  const runtime = await spawnServer(
-    join(root, 'runtime/main.ts'),
-    {
-      MODELSHIP_BUNDLE_URI: join(root, 'examples/echo'),
-      MODELSHIP_MODEL_NAME: 'echo',
-      MODELSHIP_HOST: '127.0.0.1',
-      MODELSHIP_PORT: String(await freePort()),
-      MODELSHIP_LOG_LEVEL: 'warn',
-      MODELSHIP_WORK_DIR: work,
-    },
-    '/v2/health/ready',
-  );
+  const runtime = await spawnServer(join(root, 'runtime/main.ts'), await echoRuntimeEnv(work), '/v2/health/ready');
   try {
     const hello = { url: `${baseline.url}/`, seconds };
     const echo = { url: `${runtime.url}/v2/models/echo/infer`, method: 'POST' as const, body: echoBody, seconds };
@@ -103,15 +105,7 @@ async function logging(info: EnvInfo) {
   const admin = new Admin({ clientId: 'bench', bootstrapBrokers: info.kafka.bootstrapServers });
   await admin.createTopics({ topics: [topic], partitions: 3, replicas: 1 });
   const work = await mkdtemp(join(tmpdir(), 'bench-log-'));
-  const runtimeEnv = async (extra: Record<string, string>) => ({
-    MODELSHIP_BUNDLE_URI: join(root, 'examples/echo'),
-    MODELSHIP_MODEL_NAME: 'echo',
-    MODELSHIP_HOST: '127.0.0.1',
-    MODELSHIP_PORT: String(await freePort()),
-    MODELSHIP_LOG_LEVEL: 'warn',
-    MODELSHIP_WORK_DIR: await mkdtemp(join(work, 'w-')),
-    ...extra,
-  });
+  const runtimeEnv = async (extra: Record<string, string>) => echoRuntimeEnv(await mkdtemp(join(work, 'w-')), extra);
   const off = await spawnServer(join(root, 'runtime/main.ts'), await runtimeEnv({}), '/v2/health/ready');
   const on = await spawnServer(
     join(root, 'runtime/main.ts'),
@@ -278,15 +272,7 @@ async function protocols() {
   const grpcPort = await freePort();
   const runtime = await spawnServer(
     join(root, 'runtime/main.ts'),
-    {
-      MODELSHIP_BUNDLE_URI: join(root, 'examples/echo'),
-      MODELSHIP_MODEL_NAME: 'echo',
-      MODELSHIP_HOST: '127.0.0.1',
-      MODELSHIP_PORT: String(await freePort()),
-      MODELSHIP_GRPC_PORT: String(grpcPort),
-      MODELSHIP_LOG_LEVEL: 'warn',
-      MODELSHIP_WORK_DIR: work,
-    },
+    await echoRuntimeEnv(work, { MODELSHIP_GRPC_PORT: String(grpcPort) }),
     '/v2/health/ready',
   );
   const pid = runtime.child.pid as number;

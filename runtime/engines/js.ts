@@ -3,10 +3,10 @@
 // In the pool a request that times out has its worker terminated and replaced: a real cancellation.
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { Logger } from 'pino';
 import { type ErrorCode, ModelshipError, msError } from '../errors.ts';
 import { PluginHost } from './plugin-host.ts';
 import type {
+  BundleEngineOptions,
   CustomRouteRequest,
   CustomRouteResponse,
   CustomRouteSpec,
@@ -18,16 +18,9 @@ import type {
 } from './types.ts';
 import type { WorkerInit, WorkerReply, WorkerTask } from './js-worker.ts';
 
-export interface JsEngineOptions {
-  bundleDir: string;
-  entrypoint: string;
-  modelName: string;
-  modelVersion: string | undefined;
-  parameters: Record<string, unknown>;
-  initTimeoutMs: number;
+export interface JsEngineOptions extends BundleEngineOptions {
   /** 0: in-process; N > 0: a pool of N worker threads. */
   workers: number;
-  log: Logger;
   logLevel: string;
 }
 

@@ -16,6 +16,19 @@ export interface FeedbackResult {
   signals?: Signals | undefined;
 }
 
+/** What every engine is started with: the unpacked bundle, its entrypoint, and how the model is named. */
+export interface BundleEngineOptions {
+  bundleDir: string;
+  entrypoint: string;
+  modelName: string;
+  modelVersion: string | undefined;
+  /** `parameters` from modelship.yaml. */
+  parameters: Record<string, unknown>;
+  initTimeoutMs: number;
+  workers: number;
+  log: Logger;
+}
+
 /** Passed to the plugin's init(). */
 export interface InitContext {
   modelName: string;

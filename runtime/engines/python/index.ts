@@ -6,11 +6,10 @@ import { execFile } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { Logger } from 'pino';
 import { type ErrorCode, type ModelshipError, isModelshipError, msError } from '../../errors.ts';
 import type { Outputs } from '../outputs.ts';
 import type { Signals } from '../signals.ts';
-import type { CustomRouteSpec, Engine, PluginMetadata, Prediction, RequestContext } from '../types.ts';
+import type { BundleEngineOptions, CustomRouteSpec, Engine, PluginMetadata, Prediction, RequestContext } from '../types.ts';
 import { requirementsEnv } from './deps.ts';
 import { WorkerPool } from './pool.ts';
 import { isNdArray } from './wire.ts';
@@ -29,17 +28,10 @@ export interface PythonSettings {
   installTimeoutMs: number;
 }
 
-export interface PythonEngineOptions extends PythonSettings {
-  bundleDir: string;
-  entrypoint: string;
-  modelName: string;
-  modelVersion: string | undefined;
-  parameters: Record<string, unknown>;
-  initTimeoutMs: number;
+export interface PythonEngineOptions extends PythonSettings, BundleEngineOptions {
   /** 0: one per CPU (the container's limit when known). */
   workers: number;
   cpuLimit: number | undefined;
-  log: Logger;
   maxFrameBytes: number;
   onFatal: (err: ModelshipError) => void;
 }
