@@ -214,6 +214,29 @@ export const ModelServingSpec = Type.Object(
     autoscaling: Type.Optional(Autoscaling),
     inferenceLogging: Type.Optional(InferenceLogging),
     runtime: Type.Optional(RuntimeOverrides),
+    batching: Type.Optional(
+      Type.Object(
+        {
+          maxBatchSize: Type.Integer({
+            minimum: 1,
+            maximum: 65536,
+            default: 32,
+            description: 'Most rows per call to the model; 1 turns batching off',
+          }),
+          maxLatencyMs: Type.Integer({
+            minimum: 0,
+            maximum: 60000,
+            default: 5,
+            description: 'How long a request waits for others to join its batch',
+          }),
+        },
+        {
+          description:
+            "Adaptive batching: concurrent requests are gathered into one call to the model (JS predictBatch, Python predict_batch or the vectorised estimator); overrides the bundle manifest's batching. Off unless set here or in the manifest",
+          additionalProperties: false,
+        },
+      ),
+    ),
     nodeSelector: Type.Optional(
       Type.Record(Type.String(), Type.String({ maxLength: 63 }), { description: 'Node labels the pods must match' }),
     ),

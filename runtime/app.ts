@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { DEFAULTS, PROBES, REQUEST_ID_PATTERN } from './contract.ts';
+import type { BatchingSettings } from './batching.ts';
 import { DataPlane } from './dataplane.ts';
 import { isModelshipError, type ModelshipError, msError } from './errors.ts';
 import type { Recorder } from './inference-log/recorder.ts';
@@ -20,6 +21,8 @@ export interface BuildOptions {
   bodyLimitBytes?: number;
   /** Inference records, feedback and plugin signals (`localRecorder()`: plugin metrics only, no Kafka). */
   recorder: Recorder;
+  /** Adaptive batching from the ModelServing; unset: the manifest's. */
+  batching?: BatchingSettings | undefined;
 }
 
 const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
@@ -94,6 +97,7 @@ export function build(opts: BuildOptions): FastifyInstance {
     log,
     recorder: opts.recorder,
     requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    batching: opts.batching,
   });
   const debug = log.isLevelEnabled('debug');
   metrics.setModel(model.name);

@@ -12,6 +12,7 @@ import {
   PATHS,
 } from './contract.ts';
 import { msError } from './errors.ts';
+import type { BatchingSettings } from './batching.ts';
 import type { S3Settings } from './bundle/fetch.ts';
 import type { PythonSettings } from './engines/python/index.ts';
 
@@ -42,6 +43,8 @@ export interface RuntimeConfig {
   inferenceLog: InferenceLogSettings;
   /** Topics the plugin may publish events to. */
   eventTopics: string[];
+  /** Adaptive batching from the ModelServing; unset: the manifest's. */
+  batching: BatchingSettings | undefined;
   /** Whole CPUs of the container's limit, when the operator passes it. */
   cpuLimit: number | undefined;
   python: PythonSettings;
@@ -230,6 +233,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
     inferenceLog: inferenceLogSettings(env),
     eventTopics: list(env[ENV.eventTopics]).map((t) => topicName(ENV.eventTopics, t)),
     cpuLimit: env[ENV.cpuLimit] ? int(env, ENV.cpuLimit, 1, 1, 1024) : undefined,
+    batching: env[ENV.batchMaxSize]
+      ? { maxBatchSize: int(env, ENV.batchMaxSize, 1, 1, 65536), maxLatencyMs: int(env, ENV.batchMaxLatencyMs, 5, 0, 60_000) }
+      : undefined,
     python: pythonSettings(env, overrides.workDir ?? env[ENV.workDir] ?? PATHS.workDir),
     ...pick(overrides, ['requestTimeoutMs', 'initTimeoutMs', 'drainTimeoutMs', 'logLevel', 's3', 'kafka', 'inferenceLog', 'eventTopics']),
   };

@@ -82,6 +82,11 @@ export const ENV = {
   inferenceLogFlushTimeoutMs: 'MODELSHIP_INFERENCE_LOG_FLUSH_TIMEOUT_MS',
   /** Comma-separated topics the plugin may publish events to; no others. */
   eventTopics: 'MODELSHIP_EVENT_TOPICS',
+  // Adaptive batching (set from spec.batching; unset: the manifest's batching, if any)
+  /** Most rows per engine call; 1 turns batching off. */
+  batchMaxSize: 'MODELSHIP_BATCH_MAX_SIZE',
+  /** How long a request waits for others to join its batch. */
+  batchMaxLatencyMs: 'MODELSHIP_BATCH_MAX_LATENCY_MS',
   // Python bundles
   /** The interpreter that runs Python workers (default: python3 on PATH). */
   python: 'MODELSHIP_PYTHON',

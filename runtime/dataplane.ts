@@ -10,7 +10,8 @@
 import type { Logger } from 'pino';
 import type { TensorMetadata } from './bundle/manifest.ts';
 import type { Outputs } from './engines/outputs.ts';
-import type { CustomRouteRequest, CustomRouteResponse, Engine, PredictOptions, RequestContext } from './engines/types.ts';
+import { Batcher, type BatchingSettings } from './batching.ts';
+import type { CustomRouteRequest, CustomRouteResponse, Engine, Prediction, PredictOptions, RequestContext } from './engines/types.ts';
 import { isModelshipError, type ModelshipError, msError } from './errors.ts';
 import type { Protocol } from './inference-log/record.ts';
 import type { Recorder } from './inference-log/recorder.ts';
@@ -126,7 +127,11 @@ export interface DataPlaneOptions {
   log: Logger;
   recorder: Recorder;
   requestTimeoutMs: number;
+  /** Adaptive batching from the ModelServing (it wins over the manifest's `batching`); unset: the manifest's. */
+  batching?: BatchingSettings | undefined;
 }
+
+const DEFAULT_BATCH = { maxBatchSize: 32, maxLatencyMs: 5 };
 
 export class DataPlane {
   readonly model: ServedModel;
@@ -137,6 +142,9 @@ export class DataPlane {
   private readonly deadlines: Deadlines;
   /** Compiled once per set of declared inputs (they are fixed when the model becomes ready). */
   private checked: { inputs: readonly TensorMetadata[]; check: InputCheck } | undefined;
+  private readonly batching: BatchingSettings | undefined;
+  /** Made once the model is ready (the manifest may ask for batching); undefined: off. */
+  private batcher: { manifest: object; batcher: Batcher | undefined } | undefined;
 
   constructor(o: DataPlaneOptions) {
     this.model = o.model;
@@ -145,6 +153,27 @@ export class DataPlane {
     this.recorder = o.recorder;
     this.timeoutMs = o.requestTimeoutMs;
     this.deadlines = new Deadlines(o.requestTimeoutMs);
+    this.batching = o.batching;
+  }
+
+  /** The batcher for the loaded model, if batching is on (configured, else asked for by the manifest). */
+  private batcherFor(): Batcher | undefined {
+    const manifest = this.model.manifest;
+    if (this.batcher?.manifest === manifest) return this.batcher.batcher;
+    const asked = this.batching ?? (manifest.batching ? { ...DEFAULT_BATCH, ...manifest.batching } : undefined);
+    const settings = asked && asked.maxBatchSize > 1 ? asked : undefined;
+    const metrics = this.metrics;
+    const name = this.model.name;
+    const batcher = settings
+      ? new Batcher(
+          settings,
+          (id, rows, opts, deadline) => this.withDeadline(id, (e, ctx) => e.predict(rows, ctx, opts), opts?.parameters, deadline, false),
+          () => msError('MS_ERR_PREDICT_TIMEOUT', { ms: this.timeoutMs }),
+          { batch: (size) => metrics.batchSize.labels(name).observe(size), waited: (s) => metrics.batchWait.labels(name).observe(s) },
+        )
+      : undefined;
+    this.batcher = { manifest, batcher };
+    return batcher;
   }
 
   /** 404 unless the name (and version, when given) is the served model's. */
@@ -175,11 +204,13 @@ export class DataPlane {
     requestId: string,
     call: (engine: Engine, ctx: RequestContext) => Promise<T>,
     parameters?: Record<string, unknown>,
+    deadline = Date.now() + this.timeoutMs,
+    counted = true,
   ): Promise<T> {
     const engine = this.model.requireEngine();
-    const ctx = new CallContext(this.log, this.model.name, requestId, Date.now() + this.timeoutMs, parameters);
+    const ctx = new CallContext(this.log, this.model.name, requestId, deadline, parameters);
     const metrics = this.metrics;
-    metrics.inFlightCount++;
+    if (counted) metrics.inFlightCount++;
     this.deadlines.add(ctx);
     try {
       return await new Promise<T>((resolve, reject) => {
@@ -188,7 +219,7 @@ export class DataPlane {
       });
     } finally {
       this.deadlines.delete(ctx);
-      metrics.inFlightCount--;
+      if (counted) metrics.inFlightCount--;
     }
   }
 
@@ -199,7 +230,19 @@ export class DataPlane {
       if (this.checked?.inputs !== inputs) this.checked = { inputs, check: compileInputCheck(inputs) };
       this.checked.check(rows);
     }
-    const p = await this.withDeadline(inf.requestId, (engine, ctx) => engine.predict(rows, ctx, opts), opts?.parameters);
+    const batcher = this.batcherFor();
+    let p: Prediction;
+    if (batcher) {
+      this.model.requireEngine();
+      this.metrics.inFlightCount++;
+      try {
+        p = await batcher.submit(inf.requestId, rows, opts, Date.now() + this.timeoutMs);
+      } finally {
+        this.metrics.inFlightCount--;
+      }
+    } else {
+      p = await this.withDeadline(inf.requestId, (engine, ctx) => engine.predict(rows, ctx, opts), opts?.parameters);
+    }
     if (p.signals) this.recorder.signals(p.signals, inf.requestId);
     return p.outputs;
   }

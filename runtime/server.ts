@@ -90,6 +90,7 @@ export async function start(
     recorder,
     requestTimeoutMs: config.requestTimeoutMs,
     bodyLimitBytes: config.bodyLimitBytes,
+    batching: config.batching,
   });
   const url = await app.listen({ host: config.host, port: config.port });
   const { startGrpc } = await import('./protocol/grpc.ts');

@@ -21,6 +21,8 @@ export class RuntimeMetrics {
   /** Read into modelship_inference_log_buffer_bytes at scrape time. */
   bufferedBytes: () => number = () => 0;
   private readonly pluginMetrics = new Map<string, Gauge<'model'> | Counter<'model'>>();
+  readonly batchSize: Histogram<'model'>;
+  readonly batchWait: Histogram<'model'>;
   /** Requests in flight; read into the gauge at scrape time, so the hot path only adds and subtracts. */
   inFlightCount = 0;
   private inFlightModel = 'model';
@@ -51,6 +53,20 @@ export class RuntimeMetrics {
       collect() {
         this.set({ model: self.inFlightModel }, self.inFlightCount);
       },
+    });
+    this.batchSize = new Histogram({
+      name: 'modelship_batch_size',
+      help: 'Rows per engine call when adaptive batching is on',
+      labelNames: ['model'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers,
+    });
+    this.batchWait = new Histogram({
+      name: 'modelship_batch_queue_seconds',
+      help: 'Time a request waited for its batch to fill (adaptive batching)',
+      labelNames: ['model'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+      registers,
     });
     this.bundleDownloadBytes = new Counter({
       name: 'modelship_bundle_download_bytes_total',

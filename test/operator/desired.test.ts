@@ -111,6 +111,14 @@ describe('desiredDeployment', () => {
     expect(r).toEqual({ requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '512Mi' } });
   });
 
+  it('passes spec.batching to the runtime', () => {
+    expect(envOf(desiredDeployment(ms({ batching: { maxBatchSize: 16, maxLatencyMs: 3 } }), DEFAULT_CONFIG))).toMatchObject({
+      MODELSHIP_BATCH_MAX_SIZE: '16',
+      MODELSHIP_BATCH_MAX_LATENCY_MS: '3',
+    });
+    expect(envOf(desiredDeployment(ms(), DEFAULT_CONFIG)).MODELSHIP_BATCH_MAX_SIZE).toBeUndefined();
+  });
+
   it('gives the runtime its CPU limit in whole CPUs (Python workers default to it)', () => {
     expect(envOf(desiredDeployment(ms(), DEFAULT_CONFIG)).MODELSHIP_CPU_LIMIT).toEqual({
       resourceFieldRef: { containerName: 'runtime', resource: 'limits.cpu', divisor: '1' },

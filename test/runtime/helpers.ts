@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type Logger, pino } from 'pino';
 import { build } from '../../runtime/app.ts';
+import type { BatchingSettings } from '../../runtime/batching.ts';
 import { pythonSettings } from '../../runtime/config.ts';
 import { DEFAULTS } from '../../runtime/contract.ts';
 import type { PythonSettings } from '../../runtime/engines/python/index.ts';
@@ -36,6 +37,7 @@ export interface AppOptions {
   log?: Logger;
   onFatal?: (err: ModelshipError) => void;
   recorder?: (model: ServedModel, metrics: RuntimeMetrics) => Recorder;
+  batching?: BatchingSettings;
 }
 
 /** Builds an app serving the bundle in `dir`, loaded (by the server's loadModel) and ready. */
@@ -65,6 +67,7 @@ export async function appFor(dir: string, opts: AppOptions = {}) {
     recorder: opts.recorder?.(model, metrics) ?? localRecorder(model, metrics, silent),
     requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
     bodyLimitBytes: opts.bodyLimitBytes ?? 1024 * 1024,
+    batching: opts.batching,
   });
   return { app, model, metrics, engine };
 }

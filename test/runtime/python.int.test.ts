@@ -146,6 +146,19 @@ describe('Python bundles, one per style', () => {
     expect(v1.json()).toEqual({ predictions: [0, 2] });
   });
 
+  it('adaptive batching: concurrent requests to the no-code estimator share one vectorised call', async () => {
+    const { app, metrics } = await serve(join(EXAMPLES, 'iris-sklearn'), { batching: { maxBatchSize: 16, maxLatencyMs: 20 } });
+    const inputs = Array.from({ length: 24 }, (_, i) => (i % 2 ? VIRGINICA : SETOSA));
+    const rs = await Promise.all(
+      inputs.map((x) => app.inject({ method: 'POST', url: '/v1/models/iris-sklearn:predict', payload: { instances: [x] } })),
+    );
+    expect(rs.map((r) => r.json().predictions[0])).toEqual(inputs.map((_, i) => (i % 2 ? 2 : 0)));
+    const text = await metrics.registry.metrics();
+    const calls = Number(/modelship_batch_size_count\{model="iris-sklearn"\} (\d+)/.exec(text)?.[1]);
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(calls).toBeLessThan(24);
+  });
+
   it('several worker processes, each with its own init, all loaded before ready', async () => {
     const dir = await makeBundle({
       'predict.py': 'import os\ndef init(p):\n    print("init", os.getpid())\ndef predict(x):\n    return {"pid": os.getpid()}\n',

@@ -55,6 +55,12 @@ function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
     if (config.pythonIndexUrl) vars.push({ name: ENV.pythonIndexUrl, value: config.pythonIndexUrl });
   }
   if (spec.runtime?.logLevel) vars.push({ name: ENV.logLevel, value: spec.runtime.logLevel });
+  if (spec.batching) {
+    vars.push(
+      { name: ENV.batchMaxSize, value: String(spec.batching.maxBatchSize) },
+      { name: ENV.batchMaxLatencyMs, value: String(spec.batching.maxLatencyMs) },
+    );
+  }
   vars.push(...loggingEnv(ms, config));
   for (const e of spec.runtime?.env ?? []) vars.push({ name: e.name, value: e.value });
   return vars;
