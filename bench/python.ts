@@ -239,7 +239,7 @@ async function checkedSample(name: string, inferUrl: string): Promise<unknown> {
   return json;
 }
 
-async function startOurs(workers: number, work: string): Promise<Server> {
+async function startOurs(workers: number, work: string, batching = false): Promise<Server> {
   const [port] = await freePorts(1);
   const bin = binaries();
   const workDir = await mkdtemp(join(work, 'ours-'));
@@ -256,6 +256,9 @@ async function startOurs(workers: number, work: string): Promise<Server> {
       MODELSHIP_WORK_DIR: workDir,
       MODELSHIP_PYTHON: bin.python,
       MODELSHIP_UV: bin.uv,
+      ...(batching
+        ? { MODELSHIP_BATCH_MAX_SIZE: String(BATCH.maxBatchSize), MODELSHIP_BATCH_MAX_LATENCY_MS: String(BATCH.maxLatencyMs) }
+        : {}),
     },
   });
   const base = `http://127.0.0.1:${port}`;
@@ -395,15 +398,21 @@ function summarize(setup: string, runs: Measured[], processes: Record<string, nu
 
 let oursFailed = false;
 
+/** Adaptive batching of the batching setup: up to 64 rows, waiting at most 2 ms. */
+const BATCH = { maxBatchSize: 64, maxLatencyMs: 2 };
+
 interface Setup {
-  key: 'ours' | 'mlserver' | 'mlserverInProcess';
+  key: 'ours' | 'oursBatching' | 'mlserver' | 'mlserverInProcess';
   /** Our --workers, or MLServer's parallel_workers. */
   n: number;
   label: string;
 }
 
 async function oneRun(setup: Setup, venv: string | undefined, work: string) {
-  const server = setup.key === 'ours' ? await startOurs(setup.n, work) : await startMlserver(venv as string, setup.n, work);
+  const server =
+    setup.key === 'ours' || setup.key === 'oursBatching'
+      ? await startOurs(setup.n, work, setup.key === 'oursBatching')
+      : await startMlserver(venv as string, setup.n, work);
   try {
     const processes = processCount(server.proc.pgid);
     log(`${server.proc.name}: warm-up ${warmupSeconds} s, then ${seconds} s at ${CONNECTIONS} connections`);
@@ -425,6 +434,11 @@ async function oneRun(setup: Setup, venv: string | undefined, work: string) {
 function setupsFor(n: number): Setup[] {
   const s: Setup[] = [
     { key: 'ours', n, label: `modelship --workers ${n}: a Node front process and ${n} Python worker(s)` },
+    {
+      key: 'oursBatching',
+      n,
+      label: `modelship --workers ${n} with adaptive batching (${BATCH.maxBatchSize} rows, ${BATCH.maxLatencyMs} ms)`,
+    },
     {
       key: 'mlserver',
       n,
@@ -454,7 +468,7 @@ async function throughput(venv: string | undefined, venvError: string | undefine
       const runs = new Map<string, Measured[]>(setups.map((s) => [s.key, []]));
       const procs: Record<string, Record<string, number>> = {};
       const errs: Record<string, string> = {};
-      if (!venv) for (const s of setups) if (s.key !== 'ours') errs[s.key] = `MLServer is not installed: ${venvError}`;
+      if (!venv) for (const s of setups) if (!s.key.startsWith('ours')) errs[s.key] = `MLServer is not installed: ${venvError}`;
       for (let round = 0; round < rounds; round++) {
         // One server at a time; the order alternates between rounds so a drift of the machine hits all alike.
         for (const setup of round % 2 === 0 ? setups : [...setups].reverse()) {
@@ -463,11 +477,11 @@ async function throughput(venv: string | undefined, venvError: string | undefine
             const r = await oneRun(setup, venv, work);
             runs.get(setup.key)?.push(r.m);
             procs[setup.key] = r.processes;
-            samples[setup.key === 'ours' ? 'ours' : 'mlserver'] ??= r.sample;
+            samples[setup.key.startsWith('ours') ? 'ours' : 'mlserver'] ??= r.sample;
           } catch (err) {
             errs[setup.key] = (err as Error).message;
             log(`${setup.label} failed: ${errs[setup.key]}`);
-            if (setup.key === 'ours') oursFailed = true;
+            if (setup.key.startsWith('ours')) oursFailed = true;
           }
         }
       }
@@ -476,10 +490,10 @@ async function throughput(venv: string | undefined, venvError: string | undefine
       ) as Record<Setup['key'], Side>;
       for (const s of setups) {
         const side = sides[s.key];
-        if (side.rps !== undefined) all.push({ label: s.label, ours: s.key === 'ours', rps: side.rps, p99Ms: side.p99Ms as number });
+        if (side.rps !== undefined)
+          all.push({ label: s.label, ours: s.key.startsWith('ours'), rps: side.rps, p99Ms: side.p99Ms as number });
       }
-      const vs = (other: Side | undefined) => {
-        const a = sides.ours;
+      const vs = (other: Side | undefined, a: Side = sides.ours) => {
         if (!other || a.rps === undefined || other.rps === undefined) return { ratio: null, p99NotHigher: null };
         return { ratio: ratio(a.rps, other.rps), p99NotHigher: (a.p99Ms as number) <= (other.p99Ms as number) };
       };
@@ -487,6 +501,8 @@ async function throughput(venv: string | undefined, venvError: string | undefine
         pythonInferenceProcesses: n,
         ...sides,
         vsMlserver: { ...vs(sides.mlserver), target: 'ratio >= 3, p99 not higher' },
+        withBatchingVsMlserver: { ...vs(sides.mlserver, sides.oursBatching), target: 'ratio >= 5' },
+        ...(sides.mlserverInProcess ? { withBatchingVsMlserverInProcess: vs(sides.mlserverInProcess, sides.oursBatching) } : {}),
         ...(sides.mlserverInProcess ? { vsMlserverInProcess: vs(sides.mlserverInProcess) } : {}),
       });
     }

@@ -3,10 +3,12 @@
 //   latency     p50/p99 of the echo bundle at half of its max load
 //   logging     echo requests/s with inference logging to Kafka on (every request, mode all) ÷ off
 //   cold start  spawn → ready for a 100 MB bundle in MinIO ÷ raw download + unzip of the same object
+//   batching    a plugin with a fixed cost per call (2 ms, whatever the batch) with adaptive batching on ÷ off,
+//               at 64 connections; and its p50 at 1 connection, on vs off
 //   protocols   the echo bundle over OIP gRPC ÷ over REST (same tensor, 64 in flight); a 10,000-element FP32
 //               tensor in and out as binary (the binary tensor extension) ÷ as JSON
 // Prints one JSON document. BENCH_SECONDS sets each load run's length (default 10); BENCH_PARTS picks parts
-// (comma-separated: throughput, logging, coldstart, protocols; default all).
+// (comma-separated: throughput, logging, coldstart, protocols, batching; default all).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -360,10 +362,65 @@ async function protocols() {
   }
 }
 
-const parts = new Set((process.env.BENCH_PARTS ?? 'throughput,logging,coldstart,protocols').split(',').map((p) => p.trim()));
+async function batching() {
+  const work = await mkdtemp(join(tmpdir(), 'bench-batch-'));
+  const bundle = join(work, 'bundle');
+  await mkdir(bundle);
+  // 2 ms per call, however many rows, one call at a time: the cost of a GPU kernel launch or a Python
+  // worker's call (an async JS plugin would otherwise overlap its calls and need no batching).
+  await writeFile(
+    join(bundle, 'predict.mjs'),
+    [
+      'let busy = Promise.resolve();',
+      'export function predictBatch(rows) {',
+      '  const done = busy.then(() => new Promise((r) => setTimeout(r, 2)));',
+      '  busy = done;',
+      '  return done.then(() => rows.map((r) => ({ y: r.x })));',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const body = JSON.stringify({ inputs: [{ name: 'x', shape: [1], datatype: 'FP64', data: [1] }] });
+  const start = async (extra: Record<string, string>) =>
+    spawnServer(
+      join(root, 'runtime/main.ts'),
+      { ...(await echoRuntimeEnv(await mkdtemp(join(work, 'w-')), extra)), MODELSHIP_BUNDLE_URI: bundle, MODELSHIP_MODEL_NAME: 'fixed' },
+      '/v2/health/ready',
+    );
+  const off = await start({});
+  const on = await start({ MODELSHIP_BATCH_MAX_SIZE: '64', MODELSHIP_BATCH_MAX_LATENCY_MS: '2' });
+  try {
+    const run = (url: string, connections: number) =>
+      load({ url: `${url}/v2/models/fixed/infer`, method: 'POST', body, seconds, connections });
+    log('batching: warming up');
+    await run(off.url, 2);
+    await run(on.url, 64);
+    log(`batching: off, 64 connections, ${seconds} s`);
+    const off64 = await run(off.url, 64);
+    log(`batching: on, 64 connections, ${seconds} s`);
+    const on64 = await run(on.url, 64);
+    log(`batching: off and on, 1 connection, ${seconds} s each`);
+    const off1 = await run(off.url, 1);
+    const on1 = await run(on.url, 1);
+    for (const r of [off64, on64, off1, on1])
+      if (r.errors || r.non2xx) throw new Error(`a batching run had ${r.errors} errors and ${r.non2xx} non-2xx`);
+    return {
+      plugin: 'predictBatch takes 2 ms per call, whatever the batch, one call at a time',
+      settings: { maxBatchSize: 64, maxLatencyMs: 2 },
+      connections64: { offRps: off64.rps, onRps: on64.rps, ratio: ratio(on64.rps, off64.rps), target: '>= 8' },
+      connection1: { offP50Ms: off1.p50, onP50Ms: on1.p50, addedMs: on1.p50 - off1.p50, target: '<= maxLatencyMs (2)' },
+    };
+  } finally {
+    await Promise.all([off.stop(), on.stop()]);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+const parts = new Set((process.env.BENCH_PARTS ?? 'throughput,logging,coldstart,protocols,batching').split(',').map((p) => p.trim()));
 const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length };
 if (parts.has('throughput')) result.throughput = await throughput();
 if (parts.has('protocols')) result.protocols = await protocols();
+if (parts.has('batching')) result.batching = await batching();
 if (parts.has('logging') || parts.has('coldstart')) {
   // Kafka and MinIO come from the local environment; started here (and stopped after) if it is not up.
   let info = await readEnv();
