@@ -1,11 +1,12 @@
 // Adaptive batching across concurrent requests to one model: requests wait up to `maxLatencyMs` for others,
 // and up to `maxBatchSize` rows go to the engine in one call (JS predictBatch, Python predict_batch or the
 // vectorised estimator). Each request gets exactly its own rows back; a batch that fails fails only its own
-// requests; a request whose deadline passes while it waits answers 504 and never runs. Requests that ask for
+// requests (one whose caller made a mistake, a 4xx, is run again request by request, so only the culprit
+// fails); a request whose deadline passes while it waits answers 504 and never runs. Requests that ask for
 // different outputs, another v1 verb or carry parameters are not mixed: each such kind batches on its own.
 import type { Outputs } from './engines/outputs.ts';
 import type { Prediction, PredictOptions } from './engines/types.ts';
-import type { ModelshipError } from './errors.ts';
+import { isModelshipError, type ModelshipError } from './errors.ts';
 
 export interface BatchingSettings {
   maxBatchSize: number;
@@ -71,12 +72,16 @@ export class Batcher {
     if (key === undefined || rows.length >= this.settings.maxBatchSize) return this.run(requestId, rows, opts, deadline);
     return new Promise<Prediction>((resolve, reject) => {
       let q = this.queues.get(key);
+      // A request that would overflow the waiting batch sends it off and starts the next one.
+      if (q && q.rows + rows.length > this.settings.maxBatchSize) {
+        this.flush(key, q);
+        q = undefined;
+      }
       if (!q) {
         q = { opts, waiting: [], rows: 0, timer: undefined };
         this.queues.set(key, q);
       }
       const w: Waiting = { requestId, rows, deadline, enqueued: performance.now(), resolve, reject, done: false };
-      if (q.rows + rows.length > this.settings.maxBatchSize) this.flush(key, q);
       q.waiting.push(w);
       q.rows += rows.length;
       if (q.rows >= this.settings.maxBatchSize) this.flush(key, q);
@@ -128,6 +133,11 @@ export class Batcher {
         }
       },
       (err: unknown) => {
+        // The caller's mistake in one request must not fail the others: run each again on its own.
+        if (members.length > 1 && isModelshipError(err) && err.statusCode < 500) {
+          for (const w of members) this.run(w.requestId, w.rows, q.opts, w.deadline).then(w.resolve, w.reject);
+          return;
+        }
         for (const w of members) {
           w.done = true;
           w.reject(err);

@@ -47,6 +47,8 @@ export interface RequestContext {
   log: Logger;
   /** The request's OIP v2 `parameters`, when it had any. */
   parameters?: Record<string, unknown> | undefined;
+  /** When the request times out (epoch ms); a worker skips what is already past it. */
+  deadline?: number;
 }
 
 /** What a plugin's metadata() may return; merged over the manifest. */

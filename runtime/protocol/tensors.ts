@@ -136,10 +136,12 @@ export function inputsToRows(inputs: InferInput[], binary?: Uint8Array): Record<
       }
       size *= d;
     }
-    if (size > MAX_TENSOR_ELEMENTS) {
+    // Rows are made per batch entry too: [1e9, 0] holds no element but would make 1e9 rows.
+    const made = shape.reduce((a, d) => a * Math.max(d, 1), 1);
+    if (size > MAX_TENSOR_ELEMENTS || made > MAX_TENSOR_ELEMENTS) {
       throw msError('MS_ERR_TENSOR_SHAPE', {
         name: input.name,
-        detail: `shape ${JSON.stringify(shape)} declares ${size} elements; the limit is ${MAX_TENSOR_ELEMENTS}`,
+        detail: `shape ${JSON.stringify(shape)} declares ${Math.max(size, made)} elements; the limit is ${MAX_TENSOR_ELEMENTS}`,
       });
     }
     const binarySize = input.parameters?.binary_data_size;

@@ -43,6 +43,29 @@ describe('adaptive batching', () => {
     expect(text).toContain('modelship_batch_queue_seconds_count{model="m"} 20');
   });
 
+  it('never overflows a batch or runs a request twice when multi-row requests arrive', async () => {
+    const { app } = await appFor(await makeBundle({ 'predict.mjs': PLUGIN }), {
+      name: 'm',
+      batching: { maxBatchSize: 8, maxLatencyMs: 50 },
+    });
+    const rows = (base: number) => ({ inputs: [{ name: 'x', shape: [5], datatype: 'FP64', data: [0, 1, 2, 3, 4].map((i) => base + i) }] });
+    const rs = await Promise.all([0, 10, 20].map((b) => app.inject({ method: 'POST', url: '/v2/models/m/infer', payload: rows(b) })));
+    expect(rs.map((r) => r.json().outputs[0].data)).toEqual([0, 10, 20].map((b) => [0, 1, 2, 3, 4].map((i) => (b + i) * 2)));
+    expect(calls().reduce((a, b) => a + b, 0)).toBe(15);
+    expect(Math.max(...calls())).toBeLessThanOrEqual(8);
+  });
+
+  it('a request refused by the input checks never joins a batch', async () => {
+    const { app } = await appFor(await makeBundle({ 'predict.mjs': PLUGIN }), {
+      name: 'm',
+      batching: { maxBatchSize: 8, maxLatencyMs: 30 },
+    });
+    const bad = { inputs: [{ name: 'x', shape: [1], datatype: 'FP64', data: ['a'] }] };
+    const rs = await Promise.all([infer(app, 1), app.inject({ method: 'POST', url: '/v2/models/m/infer', payload: bad })]);
+    expect(rs.map((r) => r.statusCode)).toEqual([200, 400]);
+    expect(calls()).toEqual([1]);
+  });
+
   it('fails only the requests of the batch that failed', async () => {
     const { app } = await appFor(await makeBundle({ 'predict.mjs': PLUGIN }), {
       name: 'm',

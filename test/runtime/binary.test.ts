@@ -135,6 +135,15 @@ describe('binary tensors over REST', () => {
       'declares 10000000000 elements; the limit is 67108864',
     ],
     [
+      'a batch of a billion empty rows',
+      {
+        payload: JSON.stringify({ inputs: [{ name: 'features', shape: [1000000000, 0], datatype: 'FP64', data: [] }] }),
+        headers: { 'content-type': 'application/json' },
+      },
+      'MS_ERR_TENSOR_SHAPE',
+      'declares 1000000000 elements; the limit is 67108864',
+    ],
+    [
       'a header length beyond the body',
       { payload: Buffer.from('{}'), headers: { 'inference-header-content-length': '99', 'content-type': 'application/octet-stream' } },
       'MS_ERR_REQUEST_INVALID',

@@ -159,6 +159,25 @@ describe('Python bundles, one per style', () => {
     expect(calls).toBeLessThan(24);
   });
 
+  it('adaptive batching: a ValueError for one request fails that request only (the batch is run again one by one)', async () => {
+    const dir = await makeBundle({
+      'predict.py': [
+        'def predict_batch(rows):',
+        '    if any(r["x"] == 13 for r in rows):',
+        '        raise ValueError("13 is not allowed")',
+        '    return [{"y": r["x"] * 2} for r in rows]',
+        '',
+      ].join('\n'),
+    });
+    const { app } = await serve(dir, { batching: { maxBatchSize: 8, maxLatencyMs: 50 } });
+    const rs = await Promise.all(
+      [1, 13, 2].map((x) => app.inject({ method: 'POST', url: '/v1/models/model:predict', payload: { instances: [{ x }] } })),
+    );
+    expect(rs.map((r) => r.statusCode)).toEqual([200, 400, 200]);
+    expect(rs[1]?.json().error).toBe('invalid input: 13 is not allowed');
+    expect(rs[2]?.json().predictions).toEqual([{ y: 4 }]);
+  });
+
   it('several worker processes, each with its own init, all loaded before ready', async () => {
     const dir = await makeBundle({
       'predict.py': 'import os\ndef init(p):\n    print("init", os.getpid())\ndef predict(x):\n    return {"pid": os.getpid()}\n',

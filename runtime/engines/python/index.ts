@@ -147,7 +147,8 @@ export async function createPythonEngine(o: PythonEngineOptions): Promise<Engine
   const call = async (message: Record<string, unknown>, ctx: RequestContext, failCode?: ErrorCode, extra?: Record<string, string>) => {
     let reply: Reply;
     try {
-      reply = await pool.run(message, ctx.requestId, ctx.signal);
+      // The deadline travels along: a request that timed out while waiting in a worker's pipe is skipped there.
+      reply = await pool.run(ctx.deadline ? { ...message, deadline: ctx.deadline } : message, ctx.requestId, ctx.signal);
     } catch (err) {
       if (isModelshipError(err) && err.code === 'MS_ERR_WORKER_CRASHED') {
         o.log.error({ requestId: ctx.requestId, code: err.code }, err.message);

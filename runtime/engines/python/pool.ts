@@ -53,6 +53,8 @@ export class WorkerPool {
   private readonly slots: Slot[];
   private readonly queue: Task[] = [];
   private crashes = 0;
+  /** Where the next re-queued request goes, while one worker's waiting requests come back. */
+  private requeued = 0;
   private closing = false;
   private fatal: ModelshipError | undefined;
 
@@ -159,6 +161,7 @@ export class WorkerPool {
   /** Runs one message on the next idle worker. */
   run(message: unknown, requestId: string, signal: AbortSignal | undefined): Promise<Reply> {
     if (this.fatal) return Promise.reject(this.fatal);
+    if (this.closing) return Promise.reject(msError('MS_ERR_MODEL_NOT_READY', { name: this.o.modelName, detail: 'shutting down' }));
     return new Promise<Reply>((resolve, reject) => {
       const task: Task = { message, requestId, signal, resolve, reject, onAbort: undefined, slot: undefined, aborted: false };
       if (signal) {
@@ -215,8 +218,14 @@ export class WorkerPool {
         const i = slot.tasks.indexOf(task);
         if (i >= 0) slot.tasks.splice(i, 1);
         if (err instanceof NotStarted && !task.aborted && !this.closing) {
+          // Back to the front of the queue, in the order they were sent (their rejections arrive in order).
           task.slot = undefined;
-          this.queue.unshift(task);
+          this.queue.splice(this.requeued++, 0, task);
+          if (this.requeued === 1) {
+            queueMicrotask(() => {
+              this.requeued = 0;
+            });
+          }
         } else {
           this.finish(slot, task);
           task.reject(err);

@@ -57,6 +57,7 @@ export class PythonWorker {
   /** Calls in the order they were sent; the first is the one running. */
   private readonly calls: Call[] = [];
   private ended: string | undefined;
+  private dying = false;
   private readonly log: Logger;
 
   constructor(o: WorkerSpawn) {
@@ -79,8 +80,8 @@ export class PythonWorker {
       try {
         messages = reader.push(chunk);
       } catch (err) {
-        this.fail(err as Error);
         this.kill();
+        this.fail(err as Error);
         return;
       }
       for (const m of messages) this.calls.shift()?.resolve(m as Reply);
@@ -122,18 +123,14 @@ export class PythonWorker {
     for (const c of calls.slice(1)) c.reject(new NotStarted(this.ended ?? err.message));
   }
 
+  /** Neither ended nor being killed: a worker on its way out takes no more calls. */
   get alive(): boolean {
-    return this.ended === undefined;
+    return this.ended === undefined && !this.dying;
   }
 
   /** The request id of the call running now, for the plugin's log lines. */
   get requestId(): string | undefined {
     return this.calls[0]?.requestId;
-  }
-
-  /** Calls sent and not answered yet (the first is running). */
-  get inFlight(): number {
-    return this.calls.length;
   }
 
   /** Sends one message; resolves with its reply, in order behind the calls already sent. */
@@ -146,6 +143,7 @@ export class PythonWorker {
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.dying = true;
     if (this.ended === undefined) this.child.kill(signal);
   }
 

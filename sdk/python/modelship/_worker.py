@@ -10,6 +10,7 @@ runtime's log, never for the client.
 import os
 import signal
 import sys
+import time
 import traceback
 
 from .bundle import Result, describe, load_bundle, to_jsonable
@@ -62,6 +63,11 @@ def serve(channel):
         if msg is None or msg.get("op") == "exit":
             return 0
         op = msg.get("op")
+        deadline = msg.get("deadline")
+        if deadline is not None and time.time() * 1000 >= deadline:
+            # Timed out while it waited in the pipe: its caller has had a 504 already; do not run it.
+            channel.write({"ok": False, "code": "MS_ERR_PREDICT_TIMEOUT", "params": {"ms": "its"}})
+            continue
         try:
             if op == "predict":
                 rows = msg["rows"]
@@ -87,7 +93,7 @@ def serve(channel):
                 reply["trace"] = _trace(err)
         try:
             channel.write(reply)
-        except (TypeError, ValueError) as err:  # a value the wire cannot carry (e.g. NaN in a list)
+        except Exception as err:  # a value the wire cannot carry (NaN in a list, nesting too deep)
             channel.write({"ok": False, "code": "MS_ERR_OUTPUT_INVALID", "params": {"detail": describe(err)}})
 
 
