@@ -4,15 +4,10 @@ import { workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { describe, isModelshipError } from '../errors.ts';
 import { PluginHost } from './plugin-host.ts';
-import type { CustomRouteRequest, RequestContext } from './types.ts';
+import type { BundleEngineOptions, CustomRouteRequest, RequestContext } from './types.ts';
 
-export interface WorkerInit {
-  bundleDir: string;
-  entrypoint: string;
-  modelName: string;
-  modelVersion: string | undefined;
-  parameters: Record<string, unknown>;
-  initTimeoutMs: number;
+/** What a worker thread starts with: the engine's options, but a log level for a logger of its own. */
+export interface WorkerInit extends Omit<BundleEngineOptions, 'log' | 'workers'> {
   logLevel: string;
 }
 

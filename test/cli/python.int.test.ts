@@ -4,19 +4,14 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { run } from '../../cli/modelship.ts';
 import { binaries } from '../env/build.ts';
+import { captureConsole } from './console.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../examples');
-let out: string[];
-let err: string[];
+const { out, err } = captureConsole();
 beforeEach(() => {
-  out = [];
-  err = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
   vi.stubEnv('MODELSHIP_PYTHON', binaries().python);
 });
 afterEach(() => {
-  vi.restoreAllMocks();
   vi.unstubAllEnvs();
 });
 
