@@ -86,21 +86,16 @@ function checkElements(input: InferInput, datatype: Datatype, data: unknown[]): 
   for (let i = 0; i < data.length; i++) if (typeof data[i] !== 'number') throw bad(i, 'a number');
 }
 
-function reshape(flat: unknown[], start: number, dims: number[]): unknown {
-  if (dims.length === 1) return flat.slice(start, start + (dims[0] ?? 0));
+/** Nested arrays of `dims` over flat data; a typed array's innermost rows are views of it, not copies. */
+function reshape(flat: unknown[] | TypedArray, start: number, dims: number[]): unknown {
+  if (dims.length === 1) {
+    const end = start + (dims[0] ?? 0);
+    return ArrayBuffer.isView(flat) ? flat.subarray(start, end) : flat.slice(start, end);
+  }
   const [n = 0, ...rest] = dims;
   const stride = rest.reduce((a, b) => a * b, 1);
   const out: unknown[] = new Array(n);
   for (let i = 0; i < n; i++) out[i] = reshape(flat, start + i * stride, rest);
-  return out;
-}
-
-function subarrays(data: TypedArray, start: number, dims: number[]): unknown {
-  if (dims.length === 1) return data.subarray(start, start + (dims[0] ?? 0));
-  const [n = 0, ...rest] = dims;
-  const stride = rest.reduce((a, b) => a * b, 1);
-  const out: unknown[] = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = subarrays(data, start + i * stride, rest);
   return out;
 }
 
@@ -195,8 +190,7 @@ export function inputsToRows(inputs: InferInput[], binary?: Uint8Array): Record<
     const row: Record<string, unknown> = {};
     for (const p of prepared) {
       const d = p.data;
-      row[p.name] =
-        p.inner.length === 0 ? d[i] : ArrayBuffer.isView(d) ? subarrays(d, i * p.stride, p.inner) : reshape(d, i * p.stride, p.inner);
+      row[p.name] = p.inner.length === 0 ? d[i] : reshape(d, i * p.stride, p.inner);
     }
     rows[i] = row;
   }
