@@ -39,7 +39,6 @@ export const ERRORS = {
     message:
       'cannot tell the bundle format: no modelship.yaml format and none of predict.mjs, predict.js, model.onnx, predict.py, model.joblib, model.pkl, nor a single .py file',
   },
-  MS_ERR_ENGINE_UNSUPPORTED: { status: 500, message: 'bundle format "{format}" is not supported by this runtime: {detail}' },
   // the plugin
   MS_ERR_PLUGIN_LOAD: { status: 500, message: 'loading plugin {entrypoint} failed: {detail}' },
   MS_ERR_PLUGIN_EXPORTS: { status: 500, message: 'plugin {entrypoint} {detail}' },

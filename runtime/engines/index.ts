@@ -1,16 +1,17 @@
 // Picks the engine for a bundle's format.
 import type { Logger } from 'pino';
 import type { ResolvedBundle } from '../bundle/manifest.ts';
-import { type ModelshipError, msError } from '../errors.ts';
+import type { ModelshipError } from '../errors.ts';
 import { createJsEngine } from './js.ts';
-import { createPythonEngine, type PythonSettings } from './python/index.ts';
+import { createOnnxEngine } from './onnx/index.ts';
+import { createPythonEngine, type PythonSettings, workerCount } from './python/index.ts';
 import type { Engine } from './types.ts';
 
 export interface EngineOptions {
   modelName: string;
   modelVersion: string | undefined;
   initTimeoutMs: number;
-  /** JS: 0 runs in-process, N a pool of threads. Python: N processes, 0 one per CPU. */
+  /** JS: 0 runs in-process, N a pool of threads. Python: N processes, 0 one per CPU. ONNX: N threads, 0 by model size. */
   workers: number;
   log: Logger;
   logLevel: string;
@@ -26,7 +27,19 @@ export async function createEngine(bundle: ResolvedBundle, opts: EngineOptions):
     case 'js':
       return createJsEngine({ bundleDir: bundle.dir, entrypoint: bundle.entrypoint, parameters, ...opts });
     case 'onnx':
-      throw msError('MS_ERR_ENGINE_UNSUPPORTED', { format: 'onnx', detail: 'the ONNX engine is not in this runtime yet' });
+      return createOnnxEngine({
+        bundleDir: bundle.dir,
+        entrypoint: bundle.entrypoint,
+        parameters,
+        modelName: opts.modelName,
+        modelVersion: opts.modelVersion,
+        initTimeoutMs: opts.initTimeoutMs,
+        workers: opts.workers,
+        autoWorkers: workerCount(0, opts.cpuLimit),
+        inputs: bundle.manifest.inputs,
+        outputs: bundle.manifest.outputs,
+        log: opts.log,
+      });
     case 'python':
       return createPythonEngine({
         ...opts.python,

@@ -4,7 +4,7 @@
 // ModelServing on the real API server; the runtime loads a bundle from the real MinIO and predicts. A file the
 // image forgets, a dependency kept out by --omit=dev, or a write outside the mounted volume fails here.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { AppsV1Api } from '@kubernetes/client-node';
@@ -99,40 +99,68 @@ describe('images', () => {
     }
   });
 
-  it('runtime: its contents start as user 65532, load a bundle from MinIO into the mounted volume, and predict', async () => {
-    const image = await build('runtime/Dockerfile');
-    const bucket = await env.bucket('image');
-    const zip = join(tmp, 'iris.zip');
-    await packBundle(join(root, 'examples/iris/bundle'), zip);
-    const { sha256 } = await pushBundle(zip, `s3://${bucket}/iris/1/bundle.zip`, { ...env.info.s3 }, { progress: false });
+  let runtimeImage: Promise<Assembled> | undefined;
+  /** Starts the runtime image serving `bundleDir` from MinIO, as a pod of the operator's would. */
+  async function serveFromImage(bundleDir: string, name: string) {
+    runtimeImage ??= build('runtime/Dockerfile');
+    const image = await runtimeImage;
+    const bucket = await env.bucket(`image-${name}`);
+    const zip = join(tmp, `${name}.zip`);
+    await packBundle(bundleDir, zip);
+    const uri = `s3://${bucket}/${name}/1/bundle.zip`;
+    const { sha256 } = await pushBundle(zip, uri, { ...env.info.s3 }, { progress: false });
     const port = await freePort();
     const rt = start(image, {
-      HOME: await ownedDir('runtime-home'),
+      HOME: await ownedDir(`${name}-home`),
       // The volume the operator mounts at /var/lib/modelship; the image's ENV points there.
-      MODELSHIP_WORK_DIR: await ownedDir('bundle-volume'),
+      MODELSHIP_WORK_DIR: await ownedDir(`${name}-volume`),
       MODELSHIP_HOST: '127.0.0.1',
       MODELSHIP_PORT: String(port),
       // The image's 8081, as a pod has it, may be taken on this shared machine: any free port.
       MODELSHIP_GRPC_PORT: '0',
-      MODELSHIP_MODEL_NAME: 'iris',
-      MODELSHIP_BUNDLE_URI: `s3://${bucket}/iris/1/bundle.zip`,
+      MODELSHIP_MODEL_NAME: name,
+      MODELSHIP_BUNDLE_URI: uri,
       MODELSHIP_BUNDLE_SHA256: sha256,
       MODELSHIP_S3_ENDPOINT: env.info.s3.endpoint,
       MODELSHIP_S3_ACCESS_KEY: env.info.s3.accessKey,
       MODELSHIP_S3_SECRET_KEY: env.info.s3.secretKey,
     });
     const url = `http://127.0.0.1:${port}`;
+    const infer = (inputs: unknown[]) =>
+      fetch(`${url}/v2/models/${name}/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs }),
+      });
+    return { image, rt, url, infer };
+  }
+
+  it('runtime: its contents start as user 65532, load a bundle from MinIO into the mounted volume, and predict', async () => {
+    const { image, rt, url, infer } = await serveFromImage(join(root, 'examples/iris/bundle'), 'iris');
     try {
       expect(image.env.MODELSHIP_WORK_DIR).toBe('/var/lib/modelship');
       expect(image.env.MODELSHIP_GRPC_PORT).toBe('8081');
       await eventually(() => fetch(`${url}/v2/health/ready`).then((r) => r.ok), 'the runtime ready', 60_000);
-      const r = await fetch(`${url}/v2/models/iris/infer`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP64', data: [6.7, 3.0, 5.2, 2.3] }] }),
-      });
+      const r = await infer([{ name: 'features', shape: [1, 4], datatype: 'FP64', data: [6.7, 3.0, 5.2, 2.3] }]);
       expect(r.status).toBe(200);
       expect(((await r.json()) as { outputs: { data: unknown[] }[] }).outputs[0]?.data).toEqual(['virginica']);
+      rt.child.kill('SIGTERM');
+      expect(await exited(rt.child)).toBe(0);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n--- runtime output ---\n${rt.output()}`);
+    }
+  });
+
+  it("runtime: serves an ONNX bundle with onnxruntime-node's Linux x64 library, the only one the image keeps", async () => {
+    const { image, rt, url, infer } = await serveFromImage(join(root, 'examples/iris-onnx'), 'iris-onnx');
+    try {
+      const platforms = join(image.dir, 'node_modules/onnxruntime-node/bin/napi-v6');
+      expect(await readdir(platforms)).toEqual(['linux']);
+      expect(await readdir(join(platforms, 'linux'))).toEqual(['x64']);
+      await eventually(() => fetch(`${url}/v2/health/ready`).then((r) => r.ok), 'the runtime ready', 60_000);
+      const r = await infer([{ name: 'input', shape: [2, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3] }]);
+      expect(r.status).toBe(200);
+      expect(((await r.json()) as { outputs: { data: unknown[] }[] }).outputs[0]).toMatchObject({ name: 'predict', data: [0, 2] });
       rt.child.kill('SIGTERM');
       expect(await exited(rt.child)).toBe(0);
     } catch (err) {

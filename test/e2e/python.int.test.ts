@@ -1,8 +1,9 @@
 // End to end with Python bundles, real everything: the operator (in-process) reconciles ModelServings of
 // `bundle.format: python`, pinned to the process node, whose pods run the runtime-python image as real
 // runtime processes with the environment's CPython and scikit-learn. They fetch the Hopsworks and ml-deploy
-// example bundles from MinIO and log inference, feedback and event records to Kafka. Traffic goes to the
-// ready endpoints of the Services' EndpointSlices, as kube-proxy would send it.
+// example bundles from MinIO and log inference, feedback and event records to Kafka. Beside them, the
+// same iris model converted to ONNX (`bundle.format: onnx`, the default runtime image, no Python). Traffic
+// goes to the ready endpoints of the Services' EndpointSlices, as kube-proxy would send it.
 import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -37,7 +38,7 @@ let bucket: string;
 const sha: Record<string, string> = {};
 let controller: ModelServingController;
 let eventTopicMadeHere = false;
-const names = ['hopsworks-iris', 'ml-deploy-iris', 'broken-py'];
+const names = ['hopsworks-iris', 'ml-deploy-iris', 'broken-py', 'iris-onnx', 'broken-onnx'];
 
 const ms = env.modelServings(() => ns);
 const cond = (m: ModelServing, type: string) => m.status?.conditions?.find((c) => c.type === type);
@@ -106,11 +107,11 @@ async function pushFiles(files: Record<string, string>, key: string): Promise<vo
   await pushBundle(packed.file, `s3://${bucket}/${key}/bundle.zip`, { ...env.info.s3 }, { progress: false });
 }
 
-function spec(key: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+function spec(key: string, extra: Record<string, unknown> = {}, format = 'python'): Record<string, unknown> {
   return {
     bundle: {
       uri: `s3://${bucket}/${key}/bundle.zip`,
-      format: 'python',
+      format,
       storage: { endpoint: env.info.s3.endpoint, secretRef: { name: 'minio' } },
       ...(sha[key] ? { sha256: sha[key] } : {}),
     },
@@ -133,6 +134,8 @@ beforeAll(async () => {
     { 'predict.py': 'def init(p):\n    raise RuntimeError("weights.bin is missing from the bundle")\ndef predict(x):\n    return x\n' },
     'broken/init',
   );
+  sha['iris-onnx/1'] = await pushExample(join(EXAMPLES, 'iris-onnx'), 'iris-onnx/1');
+  await pushFiles({ 'model.onnx': 'not a graph: a truncated upload' }, 'broken/onnx');
   await core.createNamespacedSecret({
     namespace: ns,
     body: { metadata: { name: 'minio' }, stringData: { accessKey: env.info.s3.accessKey, secretKey: env.info.s3.secretKey } },
@@ -164,6 +167,8 @@ beforeAll(async () => {
     spec('ml-deploy-iris/1', { inferenceLogging: { topic: 'CREATE', deleteTopicOnDelete: true, eventTopics: [EVENT_TOPIC] } }),
   );
   await ms.create('broken-py', spec('broken/syntax'));
+  await ms.create('iris-onnx', spec('iris-onnx/1', {}, 'onnx'));
+  await ms.create('broken-onnx', spec('broken/onnx', {}, 'onnx'));
 }, 180_000);
 
 afterAll(async () => {
@@ -307,5 +312,35 @@ describe('Python bundles end to end on the process node', () => {
     const row2 = env.kubectl(['get', 'ms', 'broken-py', '-n', ns, '-o', 'wide']);
     process.stderr.write(`kubectl get ms broken-py -o wide:\n${row2}`);
     expect(row2).toContain('MS_ERR_PLUGIN_INIT_FAILED');
+  });
+
+  it('an ONNX bundle (no code, no Python) serves the same classes from the default runtime image; a corrupt graph fails Ready', async () => {
+    const { base } = await readyModel('iris-onnx');
+    const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/instance=iris-onnx' })).items;
+    expect(pods[0]?.spec?.containers[0]?.image).toMatch(/(^|\/)modelship\/runtime:/);
+    const v2 = await call(`${base}/v2/models/iris-onnx/infer`, v2Input(SETOSA, VIRGINICA));
+    expect(v2).toMatchObject({
+      status: 200,
+      body: { outputs: [{ name: 'predict', datatype: 'INT64', data: [0, 2] }, { name: 'predict_proba' }] },
+    });
+    expect(await call(`${base}/v1/models/iris-onnx:predict`, { instances: [VIRGINICA] })).toMatchObject({
+      status: 200,
+      body: { predictions: [2] },
+    });
+    const bad = await call(`${base}/v2/models/iris-onnx/infer`, {
+      inputs: [{ name: 'input', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }],
+    });
+    expect(bad).toMatchObject({ status: 400, body: { code: 'MS_ERR_INPUT_INVALID' } });
+    expect(bad.body.error).toContain('input "input" (instance 0) has 3 values; the model declares 4');
+
+    const broken = await eventually(
+      async () => {
+        const m = await ms.get('broken-onnx');
+        return cond(m, 'Ready')?.reason === 'MS_ERR_PLUGIN_LOAD' ? m : undefined;
+      },
+      'broken-onnx Ready=False with MS_ERR_PLUGIN_LOAD',
+      90_000,
+    );
+    expect(cond(broken, 'Ready')?.message).toMatch(/loading plugin model\.onnx failed: ONNX Runtime: .*protobuf parsing failed/i);
   });
 });

@@ -149,7 +149,7 @@ export async function startKafka(o: KafkaStartOptions): Promise<ProcessRecord> {
           'kafka.tools.StorageTool',
           'format',
           '-t',
-          randomBytes(16).toString('base64url'),
+          clusterId(),
           '-c',
           props,
           '--ignore-formatted',
@@ -173,4 +173,15 @@ export async function startKafka(o: KafkaStartOptions): Promise<ProcessRecord> {
     logFile: join(logs, 'kafka.log'),
     dataDir: data,
   });
+}
+
+/**
+ * A KRaft cluster id: 16 random bytes in URL-safe base64 without padding, never starting with '-' (the
+ * storage tool would take it for an option and fail, one start in 64; Kafka's own Uuid avoids it too).
+ */
+export function clusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
