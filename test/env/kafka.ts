@@ -142,18 +142,7 @@ export async function startKafka(o: KafkaStartOptions): Promise<ProcessRecord> {
     ? { status: 0, stdout: '', stderr: '' }
     : spawnSync(
         'java',
-        [
-          ...javaOpts(log4j),
-          '-cp',
-          classPath,
-          'kafka.tools.StorageTool',
-          'format',
-          '-t',
-          clusterId(),
-          '-c',
-          props,
-          '--ignore-formatted',
-        ],
+        [...javaOpts(log4j), '-cp', classPath, 'kafka.tools.StorageTool', 'format', '-t', clusterId(), '-c', props, '--ignore-formatted'],
         { encoding: 'utf8', cwd: o.root },
       );
   if (format.status !== 0) {
