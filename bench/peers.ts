@@ -10,7 +10,8 @@
 //   for N = 1 and 2 Python processes doing inference, one server at a time, autocannon with 64 connections,
 //   the OIP v2 body where the server speaks v2 (MLServer, KServe, ours) and the server's native JSON route
 //   where it does not (Ray Serve, BentoML); every answer is checked to predict setosa before the load.
-//   Then, at half of MLServer's highest rate, MLServer's and our Python engine's p99 at that same rate.
+//   Then, at half of MLServer's highest rate, MLServer's and our Python engine's p99 under a steady load at that
+//   rate (bench/lib.ts pacedLoad: evenly spaced requests, each timed from when it was due).
 // Each peer gets its documented best setup: uvloop where it offers it, no access log line per request (ours
 // writes none), Ray Serve's max_ongoing_requests raised to the connection count (at its default of 5 a replica
 // refuses the rest and the proxy backs off: ~15 requests/s here). Peers install from bench/peers/<peer>.lock
@@ -24,7 +25,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { binaries } from '../test/env/build.ts';
 import { freePorts } from '../test/env/process.ts';
-import { load, median, ratio, waitFor } from './lib.ts';
+import { load, median, type PacedResult, pacedLoad, ratio, waitFor } from './lib.ts';
 import {
   checkedSample,
   killAll,
@@ -48,6 +49,7 @@ import {
   v2Body,
   v2Class,
   versions,
+  waitQuiet,
   waitReady,
 } from './servers.ts';
 
@@ -327,6 +329,21 @@ async function runSetups(setups: Setup[], work: string, samples: Record<string, 
   return out;
 }
 
+/** A steady load at `rate` (pacedLoad, latencies in ms from when each request was due) after the usual warm-up. */
+async function runPaced(setup: Setup, work: string, rate: number): Promise<PacedResult> {
+  const server = await setup.start(work);
+  try {
+    log(`${setup.key}: warm-up ${warmupSeconds} s, then ${seconds} s at a steady ${rate} requests/s`);
+    await load({ url: server.target.url, method: 'POST', body: server.target.body, seconds: warmupSeconds, connections: CONNECTIONS });
+    await waitQuiet(quietWaitMs);
+    const r = await pacedLoad({ url: server.target.url, body: server.target.body, rate, seconds, connections: CONNECTIONS });
+    log(`${setup.key}: ${r.rps} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms, non-2xx ${r.non2xx}, errors ${r.errors}`);
+    return r;
+  } finally {
+    await server.proc.stop();
+  }
+}
+
 /** ours ÷ peer in requests/s, or null when either did not run. */
 const vs = (a: Result | undefined, b: Result | undefined) => (a?.rps && b?.rps ? ratio(a.rps, b.rps) : null);
 
@@ -395,16 +412,15 @@ try {
     const half: Record<string, unknown> = { rate, mlserverSetup: mlBest.k };
     for (const s of pick) {
       try {
-        const { m } = await runOnce(s, work, rate);
-        half[s.key] = { rps: m.rps, p50Ms: m.p50Ms, p99Ms: m.p99Ms, non2xx: m.non2xx, errors: m.errors };
+        half[s.key] = await runPaced(s, work, rate);
       } catch (err) {
         half[s.key] = { error: (err as Error).message };
         if (s.ours) oursFailed = true;
       }
     }
-    const ours = half['ours-python-1'] as { p99Ms?: number } | undefined;
-    const ml = half[mlBest.k] as { p99Ms?: number } | undefined;
-    half.p99Ratio = ours?.p99Ms !== undefined && ml?.p99Ms ? ratio(ours.p99Ms, ml.p99Ms) : null;
+    const ours = half['ours-python-1'] as PacedResult | undefined;
+    const ml = half[mlBest.k] as PacedResult | undefined;
+    half.p99Ratio = ours?.p99 !== undefined && ml?.p99 ? ratio(ours.p99, ml.p99) : null;
     half.target = 'p99Ratio <= 0.333';
     result.halfLoad = half;
   } else {

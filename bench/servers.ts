@@ -143,8 +143,6 @@ export interface RunSettings {
   connections: number;
   /** Bounded wait for the machine to be quiet before the run. */
   quietWaitMs: number;
-  /** Requests/s over all connections; unset: as fast as the server answers. */
-  rate?: number;
 }
 
 const QUIET_CORES = 0.25;
@@ -172,7 +170,6 @@ export async function measure(p: Proc, target: Target, readyMs: number, s: RunSe
     body: target.body,
     seconds: s.seconds,
     connections: s.connections,
-    ...(s.rate ? { rate: s.rate } : {}),
   });
   const wall = performance.now() - t0;
   const c = process.cpuUsage(c0);

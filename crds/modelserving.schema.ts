@@ -184,7 +184,7 @@ export const RuntimeOverrides = Type.Object(
         minimum: 0,
         maximum: 64,
         description:
-          'JS bundles: worker threads for CPU-heavy plugins (0, the default: in-process). Python bundles: worker processes, each with its own init (0 or unset: one per CPU of the limit)',
+          'JS bundles: worker threads for CPU-heavy plugins (0, the default: in-process). Python bundles: worker processes, each with its own init (0 or unset: one per CPU of the limit). ONNX bundles: worker threads, each with its own session (0 or unset: in the server thread for a model file up to 16 MiB, else one per CPU of the limit)',
       }),
     ),
     logLevel: Type.Optional(Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], { description: 'Runtime log level' })),
