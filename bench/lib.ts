@@ -1,7 +1,6 @@
 // Shared helpers of the benchmarks: child servers, load runs, timing.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import autocannon from 'autocannon';
 
 export interface Server {
@@ -120,93 +119,4 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
-export interface PacedResult {
-  /** Requests/s asked for, and achieved (completed ÷ the run's duration). */
-  rate: number;
-  rps: number;
-  sent: number;
-  completed: number;
-  /** Latency percentiles in ms, each request timed from when it was due (so a stalled server is not excused). */
-  p50: number;
-  p99: number;
-  max: number;
-  errors: number;
-  non2xx: number;
-}
-
-/**
- * An open-loop load at a steady rate: one request every 1/rate s, spread evenly (autocannon's rate limit
- * sends each second's requests at once, so its latencies measure bursts), over up to `connections`
- * keep-alive connections, for `seconds`. Bounded: it sends rate × seconds requests and waits at most
- * 30 s more for the last answers.
- */
-export async function pacedLoad(opts: {
-  url: string;
-  body: string;
-  rate: number;
-  seconds: number;
-  connections: number;
-}): Promise<PacedResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: opts.connections });
-  const url = new URL(opts.url);
-  const body = Buffer.from(opts.body);
-  const total = Math.round(opts.rate * opts.seconds);
-  const interval = 1000 / opts.rate;
-  const latencies: number[] = [];
-  let errors = 0;
-  let non2xx = 0;
-  const send = (due: number) =>
-    new Promise<void>((resolve) => {
-      const req = request(
-        {
-          host: url.hostname,
-          port: url.port,
-          path: url.pathname,
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/json', 'content-length': body.length },
-          timeout: 30_000,
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            if (res.statusCode !== undefined && (res.statusCode < 200 || res.statusCode > 299)) non2xx++;
-            latencies.push(performance.now() - due);
-            resolve();
-          });
-        },
-      );
-      req.on('error', () => {
-        errors++;
-        resolve();
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.end(body);
-    });
-  const start = performance.now();
-  const inflight: Promise<void>[] = [];
-  for (let i = 0; i < total; i++) {
-    const due = start + i * interval;
-    const wait = due - performance.now();
-    if (wait > 0.5) await new Promise((r) => setTimeout(r, wait));
-    inflight.push(send(due));
-  }
-  await Promise.race([Promise.all(inflight), new Promise((r) => setTimeout(r, 30_000))]);
-  const elapsed = (performance.now() - start) / 1000;
-  agent.destroy();
-  const sorted = latencies.sort((a, b) => a - b);
-  const pct = (p: number) => Number((sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN).toFixed(2));
-  return {
-    rate: opts.rate,
-    rps: Math.round(sorted.length / elapsed),
-    sent: total,
-    completed: sorted.length,
-    p50: pct(50),
-    p99: pct(99),
-    max: Number((sorted[sorted.length - 1] ?? Number.NaN).toFixed(2)),
-    errors,
-    non2xx,
-  };
 }

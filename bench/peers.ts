@@ -11,7 +11,9 @@
 //   the OIP v2 body where the server speaks v2 (MLServer, KServe, ours) and the server's native JSON route
 //   where it does not (Ray Serve, BentoML); every answer is checked to predict setosa before the load.
 //   Then, at half of MLServer's highest rate, MLServer's and our Python engine's p99 under a steady load at that
-//   rate (bench/lib.ts pacedLoad: evenly spaced requests, each timed from when it was due).
+//   rate, made by vegeta (an open-loop, constant-rate load generator; built by this benchmark with `go install`
+//   into the modelship cache): autocannon's rate limit sends each second's requests at once, so its latencies
+//   would measure bursts.
 // Each peer gets its documented best setup: uvloop where it offers it, no access log line per request (ours
 // writes none), Ray Serve's max_ongoing_requests raised to the connection count (at its default of 5 a replica
 // refuses the rest and the proxy backs off: ~15 requests/s here). Peers install from bench/peers/<peer>.lock
@@ -20,12 +22,16 @@
 // Prints one JSON document. BENCH_SECONDS: each measured run (default 10), after BENCH_WARMUP_SECONDS of warm-up
 // (default 3); BENCH_ROUNDS (default 1, medians); BENCH_QUIET_WAIT_SECONDS (default 20) bounds the wait for a
 // quiet machine before each run; BENCH_PEERS: which peers (default mlserver,kserve,ray,bentoml).
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { binaries } from '../test/env/build.ts';
+import { cacheRoot } from '../test/env/cache.ts';
 import { freePorts } from '../test/env/process.ts';
-import { load, median, type PacedResult, pacedLoad, ratio, waitFor } from './lib.ts';
+import { load, median, ratio, waitFor } from './lib.ts';
 import {
   checkedSample,
   killAll,
@@ -41,6 +47,7 @@ import {
   type RunSettings,
   SETOSA,
   type Server,
+  type Target,
   SKLEARN_FILE,
   SKLEARN_MODEL,
   startMlserver,
@@ -62,6 +69,7 @@ const cpus = availableParallelism();
 const settings: RunSettings = { seconds, connections: CONNECTIONS, quietWaitMs };
 const BATCH = { maxBatchSize: 64, maxLatencyMs: 2 };
 const PEERS_DIR = join(root, 'bench/peers');
+const run = promisify(execFile);
 
 type PeerName = 'mlserver' | 'kserve' | 'ray' | 'bentoml';
 const wanted = new Set((process.env.BENCH_PEERS ?? 'mlserver,kserve,ray,bentoml').split(',').map((p) => p.trim()));
@@ -329,15 +337,88 @@ async function runSetups(setups: Setup[], work: string, samples: Record<string, 
   return out;
 }
 
-/** A steady load at `rate` (pacedLoad, latencies in ms from when each request was due) after the usual warm-up. */
-async function runPaced(setup: Setup, work: string, rate: number): Promise<PacedResult> {
+const VEGETA = 'github.com/tsenart/vegeta/v12@v12.12.0';
+
+/** The vegeta binary, built once into the modelship cache. */
+async function vegeta(): Promise<string> {
+  const dir = join(cacheRoot(), 'bench', `vegeta-${VEGETA.split('@')[1]}`);
+  const bin = join(dir, 'vegeta');
+  if (existsSync(bin)) return bin;
+  log(`building ${VEGETA} (go install)`);
+  await run('go', ['install', VEGETA], { env: { ...process.env, GOBIN: dir, GOFLAGS: '-mod=mod' }, timeout: 600_000 });
+  return bin;
+}
+
+interface SteadyResult {
+  rate: number;
+  rps: number;
+  requests: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  statusCodes: Record<string, number>;
+  errors: string[];
+}
+
+/** A constant-rate, open-loop load of `rate` requests/s for `seconds` over at most CONNECTIONS connections. */
+async function steadyLoad(bin: string, target: Target, rate: number): Promise<SteadyResult> {
+  const targets = `${JSON.stringify({
+    method: 'POST',
+    url: target.url,
+    header: { 'Content-Type': ['application/json'] },
+    body: Buffer.from(target.body).toString('base64'),
+  })}\n`;
+  const attack = spawn(
+    bin,
+    [
+      'attack',
+      '-format=json',
+      `-rate=${rate}/s`,
+      `-duration=${seconds}s`,
+      `-connections=${CONNECTIONS}`,
+      `-max-connections=${CONNECTIONS}`,
+      '-keepalive=true',
+      '-timeout=30s',
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const report = spawn(bin, ['report', '-type=json'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  attack.stdout.pipe(report.stdin);
+  attack.stdin.end(targets);
+  let out = '';
+  report.stdout.on('data', (c: Buffer) => (out += c));
+  await new Promise<void>((resolve, reject) => {
+    report.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`vegeta report exited with ${code}`))));
+  });
+  const r = JSON.parse(out) as {
+    latencies: Record<string, number>;
+    throughput: number;
+    requests: number;
+    status_codes: Record<string, number>;
+    errors: string[] | null;
+  };
+  const ms = (ns: number | undefined) => Number(((ns ?? Number.NaN) / 1e6).toFixed(2));
+  return {
+    rate,
+    rps: Math.round(r.throughput),
+    requests: r.requests,
+    p50Ms: ms(r.latencies['50th']),
+    p99Ms: ms(r.latencies['99th']),
+    maxMs: ms(r.latencies.max),
+    statusCodes: r.status_codes,
+    errors: (r.errors ?? []).slice(0, 5),
+  };
+}
+
+/** A steady load at `rate` after the usual warm-up, on a freshly started server. */
+async function runSteady(setup: Setup, work: string, bin: string, rate: number): Promise<SteadyResult> {
   const server = await setup.start(work);
   try {
-    log(`${setup.key}: warm-up ${warmupSeconds} s, then ${seconds} s at a steady ${rate} requests/s`);
+    log(`${setup.key}: warm-up ${warmupSeconds} s, then ${seconds} s at a steady ${rate} requests/s (vegeta)`);
     await load({ url: server.target.url, method: 'POST', body: server.target.body, seconds: warmupSeconds, connections: CONNECTIONS });
     await waitQuiet(quietWaitMs);
-    const r = await pacedLoad({ url: server.target.url, body: server.target.body, rate, seconds, connections: CONNECTIONS });
-    log(`${setup.key}: ${r.rps} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms, non-2xx ${r.non2xx}, errors ${r.errors}`);
+    const r = await steadyLoad(bin, server.target, rate);
+    log(`${setup.key}: ${r.rps} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms, status ${JSON.stringify(r.statusCodes)}`);
     return r;
   } finally {
     await server.proc.stop();
@@ -410,17 +491,19 @@ try {
     const rate = Math.round(mlBest.r.rps / 2);
     const pick = setupsFor(1, venvs).filter((s) => s.key === mlBest.k || s.key === 'ours-python-1');
     const half: Record<string, unknown> = { rate, mlserverSetup: mlBest.k };
+    const bin = await vegeta();
+    half.loadGenerator = VEGETA;
     for (const s of pick) {
       try {
-        half[s.key] = await runPaced(s, work, rate);
+        half[s.key] = await runSteady(s, work, bin, rate);
       } catch (err) {
         half[s.key] = { error: (err as Error).message };
         if (s.ours) oursFailed = true;
       }
     }
-    const ours = half['ours-python-1'] as PacedResult | undefined;
-    const ml = half[mlBest.k] as PacedResult | undefined;
-    half.p99Ratio = ours?.p99 !== undefined && ml?.p99 ? ratio(ours.p99, ml.p99) : null;
+    const ours = half['ours-python-1'] as SteadyResult | undefined;
+    const ml = half[mlBest.k] as SteadyResult | undefined;
+    half.p99Ratio = ours?.p99Ms !== undefined && ml?.p99Ms ? ratio(ours.p99Ms, ml.p99Ms) : null;
     half.target = 'p99Ratio <= 0.333';
     result.halfLoad = half;
   } else {
