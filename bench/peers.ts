@@ -22,7 +22,7 @@
 // Prints one JSON document. BENCH_SECONDS: each measured run (default 10), after BENCH_WARMUP_SECONDS of warm-up
 // (default 3); BENCH_ROUNDS (default 1, medians); BENCH_QUIET_WAIT_SECONDS (default 20) bounds the wait for a
 // quiet machine before each run; BENCH_PEERS: which peers (default mlserver,kserve,ray,bentoml).
-import { execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -156,7 +156,7 @@ async function startRay(venv: string, n: number): Promise<Server> {
   };
   try {
     await waitFor(async () => {
-      if (proc.child.exitCode !== null) throw new Error('exited');
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw new Error('exited');
       return proc.output().includes('READY');
     }, 180_000).catch(() => {
       throw new Error(`${proc.name} did not become ready:\n${proc.output().trimEnd().split('\n').slice(-30).join('\n')}`);
@@ -276,17 +276,13 @@ interface Result {
 
 let oursFailed = false;
 
-async function runOnce(
-  setup: Setup,
-  work: string,
-  rate?: number,
-): Promise<{ m: Measured; processes: Record<string, number>; sample: unknown }> {
+async function runOnce(setup: Setup, work: string): Promise<{ m: Measured; processes: Record<string, number>; sample: unknown }> {
   const server = await setup.start(work);
   try {
     const processes = processCount(server.proc.pgid);
-    log(`${setup.key}: warm-up ${warmupSeconds} s, then ${seconds} s at ${CONNECTIONS} connections${rate ? `, ${rate} requests/s` : ''}`);
+    log(`${setup.key}: warm-up ${warmupSeconds} s, then ${seconds} s at ${CONNECTIONS} connections`);
     await load({ url: server.target.url, method: 'POST', body: server.target.body, seconds: warmupSeconds, connections: CONNECTIONS });
-    const m = await measure(server.proc, server.target, server.readyMs, { ...settings, ...(rate ? { rate } : {}) });
+    const m = await measure(server.proc, server.target, server.readyMs, settings);
     log(`${setup.key}: ${m.rps} req/s, p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, non-2xx ${m.non2xx}, errors ${m.errors}`);
     return { m, processes, sample: server.sample };
   } finally {
@@ -387,9 +383,24 @@ async function steadyLoad(bin: string, target: Target, rate: number): Promise<St
   attack.stdin.end(targets);
   let out = '';
   report.stdout.on('data', (c: Buffer) => (out += c));
-  await new Promise<void>((resolve, reject) => {
-    report.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`vegeta report exited with ${code}`))));
-  });
+  const closed = (p: ChildProcess, what: string) =>
+    new Promise<void>((resolve, reject) => {
+      p.once('error', reject);
+      p.once('close', (code, signal) => (code === 0 ? resolve() : reject(new Error(`vegeta ${what} exited with ${code ?? signal}`))));
+    });
+  // Bounded like every load here: the attack lasts `seconds`, answers wait at most its 30 s timeout.
+  const guard = setTimeout(
+    () => {
+      attack.kill('SIGKILL');
+      report.kill('SIGKILL');
+    },
+    (seconds + 60) * 1000,
+  );
+  try {
+    await Promise.all([closed(attack, 'attack'), closed(report, 'report')]);
+  } finally {
+    clearTimeout(guard);
+  }
   const r = JSON.parse(out) as {
     latencies: Record<string, number>;
     throughput: number;
@@ -491,11 +502,11 @@ try {
     const rate = Math.round(mlBest.r.rps / 2);
     const pick = setupsFor(1, venvs).filter((s) => s.key === mlBest.k || s.key === 'ours-python-1');
     const half: Record<string, unknown> = { rate, mlserverSetup: mlBest.k };
-    const bin = await vegeta();
+    const vegetaBin = await vegeta();
     half.loadGenerator = VEGETA;
     for (const s of pick) {
       try {
-        half[s.key] = await runSteady(s, work, bin, rate);
+        half[s.key] = await runSteady(s, work, vegetaBin, rate);
       } catch (err) {
         half[s.key] = { error: (err as Error).message };
         if (s.ours) oursFailed = true;

@@ -38,7 +38,8 @@ const killGroup = (pgid: number, signal: NodeJS.Signals) => {
   }
 };
 process.on('exit', () => killAll());
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+process.once('SIGINT', () => process.exit(130));
+process.once('SIGTERM', () => process.exit(143));
 
 /** Kills every process group still running (the benchmark's end, whatever happened). */
 export function killAll(): void {
@@ -311,25 +312,28 @@ export interface OursOptions {
   label: string;
 }
 
-export async function startOurs(o: OursOptions): Promise<Server> {
+export async function startOurs(opts: OursOptions): Promise<Server> {
   const [port] = await freePorts(1);
   const bin = binaries();
-  const workDir = await mkdtemp(join(o.work, 'ours-'));
+  const workDir = await mkdtemp(join(opts.work, 'ours-'));
   const t0 = performance.now();
-  const proc = launch(o.label, process.execPath, [join(root, 'runtime/main.ts')], {
+  const proc = launch(opts.label, process.execPath, [join(root, 'runtime/main.ts')], {
     env: {
       ...process.env,
-      MODELSHIP_BUNDLE_URI: o.bundle,
-      MODELSHIP_MODEL_NAME: o.model,
+      MODELSHIP_BUNDLE_URI: opts.bundle,
+      MODELSHIP_MODEL_NAME: opts.model,
       MODELSHIP_HOST: '127.0.0.1',
       MODELSHIP_PORT: String(port),
-      MODELSHIP_WORKERS: String(o.workers),
+      MODELSHIP_WORKERS: String(opts.workers),
       MODELSHIP_LOG_LEVEL: 'warn',
       MODELSHIP_WORK_DIR: workDir,
       MODELSHIP_PYTHON: bin.python,
       MODELSHIP_UV: bin.uv,
-      ...(o.batching
-        ? { MODELSHIP_BATCH_MAX_SIZE: String(o.batching.maxBatchSize), MODELSHIP_BATCH_MAX_LATENCY_MS: String(o.batching.maxLatencyMs) }
+      ...(opts.batching
+        ? {
+            MODELSHIP_BATCH_MAX_SIZE: String(opts.batching.maxBatchSize),
+            MODELSHIP_BATCH_MAX_LATENCY_MS: String(opts.batching.maxLatencyMs),
+          }
         : {}),
     },
   });
@@ -337,7 +341,7 @@ export async function startOurs(o: OursOptions): Promise<Server> {
   try {
     await waitReady(proc, `${base}/v2/health/ready`, 120_000);
     const readyMs = performance.now() - t0;
-    const target = { url: `${base}/v2/models/${o.model}/infer`, body: o.body };
+    const target = { url: `${base}/v2/models/${opts.model}/infer`, body: opts.body };
     return { proc, target, readyMs, sample: await checkedSample(proc.name, target, v2Class) };
   } catch (err) {
     await proc.stop();

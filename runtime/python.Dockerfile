@@ -5,13 +5,15 @@
 # at /var/cache/modelship/python-envs. For extra libraries baked in, build FROM this image (see README).
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 # As in runtime/Dockerfile: npm install with the committed lockfile (see the note there on npm ci), and
-# onnxruntime-node's native library for Linux x64 only.
+# onnxruntime-node's native library for the image's own platform only.
+ARG TARGETARCH=amd64
 RUN npm install --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund \
- && find node_modules/onnxruntime-node/bin/napi-v6 -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} + \
- && find node_modules/onnxruntime-node/bin/napi-v6/linux -mindepth 1 -maxdepth 1 ! -name x64 -exec rm -rf {} + \
- && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node
+ && ort=node_modules/onnxruntime-node/bin/napi-v6 && arch=$([ "$TARGETARCH" = arm64 ] && echo arm64 || echo x64) \
+ && find $ort -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} + \
+ && find $ort/linux -mindepth 1 -maxdepth 1 ! -name $arch -exec rm -rf {} + \
+ && test -f $ort/linux/$arch/onnxruntime_binding.node
 
 FROM node:24-bookworm-slim
 RUN apt-get update \

@@ -16,7 +16,9 @@ if (stale) {
   // registries lack a few platform packages that the lockfile then cannot list (e.g. @biomejs/cli-android-*),
   // and `npm ci` refuses such a lockfile although nothing on this platform needs them.
   console.error('modelship: installing npm dependencies (npm install, locked versions)…');
-  const result = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  // onnxruntime-node's post-install would download CUDA libraries (npm 11 does not run it anyway).
+  const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' };
+  const result = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit', env });
   if (result.status !== 0) {
     console.error('modelship: npm install failed; see the output above');
     process.exit(result.status ?? 1);

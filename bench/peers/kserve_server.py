@@ -11,6 +11,7 @@ off (our runtime writes no line per request either), and its REST server listens
 the 0.0.0.0 it hard-codes (the benchmark's traffic stays on loopback).
 """
 import argparse
+import atexit
 import copy
 import json
 import os
@@ -53,6 +54,7 @@ def quiet_log_config():
     fd, path = tempfile.mkstemp(prefix="kserve-log-", suffix=".json")
     with os.fdopen(fd, "w") as f:
         json.dump(config, f)
+    atexit.register(os.unlink, path)
     return path
 
 

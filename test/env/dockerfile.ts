@@ -101,8 +101,16 @@ export async function assemble(context: string, dockerfile: string, into: string
     const mapped = (vars: Record<string, string>) => Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, here(v)]));
     let entrypoint: string[] = [];
     let user = { uid: 0, gid: 0 };
+    // Build arguments reach RUN, not the image; TARGETARCH is set as a builder sets it, from this machine.
+    const buildArgs: Record<string, string> = {};
+    const platformArgs: Record<string, string> = { TARGETARCH: process.arch === 'x64' ? 'amd64' : process.arch };
     for (const { op, args } of stage.instructions) {
       switch (op) {
+        case 'ARG': {
+          const [name = '', ...value] = args.split('=');
+          buildArgs[name] = platformArgs[name] ?? value.join('=');
+          break;
+        }
         case 'WORKDIR':
           workdir = args;
           break;
@@ -129,7 +137,7 @@ export async function assemble(context: string, dockerfile: string, into: string
           try {
             const { PATH, HOME, NODE_EXTRA_CA_CERTS } = process.env;
             const base = Object.fromEntries(Object.entries({ PATH, HOME, NODE_EXTRA_CA_CERTS }).filter(([, v]) => v !== undefined));
-            execFileSync('sh', ['-c', here(args)], { cwd: dir, env: { ...base, ...runEnv, ...mapped(env) }, stdio: 'pipe' });
+            execFileSync('sh', ['-c', here(args)], { cwd: dir, env: { ...base, ...runEnv, ...buildArgs, ...mapped(env) }, stdio: 'pipe' });
           } catch (err) {
             const { status, stderr } = err as { status?: number; stderr?: Buffer };
             throw new Error(`${stage.name}: RUN ${args} exited with ${status}:\n${stderr?.toString().trim().slice(-2000)}`);

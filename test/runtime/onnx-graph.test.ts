@@ -1,18 +1,19 @@
 // The ONNX engine's pure parts: graph metadata → declared tensors, rows → stacked tensors, outputs → rows.
 import { describe, expect, it } from 'vitest';
-import { concatTensors, graphSpec, splitOutputs, stackInput, type TensorSpec } from '../../runtime/engines/onnx/graph.ts';
-import { runsOf } from '../../runtime/engines/onnx/index.ts';
+import { checkGraphDims, concatTensors, graphSpec, splitOutputs, stackInput, type TensorSpec } from '../../runtime/engines/onnx/graph.ts';
+import { firstRows, runsOf, warmupFeeds } from '../../runtime/engines/onnx/index.ts';
 
 const IRIS_IN = [{ name: 'input', isTensor: true, type: 'float32', shape: ['', 4] }];
 const IRIS_OUT = [
   { name: 'predict', isTensor: true, type: 'int64', shape: [''] },
   { name: 'predict_proba', isTensor: true, type: 'float32', shape: ['', 3] },
 ];
-const spec = (type: TensorSpec['type'], inner: number[], name = 'x'): TensorSpec => ({
+const spec = (type: TensorSpec['type'], inner: (number | string)[], name = 'x'): TensorSpec => ({
   name,
   type,
   fixedBatch: undefined,
-  meta: { name, datatype: 'FP32', shape: [-1, ...inner] },
+  graphDims: inner,
+  meta: { name, datatype: 'FP32', shape: [-1, ...inner.map((d) => (typeof d === 'number' ? d : -1))] },
 });
 
 describe('graphSpec', () => {
@@ -97,16 +98,55 @@ describe('stackInput', () => {
     expect(Array.from(m.data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
+  it('refuses integers a type cannot hold instead of wrapping or truncating them', () => {
+    const refuse = (type: TensorSpec['type'], v: unknown, message: RegExp) =>
+      expect(() => stackInput([{ x: v }], spec(type, [1]))).toThrow(message);
+    refuse('uint8', [300], /holds 300 where the model takes uint8 integers in \[0, 255\]/);
+    refuse('uint8', [-1], /holds -1 where the model takes uint8 integers/);
+    refuse('int32', [1e10], /holds 10000000000 where the model takes int32 integers/);
+    refuse('int32', Float32Array.from([1.7]), /holds 1\.7[0-9]* where the model takes int32 integers/);
+    refuse('uint64', BigInt64Array.from([-1n]), /holds -1 where the model takes uint64 integers in \[0, 18446744073709551615\]/);
+    refuse('int64', [2 ** 60], /holds 1152921504606847000 where the model takes int64 integers/);
+    // What fits goes through, typed or not.
+    expect(stackInput([{ x: Int32Array.from([7]) }, { x: [255] }], spec('uint8', [1])).data).toEqual(Uint8Array.from([7, 255]));
+    expect(stackInput([{ x: BigInt64Array.from([5n]) }], spec('uint64', [1])).data).toEqual(BigUint64Array.from([5n]));
+  });
+
+  it('holds stacked inputs to the graph: fixed dimensions, and named dimensions equal across inputs', () => {
+    const feeds = (a: number[], b: number[]) => ({
+      a: { type: 'float32' as const, data: new Float32Array(0), dims: a },
+      b: { type: 'float32' as const, data: new Float32Array(0), dims: b },
+    });
+    const specs = [spec('float32', ['seq', 4], 'a'), spec('float32', ['seq'], 'b')];
+    expect(() => checkGraphDims(specs, feeds([1, 5, 4], [1, 5]))).not.toThrow();
+    expect(() => checkGraphDims(specs, feeds([1, 5, 3], [1, 5]))).toThrow(
+      /input "a" has 3 values along dimension 3; the model's graph fixes it at 4/,
+    );
+    expect(() => checkGraphDims(specs, feeds([1, 5, 4], [1, 6]))).toThrow(
+      /input "b" has 6 values along dimension "seq", where input "a" has 5; the graph makes them equal/,
+    );
+    expect(() => checkGraphDims(specs, feeds([1, 5], [1, 5]))).toThrow(
+      /input "a" has 1 dimension\(s\) per instance; the model's graph takes 2/,
+    );
+  });
+
+  it('warms up on zeros of one instance, symbolic dimensions 1', () => {
+    const feeds = warmupFeeds([spec('float32', ['n', 4], 'a'), { ...spec('string', [], 's'), fixedBatch: 2 }]);
+    expect(feeds.a).toEqual({ type: 'float32', dims: [1, 1, 4], data: new Float32Array(4) });
+    expect(feeds.s).toEqual({ type: 'string', dims: [2], data: ['', ''] });
+  });
+
   it.each([
     [[{ x: [1, 2] }, { x: [1, 2, 3] }], 'float32', /input "x" \(instance 1\) has 3 values where instance 0 has 2/],
     [[{ x: [1.5] }], 'int64', /input "x" \(instance 0\) holds 1.5 where the model takes int64 integers/],
+    [[{ x: [1] }], 'bool', /holds number where the model takes booleans/],
     [[{ x: ['a'] }], 'float32', /holds string where the model takes numbers/],
     [[{ x: [1] }, { y: [1] }], 'float32', /input "x" \(instance 1\) is missing/],
     [[{ x: [[1], [2]] }, { x: [3, 4] }], 'float32', /instance 1\) is not an array at depth 2/],
   ])('refuses rows that do not stack (%j) with a 400 naming input and instance', (rows, type, message) => {
-    expect(() => stackInput(rows as Record<string, unknown>[], spec(type as TensorSpec['type'], []))).toThrow(message);
+    expect(() => stackInput(rows as Record<string, unknown>[], spec(type as TensorSpec['type'], [1]))).toThrow(message);
     try {
-      stackInput(rows as Record<string, unknown>[], spec(type as TensorSpec['type'], []));
+      stackInput(rows as Record<string, unknown>[], spec(type as TensorSpec['type'], [1]));
     } catch (e) {
       expect(e).toMatchObject({ code: 'MS_ERR_INPUT_INVALID', statusCode: 400 });
     }
@@ -129,12 +169,22 @@ describe('outputs', () => {
     );
   });
 
-  it('joins the runs of a fixed-batch graph, and refuses a request that is not a multiple of it', () => {
+  it('joins the runs of a fixed-batch graph; the last run is padded and its padding dropped', () => {
     const a = { type: 'float32' as const, data: Float32Array.from([1, 2]), dims: [1, 2] };
     const b = { type: 'float32' as const, data: Float32Array.from([3, 4]), dims: [1, 2] };
     expect(concatTensors([a, b])).toEqual({ type: 'float32', data: Float32Array.from([1, 2, 3, 4]), dims: [2, 2] });
-    expect(runsOf(3, 1, 'x')).toEqual([1, 1, 1]);
-    expect(runsOf(5, undefined, 'x')).toEqual([5]);
-    expect(() => runsOf(3, 2, 'x')).toThrow(/takes batches of exactly 2; this request has 3 instances/);
+    expect(runsOf(3, 1).map((r) => r.count)).toEqual([1, 1, 1]);
+    expect(runsOf(5, undefined)).toEqual([{ start: 0, count: 5, pad: 0 }]);
+    // Five rows through a graph of batch 2: runs of 2, 2 and 1 padded to 2 (its padding row's answer dropped).
+    expect(runsOf(5, 2)).toEqual([
+      { start: 0, count: 2, pad: 0 },
+      { start: 2, count: 2, pad: 0 },
+      { start: 4, count: 1, pad: 1 },
+    ]);
+    expect(firstRows({ type: 'float32', data: Float32Array.from([1, 2, 3, 4]), dims: [2, 2] }, 1)).toEqual({
+      type: 'float32',
+      data: Float32Array.from([1, 2]),
+      dims: [1, 2],
+    });
   });
 });

@@ -144,6 +144,46 @@ describe('ONNX engine: graphs of other kinds', () => {
     }
   });
 
+  it('pads the last run of a graph whose batch is fixed at 2, and drops the padding', async () => {
+    const t = await appFor(await fixtureBundle('batch2.onnx'));
+    try {
+      const r = await t.app.inject(v2('model', [{ name: 'x', shape: [3, 2], datatype: 'FP32', data: [0, 1, 2, 3, 4, 5] }]));
+      expect(r.statusCode).toBe(200);
+      expect(r.json().outputs).toEqual([{ name: 'y', shape: [3, 2], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6] }]);
+    } finally {
+      await t.app.close();
+      await t.engine.close();
+    }
+  });
+
+  it('takes and returns BOOL and UINT8, and refuses a value a uint8 cannot hold with a 400', async () => {
+    const t = await appFor(await fixtureBundle('flags.onnx'));
+    try {
+      const r = await t.app.inject(
+        v2('model', [
+          { name: 'flag', shape: [2], datatype: 'BOOL', data: [true, false] },
+          { name: 'u', shape: [2, 2], datatype: 'UINT8', data: [0, 255, 7, 8] },
+        ]),
+      );
+      expect(r.statusCode).toBe(200);
+      expect(r.json().outputs).toEqual([
+        { name: 'not_flag', shape: [2], datatype: 'BOOL', data: [false, true] },
+        { name: 'u_out', shape: [2, 2], datatype: 'UINT8', data: [0, 255, 7, 8] },
+      ]);
+      const wide = await t.app.inject(
+        v2('model', [
+          { name: 'flag', shape: [1], datatype: 'BOOL', data: [true] },
+          { name: 'u', shape: [1, 2], datatype: 'INT32', data: [300, 1] },
+        ]),
+      );
+      expect(wide.statusCode).toBe(400);
+      expect(wide.json().error).toMatch(/input "u" \(instance 0\) holds 300 where the model takes uint8 integers in \[0, 255\]/);
+    } finally {
+      await t.app.close();
+      await t.engine.close();
+    }
+  });
+
   it('takes the manifest over the graph: a datatype for an output, refused when it names no tensor', async () => {
     const t = await appFor(await fixtureBundle('types.onnx', 'name: typed\noutputs:\n  - {name: total, datatype: INT32, shape: [-1]}\n'));
     try {
@@ -191,23 +231,40 @@ describe('ONNX engine: adaptive batching', () => {
 });
 
 describe('ONNX engine: worker threads', () => {
-  it('serves from a pool of threads, and a request past its deadline answers 504 and frees its thread', async () => {
-    const t = await appFor(await fixtureBundle('slow.onnx'), { workers: 2, requestTimeoutMs: 300 });
+  const slow = (side: number) =>
+    v2('model', [
+      { name: 'k', shape: [1], datatype: 'FP32', data: [0.001] },
+      { name: 'side', shape: [1], datatype: 'INT64', data: [side] },
+    ]);
+
+  it('a request past its deadline answers 504 and its thread is replaced at once; the server thread stays free', async () => {
+    const t = await appFor(await fixtureBundle('slow.onnx'), { workers: 1, requestTimeoutMs: 300 });
     try {
-      const started = Date.now();
-      const slow = await t.app.inject(v2('model', [{ name: 'k', shape: [1], datatype: 'FP32', data: [0.001] }]));
-      expect(slow.statusCode).toBe(504);
-      expect(slow.json().code).toBe('MS_ERR_PREDICT_TIMEOUT');
-      expect(Date.now() - started).toBeLessThan(1200);
-      // The health endpoint answers while threads compute: the server's thread is free.
-      const pending = t.app.inject(v2('model', [{ name: 'k', shape: [1], datatype: 'FP32', data: [0.001] }]));
+      let started = Date.now();
+      const timedOut = await t.app.inject(slow(1536));
+      expect(timedOut.statusCode).toBe(504);
+      expect(timedOut.json().code).toBe('MS_ERR_PREDICT_TIMEOUT');
+      expect(Date.now() - started).toBeLessThan(1000);
+      // One thread only: had it not been terminated, this would wait behind the 1.4 s run and time out too.
+      started = Date.now();
+      const fast = await t.app.inject(slow(8));
+      expect(fast.statusCode).toBe(200);
+      expect(Date.now() - started).toBeLessThan(250);
+      // While the thread computes, the server's own thread answers at once.
+      const pending = t.app.inject(slow(1536));
+      await new Promise((r) => setTimeout(r, 50));
+      started = Date.now();
       const live = await t.app.inject({ method: 'GET', url: '/v2/health/live' });
       expect(live.statusCode).toBe(200);
+      expect(Date.now() - started).toBeLessThan(50);
       expect((await pending).statusCode).toBe(504);
     } finally {
       await t.app.close();
       await t.engine.close();
     }
+  });
+
+  it('serves the same answers from a pool of threads', async () => {
     const iris = await appFor(IRIS_ONNX, { workers: 2 });
     try {
       const answers = await Promise.all(

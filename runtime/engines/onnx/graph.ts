@@ -50,6 +50,8 @@ export interface TensorSpec {
   type: ElementType;
   /** The graph's first dimension when it is a number (1 for many exported image models), else undefined. */
   fixedBatch: number | undefined;
+  /** The graph's own dimensions after the batch: a number where fixed, a name (or '') where symbolic. */
+  graphDims: readonly (number | string)[];
   /** What the model declares in metadata and what requests are checked against. */
   meta: TensorMetadata;
 }
@@ -86,6 +88,7 @@ function tensorSpec(v: GraphValue, side: 'input' | 'output', fail: Fail): Tensor
     name: v.name,
     type,
     fixedBatch: typeof first === 'number' && first > 0 ? first : undefined,
+    graphDims: shape.slice(1),
     meta: { name: v.name, datatype: DATATYPE_OF[type], shape: [-1, ...declared] },
   };
 }
@@ -146,7 +149,8 @@ export interface FlatTensor {
 
 type Flat = TypedArray | string[];
 
-function allocate(type: ElementType, n: number): Flat {
+/** A flat array of `n` elements for a tensor of `type`: a typed array, or strings. */
+export function allocate(type: ElementType, n: number): Flat {
   switch (type) {
     case 'float32':
       return new Float32Array(n);
@@ -175,7 +179,21 @@ function allocate(type: ElementType, n: number): Flat {
 }
 
 const isTyped = (v: unknown): v is TypedArray => ArrayBuffer.isView(v) && !(v instanceof DataView);
-const isBigTarget = (data: Flat): data is BigInt64Array | BigUint64Array => data instanceof BigInt64Array || data instanceof BigUint64Array;
+
+/** The values each integer element type holds (64-bit ones as bigints). */
+const INT_RANGE: Partial<Record<ElementType, [number, number]>> = {
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int32: [-2147483648, 2147483647],
+  uint32: [0, 4294967295],
+};
+const BIG_RANGE: Partial<Record<ElementType, [bigint, bigint]>> = {
+  int64: [-(2n ** 63n), 2n ** 63n - 1n],
+  uint64: [0n, 2n ** 64n - 1n],
+};
+const FLOAT_TYPES = new Set<ElementType>(['float32', 'float64']);
 
 /** The shape of one row's value: [] for a scalar, the lengths along its nesting for arrays. */
 function shapeOf(v: unknown): number[] {
@@ -192,29 +210,43 @@ function shapeOf(v: unknown): number[] {
 /**
  * The rows' values of one input stacked into one tensor [rows, ...row shape] of the graph's element type.
  * Every row must have the shape of the first (the declared-input check has already held them to the
- * model's fixed dimensions); numbers become bigints for int64 inputs, booleans 0/1 for bool.
+ * model's declared dimensions). Numbers of any kind feed float inputs; integer inputs take only whole
+ * numbers within their type's range (bigints for 64-bit), bool inputs booleans, string inputs strings: any
+ * other element is a 400 naming the input, the instance and the value, never a wrapped or truncated one.
  */
 export function stackInput(rows: readonly Record<string, unknown>[], spec: TensorSpec): FlatTensor {
   const name = spec.name;
+  const type = spec.type;
   const rowShape = shapeOf(rows[0]?.[name]);
   const per = rowShape.reduce((a, b) => a * b, 1);
-  const data = allocate(spec.type, rows.length * per);
-  const big = isBigTarget(data);
+  const data = allocate(type, rows.length * per);
+  const float = FLOAT_TYPES.has(type);
+  const range = INT_RANGE[type];
+  const bigRange = BIG_RANGE[type];
   const bad = (r: number, detail: string) => msError('MS_ERR_INPUT_INVALID', { detail: `input "${name}" (instance ${r}) ${detail}` });
+  const show = (v: unknown) => (typeof v === 'bigint' ? `${v}` : JSON.stringify(v));
   const put = (r: number, at: number, v: unknown) => {
-    if (spec.type === 'string') {
+    if (type === 'string') {
       if (typeof v !== 'string') throw bad(r, `holds ${typeof v} where the model takes strings`);
       (data as string[])[at] = v;
-    } else if (spec.type === 'bool') {
+    } else if (type === 'bool') {
       if (typeof v !== 'boolean') throw bad(r, `holds ${typeof v} where the model takes booleans`);
       (data as Uint8Array)[at] = v ? 1 : 0;
-    } else if (big) {
-      if (typeof v === 'bigint') data[at] = v;
-      else if (typeof v === 'number' && Number.isSafeInteger(v)) data[at] = BigInt(v);
-      else throw bad(r, `holds ${JSON.stringify(v)} where the model takes ${spec.type} integers`);
+    } else if (bigRange) {
+      const b = typeof v === 'bigint' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : undefined;
+      if (b === undefined || b < bigRange[0] || b > bigRange[1]) {
+        throw bad(r, `holds ${show(v)} where the model takes ${type} integers in [${bigRange[0]}, ${bigRange[1]}]`);
+      }
+      (data as BigInt64Array)[at] = b;
+    } else if (range) {
+      const n = typeof v === 'bigint' ? Number(v) : v;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < range[0] || n > range[1]) {
+        throw bad(r, `holds ${show(v)} where the model takes ${type} integers in [${range[0]}, ${range[1]}]`);
+      }
+      (data as Int32Array)[at] = n;
     } else {
       if (typeof v !== 'number' && typeof v !== 'bigint') throw bad(r, `holds ${typeof v} where the model takes numbers`);
-      (data as Exclude<TypedArray, BigInt64Array | BigUint64Array>)[at] = Number(v);
+      (data as Float64Array)[at] = Number(v);
     }
   };
   const walk = (r: number, v: unknown, depth: number, at: number): void => {
@@ -233,8 +265,9 @@ export function stackInput(rows: readonly Record<string, unknown>[], spec: Tenso
     const stride = rowShape.slice(depth + 1).reduce((a, b) => a * b, 1);
     if (isTyped(v)) {
       if (depth !== rowShape.length - 1) throw bad(r, `is flat where instance 0 has ${rowShape.length - depth} dimensions`);
-      // Same kind of element: one copy (Float32Array → Float64Array converts in set()).
-      if (!big && spec.type !== 'bool' && spec.type !== 'string' && !(v instanceof BigInt64Array || v instanceof BigUint64Array)) {
+      // One copy where no element can be refused: numbers into a float input, or the input's own element type.
+      const bigSource = v instanceof BigInt64Array || v instanceof BigUint64Array;
+      if ((float && !bigSource) || v.constructor === data.constructor) {
         (data as Float64Array).set(v as Float64Array, at);
         return;
       }
@@ -248,7 +281,37 @@ export function stackInput(rows: readonly Record<string, unknown>[], spec: Tenso
     if (!(name in row)) throw bad(r, 'is missing');
     walk(r, row[name], 0, r * per);
   }
-  return { type: spec.type, data, dims: [rows.length, ...rowShape] };
+  return { type, data, dims: [rows.length, ...rowShape] };
+}
+
+/**
+ * Stacked inputs held to the graph's own dimensions, which a manifest may have declared more loosely: a
+ * fixed dimension must match, and a named symbolic one (the same "seq" in two inputs) must agree across
+ * inputs. A 400 naming the input, before ONNX Runtime would refuse the run as a failure of its own.
+ */
+export function checkGraphDims(specs: readonly TensorSpec[], feeds: Readonly<Record<string, FlatTensor>>): void {
+  const seen = new Map<string, { size: number; input: string }>();
+  for (const s of specs) {
+    const dims = (feeds[s.name] as FlatTensor).dims;
+    const fail = (detail: string) => msError('MS_ERR_INPUT_INVALID', { detail: `input "${s.name}" ${detail}` });
+    if (dims.length !== s.graphDims.length + 1) {
+      throw fail(`has ${dims.length - 1} dimension(s) per instance; the model's graph takes ${s.graphDims.length}`);
+    }
+    s.graphDims.forEach((g, i) => {
+      const size = dims[i + 1] as number;
+      if (typeof g === 'number' && g >= 0 && size !== g)
+        throw fail(`has ${size} values along dimension ${i + 2}; the model's graph fixes it at ${g}`);
+      if (typeof g === 'string' && g !== '') {
+        const before = seen.get(g);
+        if (before && before.size !== size) {
+          throw fail(
+            `has ${size} values along dimension "${g}", where input "${before.input}" has ${before.size}; the graph makes them equal`,
+          );
+        }
+        seen.set(g, { size, input: s.name });
+      }
+    });
+  }
 }
 
 /** Tensors that each hold `rows` along their first dimension, joined end to end (runs of a fixed-batch graph). */
