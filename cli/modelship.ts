@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// `modelship`: the bundle author's command line: init, test, pack, push, serve, predict.
+// `modelship`: the bundle author's command line: init, test, pack, push, serve, predict; deploy, status, delete.
 import { readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { GROUP, type ModelServing, PLURAL, VERSION } from '../crds/modelserving.schema.ts';
 import { MANIFEST_FILE, parseManifest } from '../runtime/bundle/manifest.ts';
 import { readZipEntry } from '../runtime/bundle/unzip.ts';
 import { loadConfig } from '../runtime/config.ts';
@@ -11,6 +12,7 @@ import { ENV } from '../runtime/contract.ts';
 import { isModelshipError } from '../runtime/errors.ts';
 import { start } from '../runtime/server.ts';
 import { SERVER_VERSION } from '../runtime/version.ts';
+import { connect, deploy, describeState, failedReason, getModelServing, keyValues } from './deploy.ts';
 import { predictGrpc, predictRemote } from './oip-client.ts';
 import { packBundle } from './pack.ts';
 import { pushBundle } from './push.ts';
@@ -151,6 +153,120 @@ export function program(): Command {
       const { outputs, requestId } = opts.grpc ? await predictGrpc(url, opts.model, inputs) : await predictRemote(url, opts.model, inputs);
       console.log(JSON.stringify(outputs.length === 1 ? outputs[0] : outputs, null, 2));
       if (requestId) console.error(`request id ${requestId}`);
+    });
+
+  const collect = (v: string, prev: string[] = []) => [...prev, v];
+  cli
+    .command('deploy')
+    .description('pack and upload a bundle, apply a ModelServing for it (field manager modelship-cli) and wait for Ready')
+    .argument('<bundle>', 'bundle directory or zip')
+    .requiredOption('--name <name>', 'ModelServing name')
+    .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
+    .option('--replicas <n>', 'replicas (without autoscaling)', Number)
+    .option('--cpu <q>', 'CPU request, e.g. 500m')
+    .option('--memory <q>', 'memory request and limit, e.g. 512Mi')
+    .option('--min <n>', 'autoscaling: fewest replicas', Number)
+    .option('--max <n>', 'autoscaling: most replicas', Number)
+    .option('--topic <topic>', 'inference logging: CREATE, NONE or an existing topic')
+    .option('--format <format>', 'bundle format (js, onnx, python), for the runtime image; default: detected by the runtime')
+    .option('--env <K=V>', 'runtime environment variable (repeatable)', collect)
+    .option('--node-selector <K=V>', 'node label the pods must match (repeatable)', collect)
+    .option('--tolerate <taint-key>', 'taint key the pods tolerate (repeatable)', collect)
+    .option('--wait', 'wait for Ready, showing progress; exit non-zero with the reason if it fails')
+    .option('--timeout <seconds>', 'with --wait: how long', Number, 300)
+    .option('--dry-run', 'upload, then print the ModelServing YAML instead of applying it (for GitOps)')
+    .addHelpText(
+      'after',
+      "\nThe object store: storage.{endpoint, clusterEndpoint, bucket, region, accessKey, secretKey} in ~/.config/modelship/config.yaml ($MODELSHIP_CONFIG), or\n$MODELSHIP_S3_ENDPOINT, $MODELSHIP_S3_CLUSTER_ENDPOINT, $MODELSHIP_BUCKET, $MODELSHIP_S3_ACCESS_KEY/$MODELSHIP_S3_SECRET_KEY. The cluster: the kubeconfig's current context.",
+    )
+    .action(
+      async (
+        bundle: string,
+        o: {
+          name: string;
+          namespace?: string;
+          replicas?: number;
+          cpu?: string;
+          memory?: string;
+          min?: number;
+          max?: number;
+          topic?: string;
+          format?: string;
+          env?: string[];
+          nodeSelector?: string[];
+          tolerate?: string[];
+          wait?: boolean;
+          timeout: number;
+          dryRun?: boolean;
+        },
+      ) => {
+        const r = await deploy(bundle, {
+          ...o,
+          env: keyValues(o.env, '--env'),
+          nodeSelector: keyValues(o.nodeSelector, '--node-selector'),
+          timeoutMs: o.timeout * 1000,
+        });
+        if (o.dryRun) {
+          console.log(r.yaml.trimEnd());
+          return;
+        }
+        const url = r.modelServing.status?.url;
+        console.log(url ? `${o.name}: ${url}` : `${o.name}: applied (no URL yet; modelship status ${o.name})`);
+      },
+    );
+
+  cli
+    .command('status')
+    .description('the ModelServings of a namespace, or one in detail: conditions, replicas, URL, the last failure')
+    .argument('[name]', 'ModelServing name')
+    .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
+    .action(async (name: string | undefined, o: { namespace?: string }) => {
+      const c = await connect(o.namespace);
+      if (name) {
+        const m = await getModelServing(c, name);
+        if (!m) throw new Error(`no ModelServing ${c.namespace}/${name}`);
+        console.log(`${c.namespace}/${name}: ${describeState(m)}`);
+        if (m.status?.url) console.log(`url: ${m.status.url}`);
+        console.log(`bundle: ${m.spec.bundle.uri}${m.spec.bundle.sha256 ? ` (sha256 ${m.spec.bundle.sha256})` : ''}`);
+        for (const cond of m.status?.conditions ?? []) {
+          console.log(`  ${cond.type}=${cond.status} ${cond.reason ?? ''}${cond.message ? `: ${cond.message}` : ''}`);
+        }
+        const failed = failedReason(m);
+        if (failed) console.log(`last failure: ${failed}`);
+        return;
+      }
+      const list = (await c.custom.listNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: c.namespace,
+        plural: PLURAL,
+      })) as {
+        items: ModelServing[];
+      };
+      if (!list.items.length) console.log(`no ModelServings in ${c.namespace}`);
+      for (const m of list.items) console.log(`${m.metadata.name}: ${describeState(m)}${m.status?.url ? ` ${m.status.url}` : ''}`);
+    });
+
+  cli
+    .command('delete')
+    .description('delete a ModelServing (its Deployment, Service, HPA and PDB go with it)')
+    .argument('<name>', 'ModelServing name')
+    .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
+    .action(async (name: string, o: { namespace?: string }) => {
+      const c = await connect(o.namespace);
+      try {
+        await c.custom.deleteNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: c.namespace,
+          plural: PLURAL,
+          name,
+        });
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) throw new Error(`no ModelServing ${c.namespace}/${name}`);
+        throw err;
+      }
+      console.log(`deleted ModelServing ${c.namespace}/${name}`);
     });
   return cli;
 }

@@ -1,0 +1,165 @@
+// `modelship deploy`, `status` and `delete` against the real local environment: the kubeconfig's cluster,
+// MinIO from the environment's variables, the operator reconciling (in-process), pods on the process node.
+// A JS and a Python bundle deployed and Ready; the same bundle again uploads nothing and writes nothing;
+// --dry-run's YAML applied with kubectl gives the same object; a broken bundle exits non-zero with its
+// reason; a missing bucket, wrong credentials and an unreachable cluster each say what to fix.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { contains } from '../../cli/deploy.ts';
+import { run } from '../../cli/modelship.ts';
+import { DEFAULT_CONFIG } from '../../operator/config.ts';
+import { ModelServingController } from '../../operator/controller/controller.ts';
+import { OperatorMetrics } from '../../operator/metrics.ts';
+import { useTestEnv } from '../env/fixtures.ts';
+import { freePort } from '../env/process.ts';
+import { captureConsole } from './console.ts';
+
+const env = useTestEnv();
+const EXAMPLES = join(import.meta.dirname, '../../examples');
+const { out, err } = captureConsole();
+let ns: string;
+let bucket: string;
+let controller: ModelServingController;
+const ms = env.modelServings(() => ns);
+/** Pods on the process node, whose pods are real runtime processes. */
+const PIN = ['--node-selector', 'type=process', '--tolerate', 'modelship.dev/process-node'];
+
+beforeAll(async () => {
+  env.installCrd();
+  ns = await env.namespace('cli-deploy');
+  bucket = await env.bucket('cli-deploy');
+  controller = new ModelServingController(
+    env.kubeConfig,
+    { ...DEFAULT_CONFIG, namespaces: [ns], workers: 2, preStopSeconds: 1, drainSeconds: 2 },
+    pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    new OperatorMetrics({ processMetrics: false }),
+  );
+  await controller.start();
+}, 120_000);
+afterAll(async () => {
+  await controller?.stop();
+});
+
+beforeEach(() => {
+  vi.stubEnv('KUBECONFIG', env.info.kubeconfig);
+  vi.stubEnv('MODELSHIP_CONFIG', '/nonexistent/modelship-config.yaml');
+  vi.stubEnv('MODELSHIP_BUCKET', bucket);
+  vi.stubEnv('MODELSHIP_S3_ENDPOINT', env.info.s3.endpoint);
+  vi.stubEnv('MODELSHIP_S3_ACCESS_KEY', env.info.s3.accessKey);
+  vi.stubEnv('MODELSHIP_S3_SECRET_KEY', env.info.s3.secretKey);
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+const deploy = (...args: string[]) => run(['deploy', ...args, '-n', ns, ...PIN]);
+const bundleObjects = async () => {
+  const names: string[] = [];
+  for await (const o of env.minio().listObjectsV2(bucket, 'bundles/', true)) if (o.name) names.push(o.name);
+  return names;
+};
+
+describe('modelship deploy', () => {
+  it('deploys a JS bundle and waits for Ready; the same bundle again uploads nothing and writes nothing', async () => {
+    expect(await deploy(join(EXAMPLES, 'iris/bundle'), '--name', 'iris', '--wait', '--timeout', '120')).toBe(0);
+    expect(out.at(-1)).toMatch(/^iris: http:\/\/iris\./);
+    expect(err.some((l) => /^uploaded \d+ bytes to s3:\/\/.+\/bundles\/[0-9a-f]{64}\.zip$/.test(l))).toBe(true);
+    expect(err.some((l) => l.startsWith('Ready=True'))).toBe(true);
+    const first = await ms.get('iris');
+    expect(first.spec.bundle.uri).toBe(`s3://${bucket}/bundles/${first.spec.bundle.sha256}.zip`);
+    const managers = (first.metadata as { managedFields?: { manager?: string }[] }).managedFields?.map((f) => f.manager);
+    expect(managers).toContain('modelship-cli');
+    // No credential in what the CLI printed.
+    expect([...out, ...err].join('\n')).not.toContain(env.info.s3.secretKey);
+    expect(await bundleObjects()).toEqual([`bundles/${first.spec.bundle.sha256}.zip`]);
+
+    expect(await deploy(join(EXAMPLES, 'iris/bundle'), '--name', 'iris', '--wait')).toBe(0);
+    expect(err).toContain(
+      `bundle ${first.spec.bundle.sha256?.slice(0, 12)} is already in s3://${bucket}/bundles/${first.spec.bundle.sha256}.zip: no upload`,
+    );
+    expect(err).toContain(`ModelServing ${ns}/iris is unchanged: no write`);
+    // The spec was not written again (the operator's status writes move resourceVersion, never generation).
+    expect((await ms.get('iris')).metadata.generation).toBe(first.metadata.generation);
+  });
+
+  it('deploys a Python bundle (format python) and shows it in status; delete removes it', async () => {
+    expect(await deploy(join(EXAMPLES, 'iris-sklearn'), '--name', 'iris-py', '--format', 'python', '--wait', '--timeout', '120')).toBe(0);
+    expect(out.at(-1)).toMatch(/^iris-py: http:\/\//);
+    expect(await run(['status', 'iris-py', '-n', ns])).toBe(0);
+    const summary = out.find((l) => l.startsWith(`${ns}/iris-py: Ready=True`));
+    expect(summary).toMatch(/1\/1 replicas ready/);
+    expect(out.some((l) => /^ {2}BundleReady=True Loaded/.test(l))).toBe(true);
+    expect(await run(['status', '-n', ns])).toBe(0);
+    expect(out.some((l) => /^iris-py: Ready=True/.test(l))).toBe(true);
+    expect(await run(['delete', 'iris-py', '-n', ns])).toBe(0);
+    expect(out.at(-1)).toBe(`deleted ModelServing ${ns}/iris-py`);
+    expect(await run(['delete', 'iris-py', '-n', ns])).toBe(1);
+    expect(err.at(-1)).toBe(`modelship: no ModelServing ${ns}/iris-py`);
+  });
+
+  it('--dry-run prints the ModelServing without writing it; kubectl applying that YAML gives the same object', async () => {
+    expect(await deploy(join(EXAMPLES, 'echo'), '--name', 'echo', '--replicas', '1', '--dry-run')).toBe(0);
+    const yaml = out.join('\n');
+    expect(yaml).toContain('kind: ModelServing');
+    expect(yaml).not.toContain(env.info.s3.secretKey);
+    expect(await ms.gone('echo')).toBe(true);
+    env.kubectl(['apply', '--server-side', '--field-manager', 'gitops', '-f', '-'], yaml);
+    const fromYaml = await ms.get('echo');
+    // The CLI's own deploy of the same bundle finds every field in place: nothing to write.
+    expect(await deploy(join(EXAMPLES, 'echo'), '--name', 'echo', '--replicas', '1')).toBe(0);
+    expect(err).toContain(`ModelServing ${ns}/echo is unchanged: no write`);
+    const after = await ms.get('echo');
+    expect(after.metadata.generation).toBe(fromYaml.metadata.generation);
+    const managers = (after.metadata as { managedFields?: { manager?: string; operation?: string }[] }).managedFields ?? [];
+    expect(managers.map((f) => f.manager)).toContain('gitops');
+    expect(managers.map((f) => f.manager)).not.toContain('modelship-cli');
+    expect(contains(after.spec, fromYaml.spec)).toBe(true);
+  });
+
+  it('a broken bundle exits non-zero with the reason from the status', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-broken-'));
+    await writeFile(join(dir, 'predict.mjs'), 'export function predict( { return 1 }\n');
+    expect(await deploy(dir, '--name', 'broken', '--wait', '--timeout', '90')).toBe(1);
+    expect(err.at(-1)).toMatch(new RegExp(`^modelship: ModelServing ${ns}/broken failed: MS_ERR_PLUGIN_LOAD: .*predict\\.mjs`));
+  });
+
+  it('a missing bucket, wrong credentials and an unreachable cluster each name what to fix', async () => {
+    vi.stubEnv('MODELSHIP_BUCKET', 'no-such-bucket-here');
+    expect(await deploy(join(EXAMPLES, 'echo'), '--name', 'x')).toBe(1);
+    expect(err.at(-1)).toBe(
+      `modelship: bucket no-such-bucket-here does not exist at ${env.info.s3.endpoint}: create it (modelship push --create-bucket) or set storage.bucket / $MODELSHIP_BUCKET`,
+    );
+    vi.stubEnv('MODELSHIP_BUCKET', bucket);
+    vi.stubEnv('MODELSHIP_S3_SECRET_KEY', 'not-the-secret');
+    expect(await deploy(join(EXAMPLES, 'echo'), '--name', 'x')).toBe(1);
+    expect(err.at(-1)).toMatch(
+      /^modelship: the object store at .* refused the credentials \((SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId)\): set MODELSHIP_S3_ACCESS_KEY\/MODELSHIP_S3_SECRET_KEY/,
+    );
+    expect(err.join('\n')).not.toContain('not-the-secret');
+    vi.stubEnv('MODELSHIP_S3_SECRET_KEY', env.info.s3.secretKey);
+    // A port nobody listens on (freePort closes it again).
+    const closed = await freePort();
+    const kubeconfig = join(await mkdtemp(join(tmpdir(), 'cli-kc-')), 'config');
+    await writeFile(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        `clusters: [{name: gone, cluster: {server: "https://127.0.0.1:${closed}"}}]`,
+        'users: [{name: u, user: {token: t}}]',
+        'contexts: [{name: gone, context: {cluster: gone, user: u}}]',
+        'current-context: gone',
+      ].join('\n'),
+    );
+    vi.stubEnv('KUBECONFIG', kubeconfig);
+    expect(await deploy(join(EXAMPLES, 'echo'), '--name', 'x')).toBe(1);
+    expect(err.at(-1)).toMatch(
+      new RegExp(
+        `^modelship: cannot reach the cluster of kubeconfig context "gone" at https://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\); check \\$KUBECONFIG`,
+      ),
+    );
+  });
+});

@@ -1,0 +1,111 @@
+// The pure parts of `modelship deploy`: the profile, the ModelServing it applies, the no-write check, states.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { contains, describeState, desiredModelServing, failedReason, keyValues, loadProfile } from '../../cli/deploy.ts';
+import type { ModelServing } from '../../crds/modelserving.schema.ts';
+
+describe('loadProfile', () => {
+  it('reads storage from the file, each field overridden by the environment; no bucket is an error naming both', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'ms-profile-')), 'config.yaml');
+    await writeFile(
+      file,
+      'storage:\n  endpoint: http://minio.local:9000\n  clusterEndpoint: http://minio.minio:9000\n  bucket: models\n  accessKey: a\n  secretKey: s\n',
+    );
+    expect(await loadProfile({}, file)).toEqual({
+      endpoint: 'http://minio.local:9000',
+      clusterEndpoint: 'http://minio.minio:9000',
+      bucket: 'models',
+      accessKey: 'a',
+      secretKey: 's',
+    });
+    expect(await loadProfile({ MODELSHIP_BUCKET: 'other', AWS_SECRET_ACCESS_KEY: 'x' }, file)).toMatchObject({
+      bucket: 'other',
+      secretKey: 'x',
+    });
+    await expect(loadProfile({}, '/nonexistent/config.yaml')).rejects.toThrow(
+      'no bucket for bundles: set storage.bucket in /nonexistent/config.yaml or $MODELSHIP_BUCKET',
+    );
+  });
+});
+
+describe('desiredModelServing', () => {
+  const base = { name: 'iris', namespace: 'ml', uri: 's3://models/bundles/ab.zip', sha256: 'ab', secret: true };
+  it('holds the bundle pinned to its sha256, the in-cluster endpoint and the storage Secret, and only the options given', () => {
+    const m = desiredModelServing({
+      ...base,
+      storage: { endpoint: 'http://127.0.0.1:9000', clusterEndpoint: 'http://minio.minio:9000', bucket: 'models' },
+      format: 'python',
+      cpu: '500m',
+      memory: '512Mi',
+      min: 1,
+      max: 4,
+      topic: 'CREATE',
+      env: { LOG: 'debug' },
+      nodeSelector: { type: 'process' },
+      tolerate: ['modelship.dev/process-node'],
+    });
+    expect(m).toEqual({
+      apiVersion: 'modelship.dev/v1alpha1',
+      kind: 'ModelServing',
+      metadata: { name: 'iris', namespace: 'ml' },
+      spec: {
+        bundle: {
+          uri: 's3://models/bundles/ab.zip',
+          sha256: 'ab',
+          format: 'python',
+          storage: { endpoint: 'http://minio.minio:9000', secretRef: { name: 'modelship-storage' } },
+        },
+        resources: { requests: { cpu: '500m', memory: '512Mi' }, limits: { memory: '512Mi' } },
+        autoscaling: { minReplicas: 1, maxReplicas: 4 },
+        inferenceLogging: { topic: 'CREATE' },
+        runtime: { env: [{ name: 'LOG', value: 'debug' }] },
+        nodeSelector: { type: 'process' },
+        tolerations: [{ key: 'modelship.dev/process-node', operator: 'Exists' }],
+      },
+    });
+    expect(desiredModelServing({ ...base, secret: false, storage: { bucket: 'models' } }).spec).toEqual({
+      bundle: { uri: 's3://models/bundles/ab.zip', sha256: 'ab' },
+    });
+  });
+});
+
+describe('helpers', () => {
+  it('contains: every field wanted is there with its value; arrays whole', () => {
+    expect(contains({ a: 1, b: { c: 2, d: 3 } }, { b: { c: 2 } })).toBe(true);
+    expect(contains({ a: 1 }, { a: 2 })).toBe(false);
+    expect(contains({ t: [{ k: 1 }, { k: 2 }] }, { t: [{ k: 1 }] })).toBe(false);
+    expect(contains(undefined, { a: 1 })).toBe(false);
+  });
+
+  it('keyValues: KEY=VALUE, the value may hold =; anything else names the flag', () => {
+    expect(keyValues(['A=1', 'B=x=y'], '--env')).toEqual({ A: '1', B: 'x=y' });
+    expect(() => keyValues(['=1'], '--env')).toThrow('--env =1: expected KEY=VALUE');
+  });
+
+  it('describes a state, and tells a failure of this generation from a wait', () => {
+    const m = (status: Record<string, unknown>, generation = 2) =>
+      ({
+        metadata: { name: 'x', namespace: 'n', generation },
+        spec: { bundle: { uri: 'u' }, replicas: 2 },
+        status,
+      }) as unknown as ModelServing;
+    const failed = m({
+      observedGeneration: 2,
+      replicas: 2,
+      readyReplicas: 0,
+      conditions: [{ type: 'Ready', status: 'False', reason: 'MS_ERR_PLUGIN_LOAD', message: 'boom' }],
+    });
+    expect(describeState(failed)).toBe('Ready=False (MS_ERR_PLUGIN_LOAD): 0/2 replicas ready; boom');
+    expect(failedReason(failed)).toBe('MS_ERR_PLUGIN_LOAD: boom');
+    // The operator has not seen generation 2 yet: not a failure of it.
+    expect(
+      failedReason(m({ observedGeneration: 1, conditions: [{ type: 'Ready', status: 'False', reason: 'MS_ERR_PLUGIN_LOAD' }] })),
+    ).toBeUndefined();
+    expect(
+      failedReason(m({ observedGeneration: 2, conditions: [{ type: 'Ready', status: 'False', reason: 'Progressing' }] })),
+    ).toBeUndefined();
+    expect(describeState(m({}))).toBe('Ready=Unknown (waiting for the operator): 0/2 replicas ready');
+  });
+});
