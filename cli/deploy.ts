@@ -6,6 +6,7 @@
 // context, the object store from a profile (~/.config/modelship/config.yaml) or the environment.
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { request } from 'node:https';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
@@ -374,4 +375,40 @@ export async function deploy(
     ? await waitReady(cluster, opts.name, opts.timeoutMs ?? 300_000, log)
     : ((await getModelServing(cluster, opts.name)) ?? desired);
   return { modelServing: final, uploaded: up.uploaded, wrote: wrote || secretWrote, yaml };
+}
+
+/**
+ * POSTs JSON to a path of a ModelServing's Service through the API server's service proxy (port `http`),
+ * with the kubeconfig's credentials: no pod address, no port-forward.
+ */
+export async function postThroughApiServer(
+  c: Cluster,
+  service: string,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; headers: Record<string, unknown>; text: string }> {
+  const url = new URL(
+    `${c.server.replace(/\/+$/, '')}/api/v1/namespaces/${encodeURIComponent(c.namespace)}/services/${encodeURIComponent(service)}:http/proxy${path}`,
+  );
+  const payload = Buffer.from(JSON.stringify(body));
+  const options: import('node:https').RequestOptions = {
+    method: 'POST',
+    hostname: url.hostname,
+    port: url.port,
+    path: url.pathname,
+    headers: { 'content-type': 'application/json', 'content-length': payload.length },
+    timeout: 60_000,
+  };
+  await c.kc.applyToHTTPSOptions(options);
+  return new Promise((resolve, reject) => {
+    const req = request(options, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url.origin} within 60 s`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
 }

@@ -12,8 +12,8 @@ import { ENV } from '../runtime/contract.ts';
 import { isModelshipError } from '../runtime/errors.ts';
 import { start } from '../runtime/server.ts';
 import { SERVER_VERSION } from '../runtime/version.ts';
-import { connect, deploy, describeState, failedReason, getModelServing, keyValues } from './deploy.ts';
-import { predictGrpc, predictRemote } from './oip-client.ts';
+import { connect, deploy, describeState, failedReason, getModelServing, keyValues, postThroughApiServer } from './deploy.ts';
+import { predictGrpc, predictRemote, readInferAnswer, toInferRequest } from './oip-client.ts';
 import { packBundle } from './pack.ts';
 import { pushBundle } from './push.ts';
 import { runBundle } from './runner.ts';
@@ -143,16 +143,37 @@ export function program(): Command {
 
   cli
     .command('predict')
-    .description("send inputs to a running runtime's OIP v2 endpoint and print the outputs")
-    .argument('<url>', 'runtime base URL, e.g. http://127.0.0.1:8080')
-    .requiredOption('-m, --model <name>', 'model name')
+    .description("send inputs to a model's OIP v2 endpoint and print the outputs: a runtime's URL, or a ModelServing's name")
+    .argument(
+      '<target>',
+      'runtime base URL (http://127.0.0.1:8080), host:port with --grpc, or a ModelServing name (through the API server)',
+    )
+    .option('-m, --model <name>', 'model name (default: the ModelServing name)')
     .requiredOption('-i, --input <json|file>', 'input object, or array of objects, as JSON or a JSON file')
-    .option('--grpc', 'speak OIP gRPC: <url> is host:port of the gRPC port (8081)')
-    .action(async (url: string, opts: { model: string; input: string; grpc?: boolean }) => {
+    .option('-n, --namespace <ns>', "with a ModelServing name: its namespace (default: the kubeconfig context's)")
+    .option('--grpc', 'speak OIP gRPC: <target> is host:port of the gRPC port (8081)')
+    .action(async (target: string, opts: { model?: string; input: string; namespace?: string; grpc?: boolean }) => {
       const inputs = await readInput(opts.input);
-      const { outputs, requestId } = opts.grpc ? await predictGrpc(url, opts.model, inputs) : await predictRemote(url, opts.model, inputs);
-      console.log(JSON.stringify(outputs.length === 1 ? outputs[0] : outputs, null, 2));
-      if (requestId) console.error(`request id ${requestId}`);
+      const byName = !opts.grpc && !/^https?:\/\//.test(target) && !target.includes(':');
+      let result: { outputs: Record<string, unknown>[]; requestId: string | null | undefined };
+      if (byName) {
+        // The ModelServing's Service through the API server's proxy: nobody needs a pod address.
+        const c = await connect(opts.namespace);
+        const model = opts.model ?? target;
+        const r = await postThroughApiServer(c, target, `/v2/models/${encodeURIComponent(model)}/infer`, toInferRequest(inputs));
+        const id = r.headers['x-request-id'];
+        result = readInferAnswer(
+          `ModelServing ${c.namespace}/${target} (through ${c.server})`,
+          r.status,
+          r.text,
+          typeof id === 'string' ? id : null,
+        );
+      } else {
+        if (!opts.model) throw new Error('-m, --model is required with a URL or --grpc');
+        result = opts.grpc ? await predictGrpc(target, opts.model, inputs) : await predictRemote(target, opts.model, inputs);
+      }
+      console.log(JSON.stringify(result.outputs.length === 1 ? result.outputs[0] : result.outputs, null, 2));
+      if (result.requestId) console.error(`request id ${result.requestId}`);
     });
 
   const collect = (v: string, prev: string[] = []) => [...prev, v];

@@ -41,6 +41,23 @@ export function fromInferOutputs(outputs: InferOutput[]): Record<string, unknown
   });
 }
 
+/** An OIP infer answer (status and JSON text) → outputs, or an error naming where and why. */
+export function readInferAnswer(where: string, status: number, text: string, requestId: string | null) {
+  let body: { outputs?: InferOutput[]; error?: string; code?: string; message?: string } = {};
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: a proxy's answer
+  }
+  if (status < 200 || status > 299) {
+    const why = body.code
+      ? `${body.code}: ${body.error ?? ''}`
+      : (body.error ?? body.message ?? (text.trim().slice(0, 300) || 'no error body'));
+    throw new Error(`${where} answered ${status}: ${why}`);
+  }
+  return { requestId, outputs: fromInferOutputs(body.outputs ?? []) };
+}
+
 export async function predictRemote(baseUrl: string, model: string, inputs: Record<string, unknown>[]) {
   const url = `${baseUrl.replace(/\/+$/, '')}/v2/models/${encodeURIComponent(model)}/infer`;
   const res = await fetch(url, {
@@ -48,9 +65,7 @@ export async function predictRemote(baseUrl: string, model: string, inputs: Reco
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(toInferRequest(inputs)),
   });
-  const body = (await res.json().catch(() => ({}))) as { outputs?: InferOutput[]; error?: string; code?: string };
-  if (!res.ok) throw new Error(`${url} answered ${res.status}: ${body.code ? `${body.code}: ` : ''}${body.error ?? 'no error body'}`);
-  return { requestId: res.headers.get('x-request-id'), outputs: fromInferOutputs(body.outputs ?? []) };
+  return readInferAnswer(url, res.status, await res.text(), res.headers.get('x-request-id'));
 }
 
 /** The same over OIP gRPC (`host:port`): inputs as typed contents, outputs read from raw_output_contents. */

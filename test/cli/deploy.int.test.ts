@@ -3,18 +3,19 @@
 // A JS and a Python bundle deployed and Ready; the same bundle again uploads nothing and writes nothing;
 // --dry-run's YAML applied with kubectl gives the same object; a broken bundle exits non-zero with its
 // reason; a missing bucket, wrong credentials and an unreachable cluster each say what to fix.
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { contains } from '../../cli/deploy.ts';
+import { connect, contains, postThroughApiServer } from '../../cli/deploy.ts';
 import { run } from '../../cli/modelship.ts';
 import { DEFAULT_CONFIG } from '../../operator/config.ts';
 import { ModelServingController } from '../../operator/controller/controller.ts';
 import { OperatorMetrics } from '../../operator/metrics.ts';
 import { useTestEnv } from '../env/fixtures.ts';
 import { freePort } from '../env/process.ts';
+import { eventually } from '../env/wait.ts';
 import { captureConsole } from './console.ts';
 
 const env = useTestEnv();
@@ -83,6 +84,54 @@ describe('modelship deploy', () => {
     expect(err).toContain(`ModelServing ${ns}/iris is unchanged: no write`);
     // The spec was not written again (the operator's status writes move resourceVersion, never generation).
     expect((await ms.get('iris')).metadata.generation).toBe(first.metadata.generation);
+  });
+
+  it('predicts by name through the API server; a redeploy of a changed bundle under that load fails no request', async () => {
+    expect(await run(['predict', 'iris', '-n', ns, '-i', '{"features": [6.7, 3.0, 5.2, 2.3]}'])).toBe(0);
+    expect(JSON.parse(out.at(-1) as string)).toMatchObject({ label: 'virginica' });
+    expect(err.at(-1)).toMatch(/^request id [0-9a-f-]{36}$/);
+    expect(await run(['predict', 'iris', '-n', ns, '-i', '{"petals": [1]}'])).toBe(1);
+    expect(err.at(-1)).toMatch(
+      /^modelship: ModelServing .*\/iris \(through https:\/\/127\.0\.0\.1:\d+\) answered 400: MS_ERR_INPUT_INVALID: /,
+    );
+
+    const c = await connect(ns);
+    const body = { inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP64', data: [5.1, 3.5, 1.4, 0.2] }] };
+    let running = true;
+    let ok = 0;
+    const failures: string[] = [];
+    const client = async () => {
+      while (running) {
+        try {
+          const r = await postThroughApiServer(c, 'iris', '/v2/models/iris/infer', body);
+          if (r.status === 200) ok++;
+          else failures.push(`${r.status}: ${r.text.slice(0, 200)}`);
+        } catch (e) {
+          failures.push((e as Error).message);
+        }
+      }
+    };
+    const load = Promise.all([client(), client(), client()]);
+    const changed = await mkdtemp(join(tmpdir(), 'cli-iris-2-'));
+    await cp(join(EXAMPLES, 'iris/bundle'), changed, { recursive: true });
+    await writeFile(join(changed, 'NOTES.txt'), 'version 2\n');
+    const before = (await ms.get('iris')).spec.bundle.sha256;
+    expect(await deploy(changed, '--name', 'iris', '--wait', '--timeout', '120')).toBe(0);
+    const after = await ms.get('iris');
+    expect(after.spec.bundle.sha256).not.toBe(before);
+    await eventually(
+      async () => {
+        const m = await ms.get('iris');
+        const progressing = m.status?.conditions?.find((x) => x.type === 'Progressing');
+        return progressing?.reason === 'RolloutComplete' && m.status?.bundle?.sha256 === after.spec.bundle.sha256;
+      },
+      'the rollout to the changed bundle complete',
+      120_000,
+    );
+    running = false;
+    await load;
+    expect(failures).toEqual([]);
+    expect(ok).toBeGreaterThan(20);
   });
 
   it('deploys a Python bundle (format python) and shows it in status; delete removes it', async () => {
