@@ -9,7 +9,8 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { request } from 'node:https';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, Log, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { Writable } from 'node:stream';
 import YAML from 'yaml';
 import { API_VERSION, GROUP, type ModelServing, PLURAL, VERSION } from '../crds/modelserving.schema.ts';
 import { minioClientFor, type S3Settings } from '../runtime/bundle/fetch.ts';
@@ -419,4 +420,70 @@ export async function postThroughApiServer(
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+/** The runtime container of the operator's Deployments (operator/controller/desired/deployment.ts). */
+const RUNTIME_CONTAINER = 'runtime';
+
+/**
+ * The logs of a ModelServing's pods through the API server (which asks each pod's kubelet), each line
+ * prefixed with its pod; `follow` keeps streaming. A pod whose logs cannot be read says why and the others go on.
+ */
+export async function podLogs(
+  c: Cluster,
+  name: string,
+  opts: { tail?: number | undefined; follow?: boolean | undefined },
+  write: (line: string) => void,
+): Promise<{ pods: string[]; failed: string[] }> {
+  const pods = (await c.core.listNamespacedPod({ namespace: c.namespace, labelSelector: `app.kubernetes.io/instance=${name}` })).items;
+  if (!pods.length) {
+    if (!(await getModelServing(c, name))) throw new NotFoundError(`no ModelServing ${c.namespace}/${name}`);
+    throw new Error(`ModelServing ${c.namespace}/${name} has no pods (replicas 0, or not yet reconciled)`);
+  }
+  const names = pods.map((p) => p.metadata?.name ?? '?');
+  const failed: string[] = [];
+  await Promise.all(
+    names.map(async (pod) => {
+      let rest = '';
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          const text = rest + chunk.toString();
+          const lines = text.split('\n');
+          rest = lines.pop() ?? '';
+          for (const line of lines) write(`${pod} ${line}`);
+          cb();
+        },
+      });
+      try {
+        const ctl = await new Log(c.kc).log(c.namespace, pod, RUNTIME_CONTAINER, sink, {
+          follow: opts.follow === true,
+          ...(opts.tail !== undefined ? { tailLines: opts.tail } : {}),
+        });
+        await new Promise<void>((resolve) => {
+          if (sink.writableFinished) resolve();
+          sink.once('finish', () => resolve());
+          sink.once('close', () => resolve());
+          ctl.signal.addEventListener('abort', () => resolve());
+        });
+        if (rest) write(`${pod} ${rest}`);
+      } catch (err) {
+        // The API server's Status message (it names the kubelet it could not reach), else the error's first line.
+        const e = err as { body?: unknown; message: string };
+        let status: { message?: string } | undefined;
+        if (e.body && typeof e.body === 'object') status = e.body as { message?: string };
+        else if (typeof e.body === 'string')
+          status = (() => {
+            try {
+              return JSON.parse(e.body as string);
+            } catch {
+              return undefined;
+            }
+          })();
+        const why = status?.message ?? e.message.split('\n')[0];
+        failed.push(pod);
+        write(`${pod}: cannot read its logs through the API server: ${why}`);
+      }
+    }),
+  );
+  return { pods: names, failed };
 }

@@ -20,6 +20,7 @@ import {
   failedReason,
   getModelServing,
   keyValues,
+  podLogs,
   postThroughApiServer,
   waitReady,
 } from './deploy.ts';
@@ -301,6 +302,19 @@ export function program(): Command {
       };
       if (!list.items.length) console.log(`no ModelServings in ${c.namespace}`);
       for (const m of list.items) console.log(`${m.metadata.name}: ${describeState(m)}${m.status?.url ? ` ${m.status.url}` : ''}`);
+    });
+
+  cli
+    .command('logs')
+    .description("the runtime's log lines of a ModelServing's pods, through the API server (each line prefixed with its pod)")
+    .argument('<name>', 'ModelServing name')
+    .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
+    .option('--tail <lines>', 'only the last lines of each pod', Number)
+    .option('-f, --follow', 'keep streaming')
+    .action(async (name: string, o: { namespace?: string; tail?: number; follow?: boolean }) => {
+      const c = await connect(o.namespace);
+      const r = await podLogs(c, name, o, (line) => console.log(line));
+      if (r.failed.length === r.pods.length) throw new Error(`no logs could be read from the pods of ${c.namespace}/${name}`);
     });
 
   cli

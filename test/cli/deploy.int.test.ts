@@ -137,6 +137,17 @@ describe('modelship deploy', () => {
     expect(ok).toBeGreaterThan(20);
   });
 
+  it('logs: the pods of a ModelServing through the API server; the process node has no kubelet to serve them', async () => {
+    // Until the real node (#14) the API server has no kubelet to ask: each pod says so, and the command fails.
+    expect(await run(['logs', 'iris', '-n', ns, '--tail', '5'])).toBe(1);
+    const pods = out.filter((l) => /^iris-[a-z0-9]+-[a-z0-9]+: cannot read its logs through the API server: /.test(l));
+    expect(pods.length).toBeGreaterThan(0);
+    process.stderr.write(`modelship logs on the process node: ${pods[0]}\n`);
+    expect(err.at(-1)).toBe(`modelship: no logs could be read from the pods of ${ns}/iris`);
+    expect(await run(['logs', 'nothing-here', '-n', ns])).toBe(4);
+    expect(err.at(-1)).toBe(`modelship: no ModelServing ${ns}/nothing-here`);
+  });
+
   it('deploys a Python bundle (format python) and shows it in status; delete removes it', async () => {
     expect(await deploy(join(EXAMPLES, 'iris-sklearn'), '--name', 'iris-py', '--format', 'python', '--wait', '--timeout', '120')).toBe(0);
     expect(out.at(-1)).toMatch(/^iris-py: http:\/\//);

@@ -224,6 +224,9 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
         '--allow-privileged=false',
         '--profiling=false',
         '--endpoint-reconciler-type=lease',
+        // Nodes are reached at their InternalIP (logs, exec, port-forward): by default the API server would
+        // first look a node's hostname up in the machine's DNS, traffic that must not leave loopback.
+        '--kubelet-preferred-address-types=InternalIP',
         '--v=1',
       ],
       logFile: join(logs, 'kube-apiserver.log'),
