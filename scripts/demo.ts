@@ -370,6 +370,10 @@ Try next:
   curl -s ${first}/metrics | grep '^modelship_'
   curl -s http://127.0.0.1:${state.metricsPort}/metrics | grep '^modelship_operator'
 
+From Python (a notebook or a script), a model of your own:
+  pip install ./sdk/python
+  python -c 'from modelship import Client; c = Client.local(); c.deploy("iris-py", "examples/iris-sklearn", format="python"); print(c.predict("iris-py", {"input": [5.1, 3.5, 1.4, 0.2]}))'
+
 ${[
   [`kubectl scale ms iris -n ${MODELS_NS} --replicas=3`, 'a third runtime process starts'],
   [`kubectl edit ms iris -n ${MODELS_NS}`, 'e.g. a wrong sha256: Ready=False, and why'],

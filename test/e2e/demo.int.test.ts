@@ -6,6 +6,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { binaries } from '../env/build.ts';
 import { stopProcess } from '../env/process.ts';
 import { useTestEnv } from '../env/fixtures.ts';
 import { eventually } from '../env/wait.ts';
@@ -53,5 +54,16 @@ describe('npm run demo', () => {
     expect(ms.status.conditions.find((c: { type: string }) => c.type === 'Ready').status).toBe('True');
     const pods = JSON.parse(env.kubectl(['get', 'pods', '-n', ns, '-o', 'json'])).items;
     expect(pods.map((p: { spec: { nodeName: string } }) => p.spec.nodeName)).toEqual([env.info.processNode, env.info.processNode]);
-  }, 300_000);
+
+    // The Python path it printed, as printed (the namespace is this test's own), with the environment's Python.
+    expect(stdout).toContain('c = Client.local();');
+    const script = /python -c '([^']+)'/s.exec(stdout)?.[1] as string;
+    expect(script).toContain('c.deploy("iris-py"');
+    const py = await promisify(execFile)(binaries().python, ['-c', script], {
+      cwd: root,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, PYTHONPATH: join(root, 'sdk/python'), MODELSHIP_DEMO_NAMESPACE: ns },
+      timeout: 200_000,
+    });
+    expect(py.stdout).toMatch(/'predict': 0/);
+  }, 500_000);
 });

@@ -92,8 +92,9 @@ def deploy_args(model_id, bundle, namespace=None, replicas=None, cpu=None, memor
 class Client:
     """modelship from Python: upload, deploy, predict, status, exists, delete, wait_ready."""
 
-    def __init__(self, kubeconfig=None, namespace=None, storage=None, cli=None, echo=True):
+    def __init__(self, kubeconfig=None, namespace=None, storage=None, cli=None, echo=True, deploy_defaults=None):
         self.namespace = namespace
+        self._defaults = dict(deploy_defaults or {})
         self._cli = shlex.split(cli or os.environ.get("MODELSHIP_CLI") or "modelship")
         self._env = dict(os.environ)
         if kubeconfig:
@@ -103,6 +104,28 @@ class Client:
                 raise ValueError("storage: unknown key %r (known: %s)" % (key, ", ".join(sorted(_STORAGE_ENV))))
             self._env[_STORAGE_ENV[key]] = str(value)
         self._echo = echo
+
+    @classmethod
+    def local(cls, checkout=".", namespace=None, **kwargs):
+        """A client for the local environment of a modelship checkout (after ``npm run demo``): its cluster,
+        its MinIO (bucket ``models``), the demo's namespace (``$MODELSHIP_DEMO_NAMESPACE`` or
+        ``modelship-demo``, where the demo's operator works), the checkout's CLI, pods on its process node."""
+        info_file = os.path.join(checkout, ".modelship", "env.json")
+        try:
+            with open(info_file) as f:
+                info = json.load(f)
+        except FileNotFoundError:
+            raise ModelshipError("%s not found: run `npm run demo` in the checkout first" % info_file)
+        root = os.path.abspath(checkout)
+        s3 = info["s3"]
+        return cls(
+            kubeconfig=info["kubeconfig"],
+            namespace=namespace or os.environ.get("MODELSHIP_DEMO_NAMESPACE") or "modelship-demo",
+            storage={"endpoint": s3["endpoint"], "bucket": "models", "access_key": s3["accessKey"], "secret_key": s3["secretKey"]},
+            cli="%s %s" % (os.path.join(root, "node_modules", ".bin", "node"), os.path.join(root, "cli", "modelship.ts")),
+            deploy_defaults={"node_selector": {"type": "process"}, "tolerate": ["modelship.dev/process-node"]},
+            **kwargs,
+        )
 
     def _run(self, args):
         """Runs the CLI; echoes its stderr as it comes; returns stdout, or raises ModelshipError."""
@@ -137,7 +160,7 @@ class Client:
         options: replicas, cpu, memory, min_replicas, max_replicas, topic (CREATE | NONE | a topic), env (dict),
         format (js | onnx | python), node_selector (dict), tolerate (taint keys).
         """
-        args = deploy_args(model_id, zip_or_dir, self.namespace, wait=wait, timeout=timeout, **options)
+        args = deploy_args(model_id, zip_or_dir, self.namespace, wait=wait, timeout=timeout, **{**self._defaults, **options})
         return json.loads(self._run(args))
 
     def predict(self, model_id, inputs):
