@@ -251,7 +251,7 @@ export async function uploadBundle(path: string, profile: StorageProfile, log: (
       log(`bundle ${sha256.slice(0, 12)} is already in ${uri}: no upload`);
       return { uri, sha256, uploaded: false, bytes: size };
     }
-    const pushed = await pushBundle(zip, uri, s3Of(profile));
+    const pushed = await pushBundle(zip, uri, s3Of(profile), { onProgress: log });
     log(`uploaded ${pushed.bytes} bytes to ${uri}`);
     return { uri, sha256, uploaded: true, bytes: size };
   } finally {

@@ -10,6 +10,8 @@ import { parseBundleUri } from '../runtime/bundle/uri.ts';
 export interface PushOptions {
   createBucket?: boolean;
   progress?: boolean;
+  /** Where progress goes when stderr is not a terminal (no bar): a line each time another quarter is sent. */
+  onProgress?: (line: string) => void;
 }
 
 export async function pushBundle(file: string, uri: string, s3: S3Settings, opts: PushOptions = {}) {
@@ -28,11 +30,18 @@ export async function pushBundle(file: string, uri: string, s3: S3Settings, opts
       : new SingleBar({ format: 'uploading [{bar}] {percentage}% {value}/{total} bytes', stream: process.stderr });
   bar?.start(size, 0);
   let sent = 0;
+  let quarter = 0;
+  const lines = bar || opts.progress === false ? undefined : opts.onProgress;
   const meter = new Transform({
     transform(chunk: Buffer, _e, cb) {
       hash.update(chunk);
       sent += chunk.length;
       bar?.update(sent);
+      const reached = size > 0 ? Math.min(4, Math.floor((sent * 4) / size)) : 4;
+      if (lines && reached > quarter) {
+        quarter = reached;
+        lines(`uploading: ${quarter * 25}% (${sent} of ${size} bytes)`);
+      }
       cb(null, chunk);
     },
   });

@@ -71,6 +71,9 @@ describe('modelship deploy', () => {
     expect(await deploy(join(EXAMPLES, 'iris/bundle'), '--name', 'iris', '--wait', '--timeout', '120')).toBe(0);
     expect(out.at(-1)).toMatch(/^iris: http:\/\/iris\./);
     expect(err.some((l) => /^uploaded \d+ bytes to s3:\/\/.+\/bundles\/[0-9a-f]{64}\.zip$/.test(l))).toBe(true);
+    // Not a terminal here: progress comes as lines, each time another quarter is sent, up to 100%.
+    const progress = err.filter((l) => /^uploading: (25|50|75|100)% \(\d+ of \d+ bytes\)$/.test(l));
+    expect(progress.at(-1)).toMatch(/^uploading: 100% \((\d+) of \1 bytes\)$/);
     expect(err.some((l) => l.startsWith('Ready=True'))).toBe(true);
     const first = await ms.get('iris');
     expect(first.spec.bundle.uri).toBe(`s3://${bucket}/bundles/${first.spec.bundle.sha256}.zip`);
