@@ -3,7 +3,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { GROUP, type ModelServing, PLURAL, VERSION } from '../crds/modelserving.schema.ts';
 import { MANIFEST_FILE, parseManifest } from '../runtime/bundle/manifest.ts';
 import { readZipEntry } from '../runtime/bundle/unzip.ts';
@@ -12,18 +12,8 @@ import { ENV } from '../runtime/contract.ts';
 import { isModelshipError } from '../runtime/errors.ts';
 import { start } from '../runtime/server.ts';
 import { SERVER_VERSION } from '../runtime/version.ts';
-import {
-  NotFoundError,
-  connect,
-  deploy,
-  describeState,
-  failedReason,
-  getModelServing,
-  keyValues,
-  podLogs,
-  postThroughApiServer,
-  waitReady,
-} from './deploy.ts';
+import { connect, deleteModelServing, EXIT_NOT_FOUND, podLogs, postThroughApiServer, requireModelServing } from './cluster.ts';
+import { deploy, describeState, failure, keyValues, waitReady } from './deploy.ts';
 import { predictGrpc, predictRemote, readInferAnswer, toInferRequest } from './oip-client.ts';
 import { packBundle } from './pack.ts';
 import { pushBundle } from './push.ts';
@@ -62,6 +52,15 @@ export async function readInput(value: string): Promise<Record<string, unknown>[
   }
   return list as Record<string, unknown>[];
 }
+
+/** A whole number ≥ `min` for a numeric option, or commander's error naming the option's value. */
+const wholeNumber =
+  (min: number) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number >= ${min}`);
+    return n;
+  };
 
 export function program(): Command {
   const cli = new Command('modelship')
@@ -194,18 +193,18 @@ export function program(): Command {
     .argument('<bundle>', 'bundle directory or zip')
     .requiredOption('--name <name>', 'ModelServing name')
     .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
-    .option('--replicas <n>', 'replicas (without autoscaling)', Number)
+    .option('--replicas <n>', 'replicas (without autoscaling)', wholeNumber(0))
     .option('--cpu <q>', 'CPU request, e.g. 500m')
     .option('--memory <q>', 'memory request and limit, e.g. 512Mi')
-    .option('--min <n>', 'autoscaling: fewest replicas', Number)
-    .option('--max <n>', 'autoscaling: most replicas', Number)
+    .option('--min <n>', 'autoscaling: fewest replicas', wholeNumber(1))
+    .option('--max <n>', 'autoscaling: most replicas', wholeNumber(1))
     .option('--topic <topic>', 'inference logging: CREATE, NONE or an existing topic')
     .option('--format <format>', 'bundle format (js, onnx, python), for the runtime image; default: detected by the runtime')
     .option('--env <K=V>', 'runtime environment variable (repeatable)', collect)
     .option('--node-selector <K=V>', 'node label the pods must match (repeatable)', collect)
     .option('--tolerate <taint-key>', 'taint key the pods tolerate (repeatable)', collect)
     .option('--wait', 'wait for Ready, showing progress; exit non-zero with the reason if it fails')
-    .option('--timeout <seconds>', 'with --wait: how long', Number, 300)
+    .option('--timeout <seconds>', 'with --wait: how long', wholeNumber(1), 300)
     .option('--dry-run', 'upload, then print the ModelServing YAML instead of applying it (for GitOps)')
     .option('--json', 'print the result as JSON (name, namespace, url, bundle, uploaded, wrote, the ModelServing)')
     .addHelpText(
@@ -258,6 +257,11 @@ export function program(): Command {
         }
         if (o.dryRun) {
           console.log(r.yaml.trimEnd());
+          if (r.secret) {
+            console.error(
+              `the ModelServing refers to the Secret ${r.secret} (keys accessKey, secretKey) in its namespace; a deploy makes it, with --dry-run whoever applies: kubectl create secret generic ${r.secret} --from-literal=accessKey=… --from-literal=secretKey=…`,
+            );
+          }
           return;
         }
         const url = r.modelServing.status?.url;
@@ -271,13 +275,12 @@ export function program(): Command {
     .argument('[name]', 'ModelServing name')
     .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
     .option('--wait', 'with a name: wait for Ready, showing progress; exit non-zero with the reason if it fails')
-    .option('--timeout <seconds>', 'with --wait: how long', Number, 300)
+    .option('--timeout <seconds>', 'with --wait: how long', wholeNumber(1), 300)
     .option('--json', 'with a name: print the ModelServing as JSON')
     .action(async (name: string | undefined, o: { namespace?: string; wait?: boolean; timeout: number; json?: boolean }) => {
       const c = await connect(o.namespace);
       if (name) {
-        const m = o.wait ? await waitReady(c, name, o.timeout * 1000, (l) => console.error(l)) : await getModelServing(c, name);
-        if (!m) throw new NotFoundError(`no ModelServing ${c.namespace}/${name}`);
+        const m = o.wait ? await waitReady(c, name, o.timeout * 1000, (l) => console.error(l)) : await requireModelServing(c, name);
         if (o.json) {
           console.log(JSON.stringify(m));
           return;
@@ -288,8 +291,8 @@ export function program(): Command {
         for (const cond of m.status?.conditions ?? []) {
           console.log(`  ${cond.type}=${cond.status} ${cond.reason ?? ''}${cond.message ? `: ${cond.message}` : ''}`);
         }
-        const failed = failedReason(m);
-        if (failed) console.log(`last failure: ${failed}`);
+        const failed = failure(m);
+        if (failed) console.log(`last failure: ${failed.code}: ${failed.message}`);
         return;
       }
       const list = (await c.custom.listNamespacedCustomObject({
@@ -309,7 +312,7 @@ export function program(): Command {
     .description("the runtime's log lines of a ModelServing's pods, through the API server (each line prefixed with its pod)")
     .argument('<name>', 'ModelServing name')
     .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
-    .option('--tail <lines>', 'only the last lines of each pod', Number)
+    .option('--tail <lines>', 'only the last lines of each pod', wholeNumber(0))
     .option('-f, --follow', 'keep streaming')
     .action(async (name: string, o: { namespace?: string; tail?: number; follow?: boolean }) => {
       const c = await connect(o.namespace);
@@ -324,18 +327,7 @@ export function program(): Command {
     .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
     .action(async (name: string, o: { namespace?: string }) => {
       const c = await connect(o.namespace);
-      try {
-        await c.custom.deleteNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          namespace: c.namespace,
-          plural: PLURAL,
-          name,
-        });
-      } catch (err) {
-        if ((err as { code?: number }).code === 404) throw new NotFoundError(`no ModelServing ${c.namespace}/${name}`);
-        throw err;
-      }
+      await deleteModelServing(c, name);
       console.log(`deleted ModelServing ${c.namespace}/${name}`);
     });
   return cli;
@@ -349,7 +341,7 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) return err.exitCode;
     const msg = isModelshipError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
     console.error(`modelship: ${msg}`);
-    return err instanceof NotFoundError ? err.exitCode : 1;
+    return isModelshipError(err) && err.code === 'MS_ERR_CLI_NOT_FOUND' ? EXIT_NOT_FOUND : 1;
   }
 }
 

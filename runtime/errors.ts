@@ -78,6 +78,18 @@ export const ERRORS = {
   MS_ERR_HTTP_NOT_FOUND: { status: 404, message: 'no route {method} {url}' },
   MS_ERR_HTTP_METHOD_NOT_ALLOWED: { status: 405, message: 'method {method} is not allowed on {url}' },
   MS_ERR_SERVER_INTERNAL: { status: 500, message: 'internal error: {detail}' },
+  // The CLI's deploy, status, logs, predict and delete (no HTTP: the status is the nearest meaning).
+  MS_ERR_CLI_PROFILE_INVALID: { status: 400, message: 'the modelship profile {file} is invalid: {detail}' },
+  MS_ERR_CLI_CLUSTER_UNREACHABLE: {
+    status: 503,
+    message:
+      'cannot reach the cluster of kubeconfig context "{context}" at {server} ({detail}); check $KUBECONFIG or `kubectl config current-context`',
+  },
+  MS_ERR_CLI_STORAGE_UNREACHABLE: { status: 503, message: 'cannot reach the object store at {endpoint} ({detail}): {fix}' },
+  MS_ERR_CLI_STORAGE_DENIED: { status: 403, message: 'the object store at {endpoint} refused the credentials ({detail}): {fix}' },
+  MS_ERR_CLI_BUCKET_MISSING: { status: 404, message: 'bucket {bucket} does not exist at {endpoint}: {fix}' },
+  MS_ERR_CLI_NOT_FOUND: { status: 404, message: 'no ModelServing {namespace}/{name}' },
+  MS_ERR_CLI_WAIT_TIMEOUT: { status: 504, message: 'ModelServing {namespace}/{name} not Ready after {seconds} s: {state}' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

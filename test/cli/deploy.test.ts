@@ -3,7 +3,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { contains, describeState, desiredModelServing, failedReason, keyValues, loadProfile } from '../../cli/deploy.ts';
+import { canonical, describeState, desiredModelServing, failure, keyValues, storageSecretName } from '../../cli/deploy.ts';
+import { loadProfile } from '../../cli/profile.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 
 describe('loadProfile', () => {
@@ -24,14 +25,25 @@ describe('loadProfile', () => {
       bucket: 'other',
       secretKey: 'x',
     });
-    await expect(loadProfile({}, '/nonexistent/config.yaml')).rejects.toThrow(
-      'no bucket for bundles: set storage.bucket in /nonexistent/config.yaml or $MODELSHIP_BUCKET',
-    );
+    await expect(loadProfile({}, '/nonexistent/config.yaml')).rejects.toMatchObject({
+      code: 'MS_ERR_CLI_PROFILE_INVALID',
+      message:
+        'the modelship profile /nonexistent/config.yaml is invalid: no bucket for bundles: set storage.bucket in it, or $MODELSHIP_BUCKET',
+    });
+  });
+
+  it('a profile that is not YAML names the line and column, never the text (it may hold a key)', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'ms-profile-')), 'config.yaml');
+    await writeFile(file, 'storage:\n  bucket: models\n  secretKey: SUPERSECRET: x\n');
+    const err = await loadProfile({}, file).catch((e: Error) => e);
+    expect(err).toMatchObject({ code: 'MS_ERR_CLI_PROFILE_INVALID' });
+    expect((err as Error).message).toMatch(/is invalid: not valid YAML at line 3, column \d+$/);
+    expect((err as Error).message).not.toContain('SUPERSECRET');
   });
 });
 
 describe('desiredModelServing', () => {
-  const base = { name: 'iris', namespace: 'ml', uri: 's3://models/bundles/ab.zip', sha256: 'ab', secret: true };
+  const base = { name: 'iris', namespace: 'ml', uri: 's3://models/bundles/ab.zip', sha256: 'ab', secret: 'modelship-storage-0123456789' };
   it('holds the bundle pinned to its sha256, the in-cluster endpoint and the storage Secret, and only the options given', () => {
     const m = desiredModelServing({
       ...base,
@@ -55,7 +67,7 @@ describe('desiredModelServing', () => {
           uri: 's3://models/bundles/ab.zip',
           sha256: 'ab',
           format: 'python',
-          storage: { endpoint: 'http://minio.minio:9000', secretRef: { name: 'modelship-storage' } },
+          storage: { endpoint: 'http://minio.minio:9000', secretRef: { name: 'modelship-storage-0123456789' } },
         },
         resources: { requests: { cpu: '500m', memory: '512Mi' }, limits: { memory: '512Mi' } },
         autoscaling: { minReplicas: 1, maxReplicas: 4 },
@@ -65,18 +77,24 @@ describe('desiredModelServing', () => {
         tolerations: [{ key: 'modelship.dev/process-node', operator: 'Exists' }],
       },
     });
-    expect(desiredModelServing({ ...base, secret: false, storage: { bucket: 'models' } }).spec).toEqual({
+    expect(desiredModelServing({ ...base, secret: undefined, storage: { bucket: 'models' } }).spec).toEqual({
       bundle: { uri: 's3://models/bundles/ab.zip', sha256: 'ab' },
     });
   });
 });
 
 describe('helpers', () => {
-  it('contains: every field wanted is there with its value; arrays whole', () => {
-    expect(contains({ a: 1, b: { c: 2, d: 3 } }, { b: { c: 2 } })).toBe(true);
-    expect(contains({ a: 1 }, { a: 2 })).toBe(false);
-    expect(contains({ t: [{ k: 1 }, { k: 2 }] }, { t: [{ k: 1 }] })).toBe(false);
-    expect(contains(undefined, { a: 1 })).toBe(false);
+  it('canonical JSON: key order does not matter, array order and every value do', () => {
+    expect(canonical({ a: 1, b: { c: 2, d: [1, 2] } })).toBe(canonical({ b: { d: [1, 2], c: 2 }, a: 1 }));
+    expect(canonical({ a: [1, 2] })).not.toBe(canonical({ a: [2, 1] }));
+    expect(canonical({ a: 1 })).not.toBe(canonical({ a: 1, b: 2 }));
+  });
+
+  it('names the storage Secret after the endpoint and the access key, never the secret', () => {
+    const a = storageSecretName({ bucket: 'm', endpoint: 'http://x', accessKey: 'k', secretKey: 's1' });
+    expect(a).toMatch(/^modelship-storage-[0-9a-f]{10}$/);
+    expect(storageSecretName({ bucket: 'm', endpoint: 'http://x', accessKey: 'k', secretKey: 's2' })).toBe(a);
+    expect(storageSecretName({ bucket: 'm', endpoint: 'http://x', accessKey: 'other' })).not.toBe(a);
   });
 
   it('keyValues: KEY=VALUE, the value may hold =; anything else names the flag', () => {
@@ -98,14 +116,12 @@ describe('helpers', () => {
       conditions: [{ type: 'Ready', status: 'False', reason: 'MS_ERR_PLUGIN_LOAD', message: 'boom' }],
     });
     expect(describeState(failed)).toBe('Ready=False (MS_ERR_PLUGIN_LOAD): 0/2 replicas ready; boom');
-    expect(failedReason(failed)).toBe('MS_ERR_PLUGIN_LOAD: boom');
+    expect(failure(failed)).toEqual({ code: 'MS_ERR_PLUGIN_LOAD', message: 'boom' });
     // The operator has not seen generation 2 yet: not a failure of it.
     expect(
-      failedReason(m({ observedGeneration: 1, conditions: [{ type: 'Ready', status: 'False', reason: 'MS_ERR_PLUGIN_LOAD' }] })),
+      failure(m({ observedGeneration: 1, conditions: [{ type: 'Ready', status: 'False', reason: 'MS_ERR_PLUGIN_LOAD' }] })),
     ).toBeUndefined();
-    expect(
-      failedReason(m({ observedGeneration: 2, conditions: [{ type: 'Ready', status: 'False', reason: 'Progressing' }] })),
-    ).toBeUndefined();
+    expect(failure(m({ observedGeneration: 2, conditions: [{ type: 'Ready', status: 'False', reason: 'Progressing' }] }))).toBeUndefined();
     expect(describeState(m({}))).toBe('Ready=Unknown (waiting for the operator): 0/2 replicas ready');
   });
 });

@@ -15,7 +15,7 @@ from modelship import Client, ModelshipError
 examples = os.environ["EXAMPLES"]
 client = Client(
     namespace=os.environ["NS"],
-    cli=os.environ["MODELSHIP_CLI_COMMAND"],
+    cli=[os.environ["NODE"], os.environ["CLI"]],
     storage={
         "endpoint": os.environ["S3_ENDPOINT"],
         "bucket": os.environ["BUCKET"],

@@ -22,6 +22,8 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
+import threading
 
 EXIT_NOT_FOUND = 4  # the CLI's exit code for a ModelServing that does not exist
 
@@ -46,23 +48,20 @@ class ModelshipError(Exception):
 
 
 def parse_failure(stderr_lines, exit_code):
-    """The CLI's last ``modelship: [CODE: ]message`` line → a ModelshipError. Pure."""
+    """The CLI's last ``modelship: [CODE: ]message`` line → a ModelshipError. Pure.
+
+    The CLI writes modelship's errors as ``modelship: MS_ERR_…: message`` (a ModelServing that failed while
+    it waited: its Ready reason's code); any other failure has no code.
+    """
     last = next((line for line in reversed(stderr_lines) if line.startswith("modelship: ")), None)
     if last is None:
         tail = " | ".join(stderr_lines[-3:]) or "no output"
         return ModelshipError("the modelship CLI exited with %d: %s" % (exit_code, tail), None, exit_code)
     message = last[len("modelship: ") :]
-    code = None
     head, sep, rest = message.partition(": ")
-    if sep and head.startswith("MS_ERR_"):
-        code = head
-    else:
-        # "ModelServing ns/x failed: MS_ERR_PLUGIN_LOAD: ..." carries the status reason's code inside.
-        for word in message.replace(":", " ").split():
-            if word.startswith("MS_ERR_"):
-                code = word
-                break
-    return ModelshipError(message if code is None or not message.startswith(code) else rest, code, exit_code)
+    if sep and head.startswith("MS_ERR_") and head.replace("_", "").isalnum() and head.upper() == head:
+        return ModelshipError(rest, head, exit_code)
+    return ModelshipError(message, None, exit_code)
 
 
 def deploy_args(model_id, bundle, namespace=None, replicas=None, cpu=None, memory=None, min_replicas=None,
@@ -93,9 +92,11 @@ class Client:
     """modelship from Python: upload, deploy, predict, status, exists, delete, wait_ready."""
 
     def __init__(self, kubeconfig=None, namespace=None, storage=None, cli=None, echo=True, deploy_defaults=None):
+        """``cli``: the CLI's command, a list (``["node", "/src/cli/modelship.ts"]``) or a shell-quoted string."""
         self.namespace = namespace
         self._defaults = dict(deploy_defaults or {})
-        self._cli = shlex.split(cli or os.environ.get("MODELSHIP_CLI") or "modelship")
+        cli = cli or os.environ.get("MODELSHIP_CLI") or "modelship"
+        self._cli = list(cli) if isinstance(cli, (list, tuple)) else shlex.split(cli)
         self._env = dict(os.environ)
         if kubeconfig:
             self._env["KUBECONFIG"] = os.fspath(kubeconfig)
@@ -122,7 +123,7 @@ class Client:
             kubeconfig=info["kubeconfig"],
             namespace=namespace or os.environ.get("MODELSHIP_DEMO_NAMESPACE") or "modelship-demo",
             storage={"endpoint": s3["endpoint"], "bucket": "models", "access_key": s3["accessKey"], "secret_key": s3["secretKey"]},
-            cli="%s %s" % (os.path.join(root, "node_modules", ".bin", "node"), os.path.join(root, "cli", "modelship.ts")),
+            cli=[os.path.join(root, "node_modules", ".bin", "node"), os.path.join(root, "cli", "modelship.ts")],
             deploy_defaults={"node_selector": {"type": "process"}, "tolerate": ["modelship.dev/process-node"]},
             **kwargs,
         )
@@ -134,13 +135,18 @@ class Client:
                                     text=True)
         except FileNotFoundError:
             raise ModelshipError("the modelship CLI %r was not found: pass cli=, or set $MODELSHIP_CLI" % self._cli[0])
+        # stdout is read beside stderr: a large answer must not fill its pipe while stderr is being read.
+        out_parts = []
+        reader = threading.Thread(target=lambda: out_parts.append(proc.stdout.read()), daemon=True)
+        reader.start()
         err_lines = []
         for line in proc.stderr:
             line = line.rstrip("\n")
             err_lines.append(line)
             if self._echo and not line.startswith("modelship: "):
                 print(line, file=sys.stderr, flush=True)
-        out = proc.stdout.read()
+        reader.join()
+        out = "".join(out_parts)
         code = proc.wait()
         if code != 0:
             raise parse_failure(err_lines, code)
@@ -165,8 +171,13 @@ class Client:
 
     def predict(self, model_id, inputs):
         """One input dict (→ one output dict) or a list of them, through the API server's service proxy."""
-        out = self._run(["predict", model_id, "-i", json.dumps(inputs)] + self._ns())
-        return json.loads(out)
+        # In a file, not on the command line: inputs may be large, and argv is visible to every user.
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="modelship-input-", delete=False) as f:
+            json.dump(inputs, f)
+        try:
+            return json.loads(self._run(["predict", model_id, "-i", f.name] + self._ns()))
+        finally:
+            os.unlink(f.name)
 
     def status(self, model_id):
         """The ModelServing as the cluster has it (spec and status)."""

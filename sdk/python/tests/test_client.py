@@ -1,5 +1,7 @@
 """The Python client's pure parts: the CLI arguments of a deploy, and the CLI's failures as exceptions."""
 
+import sys
+
 import pytest
 
 from modelship.client import Client, ModelshipError, deploy_args, parse_failure
@@ -19,11 +21,14 @@ def test_deploy_args_name_every_option_once():
 def test_failures_carry_the_code_and_message():
     err = parse_failure(["uploaded 10 bytes", "modelship: MS_ERR_INPUT_INVALID: invalid input: x"], 1)
     assert (err.code, err.message, err.exit_code) == ("MS_ERR_INPUT_INVALID", "invalid input: x", 1)
-    err = parse_failure(["modelship: ModelServing ml/b failed: MS_ERR_PLUGIN_LOAD: loading plugin predict.mjs failed"], 1)
+    err = parse_failure(["modelship: MS_ERR_PLUGIN_LOAD: ModelServing ml/b failed: loading plugin predict.mjs failed"], 1)
     assert err.code == "MS_ERR_PLUGIN_LOAD"
-    assert err.message == "ModelServing ml/b failed: MS_ERR_PLUGIN_LOAD: loading plugin predict.mjs failed"
-    err = parse_failure(["modelship: no ModelServing ml/x"], 4)
-    assert (err.code, err.exit_code) == (None, 4)
+    assert err.message == "ModelServing ml/b failed: loading plugin predict.mjs failed"
+    err = parse_failure(["modelship: MS_ERR_CLI_NOT_FOUND: no ModelServing ml/x"], 4)
+    assert (err.code, err.exit_code) == ("MS_ERR_CLI_NOT_FOUND", 4)
+    # A message that merely mentions a code is not coded.
+    err = parse_failure(["modelship: no logs could be read (MS_ERR_X: y)"], 1)
+    assert err.code is None
     assert "exited with 2: boom" in str(parse_failure(["boom"], 2))
 
 
@@ -32,3 +37,11 @@ def test_unknown_storage_key_and_missing_cli_are_clear():
         Client(storage={"bukket": "x"})
     with pytest.raises(ModelshipError, match="the modelship CLI '/nonexistent/modelship' was not found"):
         Client(cli="/nonexistent/modelship").status("x")
+
+
+def test_a_large_answer_does_not_hang(tmp_path):
+    # A stand-in CLI that writes 1 MB to stdout and a line to stderr: both pipes are read at once.
+    fake = tmp_path / "fake_cli.py"
+    fake.write_text("import sys\nsys.stderr.write('working\\n')\nsys.stdout.write('[' + ','.join(['1'] * 500000) + ']')\n")
+    client = Client(cli=[sys.executable, str(fake)], echo=False)
+    assert len(client.status("x")) == 500000

@@ -1,0 +1,65 @@
+// Where `modelship deploy` puts bundles: a profile (~/.config/modelship/config.yaml, or $MODELSHIP_CONFIG)
+// with a `storage:` map, each field overridden by the environment. Its secrets are never printed, not
+// even in a parse error (which names the line and column only).
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { ENV } from '../runtime/contract.ts';
+import { msError } from '../runtime/errors.ts';
+
+export const PROFILE_FILE = join(homedir(), '.config', 'modelship', 'config.yaml');
+
+/** The object store: the client's endpoint, the one pods use (often an in-cluster name), a bucket, keys. */
+export interface StorageProfile {
+  endpoint?: string;
+  /** The endpoint as the pods reach it (default: `endpoint`). */
+  clusterEndpoint?: string;
+  region?: string;
+  bucket: string;
+  accessKey?: string;
+  secretKey?: string;
+}
+
+/** The profile: the file's `storage:` map, each field overridden by the environment. */
+export async function loadProfile(
+  env: NodeJS.ProcessEnv = process.env,
+  file = env.MODELSHIP_CONFIG ?? PROFILE_FILE,
+): Promise<StorageProfile> {
+  let fromFile: Partial<StorageProfile> = {};
+  let text: string | undefined;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw msError('MS_ERR_CLI_PROFILE_INVALID', { file, detail: (err as NodeJS.ErrnoException).code ?? 'unreadable' });
+    }
+  }
+  if (text !== undefined) {
+    try {
+      const doc = YAML.parse(text) as { storage?: Partial<StorageProfile> } | null;
+      fromFile = doc?.storage ?? {};
+    } catch (err) {
+      // The parser's message quotes the offending line, which may hold a key: its position only.
+      const pos = (err as { linePos?: { line: number; col: number }[] }).linePos?.[0];
+      throw msError('MS_ERR_CLI_PROFILE_INVALID', {
+        file,
+        detail: pos ? `not valid YAML at line ${pos.line}, column ${pos.col}` : 'not valid YAML',
+      });
+    }
+  }
+  const pick = (...v: (string | undefined)[]) => v.find((x) => x !== undefined && x !== '');
+  const bucket = pick(env.MODELSHIP_BUCKET, fromFile.bucket);
+  if (!bucket)
+    throw msError('MS_ERR_CLI_PROFILE_INVALID', { file, detail: 'no bucket for bundles: set storage.bucket in it, or $MODELSHIP_BUCKET' });
+  const profile: StorageProfile = { bucket };
+  const set = (k: keyof StorageProfile, v: string | undefined) => {
+    if (v !== undefined) profile[k] = v;
+  };
+  set('endpoint', pick(env[ENV.s3Endpoint], env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL, fromFile.endpoint));
+  set('clusterEndpoint', pick(env.MODELSHIP_S3_CLUSTER_ENDPOINT, fromFile.clusterEndpoint));
+  set('region', pick(env[ENV.s3Region], env.AWS_REGION, fromFile.region));
+  set('accessKey', pick(env[ENV.s3AccessKey], env.AWS_ACCESS_KEY_ID, fromFile.accessKey));
+  set('secretKey', pick(env[ENV.s3SecretKey], env.AWS_SECRET_ACCESS_KEY, fromFile.secretKey));
+  return profile;
+}
