@@ -8,7 +8,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # As in runtime/Dockerfile: npm install with the committed lockfile (see the note there on npm ci), and
 # onnxruntime-node's native library for the image's own platform only.
-ARG TARGETARCH=amd64
+ARG TARGETARCH
 RUN npm install --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund \
  && ort=node_modules/onnxruntime-node/bin/napi-v6 && arch=$([ "$TARGETARCH" = arm64 ] && echo arm64 || echo x64) \
  && find $ort -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} + \
