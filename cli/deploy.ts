@@ -49,38 +49,38 @@ export interface DeployOptions {
 
 /** The ModelServing a deploy applies: only the fields the CLI sets (the API server defaults the rest). Pure. */
 export function desiredModelServing(
-  o: DeployOptions & { namespace: string; uri: string; sha256: string; storage: StorageProfile; secret: string | undefined },
+  opts: DeployOptions & { namespace: string; uri: string; sha256: string; storage: StorageProfile; secret: string | undefined },
 ): ModelServing {
-  const endpoint = o.storage.clusterEndpoint ?? o.storage.endpoint;
+  const endpoint = opts.storage.clusterEndpoint ?? opts.storage.endpoint;
   const spec: Record<string, unknown> = {
     bundle: {
-      uri: o.uri,
-      sha256: o.sha256,
-      ...(o.format ? { format: o.format } : {}),
-      ...(endpoint || o.storage.region || o.secret
+      uri: opts.uri,
+      sha256: opts.sha256,
+      ...(opts.format ? { format: opts.format } : {}),
+      ...(endpoint || opts.storage.region || opts.secret
         ? {
             storage: {
               ...(endpoint ? { endpoint } : {}),
-              ...(o.storage.region ? { region: o.storage.region } : {}),
-              ...(o.secret ? { secretRef: { name: o.secret } } : {}),
+              ...(opts.storage.region ? { region: opts.storage.region } : {}),
+              ...(opts.secret ? { secretRef: { name: opts.secret } } : {}),
             },
           }
         : {}),
     },
   };
-  if (o.replicas !== undefined) spec.replicas = o.replicas;
-  if (o.cpu || o.memory) {
-    const list = { ...(o.cpu ? { cpu: o.cpu } : {}), ...(o.memory ? { memory: o.memory } : {}) };
-    spec.resources = { requests: list, ...(o.memory ? { limits: { memory: o.memory } } : {}) };
+  if (opts.replicas !== undefined) spec.replicas = opts.replicas;
+  if (opts.cpu || opts.memory) {
+    const list = { ...(opts.cpu ? { cpu: opts.cpu } : {}), ...(opts.memory ? { memory: opts.memory } : {}) };
+    spec.resources = { requests: list, ...(opts.memory ? { limits: { memory: opts.memory } } : {}) };
   }
-  if (o.min !== undefined || o.max !== undefined) {
-    spec.autoscaling = { minReplicas: o.min ?? 1, maxReplicas: o.max ?? Math.max(o.min ?? 1, 1) };
+  if (opts.min !== undefined || opts.max !== undefined) {
+    spec.autoscaling = { minReplicas: opts.min ?? 1, maxReplicas: opts.max ?? Math.max(opts.min ?? 1, 1) };
   }
-  if (o.topic) spec.inferenceLogging = { topic: o.topic };
-  if (o.env && Object.keys(o.env).length) spec.runtime = { env: Object.entries(o.env).map(([name, value]) => ({ name, value })) };
-  if (o.nodeSelector && Object.keys(o.nodeSelector).length) spec.nodeSelector = o.nodeSelector;
-  if (o.tolerate?.length) spec.tolerations = o.tolerate.map((key) => ({ key, operator: 'Exists' }));
-  return { apiVersion: API_VERSION, kind: 'ModelServing', metadata: { name: o.name, namespace: o.namespace }, spec } as ModelServing;
+  if (opts.topic) spec.inferenceLogging = { topic: opts.topic };
+  if (opts.env && Object.keys(opts.env).length) spec.runtime = { env: Object.entries(opts.env).map(([name, value]) => ({ name, value })) };
+  if (opts.nodeSelector && Object.keys(opts.nodeSelector).length) spec.nodeSelector = opts.nodeSelector;
+  if (opts.tolerate?.length) spec.tolerations = opts.tolerate.map((key) => ({ key, operator: 'Exists' }));
+  return { apiVersion: API_VERSION, kind: 'ModelServing', metadata: { name: opts.name, namespace: opts.namespace }, spec } as ModelServing;
 }
 
 /** `k=v` options into a map; a malformed one names itself. Pure. */
