@@ -214,7 +214,7 @@ export function program(): Command {
     .action(
       async (
         bundle: string,
-        o: {
+        opts: {
           name: string;
           namespace?: string;
           replicas?: number;
@@ -234,17 +234,17 @@ export function program(): Command {
         },
       ) => {
         const r = await deploy(bundle, {
-          ...o,
-          env: keyValues(o.env, '--env'),
-          nodeSelector: keyValues(o.nodeSelector, '--node-selector'),
-          timeoutMs: o.timeout * 1000,
+          ...opts,
+          env: keyValues(opts.env, '--env'),
+          nodeSelector: keyValues(opts.nodeSelector, '--node-selector'),
+          timeoutMs: opts.timeout * 1000,
         });
-        if (o.json) {
+        if (opts.json) {
           const m = r.modelServing;
           const ns = m.metadata.namespace;
           console.log(
             JSON.stringify({
-              name: o.name,
+              name: opts.name,
               namespace: ns,
               url: m.status?.url ?? null,
               bundle: m.spec.bundle,
@@ -255,7 +255,7 @@ export function program(): Command {
           );
           return;
         }
-        if (o.dryRun) {
+        if (opts.dryRun) {
           console.log(r.yaml.trimEnd());
           if (r.secret) {
             console.error(
@@ -265,7 +265,7 @@ export function program(): Command {
           return;
         }
         const url = r.modelServing.status?.url;
-        console.log(url ? `${o.name}: ${url}` : `${o.name}: applied (no URL yet; modelship status ${o.name})`);
+        console.log(url ? `${opts.name}: ${url}` : `${opts.name}: applied (no URL yet; modelship status ${opts.name})`);
       },
     );
 
@@ -277,11 +277,11 @@ export function program(): Command {
     .option('--wait', 'with a name: wait for Ready, showing progress; exit non-zero with the reason if it fails')
     .option('--timeout <seconds>', 'with --wait: how long', wholeNumber(1), 300)
     .option('--json', 'with a name: print the ModelServing as JSON')
-    .action(async (name: string | undefined, o: { namespace?: string; wait?: boolean; timeout: number; json?: boolean }) => {
-      const c = await connect(o.namespace);
+    .action(async (name: string | undefined, opts: { namespace?: string; wait?: boolean; timeout: number; json?: boolean }) => {
+      const c = await connect(opts.namespace);
       if (name) {
-        const m = o.wait ? await waitReady(c, name, o.timeout * 1000, (l) => console.error(l)) : await requireModelServing(c, name);
-        if (o.json) {
+        const m = opts.wait ? await waitReady(c, name, opts.timeout * 1000, (l) => console.error(l)) : await requireModelServing(c, name);
+        if (opts.json) {
           console.log(JSON.stringify(m));
           return;
         }
@@ -314,9 +314,9 @@ export function program(): Command {
     .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
     .option('--tail <lines>', 'only the last lines of each pod', wholeNumber(0))
     .option('-f, --follow', 'keep streaming')
-    .action(async (name: string, o: { namespace?: string; tail?: number; follow?: boolean }) => {
-      const c = await connect(o.namespace);
-      const r = await podLogs(c, name, o, (line) => console.log(line));
+    .action(async (name: string, opts: { namespace?: string; tail?: number; follow?: boolean }) => {
+      const c = await connect(opts.namespace);
+      const r = await podLogs(c, name, opts, (line) => console.log(line));
       if (r.failed.length === r.pods.length) throw new Error(`no logs could be read from the pods of ${c.namespace}/${name}`);
     });
 
@@ -325,8 +325,8 @@ export function program(): Command {
     .description('delete a ModelServing (its Deployment, Service, HPA and PDB go with it)')
     .argument('<name>', 'ModelServing name')
     .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
-    .action(async (name: string, o: { namespace?: string }) => {
-      const c = await connect(o.namespace);
+    .action(async (name: string, opts: { namespace?: string }) => {
+      const c = await connect(opts.namespace);
       await deleteModelServing(c, name);
       console.log(`deleted ModelServing ${c.namespace}/${name}`);
     });
