@@ -34,6 +34,13 @@ export function causeOf(err: unknown): string | undefined {
   return message;
 }
 
+/** The namespace of the kubeconfig's current context (default: default), without asking the cluster. */
+export function contextNamespace(): string {
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+}
+
 /** The kubeconfig's current context; any HTTP answer from its server counts as reachable. */
 export async function connect(namespace?: string): Promise<Cluster> {
   const kc = new KubeConfig();

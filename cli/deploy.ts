@@ -17,7 +17,7 @@ import { apiError } from '../operator/kube/errors.ts';
 import { minioClientFor, type S3Settings } from '../runtime/bundle/fetch.ts';
 import { ENV } from '../runtime/contract.ts';
 import { type ErrorCode, ModelshipError, msError } from '../runtime/errors.ts';
-import { type Cluster, causeOf, connect, getModelServing } from './cluster.ts';
+import { type Cluster, causeOf, connect, contextNamespace, getModelServing } from './cluster.ts';
 import { packBundle } from './pack.ts';
 import { loadProfile, type StorageProfile } from './profile.ts';
 import { pushBundle } from './push.ts';
@@ -294,7 +294,8 @@ export async function deploy(
   const log = opts.log ?? ((m: string) => console.error(m));
   const profile = await loadProfile();
   const cluster = opts.dryRun ? undefined : await connect(opts.namespace);
-  const namespace = cluster?.namespace ?? opts.namespace ?? 'default';
+  // A dry run asks nothing of the cluster, but its YAML names the namespace a deploy would use.
+  const namespace = cluster?.namespace ?? opts.namespace ?? contextNamespace();
   const up = await uploadBundle(path, profile, log);
   const secret = profile.accessKey !== undefined && profile.secretKey !== undefined ? storageSecretName(profile) : undefined;
   const desired = desiredModelServing({ ...opts, namespace, uri: up.uri, sha256: up.sha256, storage: profile, secret });
