@@ -44,7 +44,6 @@ import {
   processCount,
   pythonVenv,
   root,
-  type RunSettings,
   SETOSA,
   type Server,
   type Target,
@@ -58,16 +57,12 @@ import {
   versions,
   waitQuiet,
   waitReady,
+  benchSettings,
+  BENCH_BATCH,
 } from './servers.ts';
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
-const quietWaitMs = Number(process.env.BENCH_QUIET_WAIT_SECONDS ?? 20) * 1000;
-const CONNECTIONS = 64;
+const { seconds, warmupSeconds, rounds, quietWaitMs, connections: CONNECTIONS, settings } = benchSettings(1);
 const cpus = availableParallelism();
-const settings: RunSettings = { seconds, connections: CONNECTIONS, quietWaitMs };
-const BATCH = { maxBatchSize: 64, maxLatencyMs: 2 };
 const PEERS_DIR = join(root, 'bench/peers');
 const run = promisify(execFile);
 
@@ -210,13 +205,21 @@ function setupsFor(n: number, venvs: Partial<Record<PeerName, string>>): Setup[]
     label,
     ours: true,
     start: (work) =>
-      startOurs({ bundle: join(root, bundle), model, workers, batching: batching ? BATCH : undefined, body: v2Body(), work, label: key }),
+      startOurs({
+        bundle: join(root, bundle),
+        model,
+        workers,
+        batching: batching ? BENCH_BATCH : undefined,
+        body: v2Body(),
+        work,
+        label: key,
+      }),
   });
   const s: Setup[] = [
     ours(`ours-python-${n}`, `modelship Python engine, --workers ${n}`, 'examples/iris-sklearn', SKLEARN_MODEL, n, false),
     ours(
       `ours-python-${n}-batching`,
-      `modelship Python engine, --workers ${n}, adaptive batching (${BATCH.maxBatchSize} rows, ${BATCH.maxLatencyMs} ms)`,
+      `modelship Python engine, --workers ${n}, adaptive batching (${BENCH_BATCH.maxBatchSize} rows, ${BENCH_BATCH.maxLatencyMs} ms)`,
       'examples/iris-sklearn',
       SKLEARN_MODEL,
       n,
@@ -235,7 +238,7 @@ function setupsFor(n: number, venvs: Partial<Record<PeerName, string>>): Setup[]
       ),
       ours(
         'ours-onnx-batching',
-        `modelship ONNX engine with adaptive batching (${BATCH.maxBatchSize} rows, ${BATCH.maxLatencyMs} ms)`,
+        `modelship ONNX engine with adaptive batching (${BENCH_BATCH.maxBatchSize} rows, ${BENCH_BATCH.maxLatencyMs} ms)`,
         'examples/iris-onnx',
         'iris-onnx',
         0,

@@ -37,7 +37,6 @@ import {
   processCount,
   pythonVenv,
   root,
-  type RunSettings,
   SKLEARN_MODEL,
   startMlserver,
   startOurs,
@@ -45,15 +44,12 @@ import {
   v2Body,
   versions,
   waitReady,
+  benchSettings,
+  BENCH_BATCH,
 } from './servers.ts';
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-const quietWaitMs = Number(process.env.BENCH_QUIET_WAIT_SECONDS ?? 20) * 1000;
-const CONNECTIONS = 64;
+const { seconds, warmupSeconds, rounds, quietWaitMs, connections: CONNECTIONS, settings } = benchSettings(3);
 const cpus = availableParallelism();
-const settings: RunSettings = { seconds, connections: CONNECTIONS, quietWaitMs };
 
 // Both servers are asked for `predict` alone: what mlserver-sklearn returns by default, and all our engine
 // computes for a no-code scikit-learn bundle when it is the only output requested.
@@ -96,9 +92,6 @@ function summarize(setup: string, runs: Measured[], processes: Record<string, nu
 
 let oursFailed = false;
 
-/** Adaptive batching of the batching setup: up to 64 rows, waiting at most 2 ms. */
-const BATCH = { maxBatchSize: 64, maxLatencyMs: 2 };
-
 interface Setup {
   key: 'ours' | 'oursBatching' | 'mlserver' | 'mlserverInProcess';
   /** Our --workers, or MLServer's parallel_workers. */
@@ -113,7 +106,7 @@ async function oneRun(setup: Setup, venv: string | undefined, work: string) {
           bundle: join(root, 'examples/iris-sklearn'),
           model: SKLEARN_MODEL,
           workers: setup.n,
-          batching: setup.key === 'oursBatching' ? BATCH : undefined,
+          batching: setup.key === 'oursBatching' ? BENCH_BATCH : undefined,
           body,
           work,
           label: `modelship (--workers ${setup.n}${setup.key === 'oursBatching' ? ', batching' : ''})`,
@@ -143,7 +136,7 @@ function setupsFor(n: number): Setup[] {
     {
       key: 'oursBatching',
       n,
-      label: `modelship --workers ${n} with adaptive batching (${BATCH.maxBatchSize} rows, ${BATCH.maxLatencyMs} ms)`,
+      label: `modelship --workers ${n} with adaptive batching (${BENCH_BATCH.maxBatchSize} rows, ${BENCH_BATCH.maxLatencyMs} ms)`,
     },
     {
       key: 'mlserver',

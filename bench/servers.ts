@@ -148,6 +148,28 @@ export interface RunSettings {
 
 const QUIET_CORES = 0.25;
 
+/** Adaptive batching of the benchmarks' batching setups: up to 64 rows, waiting at most 2 ms. */
+export const BENCH_BATCH = { maxBatchSize: 64, maxLatencyMs: 2 };
+
+/**
+ * The load every side-by-side run gets, from the environment: BENCH_SECONDS per measured run (default 10)
+ * after BENCH_WARMUP_SECONDS (3), BENCH_ROUNDS (the benchmark's default), BENCH_QUIET_WAIT_SECONDS (20),
+ * always 64 connections.
+ */
+export function benchSettings(defaultRounds: number, env: NodeJS.ProcessEnv = process.env) {
+  const seconds = Number(env.BENCH_SECONDS ?? 10);
+  const quietWaitMs = Number(env.BENCH_QUIET_WAIT_SECONDS ?? 20) * 1000;
+  const connections = 64;
+  return {
+    seconds,
+    warmupSeconds: Number(env.BENCH_WARMUP_SECONDS ?? 3),
+    rounds: Number(env.BENCH_ROUNDS ?? defaultRounds),
+    quietWaitMs,
+    connections,
+    settings: { seconds, connections, quietWaitMs } satisfies RunSettings,
+  };
+}
+
 /** Waits (bounded) until the machine is quiet; returns the cores busy in the last second. */
 export async function waitQuiet(quietWaitMs: number): Promise<number> {
   const deadline = Date.now() + quietWaitMs;

@@ -71,3 +71,17 @@ export async function appFor(dir: string, opts: AppOptions = {}) {
   });
   return { app, model, metrics, engine };
 }
+
+/** Runs `fn` on an app made by appFor, then closes the app and its engine, whatever `fn` did. */
+export async function withApp(
+  made: ReturnType<typeof appFor>,
+  fn: (t: Awaited<ReturnType<typeof appFor>>) => Promise<void>,
+): Promise<void> {
+  const t = await made;
+  try {
+    await fn(t);
+  } finally {
+    await t.app.close();
+    await t.engine.close();
+  }
+}

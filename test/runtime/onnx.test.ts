@@ -3,7 +3,7 @@
 import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appFor, makeBundle } from './helpers.ts';
+import { appFor, makeBundle, withApp } from './helpers.ts';
 
 const IRIS_ONNX = join(import.meta.dirname, '../../examples/iris-onnx');
 const FIXTURES = join(import.meta.dirname, '../fixtures/onnx');
@@ -105,8 +105,7 @@ describe('ONNX engine: iris converted from scikit-learn', () => {
 
 describe('ONNX engine: graphs of other kinds', () => {
   it('stacks int64 and rank-3 inputs, and returns rank-3 outputs flattened per row', async () => {
-    const t = await appFor(await fixtureBundle('types.onnx'));
-    try {
+    await withApp(appFor(await fixtureBundle('types.onnx')), async (t) => {
       const r = await t.app.inject(
         v2('model', [
           { name: 'ids', shape: [2, 3], datatype: 'INT64', data: [1, 2, 3, 10, 20, 30] },
@@ -126,39 +125,27 @@ describe('ONNX engine: graphs of other kinds', () => {
       );
       expect(frac.statusCode).toBe(400);
       expect(frac.json().error).toMatch(/input "ids" \(instance 0\) holds 1\.5 where the model declares an integer/);
-    } finally {
-      await t.app.close();
-      await t.engine.close();
-    }
+    });
   });
 
   it('runs a graph whose batch dimension is fixed at 1 once per row', async () => {
-    const t = await appFor(await fixtureBundle('batch1.onnx'));
-    try {
+    await withApp(appFor(await fixtureBundle('batch1.onnx')), async (t) => {
       const r = await t.app.inject(v2('model', [{ name: 'x', shape: [3, 2], datatype: 'FP32', data: [0, 1, 2, 3, 4, 5] }]));
       expect(r.statusCode).toBe(200);
       expect(r.json().outputs).toEqual([{ name: 'y', shape: [3, 2], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6] }]);
-    } finally {
-      await t.app.close();
-      await t.engine.close();
-    }
+    });
   });
 
   it('pads the last run of a graph whose batch is fixed at 2, and drops the padding', async () => {
-    const t = await appFor(await fixtureBundle('batch2.onnx'));
-    try {
+    await withApp(appFor(await fixtureBundle('batch2.onnx')), async (t) => {
       const r = await t.app.inject(v2('model', [{ name: 'x', shape: [3, 2], datatype: 'FP32', data: [0, 1, 2, 3, 4, 5] }]));
       expect(r.statusCode).toBe(200);
       expect(r.json().outputs).toEqual([{ name: 'y', shape: [3, 2], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6] }]);
-    } finally {
-      await t.app.close();
-      await t.engine.close();
-    }
+    });
   });
 
   it('takes and returns BOOL and UINT8, and refuses a value a uint8 cannot hold with a 400', async () => {
-    const t = await appFor(await fixtureBundle('flags.onnx'));
-    try {
+    await withApp(appFor(await fixtureBundle('flags.onnx')), async (t) => {
       const r = await t.app.inject(
         v2('model', [
           { name: 'flag', shape: [2], datatype: 'BOOL', data: [true, false] },
@@ -178,21 +165,17 @@ describe('ONNX engine: graphs of other kinds', () => {
       );
       expect(wide.statusCode).toBe(400);
       expect(wide.json().error).toMatch(/input "u" \(instance 0\) holds 300 where the model takes uint8 integers in \[0, 255\]/);
-    } finally {
-      await t.app.close();
-      await t.engine.close();
-    }
+    });
   });
 
   it('takes the manifest over the graph: a datatype for an output, refused when it names no tensor', async () => {
-    const t = await appFor(await fixtureBundle('types.onnx', 'name: typed\noutputs:\n  - {name: total, datatype: INT32, shape: [-1]}\n'));
-    try {
-      const meta = await t.app.inject({ method: 'GET', url: '/v2/models/typed' });
-      expect(meta.json().outputs[0]).toEqual({ name: 'total', datatype: 'INT32', shape: [-1] });
-    } finally {
-      await t.app.close();
-      await t.engine.close();
-    }
+    await withApp(
+      appFor(await fixtureBundle('types.onnx', 'name: typed\noutputs:\n  - {name: total, datatype: INT32, shape: [-1]}\n')),
+      async (t) => {
+        const meta = await t.app.inject({ method: 'GET', url: '/v2/models/typed' });
+        expect(meta.json().outputs[0]).toEqual({ name: 'total', datatype: 'INT32', shape: [-1] });
+      },
+    );
     const wrong = await fixtureBundle('types.onnx', 'outputs:\n  - {name: sum, datatype: INT64, shape: [-1]}\n');
     await expect(appFor(wrong)).rejects.toMatchObject({
       code: 'MS_ERR_PLUGIN_LOAD',
@@ -212,8 +195,7 @@ describe('ONNX engine: graphs of other kinds', () => {
 
 describe('ONNX engine: adaptive batching', () => {
   it('stacks the rows of concurrent requests into one run, each answered with its own rows', async () => {
-    const t = await appFor(IRIS_ONNX, { batching: { maxBatchSize: 64, maxLatencyMs: 50 } });
-    try {
+    await withApp(appFor(IRIS_ONNX, { batching: { maxBatchSize: 64, maxLatencyMs: 50 } }), async (t) => {
       const flowers = Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? VIRGINICA : SETOSA));
       const rs = await Promise.all(
         flowers.map((x) => t.app.inject(v2('iris-onnx', [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: x }]))),
@@ -223,10 +205,7 @@ describe('ONNX engine: adaptive batching', () => {
       // 12 requests, far fewer runs: the first waits up to 50 ms for the others.
       expect(text).toMatch(/modelship_batch_size_count\{model="iris-onnx"\} [1-3]\n/);
       expect(text).toMatch(/modelship_batch_size_sum\{model="iris-onnx"\} 12\n/);
-    } finally {
-      await t.app.close();
-      await t.engine.close();
-    }
+    });
   });
 });
 
@@ -238,8 +217,7 @@ describe('ONNX engine: worker threads', () => {
     ]);
 
   it('a request past its deadline answers 504 and its thread is replaced at once; the server thread stays free', async () => {
-    const t = await appFor(await fixtureBundle('slow.onnx'), { workers: 1, requestTimeoutMs: 300 });
-    try {
+    await withApp(appFor(await fixtureBundle('slow.onnx'), { workers: 1, requestTimeoutMs: 300 }), async (t) => {
       let started = Date.now();
       const timedOut = await t.app.inject(slow(1536));
       expect(timedOut.statusCode).toBe(504);
@@ -260,24 +238,17 @@ describe('ONNX engine: worker threads', () => {
       // A blocked server thread would hold it for the whole run (1.4 s).
       expect(Date.now() - started).toBeLessThan(400);
       expect((await pending).statusCode).toBe(504);
-    } finally {
-      await t.app.close();
-      await t.engine.close();
-    }
+    });
   });
 
   it('serves the same answers from a pool of threads', async () => {
-    const iris = await appFor(IRIS_ONNX, { workers: 2 });
-    try {
+    await withApp(appFor(IRIS_ONNX, { workers: 2 }), async (iris) => {
       const answers = await Promise.all(
         [SETOSA, VIRGINICA, SETOSA].map((x) =>
           iris.app.inject(v2('iris-onnx', [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: x }])),
         ),
       );
       expect(answers.map((a) => a.json().outputs[0].data[0])).toEqual([0, 2, 0]);
-    } finally {
-      await iris.app.close();
-      await iris.engine.close();
-    }
+    });
   });
 });
