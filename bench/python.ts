@@ -48,7 +48,7 @@ import {
   BENCH_BATCH,
 } from './servers.ts';
 
-const { seconds, warmupSeconds, rounds, quietWaitMs, connections: CONNECTIONS, settings } = benchSettings(3);
+const { seconds, warmupSeconds, rounds, connections: CONNECTIONS, settings } = benchSettings(3);
 const cpus = availableParallelism();
 
 // Both servers are asked for `predict` alone: what mlserver-sklearn returns by default, and all our engine

@@ -118,6 +118,14 @@ export const Autoscaling = Type.Object(
     maxReplicas: Type.Integer({ minimum: 1, maximum: 1000, description: 'Most replicas' }),
     metric: Type.Enum(['cpu', 'memory'], { default: 'cpu', description: 'Resource whose utilization drives scaling' }),
     target: Type.Integer({ minimum: 1, maximum: 100, default: 70, description: 'Target average utilization, percent of requests' }),
+    scaleDownStabilizationSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 3600,
+        description:
+          'How long utilization must stay low before replicas are removed (the HPA default when unset: 300). Scale-up is immediate.',
+      }),
+    ),
   },
   {
     description: 'Horizontal autoscaling; when set, the HorizontalPodAutoscaler owns the replica count and spec.replicas is ignored',

@@ -85,6 +85,9 @@ export function build(opts: BuildOptions): FastifyInstance {
     genReqId: requestId,
     // During a graceful shutdown requests that still arrive are served, not refused with 503.
     return503OnClosing: false,
+    // Nor are idle keep-alive connections cut when close() begins: a client may be writing its next request
+    // on one at that moment (ECONNRESET). The server's drain closes them once they have been idle a while.
+    forceCloseConnections: false,
     routerOptions: { ignoreTrailingSlash: true },
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
   }) as unknown as FastifyInstance;

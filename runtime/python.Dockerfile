@@ -3,7 +3,9 @@
 # XGBoost, LightGBM). The operator runs it for `spec.bundle.format: python`. Same user and read-only root
 # filesystem as modelship/runtime: a bundle's requirements.txt installs into the volume the operator mounts
 # at /var/cache/modelship/python-envs. For extra libraries baked in, build FROM this image (see README).
-FROM node:24-bookworm-slim AS deps
+# The Node base (Debian bookworm + Node 24 + npm); the local environment builds one of its own.
+ARG NODE_IMAGE=node:24-bookworm-slim
+FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # As in runtime/Dockerfile: npm install with the committed lockfile (see the note there on npm ci), and
@@ -15,7 +17,7 @@ RUN npm install --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
  && find $ort/linux -mindepth 1 -maxdepth 1 ! -name $arch -exec rm -rf {} + \
  && test -f $ort/linux/$arch/onnxruntime_binding.node
 
-FROM node:24-bookworm-slim
+FROM ${NODE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv libgomp1 \
  && rm -rf /var/lib/apt/lists/*

@@ -12,6 +12,9 @@ import { loadModel, ServedModel } from './model.ts';
 import { createLogger } from './observability/logging.ts';
 import { RuntimeMetrics } from './observability/metrics.ts';
 
+/** How long a drain leaves keep-alive connections open before closing the idle ones (see shutdown). */
+export const DRAIN_IDLE_GRACE_MS = 1000;
+
 export interface Runtime {
   app: FastifyInstance;
   model: ServedModel;
@@ -118,14 +121,19 @@ export async function start(
       model.setDraining();
       metrics.modelReady.labels(model.name).set(0);
       log.info({ drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining in-flight requests');
-      let timer: NodeJS.Timeout | undefined;
-      // Keep-alive connections whose last response went out after close() began are idle now; close them
-      // as they become idle, so close() can finish once the in-flight requests are done.
+      const started = performance.now();
+      // Connections in use get `Connection: close` on their next response (app.ts) and end there. Idle
+      // keep-alive connections are closed only after DRAIN_IDLE_GRACE_MS: one that was just handed a response
+      // is likely carrying the client's next request already, and closing it would reset that request. Node's
+      // server.close() closes idle connections at once, so it waits for the grace too.
+      const open = await new Promise<number>((r) => app.server.getConnections((err, n) => r(err ? 1 : n)));
+      if (open > 0) await new Promise((r) => setTimeout(r, Math.min(DRAIN_IDLE_GRACE_MS, config.drainTimeoutMs)));
       const sweeper = setInterval(() => app.server.closeIdleConnections(), 50);
+      let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
         Promise.all([app.close(), grpc.close(config.drainTimeoutMs)]).then(() => true),
         new Promise<boolean>((r) => {
-          timer = setTimeout(() => r(false), config.drainTimeoutMs);
+          timer = setTimeout(() => r(false), Math.max(0, config.drainTimeoutMs - (performance.now() - started)));
         }),
       ]);
       clearTimeout(timer);

@@ -9,11 +9,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheRoot, componentDir } from './cache.ts';
 import {
+  CONTAINERD_VERSION,
+  COREDNS_VERSION,
   ETCD_VERSION,
   HELM_VERSION,
   KAFKA_VERSION,
   KUBERNETES_VERSION,
   KWOK_VERSION,
+  METRICS_SERVER_VERSION,
   MIN_PYTHON_VERSION,
   MINIO_VERSION,
   RELOAD4J_VERSION,
@@ -41,7 +44,7 @@ const PYTHON_IMPORTS = [
   'tritonclient.grpc',
 ];
 
-export type ComponentName = 'kubernetes' | 'kwok' | 'minio' | 'helm' | 'kafka' | 'python';
+export type ComponentName = 'kubernetes' | 'kwok' | 'minio' | 'helm' | 'kafka' | 'python' | 'node' | 'addons';
 
 /** Paths of the built binaries (and Kafka's class path), as the launcher needs them. */
 export interface Binaries {
@@ -60,6 +63,18 @@ export interface Binaries {
   wheels: string;
   /** The uv binary (installs a Python bundle's requirements). */
   uv: string;
+  /** The real node: kubelet, kube-proxy, containerd (+ its runc shim and ctr) and the pause binary. */
+  kubelet: string;
+  kubeProxy: string;
+  containerd: string;
+  ctr: string;
+  /** Directory of containerd-shim-runc-v2 (on the containerd's PATH). */
+  nodeBinDir: string;
+  /** Statically linked pause, the pods' sandbox process (its image is built from it). */
+  pause: string;
+  /** Cluster add-ons run as pods on the real node, from their Go modules. */
+  coredns: string;
+  metricsServer: string;
 }
 
 interface Component {
@@ -73,13 +88,14 @@ interface Component {
   check?(dir: string, log: NodeJS.WritableStream): Promise<void>;
 }
 
-type Toolchain = 'go' | 'java' | 'mvn' | 'python3';
+type Toolchain = 'go' | 'java' | 'mvn' | 'python3' | 'gcc';
 
 const INSTALL_HINT: Record<Toolchain, string> = {
   go: 'Go ≥ 1.25 (https://go.dev/doc/install, or the Debian package golang-go from bookworm-backports)',
   java: 'a Java runtime ≥ 17 (Debian package openjdk-17-jre-headless)',
   mvn: 'Apache Maven (Debian package maven)',
   python3: `Python ≥ ${MIN_PYTHON_VERSION} with pip (Debian packages python3 and python3-pip, or pyenv)`,
+  gcc: 'a C compiler with a static libc (Debian packages gcc and libc6-dev)',
 };
 
 export class ToolchainMissingError extends Error {
@@ -240,6 +256,47 @@ const components: Component[] = [
     },
   },
   {
+    // The real node's own programs. kubelet and kube-proxy come from the same wrapper module as the control
+    // plane (one go.sum); containerd from its module; pause from the C source Kubernetes ships in that module.
+    name: 'node',
+    version: `${KUBERNETES_VERSION}-containerd${CONTAINERD_VERSION}`,
+    expect: '3–6 min',
+    tools: ['go', 'gcc'],
+    async build(out, log) {
+      await run(
+        'go',
+        ['build', '-ldflags', kubeLdflags, '-o', `${out}/`, 'k8s.io/kubernetes/cmd/kubelet', 'k8s.io/kubernetes/cmd/kube-proxy'],
+        { cwd: GO_MODULE_DIR, env: goEnv() },
+        log,
+      );
+      for (const cmd of ['containerd', 'containerd-shim-runc-v2', 'ctr']) {
+        await goInstall(`github.com/containerd/containerd/v2/cmd/${cmd}@${CONTAINERD_VERSION}`, out, log);
+      }
+      const modDir = spawnSync('go', ['list', '-m', '-f', '{{.Dir}}', 'k8s.io/kubernetes'], {
+        cwd: GO_MODULE_DIR,
+        env: goEnv(),
+        encoding: 'utf8',
+      });
+      const source = join(modDir.stdout.trim(), 'build', 'pause', 'linux', 'pause.c');
+      await run(
+        'gcc',
+        ['-Os', '-static', '-o', join(out, 'pause'), `-DVERSION=${KUBERNETES_VERSION}`, source],
+        { cwd: out, env: process.env },
+        log,
+      );
+    },
+  },
+  {
+    name: 'addons',
+    version: `coredns${COREDNS_VERSION}-metrics-server${METRICS_SERVER_VERSION}`,
+    expect: '3–6 min',
+    tools: ['go'],
+    async build(out, log) {
+      await goInstall(`github.com/coredns/coredns@${COREDNS_VERSION}`, out, log);
+      await goInstall(`sigs.k8s.io/metrics-server/cmd/metrics-server@${METRICS_SERVER_VERSION}`, out, log);
+    },
+  },
+  {
     name: 'python',
     get version() {
       pythonLocks ??= PYTHON_LOCKS.map((f) => readFileSync(f, 'utf8'));
@@ -350,6 +407,7 @@ function toolProblem(tool: Toolchain): { found?: string } | undefined {
     if (!python) return {};
     return versionAtLeast(python.version, MIN_PYTHON_VERSION) ? undefined : { found: `Python ${python.version}` };
   }
+  if (tool === 'gcc') return spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status === 0 ? undefined : {};
   const probe = tool === 'java' ? ['-version'] : ['version'];
   const result = spawnSync(tool === 'mvn' ? 'mvn' : tool, tool === 'mvn' ? ['-v'] : probe, { stdio: 'ignore' });
   return result.status === 0 ? undefined : {};
@@ -434,6 +492,14 @@ export function binaries(): Binaries {
     python: join(dir('python'), 'venv', 'bin', 'python'),
     uv: join(dir('python'), 'uv', 'bin', 'uv'),
     wheels: join(dir('python'), 'wheels'),
+    kubelet: join(dir('node'), 'kubelet'),
+    kubeProxy: join(dir('node'), 'kube-proxy'),
+    containerd: join(dir('node'), 'containerd'),
+    ctr: join(dir('node'), 'ctr'),
+    nodeBinDir: dir('node'),
+    pause: join(dir('node'), 'pause'),
+    coredns: join(dir('addons'), 'coredns'),
+    metricsServer: join(dir('addons'), 'metrics-server'),
   };
 }
 

@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util';
 import { builtState, ensureBuilt } from './build.ts';
 import { cacheRoot } from './cache.ts';
 import { down, envFile, isHealthy, readEnv, status, up } from './env.ts';
+import { ensureImages } from './images.ts';
+import { containerdRoot } from './real-node.ts';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -15,6 +17,7 @@ const usage = `usage: node test/env/cli.ts <command>
   up        build what is missing, start everything, write ${envFile()}
             --nodes N   number of kwok nodes (default 2)
   status    health of each component of the running environment
+  images    rebuild the images whose inputs changed and load them into the running real node
   down      stop the processes the environment started and remove their data`;
 
 function print(info: Awaited<ReturnType<typeof up>>) {
@@ -23,7 +26,7 @@ API server   ${info.apiServer}  (Kubernetes ${info.kubernetesVersion})
 kubeconfig   ${info.kubeconfig}
 S3 (MinIO)   ${info.s3.endpoint}  access key ${info.s3.accessKey} (secret key in ${envFile()})
 Kafka        ${info.kafka.bootstrapServers.join(',')}
-nodes        ${info.nodes.join(', ')}
+nodes        ${[...info.nodes, info.processNode, ...(info.realNode ? [`${info.realNode.name} (real: ${info.realNode.nodeIp}, netns ${info.realNode.netns})`] : [])].join(', ')}
 python       ${info.binaries.python}  (uv ${info.binaries.uv})
 data + logs  ${info.root}
 
@@ -73,6 +76,23 @@ async function main(): Promise<number> {
         console.log(`${r.healthy ? 'ok  ' : 'FAIL'} ${r.name.padEnd(24)} pid ${String(r.pid ?? '-').padEnd(8)} ${r.detail}`);
       }
       return rows.every((r) => r.healthy) ? 0 : 1;
+    }
+    case 'images': {
+      const info = await readEnv();
+      if (!info?.realNode) {
+        console.log('modelship env: no real node up');
+        return 1;
+      }
+      const ids = await ensureImages({
+        bins: info.binaries,
+        ctr: info.binaries.ctr,
+        containerdSocket: info.realNode.containerdSocket,
+        containerdRoot: containerdRoot(),
+        logFile: `${info.root}/logs/images.log`,
+        progress: (line) => console.error(line),
+      });
+      for (const [k, id] of Object.entries(ids)) console.log(`${k.padEnd(14)} ${id.slice(0, 12)}`);
+      return 0;
     }
     case 'down': {
       const info = await readEnv();

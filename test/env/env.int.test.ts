@@ -33,13 +33,48 @@ describe('local environment', () => {
   it('reports every component healthy, with the pinned Kubernetes version', async () => {
     const rows = await status(env.info);
     expect(rows.map((r) => r.name).sort()).toEqual(
-      ['etcd', 'kafka', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'minio', 'process-node', 'python'].sort(),
+      [
+        'etcd',
+        'kafka',
+        'kube-apiserver',
+        'kube-controller-manager',
+        'kube-scheduler',
+        'kwok',
+        'minio',
+        'process-node',
+        'python',
+        'relay-host',
+        'relay-node',
+        'containerd',
+        'kubelet',
+        'kube-proxy',
+      ].sort(),
     );
     for (const r of rows) expect(r, r.name).toMatchObject({ healthy: true });
     const version = execFileSync(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, 'version', '-o', 'json'], {
       encoding: 'utf8',
     });
     expect(JSON.parse(version).serverVersion.gitVersion).toBe(env.info.kubernetesVersion);
+  });
+
+  it("keeps the real node's networking to its own ranges: no default route, nothing forwarded out", () => {
+    const node = env.info.realNode;
+    expect(node).toBeDefined();
+    const inNode = (...args: string[]) => execFileSync('nsenter', [`--net=/run/netns/${node?.netns}`, '--', ...args], { encoding: 'utf8' });
+    const routes = inNode('ip', 'route', 'show');
+    expect(routes).not.toMatch(/^default/m);
+    expect(routes).toContain('10.250.0.0/30 dev eth0');
+    // The kernel answers this from the routing table: no packet is sent anywhere.
+    expect(() => inNode('ip', 'route', 'get', '192.0.2.1')).toThrow(/unreachable/i);
+    // The root namespace: the veth's host end with the node's two ranges, and the chain that drops forwarding.
+    expect(execFileSync('ip', ['route', 'show', 'dev', 'ms-node0'], { encoding: 'utf8' })).toMatch(/10\.246\.0\.0\/24 via 10\.250\.0\.2/);
+    expect(execFileSync('iptables', ['-w', '-S', 'MODELSHIP-NODE-FWD'], { encoding: 'utf8' })).toContain('-A MODELSHIP-NODE-FWD -j DROP');
+    expect(execFileSync('iptables', ['-w', '-S', 'FORWARD'], { encoding: 'utf8' })).toContain(
+      '-A FORWARD -i ms-node0 -j MODELSHIP-NODE-FWD',
+    );
+    // kube-proxy's rules live in the node's namespace only.
+    expect(inNode('iptables', '-w', '-t', 'nat', '-S')).toContain('KUBE-SERVICES');
+    expect(execFileSync('iptables', ['-w', '-t', 'nat', '-S'], { encoding: 'utf8' })).not.toContain('KUBE-SERVICES');
   });
 
   it('schedules a 2-replica Deployment onto kwok nodes and its pods run', async () => {

@@ -20,6 +20,20 @@ import { type ProcessRecord, freePorts, isAlive, startProcess, stopProcess, wait
 import { KAFKA_VERSION, KUBERNETES_VERSION } from './versions.ts';
 import { createKwokNodes, kwokNodesReady, PROCESS_NODE_NAME, processNodeReady } from './nodes.ts';
 import { kafkaMetadataAnswered, startKafka } from './kafka.ts';
+import { ensureImages, IMAGES } from './images.ts';
+import { applyAddons, addonsReady } from './addons.ts';
+import {
+  CLUSTER_DNS_IP,
+  containerdRoot,
+  NETNS,
+  NODE_IP,
+  POD_CIDR,
+  REAL_NODE_NAME,
+  REAL_NODE_TAINT,
+  realNodeProblem,
+  startRealNode,
+  stopRealNode,
+} from './real-node.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SERVICE_CIDR = '10.96.0.0/16';
@@ -39,6 +53,24 @@ export interface EnvInfo {
   nodes: string[];
   /** The node whose pods are real runtime processes (taint modelship.dev/process-node=true:NoSchedule). */
   processNode: string;
+  /**
+   * The real node (kubelet + containerd; taint modelship.dev/real-node=true:NoSchedule, label type=real), in
+   * network namespace `netns`; absent when started with MODELSHIP_REAL_NODE=0. Pods reach MinIO, Kafka and
+   * the API server at the node's address.
+   */
+  realNode?: {
+    name: string;
+    taint: string;
+    netns: string;
+    nodeIp: string;
+    podCidr: string;
+    clusterDns: string;
+    containerdSocket: string;
+    /** MinIO and Kafka as the node's pods reach them. */
+    s3Endpoint: string;
+    kafkaBootstrap: string;
+    images: Record<string, string>;
+  };
   binaries: Binaries;
   processes: Record<string, ProcessRecord>;
 }
@@ -124,12 +156,19 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
   const logs = dir('logs');
   await mkdir(logs, { recursive: true });
   const processes: Record<string, ProcessRecord> = {};
-  const [etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort, minioPort, minioConsole, kafkaPort, kafkaCtl] = await freePorts(10);
+  const [etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort, minioPort, minioConsole, kafkaPort, kafkaCtl, kafkaNodePort] =
+    (await freePorts(11)) as [number, number, number, number, number, number, number, number, number, number, number];
   const apiServer = `https://127.0.0.1:${apiPort}`;
+  const wantRealNode = process.env.MODELSHIP_REAL_NODE !== '0';
+  if (wantRealNode) {
+    const problem = realNodeProblem();
+    if (problem) throw new Error(`${problem} (or start without it: MODELSHIP_REAL_NODE=0)`);
+  }
+  let realNodeRoot: string | undefined;
 
   try {
     progress('modelship env: starting etcd, MinIO and Kafka');
-    const pki = await createPki(dir('pki'), FIRST_SERVICE_IP);
+    const pki = await createPki(dir('pki'), FIRST_SERVICE_IP, { ip: NODE_IP, name: REAL_NODE_NAME });
     const kubeconfig = join(root, 'admin.kubeconfig');
     await writeFile(kubeconfig, kubeconfigYaml(apiServer, pki, pki.admin, 'admin'), { mode: 0o600 });
     const cmKubeconfig = join(root, 'controller-manager.kubeconfig');
@@ -190,8 +229,9 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
     processes.kafka = await startKafka({
       root,
       kafkaLibDir: bins.kafkaLibDir,
-      port: kafkaPort as number,
-      controllerPort: kafkaCtl as number,
+      port: kafkaPort,
+      controllerPort: kafkaCtl,
+      ...(wantRealNode ? { node: { port: kafkaNodePort, advertise: `${NODE_IP}:${kafkaNodePort}` } } : {}),
     });
 
     // kube-apiserver ----------------------------------------------------------------------------------------
@@ -209,7 +249,8 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
       args: [
         `--etcd-servers=http://127.0.0.1:${etcdClient}`,
         '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        // The `kubernetes` Service's endpoint: the real node's pods reach the API server through its relay.
+        `--advertise-address=${wantRealNode ? NODE_IP : '127.0.0.1'}`,
         `--secure-port=${apiPort}`,
         `--cert-dir=${apiCertDir}`,
         `--tls-cert-file=${pki.apiserver.cert}`,
@@ -227,6 +268,19 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
         // Nodes are reached at their InternalIP (logs, exec, port-forward): by default the API server would
         // first look a node's hostname up in the machine's DNS, traffic that must not leave loopback.
         '--kubelet-preferred-address-types=InternalIP',
+        `--kubelet-client-certificate=${pki.kubeletClient.cert}`,
+        `--kubelet-client-key=${pki.kubeletClient.key}`,
+        // The aggregation layer (metrics-server's metrics.k8s.io): requests carry the caller in headers,
+        // vouched for by this client certificate; the API server dials the add-on's pod IP (it has no
+        // route to Service IPs, which live in the real node's namespace).
+        `--proxy-client-cert-file=${pki.frontProxy.cert}`,
+        `--proxy-client-key-file=${pki.frontProxy.key}`,
+        `--requestheader-client-ca-file=${pki.ca.cert}`,
+        '--requestheader-allowed-names=front-proxy-client',
+        '--requestheader-username-headers=X-Remote-User',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        '--enable-aggregator-routing=true',
         '--v=1',
       ],
       logFile: join(logs, 'kube-apiserver.log'),
@@ -340,6 +394,62 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
     });
     await waitReady(processes['process-node'], () => processNodeReady(kubeconfig), 30_000, 'marking its node Ready');
 
+    // The real node ----------------------------------------------------------------------------------------------
+    let realNode: EnvInfo['realNode'];
+    if (wantRealNode) {
+      const nodeServer = `https://${NODE_IP}:${apiPort}`;
+      const kubeletKubeconfig = join(root, 'kubelet.kubeconfig');
+      await writeFile(kubeletKubeconfig, kubeconfigYaml(nodeServer, pki, pki.kubelet, `system:node:${REAL_NODE_NAME}`), { mode: 0o600 });
+      const kubeProxyKubeconfig = join(root, 'kube-proxy.kubeconfig');
+      await writeFile(kubeProxyKubeconfig, kubeconfigYaml(nodeServer, pki, pki.kubeProxy, 'kube-proxy'), { mode: 0o600 });
+      realNodeRoot = join(root, 'real-node');
+      const node = await startRealNode({
+        root,
+        logs,
+        bins,
+        caCert: pki.ca.cert,
+        kubeletKubeconfig,
+        kubeProxyKubeconfig,
+        serviceCidr: SERVICE_CIDR,
+        relayed: [
+          { name: 'apiserver', nodePort: apiPort, hostPort: apiPort },
+          { name: 'minio', nodePort: minioPort, hostPort: minioPort },
+          { name: 'kafka', nodePort: kafkaNodePort, hostPort: kafkaNodePort },
+        ],
+        progress,
+      });
+      Object.assign(processes, node.processes);
+      const images = await ensureImages({
+        bins,
+        ctr: bins.ctr,
+        containerdSocket: node.containerdSocket,
+        containerdRoot: containerdRoot(),
+        logFile: join(logs, 'images.log'),
+        progress,
+      });
+      await waitReady(
+        processes.kubelet as ProcessRecord,
+        () => processNodeReady(kubeconfig, REAL_NODE_NAME),
+        60_000,
+        'marking its node Ready',
+      );
+      progress('modelship env: starting CoreDNS and metrics-server on the real node');
+      await applyAddons(bins.kubectl, kubeconfig);
+      await waitReady(processes.kubelet as ProcessRecord, () => addonsReady(kubeconfig), 120_000, 'running CoreDNS and metrics-server');
+      realNode = {
+        name: REAL_NODE_NAME,
+        taint: REAL_NODE_TAINT,
+        netns: NETNS,
+        nodeIp: NODE_IP,
+        podCidr: POD_CIDR,
+        clusterDns: CLUSTER_DNS_IP,
+        containerdSocket: node.containerdSocket,
+        s3Endpoint: `http://${NODE_IP}:${minioPort}`,
+        kafkaBootstrap: `${NODE_IP}:${kafkaNodePort}`,
+        images: Object.fromEntries(Object.entries(IMAGES).map(([k, name]) => [name, images[k as keyof typeof IMAGES]])),
+      };
+    }
+
     const info: EnvInfo = {
       schemaVersion: 1,
       startedAt: new Date().toISOString(),
@@ -352,6 +462,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
       kafka: { bootstrapServers: [`127.0.0.1:${kafkaPort}`], version: KAFKA_VERSION },
       nodes: nodeNames,
       processNode: PROCESS_NODE_NAME,
+      ...(realNode ? { realNode } : {}),
       binaries: bins,
       processes,
     };
@@ -360,6 +471,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
     return info;
   } catch (err) {
     await Promise.all(Object.values(processes).map((p) => stopProcess(p, 5000)));
+    if (realNodeRoot) stopRealNode(realNodeRoot);
     throw err;
   }
 }
@@ -425,6 +537,11 @@ export async function status(info: EnvInfo): Promise<ComponentHealth[]> {
       if (!(await processNodeReady(info.kubeconfig))) throw new Error('node not Ready');
       return `${info.processNode} Ready`;
     },
+    kubelet: async () => {
+      if (!(await processNodeReady(info.kubeconfig, REAL_NODE_NAME))) throw new Error('node not Ready');
+      if (!(await addonsReady(info.kubeconfig))) throw new Error('CoreDNS or metrics-server not ready');
+      return `${REAL_NODE_NAME} Ready (${info.realNode?.nodeIp}), CoreDNS and metrics-server ready`;
+    },
     kafka: async () => {
       if (!(await kafkaMetadataAnswered(info.kafka.bootstrapServers))) throw new Error('no metadata');
       return `metadata answered at ${info.kafka.bootstrapServers.join(',')}`;
@@ -462,12 +579,27 @@ export async function isHealthy(info: EnvInfo): Promise<boolean> {
  * then removes its data directory and `.modelship/env.json`.
  */
 export async function down(info: EnvInfo, file = envFile()): Promise<void> {
-  const order = ['process-node', 'kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'kafka', 'minio', 'etcd'];
+  const order = [
+    'kube-proxy',
+    'kubelet',
+    'containerd',
+    'relay-node',
+    'relay-host',
+    'process-node',
+    'kwok',
+    'kube-scheduler',
+    'kube-controller-manager',
+    'kube-apiserver',
+    'kafka',
+    'minio',
+    'etcd',
+  ];
   const names = [...order.filter((n) => info.processes[n]), ...Object.keys(info.processes).filter((n) => !order.includes(n))];
   for (const name of names) {
     const rec = info.processes[name];
     if (rec) await stopProcess(rec, name === 'kafka' ? 20_000 : 10_000);
   }
+  if (info.realNode) stopRealNode(join(info.root, 'real-node'));
   if (info.root.includes('modelship-env-') || existsSync(join(info.root, 'pki'))) {
     await rm(info.root, { recursive: true, force: true });
   }

@@ -73,6 +73,11 @@ export interface KafkaStartOptions {
   kafkaLibDir: string;
   port: number;
   controllerPort: number;
+  /**
+   * A second listener for the real node's pods: bound on 127.0.0.1 at `port`, advertised at `advertise`
+   * (the node's address, where a relay carries it back here).
+   */
+  node?: { port: number; advertise: string };
 }
 
 function javaOpts(logConfig: string): string[] {
@@ -104,11 +109,11 @@ export async function startKafka(o: KafkaStartOptions): Promise<ProcessRecord> {
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${o.controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}`,
+      `listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}${o.node ? `,NODE://127.0.0.1:${o.node.port}` : ''}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}${o.node ? `,NODE://${o.node.advertise}` : ''}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+      `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${o.node ? ',NODE:PLAINTEXT' : ''}`,
       `log.dirs=${data}`,
       'num.partitions=1',
       'offsets.topic.replication.factor=1',

@@ -11,7 +11,7 @@ const cert = async (file: string) => new X509Certificate(await readFile(file));
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pki-test-'));
-  pki = await createPki(join(dir, 'pki'), '10.96.0.1');
+  pki = await createPki(join(dir, 'pki'), '10.96.0.1', { ip: '10.250.0.2', name: 'real-node-0' });
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -19,7 +19,7 @@ describe('createPki', () => {
   it('makes a CA that signs every other certificate', async () => {
     const ca = await cert(pki.ca.cert);
     expect(ca.ca).toBe(true);
-    for (const files of [pki.apiserver, pki.admin, pki.controllerManager, pki.scheduler]) {
+    for (const files of [pki.apiserver, pki.admin, pki.controllerManager, pki.scheduler, pki.kubelet, pki.kubeProxy]) {
       const c = await cert(files.cert);
       expect(c.verify(ca.publicKey), files.cert).toBe(true);
       expect(c.checkIssued(ca)).toBe(true);
@@ -31,8 +31,9 @@ describe('createPki', () => {
     }
   });
 
-  it("gives the API server's certificate the loopback names and the first service IP", async () => {
+  it("gives the API server's certificate the loopback names, the first service IP and the real node's address", async () => {
     const c = await cert(pki.apiserver.cert);
+    expect(c.checkIP('10.250.0.2')).toBe('10.250.0.2');
     expect(c.checkHost('localhost')).toBe('localhost');
     expect(c.checkIP('127.0.0.1')).toBe('127.0.0.1');
     expect(c.checkIP('10.96.0.1')).toBe('10.96.0.1');
@@ -46,6 +47,9 @@ describe('createPki', () => {
     expect((await cert(pki.admin.cert)).keyUsage).toContain('1.3.6.1.5.5.7.3.2'); // clientAuth
     expect((await cert(pki.controllerManager.cert)).subject).toMatch(/CN=system:kube-controller-manager/);
     expect((await cert(pki.scheduler.cert)).subject).toMatch(/CN=system:kube-scheduler/);
+    // The Node authorizer knows a kubelet by this name and group.
+    expect((await cert(pki.kubelet.cert)).subject).toBe('CN=system:node:real-node-0\nO=system:nodes');
+    expect((await cert(pki.kubeProxy.cert)).subject).toMatch(/CN=system:kube-proxy/);
   });
 
   it('writes a matching service-account key pair, private keys owner-only', async () => {

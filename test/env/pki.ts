@@ -28,6 +28,13 @@ export interface Pki {
   admin: KeyPairFiles;
   controllerManager: KeyPairFiles;
   scheduler: KeyPairFiles;
+  /** The real node's kubelet (system:node:<name>, group system:nodes, so the Node authorizer applies). */
+  kubelet: KeyPairFiles;
+  kubeProxy: KeyPairFiles;
+  /** The API server's client certificate towards kubelets (logs, exec, port-forward). */
+  kubeletClient: KeyPairFiles;
+  /** The API server's client certificate towards aggregated APIs (metrics-server). */
+  frontProxy: KeyPairFiles;
   serviceAccountKey: string;
   serviceAccountPub: string;
 }
@@ -90,8 +97,11 @@ async function save(dir: string, name: string, issued: Issued): Promise<KeyPairF
   return files;
 }
 
-/** Creates the PKI in `dir`. `serviceIp` is the first IP of the service CIDR (the `kubernetes` Service). */
-export async function createPki(dir: string, serviceIp: string): Promise<Pki> {
+/**
+ * Creates the PKI in `dir`. `serviceIp` is the first IP of the service CIDR (the `kubernetes` Service);
+ * `nodeIp` the real node's address, where its relay serves the API server; `nodeName` its kubelet's name.
+ */
+export async function createPki(dir: string, serviceIp: string, node: { ip: string; name: string }): Promise<Pki> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const ca = await issue('CN=modelship-test-ca', undefined, [
     new x509.BasicConstraintsExtension(true, 0, true),
@@ -109,6 +119,7 @@ export async function createPki(dir: string, serviceIp: string): Promise<Pki> {
       { type: 'dns', value: 'kubernetes.default.svc.cluster.local' },
       { type: 'ip', value: '127.0.0.1' },
       { type: 'ip', value: serviceIp },
+      { type: 'ip', value: node.ip },
     ]),
   ]);
   const sa = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
@@ -123,6 +134,10 @@ export async function createPki(dir: string, serviceIp: string): Promise<Pki> {
     admin: await save(dir, 'admin', await clientCert(ca, 'modelship-admin', 'system:masters')),
     controllerManager: await save(dir, 'controller-manager', await clientCert(ca, 'system:kube-controller-manager')),
     scheduler: await save(dir, 'scheduler', await clientCert(ca, 'system:kube-scheduler')),
+    kubelet: await save(dir, 'kubelet', await clientCert(ca, `system:node:${node.name}`, 'system:nodes')),
+    kubeProxy: await save(dir, 'kube-proxy', await clientCert(ca, 'system:kube-proxy')),
+    kubeletClient: await save(dir, 'apiserver-kubelet-client', await clientCert(ca, 'kube-apiserver-kubelet-client', 'system:masters')),
+    frontProxy: await save(dir, 'front-proxy-client', await clientCert(ca, 'front-proxy-client')),
     serviceAccountKey,
     serviceAccountPub,
   };

