@@ -1,42 +1,32 @@
 // `npm run demo`: modelship end to end on the embedded local environment, the way a platform team and a data
-// scientist would use it. Brings the environment up (building it the first time), installs the CRD and RBAC
-// from the Helm chart, runs the operator as a process under the chart's ServiceAccount (a token of it, so
-// it has exactly the chart's permissions), pushes the iris bundle to MinIO, applies examples/iris.yaml pinned
-// to the process node (whose pods are real runtime processes), waits for Ready, predicts through the pods'
-// endpoints, reads the inference records back from Kafka, and prints what to type next.
-// `npm run demo -- --down` stops the operator and the environment.
+// scientist would use it. Brings the environment up (building it the first time), `helm install`s the chart
+// with the operator image built here, pushes the iris bundle to MinIO, applies examples/iris.yaml (its pods on
+// the real node: kubelet, containerd, the runtime image), waits for Ready, predicts through the Service's
+// cluster IP (from the node, as on any node), reads the inference records back from Kafka, and prints what to
+// type next. `npm run demo -- --down` uninstalls the release and stops the environment.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments, parse as parseYaml, stringify } from 'yaml';
-import { predictRemote } from '../cli/oip-client.ts';
+import { parse as parseYaml, stringify } from 'yaml';
 import { packBundle } from '../cli/pack.ts';
 import { pushBundle } from '../cli/push.ts';
 import type { ModelServing } from '../crds/modelserving.schema.ts';
-import { readyEndpointUrls } from '../test/env/endpoints.ts';
+import { SERVER_VERSION } from '../runtime/version.ts';
 import { down, type EnvInfo, isHealthy, readEnv, up } from '../test/env/env.ts';
 import { readTopic } from '../test/env/kafka.ts';
-import { freePort, isAlive, type ProcessRecord, startProcess, stopProcess, tailFile } from '../test/env/process.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const SYSTEM_NS = 'modelship-system';
 // MODELSHIP_DEMO_NAMESPACE runs a demo of its own beside another (the test of this script does): its own
-// namespace, release (ServiceAccount, Roles, Lease) and state directory, in the same environment.
+// models' namespace and release (operator Deployment, ServiceAccount, Roles, Lease), in the same environment.
 const MODELS_NS = process.env.MODELSHIP_DEMO_NAMESPACE || 'modelship-demo';
 const RELEASE = MODELS_NS === 'modelship-demo' ? 'modelship' : `ms-${MODELS_NS}`.slice(0, 40);
 const OPERATOR = `${RELEASE}-operator`;
 const stateDir = join(root, '.modelship', 'demo', MODELS_NS);
-const stateFile = join(stateDir, 'state.json');
 const say = (msg: string) => process.stdout.write(`${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface DemoState {
-  operator: ProcessRecord;
-  metricsPort: number;
-}
 
 class StepError extends Error {
   constructor(step: string, cause: unknown, logs: string) {
@@ -70,46 +60,40 @@ function tool(bin: string, info: EnvInfo) {
   };
 }
 
-async function readState(): Promise<DemoState | undefined> {
-  if (!existsSync(stateFile)) return undefined;
-  return JSON.parse(await readFile(stateFile, 'utf8')) as DemoState;
-}
-
-async function stopOperator(): Promise<boolean> {
-  const state = await readState();
-  if (!state) return false;
-  // SIGTERM: the operator stops its workers and releases its Lease, so the next one leads at once.
-  await stopProcess(state.operator, 15_000);
-  await rm(stateFile, { force: true });
-  return true;
-}
-
 async function stopDemo(): Promise<void> {
-  if (await stopOperator()) say('stopped the demo operator');
   const info = await readEnv();
-  if (info) {
-    await down(info);
-    say('stopped the local environment (its runtime processes, Kubernetes, MinIO, Kafka) and removed its data');
-  } else {
+  if (!info) {
     say('the local environment was not up');
+    return;
   }
+  await down(info);
+  say('stopped the local environment (its node and pods, Kubernetes, MinIO, Kafka) and removed its data');
 }
 
-/** The ready endpoints of a Service, from its EndpointSlices: where kube-proxy would send traffic. */
-function readyEndpoints(kubectl: ReturnType<typeof tool>, service: string): string[] {
-  const slices = JSON.parse(
-    kubectl(['get', 'endpointslices', '-n', MODELS_NS, '-l', `kubernetes.io/service-name=${service}`, '-o', 'json']),
+/** A request from the real node's network namespace, where Service IPs are routed (as on any node). */
+function fromNode(info: EnvInfo, url: string, body: unknown): { status: number; body: string; requestId?: string } {
+  const out = execFileSync(
+    'nsenter',
+    [
+      `--net=/run/netns/${info.realNode?.netns}`,
+      '--',
+      process.execPath,
+      join(root, 'test/env/node-load.ts'),
+      'once',
+      url,
+      JSON.stringify(body),
+    ],
+    { encoding: 'utf8', timeout: 30_000 },
   );
-  return readyEndpointUrls(slices.items);
+  return JSON.parse(out);
 }
 
 async function main(): Promise<void> {
   if (process.argv.includes('--down')) return stopDemo();
   await mkdir(stateDir, { recursive: true });
-  if (await stopOperator()) say('(stopped the operator of an earlier demo run)');
 
   const info: EnvInfo = await step(
-    'local environment (the first run builds Kubernetes, MinIO, Kafka and helm from source: about 12–20 min on 2 cores)',
+    'local environment (the first run builds Kubernetes, containerd, MinIO, Kafka, helm and the images from source: about 30 min on 2 cores)',
     async () => {
       const existing = await readEnv();
       if (existing && (await isHealthy(existing))) {
@@ -120,116 +104,62 @@ async function main(): Promise<void> {
       return up({ progress: (l) => say(`    ${l}`) });
     },
   );
+  const node = info.realNode;
+  if (!node) throw new Error('the environment has no real node (started with MODELSHIP_REAL_NODE=0): npm run env:down, then npm run demo');
   const kubectl = tool(info.binaries.kubectl, info);
   const helm = tool(info.binaries.helm, info);
-  const logs =
-    (file: string, n = 25) =>
-    async () =>
-      `--- last lines of ${file} ---\n${await tailFile(file, n)}`;
+  const onRealNode = {
+    nodeSelector: { type: 'real' },
+    tolerations: [{ key: node.taint, operator: 'Exists', effect: 'NoSchedule' }],
+  };
 
-  // What a platform team installs: the chart's CRD, ServiceAccount and least-privilege RBAC. Its operator
-  // Deployment needs an image this machine cannot build (no container runtime), so the same operator code runs
-  // as a process below, with the environment the chart's Deployment would give it.
-  const operatorEnv = await step(`install the CRD and RBAC from charts/modelship (helm template, kubectl apply) into ${SYSTEM_NS}`, () => {
-    // The models' namespace first: with watchNamespaces the chart grants the operator a Role there.
-    for (const name of [SYSTEM_NS, MODELS_NS])
-      kubectl(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
-    // helm template does not ask the cluster for its version unless told; the chart requires one.
-    const serverVersion = (JSON.parse(kubectl(['version', '-o', 'json'])) as { serverVersion: { gitVersion: string } }).serverVersion
-      .gitVersion;
-    const rendered = helm([
-      'template',
-      '--kube-version',
-      serverVersion,
-      RELEASE,
-      join(root, 'charts/modelship'),
-      '-n',
-      SYSTEM_NS,
-      '--include-crds',
-      '--set-json',
-      `kafka.bootstrapServers=${JSON.stringify(info.kafka.bootstrapServers)}`,
-      // Only the demo's namespace: tests may share this environment with operators of their own.
-      '--set-json',
-      `watchNamespaces=${JSON.stringify([MODELS_NS])}`,
-    ]);
-    const docs = parseAllDocuments(rendered)
-      .map((d) => d.toJS() as { kind?: string; spec?: any })
-      .filter((d) => d?.kind);
-    const install = docs.filter((d) =>
-      ['CustomResourceDefinition', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(d.kind ?? ''),
-    );
-    // Server-side apply: the CRD carries x-kubernetes-* validations and is too large for the last-applied annotation.
-    kubectl(
-      ['apply', '--server-side', '--force-conflicts', '--field-manager=modelship-demo', '-f', '-'],
-      install.map((d) => stringify(d)).join('---\n'),
-    );
-    kubectl(['wait', '--for=condition=Established', 'crd/modelservings.modelship.dev', '--timeout=30s']);
-    for (const d of install) {
-      const meta = (d as { metadata?: { name?: string; namespace?: string } }).metadata;
-      say(`    ${d.kind} ${meta?.namespace ? `${meta.namespace}/` : ''}${meta?.name}`);
+  const operatorLogs = () => {
+    try {
+      return `--- kubectl logs -n ${SYSTEM_NS} deploy/${OPERATOR} --tail 20 ---\n${kubectl(['logs', '-n', SYSTEM_NS, `deploy/${OPERATOR}`, '--tail', '20'])}`;
+    } catch (err) {
+      return (err as Error).message;
     }
-    const container = docs.find((d) => d.kind === 'Deployment')?.spec?.template?.spec?.containers?.[0];
-    const env: Record<string, string> = {};
-    for (const e of (container?.env ?? []) as { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }[]) {
-      if (e.value !== undefined) env[e.name] = e.value;
-      else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = SYSTEM_NS;
-    }
-    return env;
-  });
+  };
 
-  const operatorLog = join(info.root, 'logs', 'demo-operator.log');
-  const state = await step(
-    "run the operator (this checkout's operator/main.ts) as the chart's ServiceAccount",
+  // What a platform team does: helm install, with the operator image built here from operator/Dockerfile.
+  await step(
+    `helm install ${RELEASE} charts/modelship -n ${SYSTEM_NS} (operator image modelship/operator:${SERVER_VERSION}, built here)`,
     async () => {
-      const token = kubectl(['create', 'token', OPERATOR, '-n', SYSTEM_NS, '--duration=24h']).trim();
-      const kubeconfigFile = join(stateDir, 'operator.kubeconfig');
-      await writeFile(
-        kubeconfigFile,
-        stringify({
-          apiVersion: 'v1',
-          kind: 'Config',
-          clusters: [{ name: 'modelship-env', cluster: { server: info.apiServer, 'certificate-authority': info.pki.ca } }],
-          users: [{ name: OPERATOR, user: { token } }],
-          contexts: [{ name: 'operator', context: { cluster: 'modelship-env', user: OPERATOR } }],
-          'current-context': 'operator',
-        }),
-        { mode: 0o600 },
-      );
-      const metricsPort = await freePort();
-      const operator = startProcess({
-        name: 'demo-operator',
-        command: process.execPath,
-        args: [join(root, 'operator/main.ts')],
-        logFile: operatorLog,
-        cwd: root,
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          ...operatorEnv,
-          KUBECONFIG: kubeconfigFile,
-          MODELSHIP_LEASE_NAME: OPERATOR,
-          MODELSHIP_OPERATOR_METRICS_PORT: String(metricsPort),
-          MODELSHIP_OPERATOR_BIND: '127.0.0.1',
-        },
-      });
-      const s: DemoState = { operator, metricsPort };
-      await writeFile(stateFile, JSON.stringify(s, null, 2));
-      const deadline = Date.now() + 60_000;
-      while (Date.now() < deadline) {
-        if (!isAlive(operator)) throw new Error('the operator exited');
-        const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).then(
-          (r) => r.status === 200,
-          () => false,
-        );
-        if (ready) {
-          say(`    pid ${operator.pid}, holds the Lease ${SYSTEM_NS}/${OPERATOR}, metrics on http://127.0.0.1:${metricsPort}/metrics`);
-          return s;
-        }
-        await sleep(250);
-      }
-      throw new Error('the operator was not ready within 60 s (it waits for its Lease and its caches)');
+      for (const name of [SYSTEM_NS, MODELS_NS])
+        kubectl(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
+      const values = {
+        image: { tag: SERVER_VERSION, pullPolicy: 'Never' },
+        kafka: { bootstrapServers: [node.kafkaBootstrap] },
+        // Only the demo's namespace: tests may share this environment with operators of their own.
+        watchNamespaces: [MODELS_NS],
+        ...onRealNode,
+      };
+      const valuesFile = join(stateDir, 'values.yaml');
+      await writeFile(valuesFile, stringify(values));
+      helm([
+        'upgrade',
+        '--install',
+        RELEASE,
+        join(root, 'charts/modelship'),
+        '-n',
+        SYSTEM_NS,
+        '-f',
+        valuesFile,
+        '--wait',
+        '--timeout',
+        '180s',
+      ]);
+      const pod = JSON.parse(kubectl(['get', 'pods', '-n', SYSTEM_NS, '-l', `app.kubernetes.io/instance=${RELEASE}`, '-o', 'json']))
+        .items[0];
+      say(`    pod ${pod?.metadata?.name} on node ${pod?.spec?.nodeName}, values ${valuesFile}`);
     },
-    logs(operatorLog),
+    async () => {
+      try {
+        return kubectl(['get', 'pods,events', '-n', SYSTEM_NS, '-o', 'wide']);
+      } catch (err) {
+        return (err as Error).message;
+      }
+    },
   );
 
   const manifest = parseYaml(await readFile(join(root, 'examples/iris.yaml'), 'utf8')) as ModelServing;
@@ -255,10 +185,11 @@ async function main(): Promise<void> {
   });
 
   const applied = join(stateDir, 'iris.yaml');
-  await step(`apply examples/iris.yaml (with this MinIO's endpoint and the pushed sha256) → ${applied}`, async () => {
+  await step(`apply examples/iris.yaml (with MinIO's endpoint as pods reach it and the pushed sha256) → ${applied}`, async () => {
     const bundle = manifest.spec.bundle;
     bundle.sha256 = pushed.sha256;
-    if (bundle.storage) bundle.storage.endpoint = info.s3.endpoint;
+    if (bundle.storage) bundle.storage.endpoint = node.s3Endpoint;
+    Object.assign(manifest.spec, onRealNode);
     await writeFile(applied, stringify(manifest));
     say(`    ${kubectl(['apply', '-n', MODELS_NS, '-f', applied]).trim()}`);
   });
@@ -278,15 +209,13 @@ async function main(): Promise<void> {
     parts.push(
       `--- kubectl describe ms iris (conditions and events) ---\n${safe(() => kubectl(['describe', 'ms', 'iris', '-n', MODELS_NS]))}`,
     );
-    parts.push(await logs(operatorLog, 15)());
-    const node = info.processes['process-node'];
-    if (node) parts.push(await logs(node.logFile, 15)());
+    parts.push(operatorLogs());
     return parts.join('\n');
   };
 
   const replicas = manifest.spec.replicas ?? 1;
   await step(
-    `wait for ModelServing iris to be Ready (${replicas} runtime processes fetch the bundle from MinIO and load it)`,
+    `wait for ModelServing iris to be Ready (${replicas} pods of modelship/runtime fetch the bundle from MinIO and load it)`,
     async () => {
       const deadline = Date.now() + 120_000;
       let last = '';
@@ -308,23 +237,27 @@ async function main(): Promise<void> {
     diagnose,
   );
 
-  const { eps: endpoints, requestIds } = await step(
-    'predict three flowers through the ready endpoints of Service iris (its EndpointSlices, as kube-proxy would)',
+  const clusterIp = JSON.parse(kubectl(['get', 'svc', 'iris', '-n', MODELS_NS, '-o', 'json'])).spec.clusterIP as string;
+  const requestIds = await step(
+    `predict three flowers through Service iris (cluster IP ${clusterIp}, from the node: kube-proxy picks a pod)`,
     async () => {
-      const eps = readyEndpoints(kubectl, 'iris');
-      if (eps.length === 0) throw new Error('the Service has no ready endpoints');
-      const requestIds: string[] = [];
-      const flowers = [{ features: [5.1, 3.5, 1.4, 0.2] }, { features: [6.0, 2.9, 4.5, 1.5] }, { features: [6.7, 3.0, 5.2, 2.3] }];
-      for (const [i, flower] of flowers.entries()) {
-        const url = eps[i % eps.length] as string;
-        const { outputs, requestId } = await predictRemote(url, 'iris', [flower]);
-        requestIds.push(requestId ?? '');
-        const o = outputs[0] as { label: string; probabilities: number[] };
+      const ids: string[] = [];
+      const flowers = [
+        [5.1, 3.5, 1.4, 0.2],
+        [6.0, 2.9, 4.5, 1.5],
+        [6.7, 3.0, 5.2, 2.3],
+      ];
+      for (const features of flowers) {
+        const r = fromNode(info, `http://${clusterIp}/v1/models/iris:predict`, { instances: [{ features }] });
+        if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body}`);
+        const answer = JSON.parse(r.body) as { predictions: { label: string; probabilities: number[] }[] };
+        const p = answer.predictions[0] as { label: string; probabilities: number[] };
+        ids.push(r.requestId ?? '');
         say(
-          `    ${url}  ${JSON.stringify(flower.features)} → ${o.label}  (p ${o.probabilities.map((x) => x.toFixed(3)).join(', ')})  request ${requestId}`,
+          `    ${JSON.stringify(features)} → ${p.label}  (p ${p.probabilities.map((x) => x.toFixed(3)).join(', ')})  request ${r.requestId}`,
         );
       }
-      return { eps, requestIds };
+      return ids;
     },
     diagnose,
   );
@@ -338,44 +271,38 @@ async function main(): Promise<void> {
       const records = ours(await readTopic(info.kafka.bootstrapServers, topic, (got) => ours(got).length >= requestIds.length, 20_000));
       if (records.length < requestIds.length) throw new Error(`only ${records.length} of ${requestIds.length} records arrived within 20 s`);
       for (const r of records) {
-        const v = JSON.parse(r.value) as {
-          type: string;
-          requestId: string;
-          latencyMs: number;
-          output?: { name: string; data: unknown[] }[];
-        };
-        const label = v.output?.find((o) => o.name === 'label')?.data;
-        say(
-          `    partition ${r.partition} offset ${r.offset}: ${v.type} record, request ${v.requestId}, ${v.latencyMs.toFixed(2)} ms, label ${JSON.stringify(label)}`,
-        );
+        const v = JSON.parse(r.value) as { type: string; requestId: string; latencyMs: number; pod?: string };
+        say(`    partition ${r.partition} offset ${r.offset}: ${v.type} record, request ${v.requestId}, ${v.latencyMs.toFixed(2)} ms`);
       }
     },
     diagnose,
   );
 
-  const first = endpoints[0];
   say(`
-modelship is running: the operator (pid ${state.operator.pid}, log ${operatorLog}) reconciled ModelServing
-${MODELS_NS}/iris into a Deployment, a Service and a PodDisruptionBudget; its pods are real runtime processes
-on node process-node-0 (log ${info.processes['process-node']?.logFile}).
-No kube-proxy runs here: reach the pods at their endpoints (the Service's cluster IP leads nowhere).
+modelship is running: the operator (Deployment ${SYSTEM_NS}/${OPERATOR}, installed by helm) reconciled
+ModelServing ${MODELS_NS}/iris into a Deployment, a Service and a PodDisruptionBudget; its pods run the
+modelship/runtime image on node ${node.name} (kubelet + containerd).
 
 Try next:
   export KUBECONFIG=${info.kubeconfig} PATH=${dirname(info.binaries.kubectl)}:$PATH
   kubectl get ms -n ${MODELS_NS} -o wide
   kubectl describe ms iris -n ${MODELS_NS}
-  kubectl get deploy,svc,pdb,pods,endpointslices -n ${MODELS_NS} -o wide
-  npm run modelship -- predict ${first} -m iris -i '{"features": [6.3, 3.3, 6.0, 2.5]}'
-  curl -s ${first}/v1/models/iris:predict -H 'content-type: application/json' -d '{"instances": [{"features": [5.9, 3.0, 5.1, 1.8]}]}'
-  curl -s ${first}/metrics | grep '^modelship_'
-  curl -s http://127.0.0.1:${state.metricsPort}/metrics | grep '^modelship_operator'
+  kubectl get deploy,svc,pdb,pods -n ${MODELS_NS} -o wide
+  kubectl logs -n ${MODELS_NS} deploy/iris --tail 5
+  kubectl logs -n ${SYSTEM_NS} deploy/${OPERATOR} --tail 5
+  npm run modelship -- predict iris -n ${MODELS_NS} -i '{"features": [6.3, 3.3, 6.0, 2.5]}'
+  npm run modelship -- logs iris -n ${MODELS_NS} --tail 3
+  kubectl port-forward -n ${MODELS_NS} svc/iris 8080:80 &
+  curl -s localhost:8080/v1/models/iris:predict -H 'content-type: application/json' -d '{"instances": [{"features": [5.9, 3.0, 5.1, 1.8]}]}'
+  curl -s localhost:8080/metrics | grep '^modelship_'
+  kubectl top pods -n ${MODELS_NS}
 
 From Python (a notebook or a script), a model of your own:
   pip install ./sdk/python
   python -c 'from modelship import Client; c = Client.local(); c.deploy("iris-py", "examples/iris-sklearn", format="python"); print(c.predict("iris-py", {"input": [5.1, 3.5, 1.4, 0.2]}))'
 
 ${[
-  [`kubectl scale ms iris -n ${MODELS_NS} --replicas=3`, 'a third runtime process starts'],
+  [`kubectl scale ms iris -n ${MODELS_NS} --replicas=3`, 'a third pod starts'],
   [`kubectl edit ms iris -n ${MODELS_NS}`, 'e.g. a wrong sha256: Ready=False, and why'],
   ['npm run env:status', "the environment's components"],
   ['npm run demo -- --down', 'stop everything the demo started'],

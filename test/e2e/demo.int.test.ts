@@ -1,20 +1,21 @@
 // The README's main command, run as a newcomer would (`node scripts/demo.ts`) in a namespace of its own of
-// the shared environment: the chart's CRD and RBAC, the operator as the chart's ServiceAccount, iris from
-// MinIO on the process node, predictions through the EndpointSlice endpoints, records read back from Kafka.
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+// the shared environment: helm installs the operator from the image built here, iris from MinIO on the real
+// node, predictions through the Service's cluster IP, records read back from Kafka; then the next steps it
+// prints, as printed: kubectl logs and port-forward, modelship predict and logs, and the Python client.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { binaries } from '../env/build.ts';
-import { stopProcess } from '../env/process.ts';
 import { useTestEnv } from '../env/fixtures.ts';
 import { eventually } from '../env/wait.ts';
 
 const env = useTestEnv();
 const root = join(import.meta.dirname, '../..');
 let ns = '';
-const stateFile = () => join(root, '.modelship', 'demo', ns, 'state.json');
+const stateDir = () => join(root, '.modelship', 'demo', ns);
+const release = () => `ms-${ns}`.slice(0, 40);
 
 afterAll(async () => {
   if (!ns) return;
@@ -25,9 +26,10 @@ afterAll(async () => {
     'the demo ModelServing and its pods gone',
     60_000,
   ).catch(() => {});
-  if (existsSync(stateFile())) await stopProcess(JSON.parse(readFileSync(stateFile(), 'utf8')).operator, 15_000);
-  env.kubectl(['delete', 'serviceaccount,role,rolebinding', '-n', 'modelship-system', '-l', `app.kubernetes.io/instance=ms-${ns}`]);
-  rmSync(dirname(stateFile()), { recursive: true, force: true });
+  execFileSync(env.info.binaries.helm, ['uninstall', release(), '-n', 'modelship-system', '--kubeconfig', env.info.kubeconfig], {
+    stdio: 'ignore',
+  });
+  rmSync(stateDir(), { recursive: true, force: true });
 });
 
 describe('npm run demo', () => {
@@ -40,20 +42,55 @@ describe('npm run demo', () => {
       maxBuffer: 4 * 1024 * 1024,
     });
     expect(stdout).toContain('already up'); // the test environment, reused
-    expect(stdout).toMatch(new RegExp(`Role ${ns}/ms-${ns}-operator`));
-    expect(stdout).not.toContain('ClusterRole'); // watchNamespaces: a Role in the models' namespace only
+    expect(stdout).toMatch(new RegExp(`pod ${release()}-operator-\\S+ on node real-node-0`));
     expect(stdout).toContain('Ready=True Available readyReplicas=2/2');
-    for (const label of ['setosa', 'versicolor', 'virginica'])
-      expect(stdout).toMatch(new RegExp(`http://10\\.245\\.\\d+\\.\\d+:8080 .*→ ${label}`));
+    for (const label of ['setosa', 'versicolor', 'virginica']) expect(stdout).toMatch(new RegExp(`\\] → ${label} .*request \\S+`));
     expect(stdout.match(/: inference record, request /g)?.length).toBe(3);
     expect(stdout).toContain(`kubectl get ms -n ${ns} -o wide`);
     expect(stdout).toContain('npm run demo -- --down');
 
-    // What it printed is true: the ModelServing is Ready on the process node, made by the demo's operator.
+    // What it printed is true: the ModelServing is Ready on the real node, made by the helm-installed operator.
     const ms = JSON.parse(env.kubectl(['get', 'ms', 'iris', '-n', ns, '-o', 'json']));
     expect(ms.status.conditions.find((c: { type: string }) => c.type === 'Ready').status).toBe('True');
     const pods = JSON.parse(env.kubectl(['get', 'pods', '-n', ns, '-o', 'json'])).items;
-    expect(pods.map((p: { spec: { nodeName: string } }) => p.spec.nodeName)).toEqual([env.info.processNode, env.info.processNode]);
+    expect(pods.map((p: { spec: { nodeName: string } }) => p.spec.nodeName)).toEqual(['real-node-0', 'real-node-0']);
+
+    // The next steps, as printed (kubectl and npm from this checkout's environment).
+    const printed = (prefix: string) => {
+      const line = stdout.split('\n').find((l) => l.trim().startsWith(prefix));
+      expect(line, prefix).toBeDefined();
+      return line?.trim() as string;
+    };
+    const shell = (line: string) =>
+      promisify(execFile)('bash', ['-c', line], {
+        cwd: root,
+        env: { ...process.env, KUBECONFIG: env.info.kubeconfig, PATH: `${join(env.info.binaries.kubectl, '..')}:${process.env.PATH}` },
+        timeout: 60_000,
+      });
+    expect((await shell(printed(`kubectl logs -n ${ns} deploy/iris`))).stdout).toMatch(/^\{"level":/m);
+    expect((await shell(printed('kubectl logs -n modelship-system deploy/'))).stdout).toMatch(/^\{"level":/m);
+    expect((await shell(printed('npm run modelship -- predict iris'))).stdout).toContain('virginica');
+    expect((await shell(printed('npm run modelship -- logs iris'))).stdout).toMatch(/^iris-\S+ \{"level":/m);
+    const pfLine = printed(`kubectl port-forward -n ${ns} svc/iris`).replace(/ &$/, '').replace('8080:80', ':80');
+    const pf = spawn('bash', ['-c', `exec ${pfLine}`], {
+      env: { ...process.env, KUBECONFIG: env.info.kubeconfig, PATH: `${join(env.info.binaries.kubectl, '..')}:${process.env.PATH}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let text = '';
+        pf.stdout.on('data', (c: Buffer) => {
+          text += c.toString();
+          const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(text);
+          if (m) resolve(Number(m[1]));
+        });
+        setTimeout(() => reject(new Error(`no port-forward after 20 s: ${text}`)), 20_000);
+      });
+      const curl = printed('curl -s localhost:8080/v1/models/iris:predict').replace('localhost:8080', `localhost:${port}`);
+      expect((await shell(curl)).stdout).toContain('"label":"virginica"');
+    } finally {
+      pf.kill();
+    }
 
     // The Python path it printed, as printed (the namespace is this test's own), with the environment's Python.
     expect(stdout).toContain('c = Client.local();');

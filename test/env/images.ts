@@ -4,7 +4,8 @@
 // CoreDNS and metrics-server images are their static binaries alone. buildah's layer cache keys each step by
 // its inputs, so an unchanged image costs a cache lookup; containerd gets an image only when its ID changed.
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -160,9 +161,53 @@ async function buildMounts(): Promise<string[]> {
   return mounts.flatMap((m) => ['--volume', m]);
 }
 
-async function dockerfile(name: string, file: string, log: NodeJS.WritableStream): Promise<void> {
+/**
+ * The build context a Dockerfile COPYs from the repository (not from an earlier stage). Pure. Continuation
+ * lines and flags (--chown, --chmod) are understood; the last word is the destination.
+ */
+export function copySources(dockerfile: string): string[] {
+  const lines = dockerfile.replace(/\\\n/g, ' ').split('\n');
+  const sources: string[] = [];
+  for (const line of lines) {
+    const words = line.trim().split(/\s+/);
+    if (words[0]?.toUpperCase() !== 'COPY' && words[0]?.toUpperCase() !== 'ADD') continue;
+    const args = words.slice(1);
+    if (args.some((a) => a.startsWith('--from='))) continue;
+    sources.push(...args.filter((a) => !a.startsWith('--')).slice(0, -1));
+  }
+  return [...new Set(sources)];
+}
+
+function hashTree(hash: ReturnType<typeof createHash>, path: string): void {
+  const full = join(REPO, path);
+  if (!existsSync(full)) return;
+  if (statSync(full).isDirectory()) {
+    for (const entry of readdirSync(full).sort()) hashTree(hash, join(path, entry));
+    return;
+  }
+  hash.update(`${path}\0`).update(readFileSync(full)).update('\0');
+}
+
+/** What decides an image's content: its Dockerfile, the files it COPYs, its base image and build args. */
+function dockerfileInputs(file: string, base: string, args: string[]): string {
+  const text = readFileSync(join(REPO, file), 'utf8');
+  const hash = createHash('sha256')
+    .update(text)
+    .update(`${base}\0${imageId(base)}\0${args.join('\0')}\0`);
+  for (const src of copySources(text)) hashTree(hash, src);
+  return hash.digest('hex');
+}
+
+async function dockerfile(name: string, file: string, log: NodeJS.WritableStream, progress: (line: string) => void): Promise<void> {
   const base = await nodeBase(log);
   const arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+  // buildah's own layer cache would find every step cached too, but a lookup of three images costs ~25 s.
+  const inputsFile = join(storageDir(), 'inputs.json');
+  const inputs: Record<string, { hash: string; id: string }> = existsSync(inputsFile) ? JSON.parse(readFileSync(inputsFile, 'utf8')) : {};
+  const hash = dockerfileInputs(file, base, [arch]);
+  const known = inputs[name];
+  if (known?.hash === hash && imageId(name) === known.id) return;
+  progress(`modelship env: image ${name}: building ${file} with buildah`);
   await buildah(
     [
       'bud',
@@ -186,6 +231,8 @@ async function dockerfile(name: string, file: string, log: NodeJS.WritableStream
     ],
     log,
   );
+  inputs[name] = { hash, id: imageId(name) as string };
+  await writeFile(inputsFile, JSON.stringify(inputs, null, 2));
 }
 
 export interface ImageOptions {
@@ -211,9 +258,9 @@ export async function ensureImages(o: ImageOptions): Promise<Record<ImageName, s
     pause: () => staticImage(IMAGES.pause, o.bins.pause, ['/pause'], log),
     coredns: () => staticImage(IMAGES.coredns, o.bins.coredns, ['/coredns'], log),
     metricsServer: () => staticImage(IMAGES.metricsServer, o.bins.metricsServer, ['/metrics-server'], log),
-    runtime: () => dockerfile(IMAGES.runtime, 'runtime/Dockerfile', log),
-    runtimePython: () => dockerfile(IMAGES.runtimePython, 'runtime/python.Dockerfile', log),
-    operator: () => dockerfile(IMAGES.operator, 'operator/Dockerfile', log),
+    runtime: () => dockerfile(IMAGES.runtime, 'runtime/Dockerfile', log, o.progress),
+    runtimePython: () => dockerfile(IMAGES.runtimePython, 'runtime/python.Dockerfile', log, o.progress),
+    operator: () => dockerfile(IMAGES.operator, 'operator/Dockerfile', log, o.progress),
   };
   const loadedFile = join(o.containerdRoot, 'modelship-loaded.json');
   const loaded: Record<string, string> = existsSync(loadedFile) ? JSON.parse(readFileSync(loadedFile, 'utf8')) : {};
@@ -222,7 +269,9 @@ export async function ensureImages(o: ImageOptions): Promise<Record<ImageName, s
       const name = IMAGES[key];
       const started = Date.now();
       // Static images are keyed by their binary (its path names its version); Dockerfiles by buildah's cache.
-      if (!['pause', 'coredns', 'metricsServer'].includes(key) || !imageId(name)) {
+      const isStatic = ['pause', 'coredns', 'metricsServer'].includes(key);
+      if (!isStatic) await recipes[key]();
+      else if (!imageId(name)) {
         o.progress(`modelship env: image ${name}: building (log ${o.logFile})`);
         await recipes[key]();
       }
@@ -232,6 +281,7 @@ export async function ensureImages(o: ImageOptions): Promise<Record<ImageName, s
       if (loaded[name] !== id) {
         const archive = join(storageDir(), `${key}.oci.tar`);
         await rm(archive, { force: true });
+        o.progress(`modelship env: image ${name}: loading into containerd`);
         await buildah(['push', '--quiet', name, `oci-archive:${archive}:${name}`], log);
         await run(o.ctr, ['--address', o.containerdSocket, '-n', 'k8s.io', 'images', 'import', archive], log);
         await rm(archive, { force: true });

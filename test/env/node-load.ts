@@ -5,7 +5,7 @@
 //   node-load.ts load <url> <json body> <connections> <maxMs>
 import { request } from 'node:http';
 
-function post(url: string, body: string | undefined): Promise<{ status: number; body: string }> {
+function post(url: string, body: string | undefined): Promise<{ status: number; body: string; requestId?: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       url,
@@ -18,7 +18,10 @@ function post(url: string, body: string | undefined): Promise<{ status: number; 
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('end', () => {
+          const requestId = res.headers['x-request-id'];
+          resolve({ status: res.statusCode ?? 0, body: text, ...(typeof requestId === 'string' ? { requestId } : {}) });
+        });
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout after 10 s')));

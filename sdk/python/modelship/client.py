@@ -110,7 +110,8 @@ class Client:
     def local(cls, checkout=".", namespace=None, **kwargs):
         """A client for the local environment of a modelship checkout (after ``npm run demo``): its cluster,
         its MinIO (bucket ``models``), the demo's namespace (``$MODELSHIP_DEMO_NAMESPACE`` or
-        ``modelship-demo``, where the demo's operator works), the checkout's CLI, pods on its process node."""
+        ``modelship-demo``, where the demo's operator works), the checkout's CLI, pods on its real node (which
+        reaches MinIO at its own address)."""
         info_file = os.path.join(checkout, ".modelship", "env.json")
         try:
             with open(info_file) as f:
@@ -119,12 +120,19 @@ class Client:
             raise ModelshipError("%s not found: run `npm run demo` in the checkout first" % info_file)
         root = os.path.abspath(checkout)
         s3 = info["s3"]
+        node = info.get("realNode")
+        storage = {"endpoint": s3["endpoint"], "bucket": "models", "access_key": s3["accessKey"], "secret_key": s3["secretKey"]}
+        if node:
+            storage["cluster_endpoint"] = node["s3Endpoint"]
+            defaults = {"node_selector": {"type": "real"}, "tolerate": [node["taint"]]}
+        else:
+            defaults = {"node_selector": {"type": "process"}, "tolerate": ["modelship.dev/process-node"]}
         return cls(
             kubeconfig=info["kubeconfig"],
             namespace=namespace or os.environ.get("MODELSHIP_DEMO_NAMESPACE") or "modelship-demo",
-            storage={"endpoint": s3["endpoint"], "bucket": "models", "access_key": s3["accessKey"], "secret_key": s3["secretKey"]},
+            storage=storage,
             cli=[os.path.join(root, "node_modules", ".bin", "node"), os.path.join(root, "cli", "modelship.ts")],
-            deploy_defaults={"node_selector": {"type": "process"}, "tolerate": ["modelship.dev/process-node"]},
+            deploy_defaults=defaults,
             **kwargs,
         )
 
