@@ -245,6 +245,31 @@ export const ModelServingSpec = Type.Object(
         },
       ),
     ),
+    dependencies: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String({
+              pattern: '^[a-z][a-z0-9_]{0,62}$',
+              description: 'How the bundle refers to it (ctx.models.<name> in JS, modelship.models["<name>"] in Python)',
+            }),
+            modelServing: Type.String({
+              pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+              maxLength: 63,
+              description: 'A ModelServing in the same namespace',
+            }),
+          },
+          { additionalProperties: false },
+        ),
+        {
+          maxItems: 16,
+          'x-kubernetes-list-type': 'map',
+          'x-kubernetes-list-map-keys': ['name'],
+          description:
+            'Other ModelServings this one calls (composition, ensembles): their Services are handed to the runtime; DependenciesReady reports their Ready',
+        },
+      ),
+    ),
     nodeSelector: Type.Optional(
       Type.Record(Type.String(), Type.String({ maxLength: 63 }), { description: 'Node labels the pods must match' }),
     ),

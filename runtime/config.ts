@@ -15,6 +15,7 @@ import { msError } from './errors.ts';
 import type { BatchingSettings } from './batching.ts';
 import type { S3Settings } from './bundle/fetch.ts';
 import type { PythonSettings } from './engines/python/index.ts';
+import { type DependencyTarget, parseDependencies } from './dependencies.ts';
 
 export interface RuntimeConfig {
   modelName: string;
@@ -48,6 +49,8 @@ export interface RuntimeConfig {
   /** Whole CPUs of the container's limit, when the operator passes it. */
   cpuLimit: number | undefined;
   python: PythonSettings;
+  /** spec.dependencies as the operator resolved them: name → the Service to call. */
+  dependencies: Record<string, DependencyTarget>;
 }
 
 export interface KafkaSettings {
@@ -237,6 +240,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
       ? { maxBatchSize: int(env, ENV.batchMaxSize, 1, 1, 65536), maxLatencyMs: int(env, ENV.batchMaxLatencyMs, 5, 0, 60_000) }
       : undefined,
     python: pythonSettings(env, overrides.workDir ?? env[ENV.workDir] ?? PATHS.workDir),
+    dependencies: parseDependencies(env[ENV.dependencies]),
     ...pick(overrides, ['requestTimeoutMs', 'initTimeoutMs', 'drainTimeoutMs', 'logLevel', 's3', 'kafka', 'inferenceLog', 'eventTopics']),
   };
 }

@@ -43,6 +43,8 @@ export const ENV = {
   /** Files holding the keys (a Secret mounted as a volume); used when the plain variables are unset. */
   s3AccessKeyFile: 'MODELSHIP_S3_ACCESS_KEY_FILE',
   s3SecretKeyFile: 'MODELSHIP_S3_SECRET_KEY_FILE',
+  /** JSON: dependency name → {url, model, modelServing} (spec.dependencies, resolved by the operator). */
+  dependencies: 'MODELSHIP_DEPENDENCIES',
   host: 'MODELSHIP_HOST',
   port: 'MODELSHIP_PORT',
   /** The gRPC port (the images and the operator set GRPC_PORT); unset: an ephemeral port, logged. */

@@ -29,6 +29,8 @@ export interface Inference {
   readonly input: unknown;
   /** Whether it gets an inference record; decided before it runs. */
   readonly sampled: boolean;
+  /** The caller's remaining time (a composing model's call: TIMEOUT_HEADER), when it is shorter than ours. */
+  readonly timeoutMs?: number | undefined;
   /** What the client got, in its protocol's form. */
   output: unknown;
 }
@@ -186,8 +188,10 @@ export class DataPlane {
   }
 
   /** Starts an inference: whether it is recorded is decided now. */
-  begin(requestId: string, protocol: Protocol, input: unknown, inferenceId?: string): Inference {
-    return { requestId, protocol, inferenceId, input, sampled: this.recorder.sample(), output: undefined };
+  begin(requestId: string, protocol: Protocol, input: unknown, inferenceId?: string, callerTimeout?: unknown): Inference {
+    const inf: Inference = { requestId, protocol, inferenceId, input, sampled: this.recorder.sample(), output: undefined };
+    const ms = typeof callerTimeout === 'string' ? Number(callerTimeout) : Number.NaN;
+    return Number.isInteger(ms) && ms > 0 && ms < this.timeoutMs ? { ...inf, timeoutMs: ms } : inf;
   }
 
   /** After the response went out: the record of a sampled inference, with its output or its error. */
@@ -236,12 +240,17 @@ export class DataPlane {
       this.model.requireEngine();
       this.metrics.inFlightCount++;
       try {
-        p = await batcher.submit(inf.requestId, rows, opts, Date.now() + this.timeoutMs);
+        p = await batcher.submit(inf.requestId, rows, opts, Date.now() + (inf.timeoutMs ?? this.timeoutMs));
       } finally {
         this.metrics.inFlightCount--;
       }
     } else {
-      p = await this.withDeadline(inf.requestId, (engine, ctx) => engine.predict(rows, ctx, opts), opts?.parameters);
+      p = await this.withDeadline(
+        inf.requestId,
+        (engine, ctx) => engine.predict(rows, ctx, opts),
+        opts?.parameters,
+        Date.now() + (inf.timeoutMs ?? this.timeoutMs),
+      );
     }
     if (p.signals) this.recorder.signals(p.signals, inf.requestId);
     return p.outputs;

@@ -46,6 +46,12 @@ export const ERRORS = {
   MS_ERR_PLUGIN_INIT_TIMEOUT: { status: 500, message: 'plugin init() did not finish within {seconds} s' },
   MS_ERR_PREDICT_FAILED: { status: 500, message: 'predict failed: {detail}' },
   MS_ERR_PREDICT_TIMEOUT: { status: 504, message: 'predict did not finish within {ms} ms' },
+  // calls to other ModelServings (spec.dependencies)
+  MS_ERR_DEPENDENCY_UNKNOWN: { status: 500, message: 'no dependency named "{name}"; spec.dependencies has {known}' },
+  MS_ERR_DEPENDENCY_UNAVAILABLE: { status: 503, message: 'dependency {name} (ModelServing {ms}) is unavailable: {detail}' },
+  MS_ERR_DEPENDENCY_TIMEOUT: { status: 504, message: 'dependency {name} (ModelServing {ms}) did not answer within {timeout} ms' },
+  MS_ERR_DEPENDENCY_REJECTED: { status: 400, message: 'dependency {name} (ModelServing {ms}) rejected the input: {detail}' },
+  MS_ERR_DEPENDENCY_FAILED: { status: 502, message: 'dependency {name} (ModelServing {ms}) failed: {detail}' },
   MS_ERR_OUTPUT_INVALID: { status: 500, message: 'plugin returned an invalid output: {detail}' },
   MS_ERR_FEEDBACK_FAILED: { status: 500, message: 'plugin feedback() failed: {detail}' },
   MS_ERR_FEEDBACK_UNSUPPORTED: {

@@ -68,6 +68,8 @@ export async function start(
       python: config.python,
       log,
       logLevel: config.logLevel,
+      dependencies: config.dependencies,
+      dependencyMetrics: metrics.dependencyObserver(),
       onFatal: (err) => {
         metrics.modelReady.labels(model.name).set(0);
         hooks.onFatal?.(err);

@@ -11,6 +11,8 @@ Writes:
     examples/hopsworks-iris/iris_knn.pkl   KNeighborsClassifier()
     examples/ml-deploy-iris/model.joblib   GaussianNB()
     examples/iris-sklearn/model.joblib     LogisticRegression(max_iter=1000, random_state=0)
+    examples/ensemble/logistic/model.joblib   LogisticRegression(max_iter=1000, random_state=0) (Ray Serve's ensemble)
+    examples/ensemble/svm/model.joblib        SVC(probability=True, random_state=0)
 """
 import os
 
@@ -21,6 +23,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import SVC
 
 EXAMPLES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,6 +39,8 @@ def main():
         ("hopsworks-iris/iris_knn.pkl", KNeighborsClassifier()),
         ("ml-deploy-iris/model.joblib", GaussianNB()),
         ("iris-sklearn/model.joblib", LogisticRegression(max_iter=1000, random_state=0)),
+        ("ensemble/logistic/model.joblib", LogisticRegression(max_iter=1000, random_state=0)),
+        ("ensemble/svm/model.joblib", SVC(probability=True, random_state=0)),
     ]
     for rel, model in models:
         model.fit(X, y)

@@ -1,5 +1,6 @@
 // The ModelServing controller: informers on ModelServings and on what they own, a work queue of keys, and
 // workers that run reconcile. Workers start only after every cache has synced.
+import { dependents } from './dependencies.ts';
 import {
   CoreV1Api,
   type CoreV1Event,
@@ -153,7 +154,12 @@ export class ModelServingController {
     const pdbs = this.watch<V1PodDisruptionBudget>(RESOURCES.pdbs, true);
     const pods = this.watch<V1Pod>(RESOURCES.pods, true);
 
-    ms.onChange((o) => this.enqueue(o.metadata?.namespace, o.metadata?.name));
+    ms.onChange((o) => {
+      this.enqueue(o.metadata?.namespace, o.metadata?.name);
+      // The ModelServings that depend on it: their DependenciesReady follows its Ready.
+      const ns = o.metadata?.namespace;
+      for (const d of dependents(ms.cache.list(ns) as ModelServing[], o.metadata?.name ?? '')) this.enqueue(ns, d.metadata.name);
+    });
     // An owned object's change queues its owner (found by the model label).
     for (const inf of [deployments, services, hpas, pdbs, pods] as { onChange(h: (o: KubernetesObject) => void): void }[]) {
       inf.onChange((o) => this.enqueue(o.metadata?.namespace, o.metadata?.labels?.[MODEL_LABEL]));

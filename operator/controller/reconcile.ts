@@ -1,5 +1,6 @@
 // One reconcile: key → read the caches → build the desired objects → apply what differs → write the status
 // if it changed. Level-based: it looks only at the current state, never at the event that queued it.
+import { dependenciesCondition } from './dependencies.ts';
 import { isDeepStrictEqual } from 'node:util';
 import type {
   KubernetesObject,
@@ -230,7 +231,16 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
   if (changed.some((c) => c.startsWith('created')) && !applyError) return { requeueAfterMs: 5000 };
 
   const pods = caches.pods.list(namespace).filter((p) => p.metadata?.labels?.[MODEL_LABEL] === name);
-  const status = computeStatus({ ms, deployment: caches.deployments.get(name, namespace), pods, now: deps.now(), applyError, logging });
+  const dependencies = dependenciesCondition(ms, (n) => caches.modelServings.get(n, namespace) as ModelServing | undefined);
+  const status = computeStatus({
+    ms,
+    deployment: caches.deployments.get(name, namespace),
+    pods,
+    now: deps.now(),
+    applyError,
+    logging,
+    dependencies,
+  });
   if (!isDeepStrictEqual(JSON.parse(JSON.stringify(status)), JSON.parse(JSON.stringify(ms.status ?? {})))) {
     await writer.applyStatus(namespace, name, status);
   }

@@ -1,5 +1,6 @@
 // PURE: the observed objects → the ModelServing's status. No clock reads: the caller passes `now`, used
 // only for conditions whose status changes, so an unchanged world gives an identical status (no hot loops).
+import type { DependencyState } from './dependencies.ts';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { ModelServing, ModelServingCondition, ModelServingStatus } from '../../crds/modelserving.schema.ts';
 import { CONTAINER_NAME, bundleHash } from './desired/deployment.ts';
@@ -15,6 +16,8 @@ export interface Observed {
   applyError?: { reason: string; message: string } | undefined;
   /** The inference-logging topic and how it stands; absent when logging is off. */
   logging?: LoggingObserved | undefined;
+  /** DependenciesReady from the dependencies' own Ready; absent without spec.dependencies. */
+  dependencies?: DependencyState | undefined;
 }
 
 export interface LoggingObserved {
@@ -190,6 +193,12 @@ export function computeStatus(o: Observed): ModelServingStatus {
   );
   // LoggingReady: only when inference logging is on. It never makes the model not Ready.
   if (o.logging) conditions.push(condition(prev, 'LoggingReady', o.logging.status, o.logging.reason, o.logging.message, now, gen));
+  // DependenciesReady: only with spec.dependencies. The model still starts and serves what it can; a call to
+  // a member that is down answers 503 naming it.
+  if (o.dependencies) {
+    const d = o.dependencies;
+    conditions.push(condition(prev, 'DependenciesReady', d.status, d.reason, d.message, now, gen));
+  }
 
   const served =
     currentReady > 0 ? { uri: ms.spec.bundle.uri, ...(ms.spec.bundle.sha256 ? { sha256: ms.spec.bundle.sha256 } : {}) } : ms.status?.bundle;

@@ -6,6 +6,7 @@ import { createJsEngine } from './js.ts';
 import { createOnnxEngine } from './onnx/index.ts';
 import { createPythonEngine, type PythonSettings, workerCount } from './python/index.ts';
 import type { Engine } from './types.ts';
+import type { DependencyMetrics, DependencyTarget } from '../dependencies.ts';
 
 export interface EngineOptions {
   modelName: string;
@@ -19,6 +20,9 @@ export interface EngineOptions {
   cpuLimit?: number | undefined;
   /** The engine can no longer serve (Python workers that keep crashing). */
   onFatal?: (err: ModelshipError) => void;
+  /** spec.dependencies: the handles plugins get (JS ctx.models, Python modelship.models). */
+  dependencies?: Record<string, DependencyTarget> | undefined;
+  dependencyMetrics?: DependencyMetrics | undefined;
 }
 
 export async function createEngine(bundle: ResolvedBundle, opts: EngineOptions): Promise<Engine> {
@@ -53,6 +57,7 @@ export async function createEngine(bundle: ResolvedBundle, opts: EngineOptions):
         cpuLimit: opts.cpuLimit,
         log: opts.log,
         maxFrameBytes: 1 << 30,
+        dependencies: opts.dependencies ?? {},
         onFatal: opts.onFatal ?? ((err) => opts.log.fatal({ code: err.code }, err.message)),
       });
   }

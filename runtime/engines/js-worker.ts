@@ -3,6 +3,7 @@
 import { workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { describe, isModelshipError } from '../errors.ts';
+import { Dependencies, withModels } from '../dependencies.ts';
 import { PluginHost } from './plugin-host.ts';
 import type { BundleEngineOptions, CustomRouteRequest, RequestContext } from './types.ts';
 
@@ -13,7 +14,13 @@ export interface WorkerInit extends Omit<BundleEngineOptions, 'log' | 'workers'>
 
 export type WorkerTask =
   | { op: 'ping' }
-  | { op: 'predict'; rows: Record<string, unknown>[]; requestId: string; parameters?: Record<string, unknown> | undefined }
+  | {
+      op: 'predict';
+      rows: Record<string, unknown>[];
+      requestId: string;
+      parameters?: Record<string, unknown> | undefined;
+      deadline?: number | undefined;
+    }
   | { op: 'feedback'; record: Record<string, unknown>; requestId: string }
   | { op: 'route'; index: number; req: CustomRouteRequest; requestId: string };
 
@@ -37,8 +44,13 @@ ready.catch(() => {});
 // The pool aborts a timed-out task by terminating this worker, so the plugin never sees an abort itself.
 const neverAborted = new AbortController().signal;
 
-function ctx(requestId: string, parameters?: Record<string, unknown>): RequestContext {
-  return { requestId, modelName: init.modelName, signal: neverAborted, log: log.child({ requestId }), parameters };
+// Each thread its own pool of connections to the dependencies (their calls are not in the runtime's metrics).
+const deps = init.dependencies && Object.keys(init.dependencies).length ? new Dependencies(init.dependencies) : undefined;
+
+function ctx(requestId: string, parameters?: Record<string, unknown>, deadline?: number): RequestContext {
+  const c: RequestContext = { requestId, modelName: init.modelName, signal: neverAborted, log: log.child({ requestId }), parameters };
+  if (deadline !== undefined) c.deadline = deadline;
+  return withModels(c, deps);
 }
 
 export default async function handle(task: WorkerTask): Promise<WorkerReply> {
@@ -48,7 +60,7 @@ export default async function handle(task: WorkerTask): Promise<WorkerReply> {
       case 'ping':
         return { ok: true, value: { routes: host.routes, pluginMetadata: host.pluginMetadata, hasFeedback: host.hasFeedback } };
       case 'predict':
-        return { ok: true, value: await host.predict(task.rows, ctx(task.requestId, task.parameters)) };
+        return { ok: true, value: await host.predict(task.rows, ctx(task.requestId, task.parameters, task.deadline)) };
       case 'feedback':
         return { ok: true, value: await host.feedback(task.record, ctx(task.requestId)) };
       case 'route':

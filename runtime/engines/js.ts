@@ -4,6 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { type ErrorCode, ModelshipError, msError } from '../errors.ts';
+import { Dependencies, type DependencyMetrics, withModels } from '../dependencies.ts';
 import { PluginHost } from './plugin-host.ts';
 import type {
   BundleEngineOptions,
@@ -22,6 +23,7 @@ export interface JsEngineOptions extends BundleEngineOptions {
   /** 0: in-process; N > 0: a pool of N worker threads. */
   workers: number;
   logLevel: string;
+  dependencyMetrics?: DependencyMetrics | undefined;
 }
 
 const PREDICT_ONLY = ['predict'] as const;
@@ -32,6 +34,8 @@ export async function createJsEngine(opts: JsEngineOptions): Promise<Engine> {
 
 async function createInProcessEngine(opts: JsEngineOptions): Promise<Engine> {
   const host = await PluginHost.load(opts.bundleDir, opts.entrypoint);
+  const deps =
+    opts.dependencies && Object.keys(opts.dependencies).length ? new Dependencies(opts.dependencies, opts.dependencyMetrics) : undefined;
   await host.init(
     opts.bundleDir,
     { modelName: opts.modelName, modelVersion: opts.modelVersion, parameters: opts.parameters, log: opts.log },
@@ -43,10 +47,10 @@ async function createInProcessEngine(opts: JsEngineOptions): Promise<Engine> {
     pluginMetadata: host.pluginMetadata,
     routes: host.routes,
     hasFeedback: host.hasFeedback,
-    predict: (rows, ctx) => host.predict(rows, ctx),
-    feedback: (record, ctx) => host.feedback(record, ctx),
-    callRoute: (i, req, ctx) => host.callRoute(i, req, ctx),
-    close: async () => {},
+    predict: (rows, ctx) => host.predict(rows, withModels(ctx, deps)),
+    feedback: (record, ctx) => host.feedback(record, withModels(ctx, deps)),
+    callRoute: (i, req, ctx) => host.callRoute(i, req, withModels(ctx, deps)),
+    close: async () => deps?.close(),
   };
 }
 
@@ -64,6 +68,7 @@ async function createPoolEngine(opts: JsEngineOptions): Promise<Engine> {
     parameters: opts.parameters,
     initTimeoutMs: opts.initTimeoutMs,
     logLevel: opts.logLevel,
+    dependencies: opts.dependencies,
   };
   const pool = new Piscina({
     filename: fileURLToPath(new URL('./js-worker.ts', import.meta.url)),
@@ -101,7 +106,8 @@ async function createPoolEngine(opts: JsEngineOptions): Promise<Engine> {
     pluginMetadata: info.pluginMetadata,
     routes: info.routes,
     hasFeedback: info.hasFeedback,
-    predict: (rows, ctx) => run<Prediction>({ op: 'predict', rows, requestId: ctx.requestId, parameters: ctx.parameters }, ctx),
+    predict: (rows, ctx) =>
+      run<Prediction>({ op: 'predict', rows, requestId: ctx.requestId, parameters: ctx.parameters, deadline: ctx.deadline }, ctx),
     feedback: (record, ctx) => run<FeedbackResult>({ op: 'feedback', record, requestId: ctx.requestId }, ctx),
     callRoute: (index: number, req: CustomRouteRequest, ctx: RequestContext) =>
       run<CustomRouteResponse>({ op: 'route', index, req, requestId: ctx.requestId }, ctx),

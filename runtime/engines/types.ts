@@ -1,4 +1,5 @@
 // The interface every engine (one per bundle format) offers the protocol layer.
+import type { DependencyTarget, ModelHandle } from '../dependencies.ts';
 import type { Logger } from 'pino';
 import type { BundleFormat, TensorMetadata } from '../bundle/manifest.ts';
 import type { Outputs } from './outputs.ts';
@@ -24,6 +25,8 @@ export interface BundleEngineOptions {
   modelVersion: string | undefined;
   /** `parameters` from modelship.yaml. */
   parameters: Record<string, unknown>;
+  /** spec.dependencies, resolved: name → the Service to call. */
+  dependencies?: Record<string, DependencyTarget> | undefined;
   initTimeoutMs: number;
   workers: number;
   log: Logger;
@@ -49,6 +52,8 @@ export interface RequestContext {
   parameters?: Record<string, unknown> | undefined;
   /** When the request times out (epoch ms); a worker skips what is already past it. */
   deadline?: number;
+  /** Handles to the ModelServings of spec.dependencies (`ctx.models.svm.predict(input)`). */
+  models?: Record<string, ModelHandle>;
 }
 
 /** What a plugin's metadata() may return; merged over the manifest. */

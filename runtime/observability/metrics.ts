@@ -22,6 +22,8 @@ export class RuntimeMetrics {
   bufferedBytes: () => number = () => 0;
   private readonly pluginMetrics = new Map<string, Gauge<'model'> | Counter<'model'>>();
   readonly batchSize: Histogram<'model'>;
+  readonly dependencyCalls: Counter<'dependency' | 'outcome'>;
+  readonly dependencyDuration: Histogram<'dependency'>;
   readonly batchWait: Histogram<'model'>;
   /** Requests in flight; read into the gauge at scrape time, so the hot path only adds and subtracts. */
   inFlightCount = 0;
@@ -53,6 +55,19 @@ export class RuntimeMetrics {
       collect() {
         this.set({ model: self.inFlightModel }, self.inFlightCount);
       },
+    });
+    this.dependencyCalls = new Counter({
+      name: 'modelship_dependency_requests_total',
+      help: 'Calls to other ModelServings (spec.dependencies) by outcome: ok, unavailable, timeout, rejected, failed, error',
+      labelNames: ['dependency', 'outcome'],
+      registers,
+    });
+    this.dependencyDuration = new Histogram({
+      name: 'modelship_dependency_request_duration_seconds',
+      help: 'Time of calls to other ModelServings, from the call to its answer',
+      labelNames: ['dependency'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
     });
     this.batchSize = new Histogram({
       name: 'modelship_batch_size',
@@ -191,5 +206,15 @@ export class RuntimeMetrics {
       this.requestChildren.set(rk, r);
     }
     r.inc();
+  }
+
+  /** What the dependency client reports each call to (calls by outcome, and their durations). */
+  dependencyObserver(): { observe(dependency: string, outcome: string, seconds: number): void } {
+    return {
+      observe: (dependency, outcome, seconds) => {
+        this.dependencyCalls.labels(dependency, outcome).inc();
+        this.dependencyDuration.labels(dependency).observe(seconds);
+      },
+    };
   }
 }

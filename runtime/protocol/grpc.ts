@@ -4,6 +4,7 @@
 // as typed `contents` or as `raw_input_contents`; outputs always go back as `raw_output_contents` (what
 // Triton's clients read). An error's gRPC status comes from its HTTP one; our code rides in the
 // `ms-error-code` trailer.
+import { TIMEOUT_HEADER } from '../dependencies.ts';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -214,7 +215,7 @@ export async function startGrpc(
           : { name: t.name, datatype: t.datatype, shape: t.shape, data: contentsData(t.name, t.datatype, t.contents) },
       );
       const t0 = performance.now();
-      const inf = plane.begin(requestId, 'grpc', inputs, req.id || undefined);
+      const inf = plane.begin(requestId, 'grpc', inputs, req.id || undefined, call.metadata.get(TIMEOUT_HEADER)[0]);
       let failure: unknown;
       try {
         const rows = inputsToRows(inputs, raw.length > 0 ? Buffer.concat(raw) : undefined);

@@ -4,6 +4,7 @@
 // output object for its instance, or the value of one output when the engine names it (a Hopsworks
 // bundle's predictions, a scikit-learn estimator's predict). Verbs: predict, feedback, and the engine's
 // own (Hopsworks' classify and regress).
+import { TIMEOUT_HEADER } from '../dependencies.ts';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type, { type Static } from 'typebox';
@@ -72,7 +73,7 @@ export function registerV1(app: FastifyInstance, plane: DataPlane): void {
       const verb = target.slice(target.lastIndexOf(':') + 1);
       if (verb === 'feedback') return plane.feedback('v1', req.id, req.body as FeedbackBody);
       const instances = (req.body as Static<typeof V1PredictSchema>).instances;
-      const inf = plane.begin(req.id, 'v1', instances);
+      const inf = plane.begin(req.id, 'v1', instances, undefined, req.headers[TIMEOUT_HEADER]);
       req.inference = inf;
       const single = model.inputs.length === 1 ? (model.inputs[0]?.name ?? 'input') : 'input';
       const rows = instances.map((inst) =>

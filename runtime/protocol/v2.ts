@@ -1,4 +1,5 @@
 // Open Inference Protocol (KServe v2) REST endpoints: a thin adapter onto the data plane.
+import { TIMEOUT_HEADER } from '../dependencies.ts';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type, { type Static } from 'typebox';
@@ -93,7 +94,7 @@ export function registerV2(app: FastifyInstance, plane: DataPlane): void {
       { schema: { params, body: InferRequestSchema }, config: { protocol: 'v2' }, preValidation },
       async (req, reply) => {
         const body = req.body;
-        const inf = plane.begin(req.id, 'v2', body.inputs, body.id);
+        const inf = plane.begin(req.id, 'v2', body.inputs, body.id, req.headers[TIMEOUT_HEADER]);
         req.inference = inf;
         const requested = body.outputs?.map((o) => o.name);
         const rows = inputsToRows(body.inputs as InferInput[], binaryTail(body));

@@ -81,6 +81,8 @@ export interface UpOptions {
   progress?: (line: string) => void;
   /** Root directory for data and logs (default: a new temporary directory). */
   root?: string;
+  /** Start the real node (default: unless MODELSHIP_REAL_NODE=0). One per machine: its names are fixed. */
+  realNode?: boolean;
 }
 
 export function envFile(): string {
@@ -159,7 +161,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
   const [etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort, minioPort, minioConsole, kafkaPort, kafkaCtl, kafkaNodePort] =
     (await freePorts(11)) as [number, number, number, number, number, number, number, number, number, number, number];
   const apiServer = `https://127.0.0.1:${apiPort}`;
-  const wantRealNode = process.env.MODELSHIP_REAL_NODE !== '0';
+  const wantRealNode = options.realNode ?? process.env.MODELSHIP_REAL_NODE !== '0';
   if (wantRealNode) {
     const problem = realNodeProblem();
     if (problem) throw new Error(`${problem} (or start without it: MODELSHIP_REAL_NODE=0)`);

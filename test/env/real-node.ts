@@ -109,12 +109,19 @@ function nodePids(): number[] {
   return [...pids];
 }
 
-/** Mount points under `dir`, deepest first. */
-function mountsUnder(dir: string): string[] {
+/**
+ * The node's mount points, deepest first: under `dir` (this environment's node), under any environment's
+ * `real-node/` (one that crashed without its record) and under containerd's root.
+ */
+function nodeMounts(dir: string | undefined): string[] {
+  const ours = (m: string) =>
+    (dir !== undefined && (m === dir || m.startsWith(`${dir}/`))) ||
+    /\/modelship-env-[^/]+\/real-node(\/|$)/.test(m) ||
+    m.startsWith(`${containerdRoot()}/`);
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .map((l) => l.split(' ')[4])
-    .filter((m): m is string => !!m && (m === dir || m.startsWith(`${dir}/`)))
+    .filter((m): m is string => !!m && ours(m))
     .sort((a, b) => b.length - a.length);
 }
 
@@ -133,7 +140,7 @@ export function stopRealNode(nodeRoot: string | undefined): void {
     }
     spawnSync('sleep', ['0.3']);
   }
-  if (nodeRoot) for (const m of mountsUnder(nodeRoot)) quiet('umount', ['-l', m]);
+  for (const m of nodeMounts(nodeRoot)) quiet('umount', ['-l', m]);
   for (const h of cgroupHierarchies()) {
     for (const d of walkDirs(join(h, CGROUP_ROOT))) {
       try {
@@ -295,7 +302,13 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
   const problem = realNodeProblem();
   if (problem) throw new Error(problem);
   const dir = join(o.root, 'real-node');
-  stopRealNode(undefined); // what a crashed earlier environment may have left
+  // What a crashed earlier environment may have left goes; a live one's node is not ours to take.
+  if (nodePids().length > 0) {
+    throw new Error(
+      `another environment's real node is running (network namespace ${NETNS}): stop that environment first (npm run env:down), or start this one with MODELSHIP_REAL_NODE=0`,
+    );
+  }
+  stopRealNode(undefined);
   const ctdDir = join(dir, 'containerd');
   const kubeletDir = join(dir, 'kubelet');
   const relayDir = join(dir, 'relay');

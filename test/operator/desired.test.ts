@@ -18,6 +18,14 @@ const envOf = (d: ReturnType<typeof desiredDeployment>) =>
   Object.fromEntries((d.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
 
 describe('desiredDeployment', () => {
+  it('hands spec.dependencies to the runtime as MODELSHIP_DEPENDENCIES, only when there are any', () => {
+    const d = desiredDeployment(ms({ dependencies: [{ name: 'svm', modelServing: 'svm-clf' }] }), DEFAULT_CONFIG);
+    expect(JSON.parse(envOf(d).MODELSHIP_DEPENDENCIES as string)).toEqual({
+      svm: { url: 'http://svm-clf.ml.svc.cluster.local', model: 'svm-clf', modelServing: 'svm-clf' },
+    });
+    expect(envOf(desiredDeployment(ms(), DEFAULT_CONFIG))).not.toHaveProperty('MODELSHIP_DEPENDENCIES');
+  });
+
   it('runs the runtime under Pod Security "restricted"', () => {
     const d = desiredDeployment(ms(), DEFAULT_CONFIG);
     const pod = d.spec?.template.spec;

@@ -1,4 +1,5 @@
 // Test helpers for the runtime: throwaway bundles on disk and an app built around them.
+import type { DependencyTarget } from '../../runtime/dependencies.ts';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -38,6 +39,8 @@ export interface AppOptions {
   onFatal?: (err: ModelshipError) => void;
   recorder?: (model: ServedModel, metrics: RuntimeMetrics) => Recorder;
   batching?: BatchingSettings;
+  /** spec.dependencies, resolved (name → {url, model, modelServing}). */
+  dependencies?: Record<string, DependencyTarget>;
 }
 
 /** Builds an app serving the bundle in `dir`, loaded (by the server's loadModel) and ready. */
@@ -58,6 +61,8 @@ export async function appFor(dir: string, opts: AppOptions = {}) {
       log: opts.log ?? silent,
       logLevel: 'silent',
       ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
+      dependencies: opts.dependencies,
+      dependencyMetrics: metrics.dependencyObserver(),
     },
   });
   const app = build({

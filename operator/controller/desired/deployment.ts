@@ -1,5 +1,6 @@
 // ModelServing → the runtime's Deployment. Pure: the same inputs always give the same object, so a
 // server-side apply of an unchanged ModelServing is a no-op.
+import { dependencyTargets } from '../dependencies.ts';
 import { createHash } from 'node:crypto';
 import type { V1Container, V1Deployment, V1EnvVar, V1Volume } from '@kubernetes/client-node';
 import type { ModelServing } from '../../../crds/modelserving.schema.ts';
@@ -30,6 +31,8 @@ function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
   if (spec.bundle.sha256) vars.push({ name: ENV.bundleSha256, value: spec.bundle.sha256 });
   const storage = spec.bundle.storage;
   if (storage?.endpoint) vars.push({ name: ENV.s3Endpoint, value: storage.endpoint });
+  const targets = dependencyTargets(ms);
+  if (targets) vars.push({ name: ENV.dependencies, value: targets });
   if (storage?.region) vars.push({ name: ENV.s3Region, value: storage.region });
   if (storage?.secretRef) {
     // The operator never reads the Secret: the kubelet resolves the keys into the pod.

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { ENV } from '../../contract.ts';
 import { type ErrorCode, type ModelshipError, isModelshipError, msError } from '../../errors.ts';
 import type { Outputs } from '../outputs.ts';
 import type { Signals } from '../signals.ts';
@@ -128,6 +129,8 @@ export async function createPythonEngine(o: PythonEngineOptions): Promise<Engine
   });
   const size = workerCount(o.workers, o.cpuLimit);
   const childEnv = workerEnv(process.env, env ? [env, SDK_DIR] : [SDK_DIR], size);
+  // modelship.models: the Services of spec.dependencies (addresses, no credentials).
+  if (o.dependencies && Object.keys(o.dependencies).length) childEnv[ENV.dependencies] = JSON.stringify(o.dependencies);
   const pool = new WorkerPool({
     size,
     spawn: (index) =>
@@ -148,7 +151,9 @@ export async function createPythonEngine(o: PythonEngineOptions): Promise<Engine
     let reply: Reply;
     try {
       // The deadline travels along: a request that timed out while waiting in a worker's pipe is skipped there.
-      reply = await pool.run(ctx.deadline ? { ...message, deadline: ctx.deadline } : message, ctx.requestId, ctx.signal);
+      // So does the request id: modelship.models passes both on to the dependencies it calls.
+      const framed = { ...message, requestId: ctx.requestId, ...(ctx.deadline ? { deadline: ctx.deadline } : {}) };
+      reply = await pool.run(framed, ctx.requestId, ctx.signal);
     } catch (err) {
       if (isModelshipError(err) && err.code === 'MS_ERR_WORKER_CRASHED') {
         o.log.error({ requestId: ctx.requestId, code: err.code }, err.message);

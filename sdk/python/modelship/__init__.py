@@ -3,12 +3,14 @@
 Inside a bundle: ``from modelship import InvalidInput`` (raise it for bad input: 400 for the caller).
 Locally: ``LocalBundleRunner("path/or/bundle.zip").predict({...})`` runs a bundle with the server's checks.
 On a cluster: ``Client().deploy("iris", "path/to/bundle")``, then ``predict``, ``status``, ``delete``.
+Composing models: ``from modelship import models``; ``models["svm"].predict(x)`` calls a spec.dependencies entry.
 Standard library only (numpy is used when the bundle's environment has it).
 """
 
 from .client import Client, ModelshipError
 from .errors import BundleError, InvalidInput
+from .models import models
 from .runner import LocalBundleRunner
 
 __version__ = "0.1.0"
-__all__ = ["BundleError", "Client", "InvalidInput", "LocalBundleRunner", "ModelshipError", "__version__"]
+__all__ = ["BundleError", "Client", "InvalidInput", "LocalBundleRunner", "ModelshipError", "__version__", "models"]

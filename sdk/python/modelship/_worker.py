@@ -15,6 +15,7 @@ import time
 import traceback
 
 from .bundle import Result, describe, load_bundle, to_jsonable
+from .models import _set_current
 from .errors import BundleError
 from .outputs import check_column
 
@@ -72,6 +73,7 @@ def serve(channel):
             # Timed out while it waited in the pipe: its caller has had a 504 already; do not run it.
             channel.write({"ok": False, "code": "MS_ERR_PREDICT_TIMEOUT", "params": {"ms": "its"}})
             continue
+        _set_current(msg.get("requestId"), deadline)
         try:
             if op == "predict":
                 rows = msg["rows"]

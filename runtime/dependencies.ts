@@ -1,0 +1,233 @@
+// Handles to other ModelServings (spec.dependencies), for composing models: `ctx.models.svm.predict(input)`
+// in JS plugins. Each dependency gets a pool of keep-alive connections to its Service. A call carries the
+// caller's request id (so the inference records of a whole call tree join on it) and the caller's remaining
+// time (the callee's deadline, in MODELSHIP_TIMEOUT_HEADER); the callee's failure comes back as a coded error
+// naming the dependency, with the callee's own code and message in it.
+import { Agent, request } from 'node:http';
+import type { RequestContext } from './engines/types.ts';
+import { msError } from './errors.ts';
+
+/** Milliseconds the caller still has for this request; the callee's deadline is no later. */
+export const TIMEOUT_HEADER = 'x-modelship-timeout-ms';
+
+/** Where a dependency is served: its Service's base URL and the name its runtime serves the model under. */
+export interface DependencyTarget {
+  url: string;
+  model: string;
+  /** The ModelServing (same namespace), for messages. */
+  modelServing: string;
+}
+
+export interface ModelHandle {
+  /** KServe v1: one instance (an object) → its prediction; an array of instances → the array of predictions. */
+  predict(input: unknown): Promise<unknown>;
+  /** OIP v2: a whole inference request (`inputs`, optional `outputs`, `parameters`) → the response. */
+  infer(request: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+export interface DependencyMetrics {
+  observe(dependency: string, outcome: string, seconds: number): void;
+}
+
+/** Parses MODELSHIP_DEPENDENCIES (`{"svm": {"url": …, "model": …, "modelServing": …}}`). Pure. */
+export function parseDependencies(text: string | undefined): Record<string, DependencyTarget> {
+  if (!text) return {};
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw msError('MS_ERR_CONFIG_INVALID', { detail: 'MODELSHIP_DEPENDENCIES is not JSON' });
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw msError('MS_ERR_CONFIG_INVALID', { detail: 'MODELSHIP_DEPENDENCIES must be an object of name → {url, model}' });
+  }
+  const out: Record<string, DependencyTarget> = {};
+  for (const [name, t] of Object.entries(doc as Record<string, unknown>)) {
+    const target = t as Partial<DependencyTarget> | null;
+    if (!target || typeof target.url !== 'string' || !/^https?:\/\//.test(target.url) || typeof target.model !== 'string') {
+      throw msError('MS_ERR_CONFIG_INVALID', { detail: `MODELSHIP_DEPENDENCIES: ${name} needs an http(s) url and a model name` });
+    }
+    out[name] = { url: target.url.replace(/\/+$/, ''), model: target.model, modelServing: target.modelServing ?? target.model };
+  }
+  return out;
+}
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** The callee's `{"error", "code"}`, when its body is one. Pure. */
+function calleeError(body: string): { code?: string; error?: string } {
+  try {
+    const v = JSON.parse(body) as { code?: unknown; error?: unknown };
+    return { ...(typeof v.code === 'string' ? { code: v.code } : {}), ...(typeof v.error === 'string' ? { error: v.error } : {}) };
+  } catch {
+    return { error: body.slice(0, 200) };
+  }
+}
+
+export class Dependencies {
+  readonly names: string[];
+  private readonly agents = new Map<string, Agent>();
+  private readonly targets: Record<string, DependencyTarget>;
+  private readonly metrics: DependencyMetrics | undefined;
+
+  constructor(targets: Record<string, DependencyTarget>, metrics?: DependencyMetrics) {
+    this.targets = targets;
+    this.metrics = metrics;
+    this.names = Object.keys(targets).sort();
+    for (const name of this.names) this.agents.set(name, new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16 }));
+  }
+
+  /**
+   * The handles a plugin call gets: bound to its request id and deadline. An unknown name is an error that
+   * lists the known ones (a typo must not read as `undefined is not a function`).
+   */
+  handles(requestId: string, deadline: number): Record<string, ModelHandle> {
+    const made = new Map<string, ModelHandle>();
+    const names = this.names;
+    return new Proxy({} as Record<string, ModelHandle>, {
+      get: (_, prop) => {
+        if (typeof prop !== 'string' || prop === 'then') return undefined;
+        const target = this.targets[prop];
+        if (!target) {
+          throw msError('MS_ERR_DEPENDENCY_UNKNOWN', {
+            name: prop,
+            known: names.length ? names.join(', ') : '(none: spec.dependencies is empty)',
+          });
+        }
+        let h = made.get(prop);
+        if (!h) {
+          h = {
+            predict: async (input) => {
+              const instances = Array.isArray(input) ? input : [input];
+              const r = (await this.call(
+                prop,
+                target,
+                `/v1/models/${encodeURIComponent(target.model)}:predict`,
+                { instances },
+                requestId,
+                deadline,
+              )) as {
+                predictions?: unknown[];
+              };
+              if (!Array.isArray(r.predictions)) {
+                throw msError('MS_ERR_DEPENDENCY_FAILED', {
+                  name: prop,
+                  ms: target.modelServing,
+                  detail: 'its answer has no predictions array',
+                });
+              }
+              return Array.isArray(input) ? r.predictions : r.predictions[0];
+            },
+            infer: (req) => this.call(prop, target, `/v2/models/${encodeURIComponent(target.model)}/infer`, req, requestId, deadline),
+          };
+          made.set(prop, h);
+        }
+        return h;
+      },
+      has: (_, prop) => typeof prop === 'string' && prop in this.targets,
+      ownKeys: () => names,
+      getOwnPropertyDescriptor: (_, prop) =>
+        typeof prop === 'string' && prop in this.targets ? { enumerable: true, configurable: true } : undefined,
+    });
+  }
+
+  private async call(
+    name: string,
+    target: DependencyTarget,
+    path: string,
+    body: unknown,
+    requestId: string,
+    deadline: number,
+  ): Promise<Record<string, unknown>> {
+    const started = performance.now();
+    const remaining = Math.floor(deadline - Date.now());
+    let outcome = 'error';
+    try {
+      if (remaining <= 0) {
+        outcome = 'timeout';
+        throw msError('MS_ERR_DEPENDENCY_TIMEOUT', { name, ms: target.modelServing, timeout: 0 });
+      }
+      let answer: Answer;
+      try {
+        answer = await this.post(name, `${target.url}${path}`, JSON.stringify(body), requestId, remaining);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (e.name === 'TimeoutError' || e.code === 'ETIMEDOUT') {
+          outcome = 'timeout';
+          throw msError('MS_ERR_DEPENDENCY_TIMEOUT', { name, ms: target.modelServing, timeout: remaining });
+        }
+        outcome = 'unavailable';
+        throw msError('MS_ERR_DEPENDENCY_UNAVAILABLE', {
+          name,
+          ms: target.modelServing,
+          detail: e.code ? `${e.code} (${e.message})` : e.message,
+        });
+      }
+      if (answer.status === 200) {
+        outcome = 'ok';
+        return JSON.parse(answer.body) as Record<string, unknown>;
+      }
+      const { code, error } = calleeError(answer.body);
+      const detail = `${code ? `${code}: ` : ''}${error ?? `HTTP ${answer.status}`}`;
+      if (answer.status === 503) {
+        outcome = 'unavailable';
+        throw msError('MS_ERR_DEPENDENCY_UNAVAILABLE', { name, ms: target.modelServing, detail });
+      }
+      if (answer.status === 504) {
+        outcome = 'timeout';
+        throw msError('MS_ERR_DEPENDENCY_TIMEOUT', { name, ms: target.modelServing, timeout: remaining });
+      }
+      if (answer.status >= 400 && answer.status < 500) {
+        outcome = 'rejected';
+        throw msError('MS_ERR_DEPENDENCY_REJECTED', { name, ms: target.modelServing, detail });
+      }
+      outcome = 'failed';
+      throw msError('MS_ERR_DEPENDENCY_FAILED', { name, ms: target.modelServing, detail });
+    } finally {
+      this.metrics?.observe(name, outcome, (performance.now() - started) / 1000);
+    }
+  }
+
+  private post(name: string, url: string, body: string, requestId: string, timeoutMs: number): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method: 'POST',
+          agent: this.agents.get(name),
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            'x-request-id': requestId,
+            [TIMEOUT_HEADER]: String(timeoutMs),
+          },
+          signal: AbortSignal.timeout(timeoutMs),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', (err) => reject(err.name === 'AbortError' ? Object.assign(new Error('timed out'), { name: 'TimeoutError' }) : err));
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    for (const a of this.agents.values()) a.destroy();
+  }
+}
+
+/** The plugin's view of a call: the request's context plus `models`, its handles to spec.dependencies. */
+export function withModels(ctx: RequestContext, deps: Dependencies | undefined): RequestContext {
+  if (!deps) return ctx;
+  let models: RequestContext['models'];
+  return Object.create(ctx, {
+    models: { get: () => (models ??= deps.handles(ctx.requestId, ctx.deadline ?? Date.now() + 30_000)), enumerable: true },
+  }) as RequestContext;
+}
