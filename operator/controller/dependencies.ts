@@ -64,7 +64,10 @@ export function dependenciesCondition(ms: ModelServing, lookup: (name: string) =
       continue;
     }
     const ready = m.status?.conditions?.find((c) => c.type === 'Ready');
-    if (ready?.status !== 'True') {
+    // Ready with no replica at all (ScaledToZero) serves nobody: a call to it is refused.
+    if (ready?.status === 'True' && ready.reason === 'ScaledToZero') {
+      failing.push(`${d.name}: ModelServing ${d.modelServing} has no replicas (scaled to zero)`);
+    } else if (ready?.status !== 'True') {
       const why = ready ? `${ready.reason}: ${ready.message}` : 'no status yet';
       failing.push(`${d.name}: ModelServing ${d.modelServing} is not Ready (${why})`);
     }

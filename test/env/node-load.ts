@@ -1,17 +1,20 @@
 // Requests from inside the real node's network namespace (where Service IPs are routed, as on any node),
 // for tests: started by `ip netns exec`. Either one request (`once`), printing the status and body as JSON,
 // or a bounded load (`load`) of `connections` concurrent loops until SIGTERM or `maxMs`, printing counts.
-//   node-load.ts once <url> [json body]
+//   node-load.ts once <url> [json body] [request id]
 //   node-load.ts load <url> <json body> <connections> <maxMs>
 import { request } from 'node:http';
 
-function post(url: string, body: string | undefined): Promise<{ status: number; body: string; requestId?: string }> {
+function post(url: string, body: string | undefined, requestId?: string): Promise<{ status: number; body: string; requestId?: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       url,
       {
         method: body === undefined ? 'GET' : 'POST',
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(requestId ? { 'x-request-id': requestId } : {}),
+        },
         timeout: 10_000,
       },
       (res) => {
@@ -31,15 +34,16 @@ function post(url: string, body: string | undefined): Promise<{ status: number; 
 }
 
 async function main() {
-  const [mode, url, body, connections = '4', maxMs = '120000'] = process.argv.slice(2);
+  const [mode, url, body, ...rest] = process.argv.slice(2);
   if (!url || (mode !== 'once' && mode !== 'load')) {
     process.stderr.write('usage: node-load.ts once <url> [body] | load <url> <body> <connections> <maxMs>\n');
     process.exit(2);
   }
   if (mode === 'once') {
-    process.stdout.write(`${JSON.stringify(await post(url, body))}\n`);
+    process.stdout.write(`${JSON.stringify(await post(url, body, rest[0]))}\n`);
     return;
   }
+  const [connections = '4', maxMs = '120000'] = rest;
   let stop = false;
   process.on('SIGTERM', () => {
     stop = true;

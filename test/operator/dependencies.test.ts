@@ -65,6 +65,10 @@ describe('dependencies', () => {
       message: 'svm: ModelServing svm-clf not found; logistic: ModelServing lr is not Ready (MS_ERR_PLUGIN_LOAD: cannot load model.joblib)',
     });
     expect(dependenciesCondition(ms('alone'), lookupIn())).toBeUndefined();
+    const zero = ms('svm-clf', [], { status: 'True', reason: 'ScaledToZero', message: 'scaled to zero replicas' });
+    expect(dependenciesCondition(ens, lookupIn(zero, ms('lr', [], READY)))?.message).toBe(
+      'svm: ModelServing svm-clf has no replicas (scaled to zero)',
+    );
   });
 
   it('finds a cycle, through any depth or to itself, and says so instead of looping', () => {

@@ -1,18 +1,21 @@
 // The iris ensemble of Ray Serve's tutorial, on modelship: asks both members (spec.dependencies `logistic` and
 // `svm`, two ModelServings) at once and averages their class probabilities.
 // Input: {input: [sepal_length, sepal_width, petal_length, petal_width]} (cm).
-// Output: {label, probabilities, members: {logistic: label, svm: label}}.
+// Output: {label, probabilities, logistic: its label, svm: its label}.
 const CLASSES = ['setosa', 'versicolor', 'virginica'];
+const MEMBERS = ['logistic', 'svm'];
 
 export async function predict(instance, ctx) {
-  const names = ['logistic', 'svm'];
-  // Both calls in flight together; each carries this request's id and its remaining time.
-  const answers = await Promise.all(names.map((n) => ctx.models[n].predict({ input: instance.input })));
-  const probabilities = CLASSES.map((_, c) => answers.reduce((s, a) => s + a.predict_proba[c], 0) / answers.length);
+  // OIP v2 to the members: their predict and predict_proba outputs. Both calls are in flight together; each
+  // carries this request's id and its remaining time.
+  const request = { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP64', data: Array.from(instance.input) }] };
+  const answers = await Promise.all(MEMBERS.map((m) => ctx.models[m].infer(request)));
+  const output = (answer, name) => answer.outputs.find((o) => o.name === name).data;
+  const probabilities = CLASSES.map((_, c) => answers.reduce((s, a) => s + output(a, 'predict_proba')[c], 0) / answers.length);
   const best = probabilities.indexOf(Math.max(...probabilities));
   return {
     label: CLASSES[best],
     probabilities,
-    members: Object.fromEntries(names.map((n, i) => [n, CLASSES[answers[i].predict]])),
+    ...Object.fromEntries(MEMBERS.map((m, i) => [m, CLASSES[output(answers[i], 'predict')[0]]])),
   };
 }

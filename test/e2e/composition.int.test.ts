@@ -1,0 +1,312 @@
+// Composition on the real node: Ray Serve's iris ensemble as ModelServings (examples/ensemble): two
+// scikit-learn members and an ensemble that asks both at once and averages their probabilities, in JS and in
+// Python, reconciled by the operator that helm installs. Answers checked against the members' own; the
+// records of a whole call tree joined by request id in Kafka; a member rollout under load; a member scaled to
+// zero or broken (503 naming it, DependenciesReady=False); a cycle.
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packBundle } from '../../cli/pack.ts';
+import { pushBundle } from '../../cli/push.ts';
+import type { ModelServing } from '../../crds/modelserving.schema.ts';
+import { SERVER_VERSION } from '../../runtime/version.ts';
+import { useTestEnv } from '../env/fixtures.ts';
+import { readTopic } from '../env/kafka.ts';
+import { eventually } from '../env/wait.ts';
+
+const execFileAsync = promisify(execFile);
+const env = useTestEnv();
+const core = env.kubeConfig.makeApiClient(CoreV1Api);
+const REPO = join(import.meta.dirname, '..', '..');
+const node = env.info.realNode;
+const ON_REAL_NODE = {
+  nodeSelector: { type: 'real' },
+  tolerations: [{ key: 'modelship.dev/real-node', operator: 'Exists', effect: 'NoSchedule' }],
+};
+const VIRGINICA = [6.7, 3.0, 5.2, 2.3];
+const VERSICOLOR = [6.0, 2.9, 4.5, 1.5];
+let ns: string;
+let opNs: string;
+let bucket: string;
+let release: string;
+const ms = env.modelServings(() => ns);
+const cond = (m: ModelServing, type: string) => m.status?.conditions?.find((c) => c.type === type);
+
+async function fromNode(url: string, body: unknown, requestId?: string): Promise<{ status: number; body: any }> {
+  const args = [
+    `--net=/run/netns/${node?.netns}`,
+    '--',
+    process.execPath,
+    join(REPO, 'test/env/node-load.ts'),
+    'once',
+    url,
+    JSON.stringify(body),
+  ];
+  if (requestId) args.push(requestId);
+  const { stdout } = await execFileAsync('nsenter', args, { timeout: 30_000 });
+  const r = JSON.parse(stdout) as { status: number; body: string };
+  return { status: r.status, body: JSON.parse(r.body) };
+}
+
+const ip = async (name: string) => (await core.readNamespacedService({ name, namespace: ns })).spec?.clusterIP as string;
+const predict = async (name: string, instance: unknown, requestId?: string) =>
+  fromNode(`http://${await ip(name)}/v1/models/${name}:predict`, { instances: [instance] }, requestId);
+
+const infer = async (name: string, features: number[]) =>
+  fromNode(`http://${await ip(name)}/v2/models/${name}/infer`, {
+    inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP64', data: features }],
+  });
+
+async function push(dir: string, key: string): Promise<void> {
+  const out = await mkdtemp(join(tmpdir(), 'e2e-comp-'));
+  const packed = await packBundle(dir, join(out, 'bundle.zip'));
+  await pushBundle(packed.file, `s3://${bucket}/${key}/bundle.zip`, { ...env.info.s3 }, { progress: false });
+}
+
+async function ready(name: string, timeout = 180_000): Promise<ModelServing> {
+  return eventually(
+    async () => {
+      const m = await ms.get(name);
+      return cond(m, 'Ready')?.status === 'True' &&
+        (m.status?.readyReplicas ?? 0) >= 1 &&
+        m.status?.observedGeneration === m.metadata.generation
+        ? m
+        : undefined;
+    },
+    `${name} Ready`,
+    timeout,
+  );
+}
+
+/** examples/ensemble/ensemble.yaml as it would be applied here: this bucket, MinIO as pods reach it, the real node. */
+async function manifests(): Promise<ModelServing[]> {
+  const text = await readFile(join(REPO, 'examples/ensemble/ensemble.yaml'), 'utf8');
+  return parseAllDocuments(text).map((d) => {
+    const m = d.toJS() as ModelServing;
+    m.spec.bundle.uri = m.spec.bundle.uri.replace('s3://models/', `s3://${bucket}/`);
+    if (m.spec.bundle.storage)
+      m.spec.bundle.storage = { ...m.spec.bundle.storage, endpoint: node?.s3Endpoint as string, secretRef: { name: 'minio' } } as never;
+    Object.assign(m.spec, ON_REAL_NODE, { inferenceLogging: { topic: 'CREATE', mode: 'all' } });
+    return m;
+  });
+}
+
+beforeAll(async () => {
+  if (!node) throw new Error('the environment has no real node (started with MODELSHIP_REAL_NODE=0?): env:down, then env:up');
+  env.installCrd();
+  ns = await env.namespace('comp');
+  env.kubectl(['label', 'ns', ns, 'pod-security.kubernetes.io/enforce=restricted']);
+  opNs = await env.namespace('comp-operator');
+  bucket = await env.bucket('comp');
+  for (const b of ['logistic', 'svm', 'ensemble-js', 'ensemble-py']) await push(join(REPO, 'examples/ensemble', b), `ensemble/${b}/1`);
+  await push(join(REPO, 'examples/ensemble/svm'), 'ensemble/svm/2');
+  const brokenDir = await mkdtemp(join(tmpdir(), 'e2e-comp-broken-'));
+  await writeFile(join(brokenDir, 'predict.py'), 'def predict(x)\n    return x\n'); // a syntax error: fails to load
+  await push(brokenDir, 'broken/1');
+  await core.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: 'minio' }, stringData: { accessKey: env.info.s3.accessKey, secretKey: env.info.s3.secretKey } },
+  });
+  release = `modelship-${opNs.split('-').at(-1)}`;
+  const values = {
+    image: { repository: 'modelship/operator', tag: SERVER_VERSION, pullPolicy: 'Never' },
+    watchNamespaces: [ns],
+    kafka: { bootstrapServers: [node.kafkaBootstrap] },
+    ...ON_REAL_NODE,
+  };
+  execFileSync(
+    env.info.binaries.helm,
+    [
+      'install',
+      release,
+      join(REPO, 'charts/modelship'),
+      '-n',
+      opNs,
+      '--kubeconfig',
+      env.info.kubeconfig,
+      '--skip-crds',
+      '-f',
+      '-',
+      '--wait',
+      '--timeout',
+      '120s',
+    ],
+    { input: JSON.stringify(values), stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  const docs = await manifests();
+  const py = structuredClone(docs[2] as ModelServing);
+  py.metadata.name = 'ensemble-py';
+  py.spec.bundle = { ...py.spec.bundle, uri: `s3://${bucket}/ensemble/ensemble-py/1/bundle.zip`, format: 'python' };
+  for (const m of [...docs, py]) await ms.create(m.metadata.name, m.spec as unknown as Record<string, unknown>);
+  for (const name of ['logistic', 'svm', 'ensemble', 'ensemble-py']) await ready(name);
+}, 400_000);
+
+afterAll(async () => {
+  if (release) {
+    try {
+      execFileSync(env.info.binaries.helm, ['uninstall', release, '-n', opNs, '--kubeconfig', env.info.kubeconfig], { stdio: 'ignore' });
+    } catch {}
+  }
+});
+
+describe('composition: the iris ensemble', () => {
+  it('answers with the average of both members, in JS and in Python; DependenciesReady names them', async () => {
+    for (const name of ['ensemble', 'ensemble-py']) {
+      const m = await ms.get(name);
+      expect(cond(m, 'DependenciesReady')).toMatchObject({ status: 'True', reason: 'AllReady', message: 'logistic, svm Ready' });
+      for (const features of [VIRGINICA, VERSICOLOR]) {
+        const [e, l, s] = await Promise.all([predict(name, { input: features }), infer('logistic', features), infer('svm', features)]);
+        expect(e.status).toBe(200);
+        const out = (a: { body: { outputs: { name: string; data: number[] }[] } }, n: string) =>
+          a.body.outputs.find((o) => o.name === n)?.data as number[];
+        const lp = out(l, 'predict_proba');
+        const sp = out(s, 'predict_proba');
+        const p = e.body.predictions[0];
+        (p.probabilities as number[]).forEach((v, c) => {
+          expect(v).toBeCloseTo(((lp[c] as number) + (sp[c] as number)) / 2, 12);
+        });
+        const classes = ['setosa', 'versicolor', 'virginica'];
+        expect(p.logistic).toBe(classes[out(l, 'predict')[0] as number]);
+        expect(p.svm).toBe(classes[out(s, 'predict')[0] as number]);
+        expect(p.label).toBe(features === VIRGINICA ? 'virginica' : 'versicolor');
+      }
+    }
+  });
+
+  it("joins the records of a whole call tree by the caller's request id in Kafka", async () => {
+    const id = `tree-${Date.now()}`;
+    expect((await predict('ensemble', { input: VIRGINICA }, id)).status).toBe(200);
+    for (const name of ['ensemble', 'logistic', 'svm']) {
+      const topic = `modelship.${ns}.${name}.inference`;
+      const got = await readTopic(env.info.kafka.bootstrapServers, topic, (rs) => rs.some((r) => r.key === id), 30_000);
+      expect(
+        got.filter((r) => r.key === id).map((r) => JSON.parse(r.value).type),
+        topic,
+      ).toContain('inference');
+    }
+  });
+
+  it('a member rollout under load: 0 failed ensemble requests', async () => {
+    const url = `http://${await ip('ensemble')}/v1/models/ensemble:predict`;
+    const load = execFileAsync(
+      'nsenter',
+      [
+        `--net=/run/netns/${node?.netns}`,
+        '--',
+        process.execPath,
+        join(REPO, 'test/env/node-load.ts'),
+        'load',
+        url,
+        JSON.stringify({ instances: [{ input: VIRGINICA }] }),
+        '4',
+        '120000',
+      ],
+      { timeout: 150_000 },
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    ms.patch('svm', { bundle: { uri: `s3://${bucket}/ensemble/svm/2/bundle.zip` } });
+    await eventually(
+      async () => {
+        const m = await ms.get('svm');
+        return m.status?.bundle?.uri === `s3://${bucket}/ensemble/svm/2/bundle.zip` && cond(m, 'Progressing')?.status === 'False';
+      },
+      'svm rolled out',
+      180_000,
+    );
+    await eventually(
+      async () => (await core.listNamespacedPod({ namespace: ns, labelSelector: 'modelship.dev/model=svm' })).items.length === 1,
+      'the old svm pod gone',
+      90_000,
+    );
+    execFileSync('pkill', ['-TERM', '-f', 'node-load.ts load']);
+    const counts = JSON.parse((await load).stdout) as { ok: number; failed: number; errors: string[] };
+    expect(counts.errors).toEqual([]);
+    expect(counts.failed).toBe(0);
+    expect(counts.ok).toBeGreaterThan(50);
+  });
+
+  it('a member scaled to zero: 503 naming it, and DependenciesReady=False says why', async () => {
+    env.kubectl(['-n', ns, 'scale', 'ms/svm', '--replicas=0']);
+    const m = await eventually(
+      async () => {
+        const o = await ms.get('ensemble');
+        return cond(o, 'DependenciesReady')?.status === 'False' ? o : undefined;
+      },
+      'DependenciesReady=False',
+      60_000,
+    );
+    expect(cond(m, 'DependenciesReady')).toMatchObject({
+      reason: 'DependencyNotReady',
+      message: 'svm: ModelServing svm has no replicas (scaled to zero)',
+    });
+    // Still Ready itself: it serves, and says what is missing.
+    expect(cond(m, 'Ready')?.status).toBe('True');
+    const r = await eventually(
+      async () => {
+        const a = await predict('ensemble', { input: VIRGINICA });
+        return a.status === 503 ? a : undefined;
+      },
+      'a 503 from the ensemble',
+      60_000,
+    );
+    expect(r.body.code).toBe('MS_ERR_DEPENDENCY_UNAVAILABLE');
+    expect(r.body.error).toMatch(/^dependency svm \(ModelServing svm\) is unavailable: /);
+    env.kubectl(['-n', ns, 'scale', 'ms/svm', '--replicas=1']);
+    await ready('svm');
+    await eventually(async () => (await predict('ensemble', { input: VIRGINICA })).status === 200, 'the ensemble answering again', 60_000);
+  });
+
+  it('a broken member and a cycle are named in DependenciesReady', async () => {
+    await ms.create('broken', {
+      bundle: {
+        uri: `s3://${bucket}/broken/1/bundle.zip`,
+        format: 'python',
+        storage: { endpoint: node?.s3Endpoint, secretRef: { name: 'minio' } },
+      },
+      replicas: 1,
+      ...ON_REAL_NODE,
+    });
+    await ms.create('uses-broken', {
+      bundle: {
+        uri: `s3://${bucket}/ensemble/ensemble-js/1/bundle.zip`,
+        storage: { endpoint: node?.s3Endpoint, secretRef: { name: 'minio' } },
+      },
+      replicas: 0,
+      dependencies: [{ name: 'logistic', modelServing: 'broken' }],
+    });
+    const u = await eventually(
+      async () => {
+        const o = await ms.get('uses-broken');
+        const c = cond(o, 'DependenciesReady');
+        return c?.status === 'False' && c.message.includes('MS_ERR_') ? c : undefined;
+      },
+      'DependenciesReady naming the broken member',
+      120_000,
+    );
+    expect(u.message).toMatch(/^logistic: ModelServing broken is not Ready \(MS_ERR_[A-Z_]+: /);
+    await ms.create('cyc-a', {
+      bundle: { uri: `s3://${bucket}/x.zip` },
+      replicas: 0,
+      dependencies: [{ name: 'b', modelServing: 'cyc-b' }],
+    });
+    await ms.create('cyc-b', {
+      bundle: { uri: `s3://${bucket}/x.zip` },
+      replicas: 0,
+      dependencies: [{ name: 'a', modelServing: 'cyc-a' }],
+    });
+    const c = await eventually(
+      async () => {
+        const o = cond(await ms.get('cyc-a'), 'DependenciesReady');
+        return o?.reason === 'DependencyCycle' ? o : undefined;
+      },
+      'DependencyCycle',
+      60_000,
+    );
+    expect(c.message).toBe('the dependencies form a cycle: cyc-a → cyc-b → cyc-a; a call would come back to this model');
+  });
+});
