@@ -1,35 +1,7 @@
-// `npm run bench:peers`: modelship against the Python model servers, side by side in one run, on this machine.
-//   The same joblib iris LogisticRegression (examples/iris-sklearn/model.joblib) served by
-//     ours       the Python engine (no-code bundle, `--workers N`), with and without adaptive batching, and the
-//                same model converted to ONNX (examples/iris-onnx; no Python at all), with and without batching
-//     MLServer   + mlserver-sklearn, parallel_workers N (and 0 for one process: inference in its front process)
-//     KServe     its Python ModelServer with a kserve.Model that loads the file as its sklearnserver does
-//                (bench/peers/kserve_server.py; sklearnserver is not on PyPI), --workers N
-//     Ray Serve  a deployment class as in its scikit-learn tutorial (bench/peers/ray_server.py), N replicas
-//     BentoML    a @bentoml.service with a numpy predict API (bench/peers/bentoml_service.py), workers N
-//   for N = 1 and 2 Python processes doing inference, one server at a time, autocannon with 64 connections,
-//   the OIP v2 body where the server speaks v2 (MLServer, KServe, ours) and the server's native JSON route
-//   where it does not (Ray Serve, BentoML); every answer is checked to predict setosa before the load.
-//   Then, at half of MLServer's highest rate, MLServer's and our Python engine's p99 under a steady load at that
-//   rate, made by vegeta (an open-loop, constant-rate load generator; built by this benchmark with `go install`
-//   into the modelship cache): autocannon's rate limit sends each second's requests at once, so its latencies
-//   would measure bursts.
-// Each peer gets its documented best setup: uvloop where it offers it, no access log line per request (ours
-// writes none), Ray Serve's max_ongoing_requests raised to the connection count (at its default of 5 a replica
-// refuses the rest and the proxy backs off: ~15 requests/s here). Peers install from bench/peers/<peer>.lock
-// with uv into venvs of their own in the modelship cache (reused when present). A peer that fails to install
-// or start is reported in the output, not hidden; the exit code is non-zero only when our own server fails.
-// Prints one JSON document. BENCH_SECONDS: each measured run (default 10), after BENCH_WARMUP_SECONDS of warm-up
-// (default 3); BENCH_ROUNDS (default 1, medians); BENCH_QUIET_WAIT_SECONDS (default 20) bounds the wait for a
-// quiet machine before each run; BENCH_PEERS: which peers (default mlserver,kserve,ray,bentoml).
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { binaries } from '../test/env/build.ts';
-import { cacheRoot } from '../test/env/cache.ts';
 import { freePorts } from '../test/env/process.ts';
 import { load, median, ratio, waitFor } from './lib.ts';
 import {
@@ -59,12 +31,15 @@ import {
   waitReady,
   benchSettings,
   BENCH_BATCH,
+  type SteadyResult,
+  steadyLoadOf,
+  VEGETA,
+  vegeta,
 } from './servers.ts';
 
 const { seconds, warmupSeconds, rounds, quietWaitMs, connections: CONNECTIONS, settings } = benchSettings(1);
 const cpus = availableParallelism();
 const PEERS_DIR = join(root, 'bench/peers');
-const run = promisify(execFile);
 
 type PeerName = 'mlserver' | 'kserve' | 'ray' | 'bentoml';
 const wanted = new Set((process.env.BENCH_PEERS ?? 'mlserver,kserve,ray,bentoml').split(',').map((p) => p.trim()));
@@ -336,93 +311,8 @@ async function runSetups(setups: Setup[], work: string, samples: Record<string, 
   return out;
 }
 
-const VEGETA = 'github.com/tsenart/vegeta/v12@v12.12.0';
-
-/** The vegeta binary, built once into the modelship cache. */
-async function vegeta(): Promise<string> {
-  const dir = join(cacheRoot(), 'bench', `vegeta-${VEGETA.split('@')[1]}`);
-  const bin = join(dir, 'vegeta');
-  if (existsSync(bin)) return bin;
-  log(`building ${VEGETA} (go install)`);
-  await run('go', ['install', VEGETA], { env: { ...process.env, GOBIN: dir, GOFLAGS: '-mod=mod' }, timeout: 600_000 });
-  return bin;
-}
-
-interface SteadyResult {
-  rate: number;
-  rps: number;
-  requests: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  statusCodes: Record<string, number>;
-  errors: string[];
-}
-
-/** A constant-rate, open-loop load of `rate` requests/s for `seconds` over at most CONNECTIONS connections. */
-async function steadyLoad(bin: string, target: Target, rate: number): Promise<SteadyResult> {
-  const targets = `${JSON.stringify({
-    method: 'POST',
-    url: target.url,
-    header: { 'Content-Type': ['application/json'] },
-    body: Buffer.from(target.body).toString('base64'),
-  })}\n`;
-  const attack = spawn(
-    bin,
-    [
-      'attack',
-      '-format=json',
-      `-rate=${rate}/s`,
-      `-duration=${seconds}s`,
-      `-connections=${CONNECTIONS}`,
-      `-max-connections=${CONNECTIONS}`,
-      '-keepalive=true',
-      '-timeout=30s',
-    ],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  const report = spawn(bin, ['report', '-type=json'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  attack.stdout.pipe(report.stdin);
-  attack.stdin.end(targets);
-  let out = '';
-  report.stdout.on('data', (c: Buffer) => (out += c));
-  const closed = (p: ChildProcess, what: string) =>
-    new Promise<void>((resolve, reject) => {
-      p.once('error', reject);
-      p.once('close', (code, signal) => (code === 0 ? resolve() : reject(new Error(`vegeta ${what} exited with ${code ?? signal}`))));
-    });
-  // Bounded like every load here: the attack lasts `seconds`, answers wait at most its 30 s timeout.
-  const guard = setTimeout(
-    () => {
-      attack.kill('SIGKILL');
-      report.kill('SIGKILL');
-    },
-    (seconds + 60) * 1000,
-  );
-  try {
-    await Promise.all([closed(attack, 'attack'), closed(report, 'report')]);
-  } finally {
-    clearTimeout(guard);
-  }
-  const r = JSON.parse(out) as {
-    latencies: Record<string, number>;
-    throughput: number;
-    requests: number;
-    status_codes: Record<string, number>;
-    errors: string[] | null;
-  };
-  const ms = (ns: number | undefined) => Number(((ns ?? Number.NaN) / 1e6).toFixed(2));
-  return {
-    rate,
-    rps: Math.round(r.throughput),
-    requests: r.requests,
-    p50Ms: ms(r.latencies['50th']),
-    p99Ms: ms(r.latencies['99th']),
-    maxMs: ms(r.latencies.max),
-    statusCodes: r.status_codes,
-    errors: (r.errors ?? []).slice(0, 5),
-  };
-}
+/** A constant-rate, open-loop load (vegeta) with this benchmark's length and connections. */
+const steadyLoad = (bin: string, target: Target, rate: number) => steadyLoadOf(bin, target, rate, seconds, CONNECTIONS);
 
 /** A steady load at `rate` after the usual warm-up, on a freshly started server. */
 async function runSteady(setup: Setup, work: string, bin: string, rate: number): Promise<SteadyResult> {

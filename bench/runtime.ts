@@ -7,8 +7,10 @@
 //               at 64 connections; and its p50 at 1 connection, on vs off
 //   protocols   the echo bundle over OIP gRPC ÷ over REST (same tensor, 64 in flight); a 10,000-element FP32
 //               tensor in and out as binary (the binary tensor extension) ÷ as JSON
+//   composition one hop: an ensemble runtime whose plugin calls an echo member (ctx.models) vs the member called
+//               directly, p50 and p99 at half of the ensemble's max load (vegeta, constant rate, open loop)
 // Prints one JSON document. BENCH_SECONDS sets each load run's length (default 10); BENCH_PARTS picks parts
-// (comma-separated: throughput, logging, coldstart, protocols, batching; default all).
+// (comma-separated: throughput, logging, coldstart, protocols, batching, composition; default all).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -25,6 +27,7 @@ import { minioClientFor } from '../runtime/bundle/fetch.ts';
 import { down, readEnv, isHealthy, up, type EnvInfo } from '../test/env/env.ts';
 import { freePort } from '../test/env/process.ts';
 import { cpuMs, type LoadResult, load, median, ratio, spawnServer, waitFor } from './lib.ts';
+import { steadyLoadOf, VEGETA, vegeta } from './servers.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -416,11 +419,62 @@ async function batching() {
   }
 }
 
-const parts = new Set((process.env.BENCH_PARTS ?? 'throughput,logging,coldstart,protocols,batching').split(',').map((p) => p.trim()));
+/** One hop of composition: the overhead an ensemble adds over calling its member directly. */
+async function composition() {
+  const work = await mkdtemp(join(tmpdir(), 'bench-comp-'));
+  const ensembleDir = join(work, 'ensemble');
+  await mkdir(ensembleDir, { recursive: true });
+  await writeFile(join(ensembleDir, 'modelship.yaml'), 'name: hop\nformat: js\nentrypoint: hop.mjs\n');
+  await writeFile(join(ensembleDir, 'hop.mjs'), 'export function predict(input, ctx) { return ctx.models.echo.predict(input); }\n');
+  const member = await spawnServer(join(root, 'runtime/main.ts'), await echoRuntimeEnv(join(work, 'm')), '/v2/health/ready');
+  const ensemble = await spawnServer(
+    join(root, 'runtime/main.ts'),
+    {
+      ...(await echoRuntimeEnv(join(work, 'e'))),
+      MODELSHIP_BUNDLE_URI: ensembleDir,
+      MODELSHIP_MODEL_NAME: 'hop',
+      MODELSHIP_DEPENDENCIES: JSON.stringify({ echo: { url: member.url, model: 'echo', modelServing: 'echo' } }),
+    },
+    '/v2/health/ready',
+  );
+  try {
+    const body = JSON.stringify({ instances: [{ text: 'hello' }] });
+    const direct = { url: `${member.url}/v1/models/echo:predict`, body };
+    const hop = { url: `${ensemble.url}/v1/models/hop:predict`, body };
+    log('composition: warming up, then the ensemble path at full load');
+    await load({ ...direct, method: 'POST', seconds: 2 });
+    await load({ ...hop, method: 'POST', seconds: 2 });
+    const max = await load({ ...hop, method: 'POST', seconds });
+    if (max.errors || max.non2xx) throw new Error(`ensemble load run had ${max.errors} errors and ${max.non2xx} non-2xx responses`);
+    const rate = Math.max(50, Math.round(max.rps / 2));
+    const bin = await vegeta();
+    log(`composition: ${seconds} s each at ${rate} requests/s (vegeta): member direct, then through the ensemble`);
+    const d = await steadyLoadOf(bin, direct, rate, seconds, 16);
+    const h = await steadyLoadOf(bin, hop, rate, seconds, 16);
+    for (const r of [d, h]) if (r.errors.length) throw new Error(`steady load errors: ${r.errors.join('; ')}`);
+    return {
+      ensembleMaxRps: max.rps,
+      rate,
+      loadGenerator: VEGETA,
+      direct: { p50Ms: d.p50Ms, p99Ms: d.p99Ms, rps: d.rps },
+      throughEnsemble: { p50Ms: h.p50Ms, p99Ms: h.p99Ms, rps: h.rps },
+      addedPerHop: { p50Ms: Number((h.p50Ms - d.p50Ms).toFixed(2)), p99Ms: Number((h.p99Ms - d.p99Ms).toFixed(2)) },
+      target: 'p50 added <= 0.5 ms',
+    };
+  } finally {
+    await Promise.all([member.stop(), ensemble.stop()]);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+const parts = new Set(
+  (process.env.BENCH_PARTS ?? 'throughput,logging,coldstart,protocols,batching,composition').split(',').map((p) => p.trim()),
+);
 const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length };
 if (parts.has('throughput')) result.throughput = await throughput();
 if (parts.has('protocols')) result.protocols = await protocols();
 if (parts.has('batching')) result.batching = await batching();
+if (parts.has('composition')) result.composition = await composition();
 if (parts.has('logging') || parts.has('coldstart')) {
   // Kafka and MinIO come from the local environment; started here (and stopped after) if it is not up.
   let info = await readEnv();

@@ -430,3 +430,91 @@ export async function startMlserver(venv: string, parallelWorkers: number, work:
     throw err;
   }
 }
+
+export const VEGETA = 'github.com/tsenart/vegeta/v12@v12.12.0';
+
+/** The vegeta binary, built once into the modelship cache. */
+export async function vegeta(): Promise<string> {
+  const dir = join(cacheRoot(), 'bench', `vegeta-${VEGETA.split('@')[1]}`);
+  const bin = join(dir, 'vegeta');
+  if (existsSync(bin)) return bin;
+  log(`building ${VEGETA} (go install)`);
+  await run('go', ['install', VEGETA], { env: { ...process.env, GOBIN: dir, GOFLAGS: '-mod=mod' }, timeout: 600_000 });
+  return bin;
+}
+
+export interface SteadyResult {
+  rate: number;
+  rps: number;
+  requests: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  statusCodes: Record<string, number>;
+  errors: string[];
+}
+
+/** A constant-rate, open-loop load of `rate` requests/s for `seconds` over at most `connections` connections. */
+export async function steadyLoadOf(bin: string, target: Target, rate: number, seconds: number, connections: number): Promise<SteadyResult> {
+  const targets = `${JSON.stringify({
+    method: 'POST',
+    url: target.url,
+    header: { 'Content-Type': ['application/json'] },
+    body: Buffer.from(target.body).toString('base64'),
+  })}\n`;
+  const attack = spawn(
+    bin,
+    [
+      'attack',
+      '-format=json',
+      `-rate=${rate}/s`,
+      `-duration=${seconds}s`,
+      `-connections=${connections}`,
+      `-max-connections=${connections}`,
+      '-keepalive=true',
+      '-timeout=30s',
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const report = spawn(bin, ['report', '-type=json'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  attack.stdout.pipe(report.stdin);
+  attack.stdin.end(targets);
+  let out = '';
+  report.stdout.on('data', (c: Buffer) => (out += c));
+  const closed = (p: ChildProcess, what: string) =>
+    new Promise<void>((resolve, reject) => {
+      p.once('error', reject);
+      p.once('close', (code, signal) => (code === 0 ? resolve() : reject(new Error(`vegeta ${what} exited with ${code ?? signal}`))));
+    });
+  // Bounded like every load here: the attack lasts `seconds`, answers wait at most its 30 s timeout.
+  const guard = setTimeout(
+    () => {
+      attack.kill('SIGKILL');
+      report.kill('SIGKILL');
+    },
+    (seconds + 60) * 1000,
+  );
+  try {
+    await Promise.all([closed(attack, 'attack'), closed(report, 'report')]);
+  } finally {
+    clearTimeout(guard);
+  }
+  const r = JSON.parse(out) as {
+    latencies: Record<string, number>;
+    throughput: number;
+    requests: number;
+    status_codes: Record<string, number>;
+    errors: string[] | null;
+  };
+  const ms = (ns: number | undefined) => Number(((ns ?? Number.NaN) / 1e6).toFixed(2));
+  return {
+    rate,
+    rps: Math.round(r.throughput),
+    requests: r.requests,
+    p50Ms: ms(r.latencies['50th']),
+    p99Ms: ms(r.latencies['99th']),
+    maxMs: ms(r.latencies.max),
+    statusCodes: r.status_codes,
+    errors: (r.errors ?? []).slice(0, 5),
+  };
+}
