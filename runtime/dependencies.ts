@@ -152,7 +152,7 @@ export class Dependencies {
       }
       let answer: Answer;
       try {
-        answer = await this.post(name, `${target.url}${path}`, JSON.stringify(body), requestId, remaining);
+        answer = await this.postRetryingRefused(name, `${target.url}${path}`, JSON.stringify(body), requestId, deadline);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         if (e.name === 'TimeoutError' || e.code === 'ETIMEDOUT') {
@@ -188,6 +188,22 @@ export class Dependencies {
       throw msError('MS_ERR_DEPENDENCY_FAILED', { name, ms: target.modelServing, detail });
     } finally {
       this.metrics?.observe(name, outcome, (performance.now() - started) / 1000);
+    }
+  }
+
+  /**
+   * A refused connection never carried the request, so it is tried again (a Service between two endpoints in a
+   * rollout, or one kube-proxy has not programmed yet): after 50, 100 and 200 ms, within the deadline.
+   */
+  private async postRetryingRefused(name: string, url: string, body: string, requestId: string, deadline: number): Promise<Answer> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.post(name, url, body, requestId, Math.max(1, Math.floor(deadline - Date.now())));
+      } catch (err) {
+        const pause = 50 * 2 ** attempt;
+        if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || attempt >= 3 || Date.now() + pause >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, pause));
+      }
     }
   }
 

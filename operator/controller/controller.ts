@@ -1,6 +1,7 @@
 // The ModelServing controller: informers on ModelServings and on what they own, a work queue of keys, and
 // workers that run reconcile. Workers start only after every cache has synced.
 import { dependents } from './dependencies.ts';
+import type { TopicChecks } from './topics.ts';
 import {
   CoreV1Api,
   type CoreV1Event,
@@ -25,7 +26,6 @@ import { WorkQueue } from '../kube/queue.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { FIELD_MANAGER, MANAGED_BY, MODEL_LABEL } from './desired/labels.ts';
 import { type Caches, reconcile } from './reconcile.ts';
-import type { LoggingObserved } from './status.ts';
 
 const OWNED = `${MANAGED_BY}=${FIELD_MANAGER}`;
 
@@ -59,7 +59,7 @@ export class ModelServingController {
   private readonly log: Logger;
   private readonly metrics: OperatorMetrics;
   private readonly topics: TopicAdmin | undefined;
-  private readonly topicChecks = new Map<string, { topic: string; at: number; result: LoggingObserved }>();
+  private readonly topicChecks: TopicChecks = new Map();
 
   private readonly events: EventRecorder<CoreV1Event>;
 

@@ -1,6 +1,5 @@
 // One reconcile: key → read the caches → build the desired objects → apply what differs → write the status
 // if it changed. Level-based: it looks only at the current state, never at the event that queued it.
-import { dependenciesCondition } from './dependencies.ts';
 import { isDeepStrictEqual } from 'node:util';
 import type {
   KubernetesObject,
@@ -14,15 +13,17 @@ import type {
 import type { Logger } from 'pino';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import type { OperatorConfig } from '../config.ts';
-import { kafkaErrorMessage, type TopicAdmin } from '../kafka.ts';
+import type { TopicAdmin } from '../kafka.ts';
 import { type Writer, needsApply, withHash } from '../kube/apply.ts';
 import { apiError, isNamespaceTerminating } from '../kube/errors.ts';
 import { desiredHpa, desiredPdb } from './desired/autoscaling.ts';
 import { desiredDeployment } from './desired/deployment.ts';
 import { MODEL_LABEL } from './desired/labels.ts';
-import { createdTopicName, inferenceTopic, TOPIC_FINALIZER, wantsTopicFinalizer } from './desired/logging.ts';
+import { TOPIC_FINALIZER, wantsTopicFinalizer } from './desired/logging.ts';
 import { desiredService } from './desired/service.ts';
-import { computeStatus, type LoggingObserved } from './status.ts';
+import { dependenciesCondition } from './dependencies.ts';
+import { computeStatus } from './status.ts';
+import { checkLogging, finalizeTopic, type Note, type TopicChecks } from './topics.ts';
 
 export interface Caches {
   modelServings: ObjectCache<ModelServing & KubernetesObject>;
@@ -43,102 +44,20 @@ export interface ReconcileDeps {
   /** Kafka topic management; absent when the operator has no Kafka configured. */
   topics?: TopicAdmin | undefined;
   /** Successful topic checks, so an idle resync does not ask Kafka again for every ModelServing. */
-  topicChecks?: Map<string, { topic: string; at: number; result: LoggingObserved }>;
+  topicChecks?: TopicChecks;
 }
-
-/** How long a successful topic check is trusted; failures are checked again on every requeue. */
-const TOPIC_CHECK_TTL_MS = 10 * 60 * 1000;
 
 export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
+/** An object of ours that only a person can fix (a stranger's Deployment under our name): no retry. */
+export class TerminalError extends Error {
+  override name = 'TerminalError';
+}
+
 function ownedBy(obj: KubernetesObject | undefined, ms: ModelServing): boolean {
   return !!obj?.metadata?.ownerReferences?.some((r) => r.uid === ms.metadata.uid && r.controller);
-}
-
-type Note = (type: 'Normal' | 'Warning', reason: string, message: string) => void;
-
-/** Resolves and checks the inference-logging topic: the LoggingReady condition and status topic. */
-async function checkLogging(ms: ModelServing, deps: ReconcileDeps, note: Note): Promise<LoggingObserved | undefined> {
-  const topic = inferenceTopic(ms);
-  if (topic === undefined) return undefined;
-  const { config, topics } = deps;
-  if (!config.kafka || !topics) {
-    return {
-      topic,
-      status: 'False',
-      reason: 'KafkaNotConfigured',
-      message: 'the operator has no Kafka bootstrap servers (Helm value kafka.bootstrapServers); no records are written',
-    };
-  }
-  const key = `${ms.metadata.namespace}/${ms.metadata.name}`;
-  const cached = deps.topicChecks?.get(key);
-  if (cached && cached.topic === topic && Date.now() - cached.at < TOPIC_CHECK_TTL_MS) return cached.result;
-  let result: LoggingObserved;
-  try {
-    if (ms.spec.inferenceLogging?.topic === 'CREATE') {
-      const made = await topics.ensure(topic, config.topicPartitions, config.topicReplicationFactor);
-      if (made === 'created') {
-        note(
-          'Normal',
-          'TopicCreated',
-          `created Kafka topic ${topic} (${config.topicPartitions} partitions, replication ${config.topicReplicationFactor})`,
-        );
-      }
-      result = { topic, status: 'True', reason: 'TopicReady', message: `inference records go to topic ${topic}` };
-    } else if (await topics.describe(topic)) {
-      result = { topic, status: 'True', reason: 'TopicReady', message: `inference records go to topic ${topic}` };
-    } else {
-      result = {
-        topic,
-        status: 'False',
-        reason: 'TopicNotFound',
-        message: `Kafka topic ${topic} does not exist; the model serves, but its records are dropped until the topic is created`,
-      };
-    }
-  } catch (err) {
-    result = { topic, status: 'False', reason: 'KafkaUnavailable', message: `cannot check topic ${topic}: ${kafkaErrorMessage(err)}` };
-  }
-  if (result.status === 'True') deps.topicChecks?.set(key, { topic, at: Date.now(), result });
-  else deps.topicChecks?.delete(key);
-  return result;
-}
-
-/** A ModelServing being deleted: delete its created topic if asked (bounded), then release the finalizer. */
-async function finalize(ms: ModelServing, deps: ReconcileDeps, note: Note): Promise<ReconcileResult> {
-  if (!ms.metadata.finalizers?.includes(TOPIC_FINALIZER)) return {};
-  const { namespace, name } = ms.metadata;
-  const topic = createdTopicName(namespace, name);
-  const deadline = Date.parse(ms.metadata.deletionTimestamp ?? '') + deps.config.topicDeleteTimeoutSeconds * 1000;
-  let failure: string;
-  if (!deps.topics) {
-    failure = 'the operator has no Kafka configured';
-  } else {
-    try {
-      const r = await deps.topics.delete(topic);
-      note('Normal', 'TopicDeleted', r === 'deleted' ? `deleted Kafka topic ${topic}` : `Kafka topic ${topic} was already gone`);
-      await deps.writer.applyFinalizers(namespace, name, []);
-      deps.topicChecks?.delete(`${namespace}/${name}`);
-      return {};
-    } catch (err) {
-      failure = kafkaErrorMessage(err);
-    }
-  }
-  const left = deadline - Date.now();
-  if (left > 0 && deps.topics) {
-    deps.log.info({ topic, err: failure, giveUpInMs: left }, 'deleting the inference topic failed; retrying');
-    return { requeueAfterMs: Math.min(5000, left) };
-  }
-  // Never hold a deletion forever: say so, and let go.
-  note(
-    'Warning',
-    'TopicNotDeleted',
-    `gave up deleting Kafka topic ${topic} after ${deps.config.topicDeleteTimeoutSeconds} s (${failure}); delete it by hand`,
-  );
-  await deps.writer.applyFinalizers(namespace, name, []);
-  deps.topicChecks?.delete(`${namespace}/${name}`);
-  return {};
 }
 
 export async function reconcile(key: string, deps: ReconcileDeps): Promise<ReconcileResult> {
@@ -152,7 +71,7 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
     deps.event?.(ms, type, reason, message);
   };
   // Being deleted: the garbage collector removes what it owned (owner references); the topic is ours to do.
-  if (ms.metadata.deletionTimestamp) return finalize(ms, deps, note);
+  if (ms.metadata.deletionTimestamp) return finalizeTopic(ms, deps, note);
 
   const hasFinalizer = ms.metadata.finalizers?.includes(TOPIC_FINALIZER) ?? false;
   if (wantsTopicFinalizer(ms) !== hasFinalizer) {
@@ -180,8 +99,7 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
     await Promise.all(
       plan.map(async (item) => {
         const { desired } = item;
-        const stranger = () =>
-          Object.assign(new Error(`${desired.kind} ${namespace}/${name} exists and is not owned by this ModelServing`), { terminal: true });
+        const stranger = () => new TerminalError(`${desired.kind} ${namespace}/${name} exists and is not owned by this ModelServing`);
         if (item.observed) {
           if (!ownedBy(item.observed, ms)) throw stranger();
           if (needsApply(desired, item.observed)) {
@@ -198,7 +116,7 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
           await writer.apply(desired, { force: false });
           changed.push(`created ${desired.kind} ${name}`);
         } catch (err) {
-          if ((err as { code?: number }).code !== 409) throw err;
+          if (apiError(err).code !== 409) throw err;
           const observed = await writer.read(desired);
           if (observed && !ownedBy(observed, ms)) throw stranger();
           await writer.apply(desired);
@@ -221,7 +139,7 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
     }
     failure = err;
     const { message } = apiError(err);
-    applyError = { reason: (err as { terminal?: boolean }).terminal ? 'Conflict' : 'ApplyFailed', message };
+    applyError = { reason: err instanceof TerminalError ? 'Conflict' : 'ApplyFailed', message };
     note('Warning', applyError.reason, message);
   }
 
@@ -244,7 +162,7 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
   if (!isDeepStrictEqual(JSON.parse(JSON.stringify(status)), JSON.parse(JSON.stringify(ms.status ?? {})))) {
     await writer.applyStatus(namespace, name, status);
   }
-  if (failure && !(failure as { terminal?: boolean }).terminal) throw failure;
+  if (failure && !(failure instanceof TerminalError)) throw failure;
   return logging && logging.status !== 'True' && logging.reason !== 'KafkaNotConfigured'
     ? { requeueAfterMs: config.loggingRecheckSeconds * 1000 }
     : {};

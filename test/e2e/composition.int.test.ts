@@ -144,6 +144,14 @@ beforeAll(async () => {
   py.spec.bundle = { ...py.spec.bundle, uri: `s3://${bucket}/ensemble/ensemble-py/1/bundle.zip`, format: 'python' };
   for (const m of [...docs, py]) await ms.create(m.metadata.name, m.spec as unknown as Record<string, unknown>);
   for (const name of ['logistic', 'svm', 'ensemble', 'ensemble-py']) await ready(name);
+  // Ready in the status, and routed: kube-proxy has programmed each Service (a moment after the EndpointSlice).
+  for (const name of ['logistic', 'svm', 'ensemble', 'ensemble-py']) {
+    await eventually(
+      async () => (await predict(name, { input: VIRGINICA })).status === 200,
+      `${name} answering through its Service`,
+      60_000,
+    );
+  }
 }, 400_000);
 
 afterAll(async () => {
@@ -161,7 +169,7 @@ describe('composition: the iris ensemble', () => {
       expect(cond(m, 'DependenciesReady')).toMatchObject({ status: 'True', reason: 'AllReady', message: 'logistic, svm Ready' });
       for (const features of [VIRGINICA, VERSICOLOR]) {
         const [e, l, s] = await Promise.all([predict(name, { input: features }), infer('logistic', features), infer('svm', features)]);
-        expect(e.status).toBe(200);
+        expect(e.status, JSON.stringify(e.body)).toBe(200);
         const out = (a: { body: { outputs: { name: string; data: number[] }[] } }, n: string) =>
           a.body.outputs.find((o) => o.name === n)?.data as number[];
         const lp = out(l, 'predict_proba');

@@ -99,6 +99,10 @@ describe('ctx.models: handles to spec.dependencies', () => {
     expect(r.statusCode).toBe(503);
     expect(r.json().code).toBe('MS_ERR_DEPENDENCY_UNAVAILABLE');
     expect(r.json().error).toMatch(/^dependency gone \(ModelServing gone-ms\) is unavailable: ECONNREFUSED/);
+    // A refused connection never carried the request: tried 4 times in all (50, 100, 200 ms apart).
+    const m = await t.metrics.registry.getSingleMetricAsString('modelship_dependency_request_duration_seconds');
+    const sum = Number(/modelship_dependency_request_duration_seconds_sum\{dependency="gone"\} ([\d.]+)/.exec(m)?.[1]);
+    expect(sum).toBeGreaterThan(0.34);
   });
 
   it("a slow member past the caller's deadline: 504 in time, and the member is told the deadline too", async () => {

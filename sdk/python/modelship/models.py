@@ -72,7 +72,10 @@ class _Handle:
         if _current["request_id"]:
             headers["x-request-id"] = _current["request_id"]
         data = json.dumps(body).encode()
-        for attempt in (1, 2):
+        refused = 0
+        attempt = 0
+        while True:
+            attempt += 1
             conn = self._conn(remaining / 1000.0)
             try:
                 conn.request("POST", path, body=data, headers=headers)
@@ -86,8 +89,18 @@ class _Handle:
                 # A kept-alive connection the callee closed meanwhile: once more on a new one.
                 conn.close()
                 self._local.conn = None
-                if attempt == 2:
+                if attempt >= 2:
                     raise self._error("MS_ERR_DEPENDENCY_UNAVAILABLE", "%s: %s" % (type(err).__name__, err))
+            except ConnectionRefusedError as err:
+                # Never sent: tried again after 50, 100, 200 ms (a Service between endpoints), within the deadline.
+                conn.close()
+                self._local.conn = None
+                pause = 0.05 * 2 ** refused
+                refused += 1
+                if refused > 3 or (deadline and time.time() * 1000 + pause * 1000 >= deadline):
+                    raise self._error("MS_ERR_DEPENDENCY_UNAVAILABLE", "%s: %s" % (type(err).__name__, err))
+                time.sleep(pause)
+                continue
             except OSError as err:
                 conn.close()
                 self._local.conn = None
