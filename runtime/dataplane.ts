@@ -40,6 +40,8 @@ class CallContext implements RequestContext {
   readonly requestId: string;
   readonly modelName: string;
   readonly deadline: number;
+  /** The time it was given: the server's request timeout, or a caller's shorter one. */
+  readonly budgetMs: number;
   private readonly parent: Logger;
   private child: Logger | undefined;
   private controller: AbortController | undefined;
@@ -52,6 +54,7 @@ class CallContext implements RequestContext {
     this.modelName = modelName;
     this.requestId = requestId;
     this.deadline = deadline;
+    this.budgetMs = Math.max(0, Math.round(deadline - Date.now()));
     this.child = undefined;
     this.controller = undefined;
     this.expired = undefined;
@@ -111,7 +114,7 @@ class Deadlines {
     for (const c of this.running) {
       if (c.deadline <= now) {
         this.running.delete(c);
-        c.expire(msError('MS_ERR_PREDICT_TIMEOUT', { ms: this.ms }));
+        c.expire(msError('MS_ERR_PREDICT_TIMEOUT', { ms: c.budgetMs }));
       }
     }
   }
@@ -240,7 +243,9 @@ export class DataPlane {
       this.model.requireEngine();
       this.metrics.inFlightCount++;
       try {
-        p = await batcher.submit(inf.requestId, rows, opts, Date.now() + (inf.timeoutMs ?? this.timeoutMs));
+        // A batch runs under its members' earliest deadline: a caller's shorter time would fail the others too,
+        // so batched requests keep the server's own (the caller stops waiting at its own deadline anyway).
+        p = await batcher.submit(inf.requestId, rows, opts, Date.now() + this.timeoutMs);
       } finally {
         this.metrics.inFlightCount--;
       }

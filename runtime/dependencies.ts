@@ -44,8 +44,8 @@ export function parseDependencies(text: string | undefined): Record<string, Depe
   const out: Record<string, DependencyTarget> = {};
   for (const [name, t] of Object.entries(doc as Record<string, unknown>)) {
     const target = t as Partial<DependencyTarget> | null;
-    if (!target || typeof target.url !== 'string' || !/^https?:\/\//.test(target.url) || typeof target.model !== 'string') {
-      throw msError('MS_ERR_CONFIG_INVALID', { detail: `MODELSHIP_DEPENDENCIES: ${name} needs an http(s) url and a model name` });
+    if (!target || typeof target.url !== 'string' || !/^http:\/\//.test(target.url) || typeof target.model !== 'string') {
+      throw msError('MS_ERR_CONFIG_INVALID', { detail: `MODELSHIP_DEPENDENCIES: ${name} needs an http:// url and a model name` });
     }
     out[name] = { url: target.url.replace(/\/+$/, ''), model: target.model, modelServing: target.modelServing ?? target.model };
   }
@@ -239,11 +239,21 @@ export class Dependencies {
   }
 }
 
-/** The plugin's view of a call: the request's context plus `models`, its handles to spec.dependencies. */
+/**
+ * The plugin's view of a call: the request's context plus `models`, its handles to spec.dependencies. A proxy
+ * that reads everything else from the context itself, so its lazy getters (the abort signal, the logger) live
+ * on the context that the deadline sweep aborts.
+ */
 export function withModels(ctx: RequestContext, deps: Dependencies | undefined): RequestContext {
   if (!deps) return ctx;
   let models: RequestContext['models'];
-  return Object.create(ctx, {
-    models: { get: () => (models ??= deps.handles(ctx.requestId, ctx.deadline ?? Date.now() + 30_000)), enumerable: true },
-  }) as RequestContext;
+  return new Proxy(ctx, {
+    get(target, prop) {
+      if (prop === 'models') {
+        models ??= deps.handles(target.requestId, target.deadline ?? Date.now() + 30_000);
+        return models;
+      }
+      return Reflect.get(target, prop, target);
+    },
+  });
 }

@@ -231,7 +231,7 @@ describe('composition: the iris ensemble', () => {
       'the old svm pod gone',
       90_000,
     );
-    execFileSync('pkill', ['-TERM', '-f', 'node-load.ts load']);
+    load.child.kill('SIGTERM'); // this file's own load only (nsenter execs node: same process)
     const counts = JSON.parse((await load).stdout) as { ok: number; failed: number; errors: string[] };
     expect(counts.errors).toEqual([]);
     expect(counts.failed).toBe(0);

@@ -311,7 +311,7 @@ describe('the real node', () => {
       'the old pods gone',
       90_000,
     );
-    execFileSync('pkill', ['-TERM', '-f', 'node-load.ts load']);
+    load.child.kill('SIGTERM'); // this file's own load only (nsenter execs node: same process)
     const counts = JSON.parse((await load).stdout) as { ok: number; failed: number; errors: string[] };
     if (counts.errors.length)
       console.log(
@@ -432,7 +432,7 @@ describe('the real node', () => {
         90_000,
       );
     } finally {
-      execFileSync('pkill', ['-TERM', '-f', 'node-load.ts load']);
+      load.child.kill('SIGTERM'); // this file's own load only (nsenter execs node: same process)
     }
     const counts = JSON.parse((await load).stdout) as { ok: number; failed: number };
     expect(counts.ok).toBeGreaterThan(0);

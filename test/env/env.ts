@@ -1,6 +1,7 @@
 // The local environment: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler) with kwok nodes and a process node, a MinIO server and a single-node Kafka broker in KRaft
-// mode, all on loopback and on free ports, each with its own data directory and log file under one root
+// kube-scheduler) with kwok nodes, a process node and a real node (kubelet + containerd in a network namespace
+// of its own: real-node.ts), a MinIO server and a single-node Kafka broker in KRaft mode, all on loopback and on
+// free ports, each with its own data directory and log file under one root
 // directory; and a Python with the runtime image's base stack (not a process: the process node's
 // runtime-python pods and the tests use it).
 import { execFile } from 'node:child_process';
@@ -30,7 +31,7 @@ import {
   POD_CIDR,
   REAL_NODE_NAME,
   REAL_NODE_TAINT,
-  realNodeProblem,
+  assertRealNodePossible,
   startRealNode,
   stopRealNode,
 } from './real-node.ts';
@@ -162,10 +163,8 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
     (await freePorts(11)) as [number, number, number, number, number, number, number, number, number, number, number];
   const apiServer = `https://127.0.0.1:${apiPort}`;
   const wantRealNode = options.realNode ?? process.env.MODELSHIP_REAL_NODE !== '0';
-  if (wantRealNode) {
-    const problem = realNodeProblem();
-    if (problem) throw new Error(`${problem} (or start without it: MODELSHIP_REAL_NODE=0)`);
-  }
+  // Before anything starts: a refusal here leaves another environment's node alone.
+  if (wantRealNode) assertRealNodePossible();
   let realNodeRoot: string | undefined;
 
   try {
@@ -412,7 +411,6 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
         caCert: pki.ca.cert,
         kubeletKubeconfig,
         kubeProxyKubeconfig,
-        serviceCidr: SERVICE_CIDR,
         relayed: [
           { name: 'apiserver', nodePort: apiPort, hostPort: apiPort },
           { name: 'minio', nodePort: minioPort, hostPort: minioPort },

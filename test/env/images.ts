@@ -243,7 +243,6 @@ export interface ImageOptions {
   containerdRoot: string;
   logFile: string;
   progress: (line: string) => void;
-  only?: ImageName[];
 }
 
 /** Builds what changed and loads into containerd (namespace k8s.io) whatever it does not hold yet. */
@@ -265,7 +264,7 @@ export async function ensureImages(o: ImageOptions): Promise<Record<ImageName, s
   const loadedFile = join(o.containerdRoot, 'modelship-loaded.json');
   const loaded: Record<string, string> = existsSync(loadedFile) ? JSON.parse(readFileSync(loadedFile, 'utf8')) : {};
   try {
-    for (const key of (o.only ?? Object.keys(IMAGES)) as ImageName[]) {
+    for (const key of Object.keys(IMAGES) as ImageName[]) {
       const name = IMAGES[key];
       const started = Date.now();
       // Static images are keyed by their binary (its path names its version); Dockerfiles by buildah's cache.

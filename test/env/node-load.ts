@@ -1,5 +1,5 @@
 // Requests from inside the real node's network namespace (where Service IPs are routed, as on any node),
-// for tests: started by `ip netns exec`. Either one request (`once`), printing the status and body as JSON,
+// for tests: started by `nsenter --net=/run/netns/modelship-node`. Either one request (`once`), printing the status and body as JSON,
 // or a bounded load (`load`) of `connections` concurrent loops until SIGTERM or `maxMs`, printing counts.
 //   node-load.ts once <url> [json body] [request id]
 //   node-load.ts load <url> <json body> <connections> <maxMs>

@@ -7,13 +7,13 @@
 // The control plane, MinIO and Kafka listen on 127.0.0.1; relays (relay.ts) serve them at NODE_IP.
 // Everything the node adds is removed by stopRealNode, also after a crash (the names are fixed).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Binaries } from './build.ts';
 import { cacheRoot } from './cache.ts';
-import { type ProcessRecord, startProcess, waitReady } from './process.ts';
+import { type ProcessRecord, startProcess, stopProcess, waitReady } from './process.ts';
 
 export const REAL_NODE_NAME = 'real-node-0';
 export const NETNS = 'modelship-node';
@@ -29,6 +29,61 @@ export const REAL_NODE_TAINT = 'modelship.dev/real-node';
 /** The kubelet's cgroup parent, in every cgroup v1 hierarchy. */
 export const CGROUP_ROOT = 'modelship-node';
 const FORWARD_CHAIN = 'MODELSHIP-NODE-FWD';
+/**
+ * Machine-wide settings the kubelet makes (it runs in the machine's mount namespace: its sysctls are global) and
+ * the directory of log links it keeps; recorded before the first kubelet start and put back by stopRealNode.
+ */
+const KUBELET_SYSCTLS = [
+  'vm/overcommit_memory',
+  'vm/panic_on_oom',
+  'kernel/panic',
+  'kernel/panic_on_oops',
+  'kernel/keys/root_maxkeys',
+  'kernel/keys/root_maxbytes',
+];
+const CONTAINER_LOG_LINKS = '/var/log/containers';
+const machineStateFile = () => join(cacheRoot(), 'real-node', 'machine-before.json');
+
+interface MachineBefore {
+  sysctls: Record<string, string>;
+  containerLogLinks: boolean;
+}
+
+/** Records the machine's own values, unless a record of an earlier start is still there (it holds the originals). */
+function recordMachine(): void {
+  const file = machineStateFile();
+  if (existsSync(file)) return;
+  const before: MachineBefore = { sysctls: {}, containerLogLinks: existsSync(CONTAINER_LOG_LINKS) };
+  for (const k of KUBELET_SYSCTLS) {
+    try {
+      before.sysctls[k] = readFileSync(`/proc/sys/${k}`, 'utf8').trim();
+    } catch {}
+  }
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(before, null, 2));
+}
+
+/** Puts back what recordMachine saw, and removes the kubelet's log links (and their directory if it made it). */
+function restoreMachine(): void {
+  const file = machineStateFile();
+  if (!existsSync(file)) return;
+  const before = JSON.parse(readFileSync(file, 'utf8')) as MachineBefore;
+  for (const [k, v] of Object.entries(before.sysctls)) {
+    try {
+      writeFileSync(`/proc/sys/${k}`, v);
+    } catch {}
+  }
+  if (existsSync(CONTAINER_LOG_LINKS)) {
+    for (const e of readdirSync(CONTAINER_LOG_LINKS)) {
+      const link = join(CONTAINER_LOG_LINKS, e);
+      try {
+        if (/\/real-node\//.test(readlinkSync(link))) rmSync(link);
+      } catch {}
+    }
+    if (!before.containerLogLinks && readdirSync(CONTAINER_LOG_LINKS).length === 0) rmdirSync(CONTAINER_LOG_LINKS);
+  }
+  rmSync(file, { force: true });
+}
 const CNI_BIN_DIR = '/usr/lib/cni';
 const RUNC = '/usr/bin/runc';
 const PAUSE_IMAGE = 'registry.k8s.io/pause:3.10';
@@ -47,7 +102,6 @@ export interface RealNodeOptions {
   caCert: string;
   kubeletKubeconfig: string;
   kubeProxyKubeconfig: string;
-  serviceCidr: string;
   relayed: Relayed[];
   progress: (line: string) => void;
 }
@@ -130,6 +184,8 @@ function nodeMounts(dir: string | undefined): string[] {
  * (with the veth and its routes) and the iptables chain. Safe to run when nothing is there.
  */
 export function stopRealNode(nodeRoot: string | undefined): void {
+  // The host half of the relays runs in the machine's namespace and cgroups: found by its socket directory.
+  spawnSync('pkill', ['-KILL', '-f', 'relay\\.ts to-tcp \\S*/real-node/relay']);
   for (let round = 0; round < 3; round++) {
     const pids = nodePids();
     if (!pids.length) break;
@@ -150,6 +206,7 @@ export function stopRealNode(nodeRoot: string | undefined): void {
   }
   quiet('ip', ['netns', 'del', NETNS]);
   quiet('ip', ['link', 'del', HOST_VETH]);
+  restoreMachine();
   while (quiet('iptables', ['-w', '-D', 'FORWARD', '-i', HOST_VETH, '-j', FORWARD_CHAIN]));
   quiet('iptables', ['-w', '-F', FORWARD_CHAIN]);
   quiet('iptables', ['-w', '-X', FORWARD_CHAIN]);
@@ -297,25 +354,50 @@ export interface RealNode {
   dir: string;
 }
 
-/** Starts the real node; resolves once containerd answers and the kubelet is healthy. */
-export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
+/**
+ * Throws when this machine cannot run the real node now: a package or privilege missing, or another environment's
+ * node running (its processes alive; the names are fixed). Call before anything is set up, so a refusal never
+ * leads to cleaning up a node that is not ours.
+ */
+export function assertRealNodePossible(): void {
   const problem = realNodeProblem();
-  if (problem) throw new Error(problem);
-  const dir = join(o.root, 'real-node');
-  // What a crashed earlier environment may have left goes; a live one's node is not ours to take.
+  if (problem) throw new Error(`${problem} (or start without it: MODELSHIP_REAL_NODE=0)`);
   if (nodePids().length > 0) {
     throw new Error(
       `another environment's real node is running (network namespace ${NETNS}): stop that environment first (npm run env:down), or start this one with MODELSHIP_REAL_NODE=0`,
     );
   }
+}
+
+/** Starts the real node; resolves once containerd answers (call assertRealNodePossible first). */
+export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
+  assertRealNodePossible();
+  const dir = join(o.root, 'real-node');
+  // What a crashed earlier environment left with none of its processes alive (mounts, cgroups, the namespace).
   stopRealNode(undefined);
   const ctdDir = join(dir, 'containerd');
   const kubeletDir = join(dir, 'kubelet');
   const relayDir = join(dir, 'relay');
   for (const d of [ctdDir, join(ctdDir, 'cni'), join(dir, 'cni-ipam'), kubeletDir, relayDir]) await mkdir(d, { recursive: true });
-  setUpNetwork();
-  createCgroups();
   const processes: Record<string, ProcessRecord> = {};
+  try {
+    recordMachine();
+    setUpNetwork();
+    createCgroups();
+    await startNodeProcesses(o, dir, processes);
+  } catch (err) {
+    // Nothing half-started outlives the failure: the host relay runs outside the node's namespace and cgroups.
+    for (const p of Object.values(processes)) await stopProcess(p, 3000);
+    stopRealNode(dir);
+    throw err;
+  }
+  return { processes, containerdSocket: join(dir, 'containerd', 'containerd.sock'), dir };
+}
+
+async function startNodeProcesses(o: RealNodeOptions, dir: string, processes: Record<string, ProcessRecord>): Promise<void> {
+  const ctdDir = join(dir, 'containerd');
+  const kubeletDir = join(dir, 'kubelet');
+  const relayDir = join(dir, 'relay');
   const node = (name: string, command: string, args: string[], extra: { env?: NodeJS.ProcessEnv; dataDir?: string } = {}) => {
     processes[name] = startProcess({
       name,
@@ -391,7 +473,6 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
     }),
   );
   node('kube-proxy', o.bins.kubeProxy, [`--config=${join(dir, 'kube-proxy.yaml')}`, '--v=1'], { env: { ...process.env, PATH: path } });
-  return { processes, containerdSocket: socket, dir };
 }
 
 function ctrOk(ctr: string, socket: string): boolean {

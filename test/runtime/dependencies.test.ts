@@ -10,6 +10,7 @@ let slow: App;
 let memberUrl: string;
 let slowUrl: string;
 const seen: { id?: string | string[]; timeout?: string | string[] }[] = [];
+const slowTold: (string | string[] | undefined)[] = [];
 
 async function listen(t: App): Promise<string> {
   apps.push(t);
@@ -38,6 +39,9 @@ beforeAll(async () => {
     }),
     { name: 'slow', requestTimeoutMs: 10_000 },
   );
+  slow.app.addHook('onRequest', async (req) => {
+    slowTold.push(req.headers['x-modelship-timeout-ms']);
+  });
   slowUrl = await listen(slow);
 });
 afterAll(async () => {
@@ -107,12 +111,16 @@ describe('ctx.models: handles to spec.dependencies', () => {
 
   it("a slow member past the caller's deadline: 504 in time, and the member is told the deadline too", async () => {
     const t = await ensemble('export async function predict(x, ctx) { return ctx.models.slow.predict(x); }', 800);
+    slowTold.length = 0;
     const started = Date.now();
     const r = await v1(t, [{ n: 1 }]);
     const took = Date.now() - started;
     expect(r.statusCode).toBe(504);
     expect(took).toBeLessThan(1500);
+    // Whichever deadline fires first in the caller (its own sweep, or the call's timer), the code says a timeout.
     expect(['MS_ERR_DEPENDENCY_TIMEOUT', 'MS_ERR_PREDICT_TIMEOUT']).toContain(r.json().code);
+    expect(Number(slowTold[0])).toBeGreaterThan(0);
+    expect(Number(slowTold[0])).toBeLessThanOrEqual(800);
   });
 
   it("the member's own error comes back in the caller's, with its code", async () => {
@@ -129,6 +137,21 @@ describe('ctx.models: handles to spec.dependencies', () => {
     expect(r2.json().error).toMatch(
       /^dependency member \(ModelServing member-ms\) failed: MS_ERR_PREDICT_FAILED: predict failed: bad input$/,
     );
+  });
+
+  it("keeps the plugin's abort signal working (a timed-out call is aborted, handles or not)", async () => {
+    const t = await ensemble(
+      `export async function predict(x, ctx) {
+        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+        globalThis.__msAborted = ctx.signal.aborted && typeof ctx.models.member.predict === 'function';
+        return {};
+      }`,
+      300,
+    );
+    const r = await v1(t, [{ n: 1 }]);
+    expect(r.statusCode).toBe(504);
+    await new Promise((res) => setTimeout(res, 50));
+    expect((globalThis as { __msAborted?: boolean }).__msAborted).toBe(true);
   });
 
   it('the callee honours a shorter deadline from its caller', async () => {
@@ -149,6 +172,6 @@ describe('ctx.models: handles to spec.dependencies', () => {
       a: { url: 'http://a.ns.svc', model: 'a', modelServing: 'a' },
     });
     expect(() => parseDependencies('[')).toThrow(/not JSON/);
-    expect(() => parseDependencies('{"a":{"url":"ftp://x","model":"a"}}')).toThrow(/needs an http\(s\) url/);
+    expect(() => parseDependencies('{"a":{"url":"ftp://x","model":"a"}}')).toThrow(/needs an http:\/\/ url/);
   });
 });

@@ -76,6 +76,11 @@ class _Handle:
         attempt = 0
         while True:
             attempt += 1
+            if attempt > 1:  # after a retry's pause: what is left now
+                remaining = (deadline - time.time() * 1000) if deadline else 30000.0
+                if remaining <= 0:
+                    raise self._error("MS_ERR_DEPENDENCY_TIMEOUT", "no time left", timeout=0)
+                headers[TIMEOUT_HEADER] = str(int(remaining))
             conn = self._conn(remaining / 1000.0)
             try:
                 conn.request("POST", path, body=data, headers=headers)
