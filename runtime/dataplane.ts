@@ -85,11 +85,9 @@ class CallContext implements RequestContext {
 class Deadlines {
   private readonly running = new Set<CallContext>();
   private timer: NodeJS.Timeout | undefined;
-  private readonly ms: number;
   private readonly interval: number;
 
   constructor(timeoutMs: number) {
-    this.ms = timeoutMs;
     this.interval = Math.max(5, Math.min(100, Math.floor(timeoutMs / 10)));
   }
 
