@@ -15,6 +15,7 @@ import type { ModelServing } from '../crds/modelserving.schema.ts';
 import { SERVER_VERSION } from '../runtime/version.ts';
 import { down, type EnvInfo, isHealthy, readEnv, up } from '../test/env/env.ts';
 import { readTopic } from '../test/env/kafka.ts';
+import { fromNode, ON_REAL_NODE } from '../test/env/on-node.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -70,24 +71,6 @@ async function stopDemo(): Promise<void> {
   say('stopped the local environment (its node and pods, Kubernetes, MinIO, Kafka) and removed its data');
 }
 
-/** A request from the real node's network namespace, where Service IPs are routed (as on any node). */
-function fromNode(info: EnvInfo, url: string, body: unknown): { status: number; body: string; requestId?: string } {
-  const out = execFileSync(
-    'nsenter',
-    [
-      `--net=/run/netns/${info.realNode?.netns}`,
-      '--',
-      process.execPath,
-      join(root, 'test/env/node-load.ts'),
-      'once',
-      url,
-      JSON.stringify(body),
-    ],
-    { encoding: 'utf8', timeout: 30_000 },
-  );
-  return JSON.parse(out);
-}
-
 async function main(): Promise<void> {
   if (process.argv.includes('--down')) return stopDemo();
   await mkdir(stateDir, { recursive: true });
@@ -108,10 +91,6 @@ async function main(): Promise<void> {
   if (!node) throw new Error('the environment has no real node (started with MODELSHIP_REAL_NODE=0): npm run env:down, then npm run demo');
   const kubectl = tool(info.binaries.kubectl, info);
   const helm = tool(info.binaries.helm, info);
-  const onRealNode = {
-    nodeSelector: { type: 'real' },
-    tolerations: [{ key: node.taint, operator: 'Exists', effect: 'NoSchedule' }],
-  };
 
   const operatorLogs = () => {
     try {
@@ -132,7 +111,7 @@ async function main(): Promise<void> {
         kafka: { bootstrapServers: [node.kafkaBootstrap] },
         // Only the demo's namespace: tests may share this environment with operators of their own.
         watchNamespaces: [MODELS_NS],
-        ...onRealNode,
+        ...ON_REAL_NODE,
       };
       const valuesFile = join(stateDir, 'values.yaml');
       await writeFile(valuesFile, stringify(values));
@@ -189,7 +168,7 @@ async function main(): Promise<void> {
     const bundle = manifest.spec.bundle;
     bundle.sha256 = pushed.sha256;
     if (bundle.storage) bundle.storage.endpoint = node.s3Endpoint;
-    Object.assign(manifest.spec, onRealNode);
+    Object.assign(manifest.spec, ON_REAL_NODE);
     await writeFile(applied, stringify(manifest));
     say(`    ${kubectl(['apply', '-n', MODELS_NS, '-f', applied]).trim()}`);
   });
@@ -248,7 +227,7 @@ async function main(): Promise<void> {
         [6.7, 3.0, 5.2, 2.3],
       ];
       for (const features of flowers) {
-        const r = fromNode(info, `http://${clusterIp}/v1/models/iris:predict`, { instances: [{ features }] });
+        const r = await fromNode(info, `http://${clusterIp}/v1/models/iris:predict`, JSON.stringify({ instances: [{ features }] }));
         if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body}`);
         const answer = JSON.parse(r.body) as { predictions: { label: string; probabilities: number[] }[] };
         const p = answer.predictions[0] as { label: string; probabilities: number[] };

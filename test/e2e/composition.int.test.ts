@@ -3,7 +3,7 @@
 // Python, reconciled by the operator that helm installs. Answers checked against the members' own; the
 // records of a whole call tree joined by request id in Kafka; a member rollout under load; a member scaled to
 // zero or broken (503 naming it, DependenciesReady=False); a cycle.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,42 +14,27 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packBundle } from '../../cli/pack.ts';
 import { pushBundle } from '../../cli/push.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
-import { SERVER_VERSION } from '../../runtime/version.ts';
 import { useTestEnv } from '../env/fixtures.ts';
+import { fromNode as fromNodeOf, installOperator, nodeLoad, ON_REAL_NODE } from '../env/on-node.ts';
 import { readTopic } from '../env/kafka.ts';
 import { eventually } from '../env/wait.ts';
 
-const execFileAsync = promisify(execFile);
+const _execFileAsync = promisify(execFile);
 const env = useTestEnv();
 const core = env.kubeConfig.makeApiClient(CoreV1Api);
 const REPO = join(import.meta.dirname, '..', '..');
 const node = env.info.realNode;
-const ON_REAL_NODE = {
-  nodeSelector: { type: 'real' },
-  tolerations: [{ key: 'modelship.dev/real-node', operator: 'Exists', effect: 'NoSchedule' }],
-};
 const VIRGINICA = [6.7, 3.0, 5.2, 2.3];
 const VERSICOLOR = [6.0, 2.9, 4.5, 1.5];
 let ns: string;
 let opNs: string;
 let bucket: string;
-let release: string;
+let uninstall: (() => void) | undefined;
 const ms = env.modelServings(() => ns);
 const cond = (m: ModelServing, type: string) => m.status?.conditions?.find((c) => c.type === type);
 
 async function fromNode(url: string, body: unknown, requestId?: string): Promise<{ status: number; body: any }> {
-  const args = [
-    `--net=/run/netns/${node?.netns}`,
-    '--',
-    process.execPath,
-    join(REPO, 'test/env/node-load.ts'),
-    'once',
-    url,
-    JSON.stringify(body),
-  ];
-  if (requestId) args.push(requestId);
-  const { stdout } = await execFileAsync('nsenter', args, { timeout: 30_000 });
-  const r = JSON.parse(stdout) as { status: number; body: string };
+  const r = await fromNodeOf(env.info, url, JSON.stringify(body), requestId);
   return { status: r.status, body: JSON.parse(r.body) };
 }
 
@@ -112,32 +97,7 @@ beforeAll(async () => {
     namespace: ns,
     body: { metadata: { name: 'minio' }, stringData: { accessKey: env.info.s3.accessKey, secretKey: env.info.s3.secretKey } },
   });
-  release = `modelship-${opNs.split('-').at(-1)}`;
-  const values = {
-    image: { repository: 'modelship/operator', tag: SERVER_VERSION, pullPolicy: 'Never' },
-    watchNamespaces: [ns],
-    kafka: { bootstrapServers: [node.kafkaBootstrap] },
-    ...ON_REAL_NODE,
-  };
-  execFileSync(
-    env.info.binaries.helm,
-    [
-      'install',
-      release,
-      join(REPO, 'charts/modelship'),
-      '-n',
-      opNs,
-      '--kubeconfig',
-      env.info.kubeconfig,
-      '--skip-crds',
-      '-f',
-      '-',
-      '--wait',
-      '--timeout',
-      '120s',
-    ],
-    { input: JSON.stringify(values), stdio: ['pipe', 'pipe', 'pipe'] },
-  );
+  uninstall = installOperator(env.info, `modelship-${opNs.split('-').at(-1)}`, opNs, [ns]);
   const docs = await manifests();
   const py = structuredClone(docs[2] as ModelServing);
   py.metadata.name = 'ensemble-py';
@@ -154,13 +114,7 @@ beforeAll(async () => {
   }
 }, 400_000);
 
-afterAll(async () => {
-  if (release) {
-    try {
-      execFileSync(env.info.binaries.helm, ['uninstall', release, '-n', opNs, '--kubeconfig', env.info.kubeconfig], { stdio: 'ignore' });
-    } catch {}
-  }
-});
+afterAll(() => uninstall?.());
 
 describe('composition: the iris ensemble', () => {
   it('answers with the average of both members, in JS and in Python; DependenciesReady names them', async () => {
@@ -201,21 +155,7 @@ describe('composition: the iris ensemble', () => {
 
   it('a member rollout under load: 0 failed ensemble requests', async () => {
     const url = `http://${await ip('ensemble')}/v1/models/ensemble:predict`;
-    const load = execFileAsync(
-      'nsenter',
-      [
-        `--net=/run/netns/${node?.netns}`,
-        '--',
-        process.execPath,
-        join(REPO, 'test/env/node-load.ts'),
-        'load',
-        url,
-        JSON.stringify({ instances: [{ input: VIRGINICA }] }),
-        '4',
-        '120000',
-      ],
-      { timeout: 150_000 },
-    );
+    const load = nodeLoad(env.info, url, JSON.stringify({ instances: [{ input: VIRGINICA }] }), 4, 120_000);
     await new Promise((r) => setTimeout(r, 2000));
     ms.patch('svm', { bundle: { uri: `s3://${bucket}/ensemble/svm/2/bundle.zip` } });
     await eventually(
@@ -231,8 +171,7 @@ describe('composition: the iris ensemble', () => {
       'the old svm pod gone',
       90_000,
     );
-    load.child.kill('SIGTERM'); // this file's own load only (nsenter execs node: same process)
-    const counts = JSON.parse((await load).stdout) as { ok: number; failed: number; errors: string[] };
+    const counts = await load.stop();
     expect(counts.errors).toEqual([]);
     expect(counts.failed).toBe(0);
     expect(counts.ok).toBeGreaterThan(50);

@@ -2,13 +2,14 @@
 // the shared environment: helm installs the operator from the image built here, iris from MinIO on the real
 // node, predictions through the Service's cluster IP, records read back from Kafka; then the next steps it
 // prints, as printed: kubectl logs and port-forward, modelship predict and logs, and the Python client.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { binaries } from '../env/build.ts';
 import { useTestEnv } from '../env/fixtures.ts';
+import { portForward } from '../env/on-node.ts';
 import { eventually } from '../env/wait.ts';
 
 const env = useTestEnv();
@@ -72,24 +73,16 @@ describe('npm run demo', () => {
     expect((await shell(printed('npm run modelship -- predict iris'))).stdout).toContain('virginica');
     expect((await shell(printed('npm run modelship -- logs iris'))).stdout).toMatch(/^iris-\S+ \{"level":/m);
     const pfLine = printed(`kubectl port-forward -n ${ns} svc/iris`).replace(/ &$/, '').replace('8080:80', ':80');
-    const pf = spawn('bash', ['-c', `exec ${pfLine}`], {
-      env: { ...process.env, KUBECONFIG: env.info.kubeconfig, PATH: `${join(env.info.binaries.kubectl, '..')}:${process.env.PATH}` },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { port, close } = await portForward(['bash', '-c', `exec ${pfLine}`], {
+      ...process.env,
+      KUBECONFIG: env.info.kubeconfig,
+      PATH: `${join(env.info.binaries.kubectl, '..')}:${process.env.PATH}`,
     });
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        let text = '';
-        pf.stdout.on('data', (c: Buffer) => {
-          text += c.toString();
-          const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(text);
-          if (m) resolve(Number(m[1]));
-        });
-        setTimeout(() => reject(new Error(`no port-forward after 20 s: ${text}`)), 20_000);
-      });
       const curl = printed('curl -s localhost:8080/v1/models/iris:predict').replace('localhost:8080', `localhost:${port}`);
       expect((await shell(curl)).stdout).toContain('"label":"virginica"');
     } finally {
-      pf.kill();
+      close();
     }
 
     // The Python path it printed, as printed (the namespace is this test's own), with the environment's Python.

@@ -4,7 +4,7 @@
 // Service's cluster IP (from the node, as on any node), through its DNS name from another pod, through
 // `kubectl port-forward` from the host; `kubectl logs`, `modelship logs`, a failed load's termination message,
 // a rollout under load and an HPA driven by metrics-server, all for real.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { pushBundle } from '../../cli/push.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import { SERVER_VERSION } from '../../runtime/version.ts';
 import { useTestEnv } from '../env/fixtures.ts';
+import { fromNode as fromNodeOf, installOperator, type LoadCounts, nodeLoad, ON_REAL_NODE, portForward } from '../env/on-node.ts';
 import { eventually } from '../env/wait.ts';
 
 const execFileAsync = promisify(execFile);
@@ -28,23 +29,14 @@ const node = env.info.realNode;
 const SETOSA = [5.1, 3.5, 1.4, 0.2];
 const infer = (...rows: number[][]) =>
   JSON.stringify({ inputs: [{ name: 'features', shape: [rows.length, 4], datatype: 'FP64', data: rows.flat() }] });
-const ON_REAL_NODE = {
-  nodeSelector: { type: 'real' },
-  tolerations: [{ key: 'modelship.dev/real-node', operator: 'Exists', effect: 'NoSchedule' }],
-};
 let ns: string;
 let opNs: string;
 let bucket: string;
-let release: string;
+let uninstall: (() => void) | undefined;
 const ms = env.modelServings(() => ns);
 const cond = (m: ModelServing, type: string) => m.status?.conditions?.find((c) => c.type === type);
 
-/** A request from inside the node's network namespace. */
-async function fromNode(url: string, body?: string): Promise<{ status: number; body: string }> {
-  const args = [`--net=/run/netns/${node?.netns as string}`, '--', process.execPath, join(REPO, 'test/env/node-load.ts'), 'once', url];
-  const { stdout } = await execFileAsync('nsenter', body === undefined ? args : [...args, body], { timeout: 30_000 });
-  return JSON.parse(stdout);
-}
+const fromNode = (url: string, body?: string) => fromNodeOf(env.info, url, body);
 
 async function clusterIp(name: string): Promise<string> {
   return (await core.readNamespacedService({ name, namespace: ns })).spec?.clusterIP as string;
@@ -97,41 +89,10 @@ beforeAll(async () => {
     namespace: ns,
     body: { metadata: { name: 'minio' }, stringData: { accessKey: env.info.s3.accessKey, secretKey: env.info.s3.secretKey } },
   });
-  release = `modelship-${opNs.split('-').at(-1)}`;
-  const values = {
-    image: { repository: 'modelship/operator', tag: SERVER_VERSION, pullPolicy: 'Never' },
-    watchNamespaces: [ns],
-    kafka: { bootstrapServers: [node.kafkaBootstrap] },
-    ...ON_REAL_NODE,
-  };
-  execFileSync(
-    env.info.binaries.helm,
-    [
-      'install',
-      release,
-      join(REPO, 'charts/modelship'),
-      '-n',
-      opNs,
-      '--kubeconfig',
-      env.info.kubeconfig,
-      '--skip-crds',
-      '-f',
-      '-',
-      '--wait',
-      '--timeout',
-      '120s',
-    ],
-    { input: JSON.stringify(values), stdio: ['pipe', 'pipe', 'pipe'] },
-  );
+  uninstall = installOperator(env.info, `modelship-${opNs.split('-').at(-1)}`, opNs, [ns]);
 }, 240_000);
 
-afterAll(async () => {
-  if (release) {
-    try {
-      execFileSync(env.info.binaries.helm, ['uninstall', release, '-n', opNs, '--kubeconfig', env.info.kubeconfig], { stdio: 'ignore' });
-    } catch {}
-  }
-});
+afterAll(() => uninstall?.());
 
 describe('the real node', () => {
   it('runs the operator that helm installs, from the image built here', async () => {
@@ -213,20 +174,17 @@ describe('the real node', () => {
   });
 
   it('serves `kubectl port-forward svc/iris` on the host', async () => {
-    const pf = spawn(env.info.binaries.kubectl, ['--kubeconfig', env.info.kubeconfig, '-n', ns, 'port-forward', 'svc/iris', ':80'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const { port, close } = await portForward([
+      env.info.binaries.kubectl,
+      '--kubeconfig',
+      env.info.kubeconfig,
+      '-n',
+      ns,
+      'port-forward',
+      'svc/iris',
+      ':80',
+    ]);
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        let text = '';
-        pf.stdout.on('data', (c: Buffer) => {
-          text += c.toString();
-          const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(text);
-          if (m) resolve(Number(m[1]));
-        });
-        pf.on('exit', (code) => reject(new Error(`kubectl port-forward exited with ${code}`)));
-        setTimeout(() => reject(new Error(`no port-forward after 20 s: ${text}`)), 20_000);
-      });
       const r = await fetch(`http://127.0.0.1:${port}/v2/models/iris/infer`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -235,7 +193,7 @@ describe('the real node', () => {
       expect(r.status).toBe(200);
       expect(((await r.json()) as { outputs: { data: string[] }[] }).outputs[0]?.data).toEqual(['setosa']);
     } finally {
-      pf.kill();
+      close();
     }
   });
 
@@ -280,21 +238,7 @@ describe('the real node', () => {
   it('rolls a bundle change out under load through the Service with 0 failed requests', async () => {
     await push(join(REPO, 'examples/iris/bundle'), 'iris/2');
     const ip = await clusterIp('iris');
-    const load = execFileAsync(
-      'nsenter',
-      [
-        `--net=/run/netns/${node?.netns}`,
-        '--',
-        process.execPath,
-        join(REPO, 'test/env/node-load.ts'),
-        'load',
-        `http://${ip}/v2/models/iris/infer`,
-        infer(SETOSA),
-        '4',
-        '90000',
-      ],
-      { timeout: 120_000 },
-    );
+    const load = nodeLoad(env.info, `http://${ip}/v2/models/iris/infer`, infer(SETOSA), 4, 90000);
     await new Promise((r) => setTimeout(r, 2000));
     ms.patch('iris', { bundle: { uri: `s3://${bucket}/iris/2/bundle.zip` } });
     await eventually(
@@ -311,8 +255,7 @@ describe('the real node', () => {
       'the old pods gone',
       90_000,
     );
-    load.child.kill('SIGTERM'); // this file's own load only (nsenter execs node: same process)
-    const counts = JSON.parse((await load).stdout) as { ok: number; failed: number; errors: string[] };
+    const counts = await load.stop();
     if (counts.errors.length)
       console.log(
         env.kubectl([
@@ -401,21 +344,8 @@ describe('the real node', () => {
     const body = JSON.stringify({
       inputs: [{ name: 'x', shape: [1, 256], datatype: 'FP32', data: Array.from({ length: 256 }, (_, i) => i) }],
     });
-    const load = execFileAsync(
-      'nsenter',
-      [
-        `--net=/run/netns/${node?.netns}`,
-        '--',
-        process.execPath,
-        join(REPO, 'test/env/node-load.ts'),
-        'load',
-        `http://${ip}/v2/models/busy/infer`,
-        body,
-        '2',
-        '120000',
-      ],
-      { timeout: 150_000 },
-    );
+    const load = nodeLoad(env.info, `http://${ip}/v2/models/busy/infer`, body, 2, 120000);
+    let counts: LoadCounts | undefined;
     try {
       const up = await eventually(
         async () => {
@@ -432,10 +362,9 @@ describe('the real node', () => {
         90_000,
       );
     } finally {
-      load.child.kill('SIGTERM'); // this file's own load only (nsenter execs node: same process)
+      counts = await load.stop();
     }
-    const counts = JSON.parse((await load).stdout) as { ok: number; failed: number };
-    expect(counts.ok).toBeGreaterThan(0);
+    expect(counts?.ok).toBeGreaterThan(0);
     await eventually(
       async () => (await apps.readNamespacedDeployment({ name: 'busy', namespace: ns })).spec?.replicas === 1,
       'the Deployment back at 1 replica',

@@ -1,0 +1,97 @@
+// What tests and the demo do with the real node: requests from inside its network namespace (where Service IPs
+// are routed, as on any node), a bounded load from there, the operator installed by its chart, a port-forward.
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { SERVER_VERSION } from '../../runtime/version.ts';
+import type { EnvInfo } from './env.ts';
+import { REAL_NODE_TAINT } from './real-node.ts';
+
+const execFileAsync = promisify(execFile);
+const NODE_LOAD = join(import.meta.dirname, 'node-load.ts');
+
+/** A pod spec's placement on the real node. */
+export const ON_REAL_NODE = {
+  nodeSelector: { type: 'real' },
+  tolerations: [{ key: REAL_NODE_TAINT, operator: 'Exists', effect: 'NoSchedule' }],
+};
+
+function inNode(info: EnvInfo, args: string[]): string[] {
+  if (!info.realNode) throw new Error('the environment has no real node (started with MODELSHIP_REAL_NODE=0?): env:down, then env:up');
+  return [`--net=/run/netns/${info.realNode.netns}`, '--', process.execPath, NODE_LOAD, ...args];
+}
+
+/** One request from the node: its status, body (text) and x-request-id. */
+export async function fromNode(
+  info: EnvInfo,
+  url: string,
+  body?: string,
+  requestId?: string,
+): Promise<{ status: number; body: string; requestId?: string }> {
+  const args = ['once', url, ...(body === undefined ? [] : [body]), ...(requestId ? [requestId] : [])];
+  const { stdout } = await execFileAsync('nsenter', inNode(info, args), { timeout: 30_000 });
+  return JSON.parse(stdout);
+}
+
+export interface LoadCounts {
+  ok: number;
+  failed: number;
+  errors: string[];
+}
+
+/** A load from the node: `connections` loops until stop() (or `maxMs`); stop() resolves with the counts. */
+export function nodeLoad(info: EnvInfo, url: string, body: string, connections: number, maxMs: number): { stop(): Promise<LoadCounts> } {
+  const run = execFileAsync('nsenter', inNode(info, ['load', url, body, String(connections), String(maxMs)]), { timeout: maxMs + 30_000 });
+  return {
+    async stop() {
+      run.child.kill('SIGTERM'); // nsenter execs node: this load's own process
+      return JSON.parse((await run).stdout) as LoadCounts;
+    },
+  };
+}
+
+/** `helm install` of the chart with the operator image built here, on the real node; resolves with its uninstall. */
+export function installOperator(info: EnvInfo, release: string, namespace: string, watch: string[]): () => void {
+  const values = {
+    image: { repository: 'modelship/operator', tag: SERVER_VERSION, pullPolicy: 'Never' },
+    watchNamespaces: watch,
+    kafka: { bootstrapServers: [info.realNode?.kafkaBootstrap] },
+    ...ON_REAL_NODE,
+  };
+  const helm = (args: string[], input?: string) =>
+    execFileSync(info.binaries.helm, [...args, '-n', namespace, '--kubeconfig', info.kubeconfig], {
+      input,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  const chart = join(import.meta.dirname, '..', '..', 'charts', 'modelship');
+  helm(['install', release, chart, '--skip-crds', '-f', '-', '--wait', '--timeout', '120s'], JSON.stringify(values));
+  return () => {
+    try {
+      helm(['uninstall', release]);
+    } catch {}
+  };
+}
+
+/** Runs `command` (a kubectl port-forward) and resolves with the local port it reports, and a way to stop it. */
+export function portForward(command: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ port: number; close: () => void }> {
+  const pf: ChildProcess = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => {
+      pf.kill();
+      reject(new Error(`no port-forward after 20 s: ${text}`));
+    }, 20_000);
+    pf.stdout?.on('data', (c: Buffer) => {
+      text += c.toString();
+      const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(text);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ port: Number(m[1]), close: () => pf.kill() });
+      }
+    });
+    pf.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`kubectl port-forward exited with ${code}: ${text}`));
+    });
+  });
+}
