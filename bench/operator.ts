@@ -26,8 +26,8 @@ import { DEFAULT_CONFIG } from '../operator/config.ts';
 import { desiredDeployment } from '../operator/controller/desired/deployment.ts';
 import { desiredService } from '../operator/controller/desired/service.ts';
 import { PooledKubeConfig } from '../operator/kube/config.ts';
-import { down, isHealthy, readEnv, up } from '../test/env/env.ts';
-import { freePort } from '../test/env/process.ts';
+import { down, isHealthy, readEnv, up } from '../env/env.ts';
+import { freePort } from '../env/process.ts';
 import { parse as parseYaml } from 'yaml';
 import { cpuMs, median, ratio } from './lib.ts';
 

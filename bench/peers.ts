@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { binaries } from '../test/env/build.ts';
-import { freePorts } from '../test/env/process.ts';
+import { binaries } from '../env/build.ts';
+import { freePorts } from '../env/process.ts';
 import { load, median, ratio, waitFor } from './lib.ts';
 import {
   checkedSample,

@@ -21,8 +21,8 @@ import { cp, copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { binaries } from '../test/env/build.ts';
-import { freePorts } from '../test/env/process.ts';
+import { binaries } from '../env/build.ts';
+import { freePorts } from '../env/process.ts';
 import { median, load, ratio } from './lib.ts';
 import {
   killAll,
@@ -299,7 +299,7 @@ async function coldStart() {
 const parts = new Set((process.env.BENCH_PARTS ?? 'throughput,coldstart').split(',').map((p) => p.trim()));
 const bin = binaries();
 if (!existsSync(bin.python) || !existsSync(bin.uv)) {
-  throw new Error(`the local Python stack is not built (${bin.python}); run: node test/env/cli.ts build`);
+  throw new Error(`the local Python stack is not built (${bin.python}); run: node env/cli.ts build`);
 }
 const result: Record<string, unknown> = { node: process.version, cpus };
 try {

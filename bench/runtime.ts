@@ -24,8 +24,8 @@ import yauzl from 'yauzl';
 import { packBundle } from '../cli/pack.ts';
 import { pushBundle } from '../cli/push.ts';
 import { minioClientFor } from '../runtime/bundle/fetch.ts';
-import { down, readEnv, isHealthy, up, type EnvInfo } from '../test/env/env.ts';
-import { freePort } from '../test/env/process.ts';
+import { down, readEnv, isHealthy, up, type EnvInfo } from '../env/env.ts';
+import { freePort } from '../env/process.ts';
 import { cpuMs, type LoadResult, load, median, ratio, spawnServer, waitFor } from './lib.ts';
 import { steadyLoadOf, VEGETA, vegeta } from './servers.ts';
 

@@ -10,9 +10,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { binaries } from '../test/env/build.ts';
-import { cacheRoot } from '../test/env/cache.ts';
-import { freePorts } from '../test/env/process.ts';
+import { binaries } from '../env/build.ts';
+import { cacheRoot } from '../env/cache.ts';
+import { freePorts } from '../env/process.ts';
 import { type LoadResult, load, waitFor } from './lib.ts';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -13,9 +13,9 @@ import { packBundle } from '../cli/pack.ts';
 import { pushBundle } from '../cli/push.ts';
 import type { ModelServing } from '../crds/modelserving.schema.ts';
 import { SERVER_VERSION } from '../runtime/version.ts';
-import { down, type EnvInfo, isHealthy, readEnv, up } from '../test/env/env.ts';
-import { readTopic } from '../test/env/kafka.ts';
-import { fromNode, ON_REAL_NODE } from '../test/env/on-node.ts';
+import { down, type EnvInfo, isHealthy, readEnv, up } from '../env/env.ts';
+import { readTopic } from '../env/kafka.ts';
+import { fromNode, ON_REAL_NODE } from '../env/on-node.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -2,7 +2,7 @@
 // python component: the base stack and pytest), as part of `npm test`.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { binaries, ensureBuilt } from '../test/env/build.ts';
+import { binaries, ensureBuilt } from '../env/build.ts';
 
 await ensureBuilt({ only: ['python'] });
 const root = join(import.meta.dirname, '..');

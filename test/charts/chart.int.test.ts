@@ -14,7 +14,7 @@ import { desiredDeployment } from '../../operator/controller/desired/deployment.
 import { LeaderElector } from '../../operator/kube/leader.ts';
 import { OperatorMetrics } from '../../operator/metrics.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { eventually } from '../env/wait.ts';
+import { eventually } from '../../env/wait.ts';
 
 const env = useTestEnv();
 const CHART = join(import.meta.dirname, '../../charts/modelship');

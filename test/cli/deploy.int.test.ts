@@ -16,10 +16,10 @@ import { run } from '../../cli/modelship.ts';
 import { DEFAULT_CONFIG } from '../../operator/config.ts';
 import { ModelServingController } from '../../operator/controller/controller.ts';
 import { OperatorMetrics } from '../../operator/metrics.ts';
-import { binaries } from '../env/build.ts';
+import { binaries } from '../../env/build.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { freePort } from '../env/process.ts';
-import { eventually } from '../env/wait.ts';
+import { freePort } from '../../env/process.ts';
+import { eventually } from '../../env/wait.ts';
 import { captureConsole } from './console.ts';
 
 const env = useTestEnv();

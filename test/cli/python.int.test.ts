@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { run } from '../../cli/modelship.ts';
-import { binaries } from '../env/build.ts';
+import { binaries } from '../../env/build.ts';
 import { captureConsole } from './console.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../examples');

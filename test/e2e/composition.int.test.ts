@@ -15,9 +15,9 @@ import { packBundle } from '../../cli/pack.ts';
 import { pushBundle } from '../../cli/push.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { fromNode as fromNodeOf, installOperator, nodeLoad, ON_REAL_NODE } from '../env/on-node.ts';
-import { readTopic } from '../env/kafka.ts';
-import { eventually } from '../env/wait.ts';
+import { fromNode as fromNodeOf, installOperator, nodeLoad, ON_REAL_NODE } from '../../env/on-node.ts';
+import { readTopic } from '../../env/kafka.ts';
+import { eventually } from '../../env/wait.ts';
 
 const _execFileAsync = promisify(execFile);
 const env = useTestEnv();

@@ -7,10 +7,10 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { binaries } from '../env/build.ts';
+import { binaries } from '../../env/build.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { portForward } from '../env/on-node.ts';
-import { eventually } from '../env/wait.ts';
+import { portForward } from '../../env/on-node.ts';
+import { eventually } from '../../env/wait.ts';
 
 const env = useTestEnv();
 const root = join(import.meta.dirname, '../..');

@@ -17,10 +17,10 @@ import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import { DEFAULT_CONFIG } from '../../operator/config.ts';
 import { ModelServingController } from '../../operator/controller/controller.ts';
 import { OperatorMetrics } from '../../operator/metrics.ts';
-import { readyEndpointUrls } from '../env/endpoints.ts';
+import { readyEndpointUrls } from '../../env/endpoints.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { type ConsumedRecord, readTopic } from '../env/kafka.ts';
-import { eventually } from '../env/wait.ts';
+import { type ConsumedRecord, readTopic } from '../../env/kafka.ts';
+import { eventually } from '../../env/wait.ts';
 
 const env = useTestEnv();
 const core = env.kubeConfig.makeApiClient(CoreV1Api);

@@ -16,8 +16,8 @@ import { pushBundle } from '../../cli/push.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import { SERVER_VERSION } from '../../runtime/version.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { fromNode as fromNodeOf, installOperator, type LoadCounts, nodeLoad, ON_REAL_NODE, portForward } from '../env/on-node.ts';
-import { eventually } from '../env/wait.ts';
+import { fromNode as fromNodeOf, installOperator, type LoadCounts, nodeLoad, ON_REAL_NODE, portForward } from '../../env/on-node.ts';
+import { eventually } from '../../env/wait.ts';
 
 const execFileAsync = promisify(execFile);
 const env = useTestEnv();

@@ -14,9 +14,9 @@ import { DEFAULT_CONFIG } from '../../operator/config.ts';
 import { ModelServingController } from '../../operator/controller/controller.ts';
 import { OperatorMetrics } from '../../operator/metrics.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { readyEndpointUrls } from '../env/endpoints.ts';
-import { readTopic } from '../env/kafka.ts';
-import { eventually } from '../env/wait.ts';
+import { readyEndpointUrls } from '../../env/endpoints.ts';
+import { readTopic } from '../../env/kafka.ts';
+import { eventually } from '../../env/wait.ts';
 
 const env = useTestEnv();
 const core = env.kubeConfig.makeApiClient(CoreV1Api);

@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ensureBuilt, pythonVersionKey, ToolchainMissingError, versionAtLeast } from './build.ts';
+import { ensureBuilt, pythonVersionKey, ToolchainMissingError, versionAtLeast } from '../../env/build.ts';
 
 const saved = { PATH: process.env.PATH, MODELSHIP_CACHE: process.env.MODELSHIP_CACHE };
 afterEach(() => {

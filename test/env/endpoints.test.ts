@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readyEndpointUrls } from './endpoints.ts';
+import { readyEndpointUrls } from '../../env/endpoints.ts';
 
 describe('readyEndpointUrls', () => {
   it('keeps only ready endpoints, with the slice port, sorted across slices', () => {

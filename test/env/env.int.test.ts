@@ -3,10 +3,10 @@
 import { execFileSync } from 'node:child_process';
 import { AppsV1Api, AutoscalingV2Api, CoreV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
-import { eventually } from './wait.ts';
+import { eventually } from '../../env/wait.ts';
 import { describe, expect, it } from 'vitest';
 import { useTestEnv } from './fixtures.ts';
-import { status } from './env.ts';
+import { status } from '../../env/env.ts';
 
 const env = useTestEnv();
 const apps = env.kubeConfig.makeApiClient(AppsV1Api);

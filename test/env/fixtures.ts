@@ -8,7 +8,7 @@ import { Admin } from '@platformatic/kafka';
 import { Client as MinioClient } from 'minio';
 import { afterAll, inject } from 'vitest';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
-import type { EnvInfo } from './env.ts';
+import type { EnvInfo } from '../../env/env.ts';
 
 export interface TestEnv {
   info: EnvInfo;

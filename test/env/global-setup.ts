@@ -1,7 +1,7 @@
 // vitest globalSetup for the integration project: reuse a healthy environment described by
 // `.modelship/env.json`, or start one, and stop it afterwards only if this run started it.
 import type { TestProject } from 'vitest/node';
-import { down, type EnvInfo, isHealthy, readEnv, up } from './env.ts';
+import { down, type EnvInfo, isHealthy, readEnv, up } from '../../env/env.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { copySources } from './images.ts';
+import { copySources } from '../../env/images.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 

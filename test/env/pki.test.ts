@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPki, type Pki } from './pki.ts';
+import { createPki, type Pki } from '../../env/pki.ts';
 
 let dir: string;
 let pki: Pki;

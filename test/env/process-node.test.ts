@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { imageEnv, type NodePython, resourceField, runtimeImage } from './process-node.ts';
+import { imageEnv, type NodePython, resourceField, runtimeImage } from '../../env/process-node.ts';
 
 describe('runtimeImage', () => {
   it.each([

@@ -3,7 +3,16 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ComponentStartError, freePorts, isAlive, processStartTime, startProcess, stopProcess, tailFile, waitReady } from './process.ts';
+import {
+  ComponentStartError,
+  freePorts,
+  isAlive,
+  processStartTime,
+  startProcess,
+  stopProcess,
+  tailFile,
+  waitReady,
+} from '../../env/process.ts';
 
 let dir: string;
 beforeAll(async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hostPort, parsePairs } from './relay.ts';
+import { hostPort, parsePairs } from '../../env/relay.ts';
 
 describe('relay arguments', () => {
   it('splits name=target pairs at the first =', () => {

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../runtime/config.ts';
 import { type Runtime, start } from '../../runtime/server.ts';
-import { binaries } from '../env/build.ts';
+import { binaries } from '../../env/build.ts';
 import { silent } from '../runtime/helpers.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../examples');

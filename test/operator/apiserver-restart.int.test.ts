@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { eventually } from '../env/wait.ts';
+import { eventually } from '../../env/wait.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../operator/config.ts';
 import { ModelServingController } from '../../operator/controller/controller.ts';
 import { OperatorMetrics } from '../../operator/metrics.ts';
-import { down, type EnvInfo, httpGet, up } from '../env/env.ts';
-import { startProcess, stopProcess, waitReady } from '../env/process.ts';
+import { down, type EnvInfo, httpGet, up } from '../../env/env.ts';
+import { startProcess, stopProcess, waitReady } from '../../env/process.ts';
 
 const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
 let info: EnvInfo;

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { expect, it } from 'vitest';
 import { startInformer } from '../../operator/kube/informer.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { eventually } from '../env/wait.ts';
+import { eventually } from '../../env/wait.ts';
 
 const env = useTestEnv();
 

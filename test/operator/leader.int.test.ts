@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { AppsV1Api, CoordinationV1Api } from '@kubernetes/client-node';
-import { eventually } from '../env/wait.ts';
+import { eventually } from '../../env/wait.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestEnv } from '../env/fixtures.ts';
 

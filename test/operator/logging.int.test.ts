@@ -9,7 +9,7 @@ import { DEFAULT_CONFIG, type OperatorConfig } from '../../operator/config.ts';
 import { ModelServingController } from '../../operator/controller/controller.ts';
 import { OperatorMetrics } from '../../operator/metrics.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { eventually } from '../env/wait.ts';
+import { eventually } from '../../env/wait.ts';
 
 const env = useTestEnv();
 const apps = env.kubeConfig.makeApiClient(AppsV1Api);

@@ -1,6 +1,6 @@
 import { AppsV1Api, AutoscalingV2Api, CoreV1Api, PolicyV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { eventually } from '../env/wait.ts';
+import { eventually } from '../../env/wait.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import { DEFAULT_CONFIG } from '../../operator/config.ts';

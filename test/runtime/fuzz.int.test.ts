@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { oipPackage } from '../../runtime/protocol/grpc-proto.ts';
-import { freePorts } from '../env/process.ts';
-import { eventually } from '../env/wait.ts';
+import { freePorts } from '../../env/process.ts';
+import { eventually } from '../../env/wait.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const IRIS = join(ROOT, 'examples/iris/bundle');

@@ -12,7 +12,7 @@ import { predictGrpc } from '../../cli/oip-client.ts';
 import { loadConfig } from '../../runtime/config.ts';
 import { type Runtime, start } from '../../runtime/server.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { readTopic } from '../env/kafka.ts';
+import { readTopic } from '../../env/kafka.ts';
 import { makeBundle, silent } from './helpers.ts';
 
 const env = useTestEnv();

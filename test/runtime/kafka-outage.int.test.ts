@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Admin } from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { kafkaMetadataAnswered, readTopic, startKafka } from '../env/kafka.ts';
-import { freePorts, type ProcessRecord, stopProcess, waitReady } from '../env/process.ts';
-import { eventually } from '../env/wait.ts';
+import { kafkaMetadataAnswered, readTopic, startKafka } from '../../env/kafka.ts';
+import { freePorts, type ProcessRecord, stopProcess, waitReady } from '../../env/process.ts';
+import { eventually } from '../../env/wait.ts';
 import { makeBundle } from './helpers.ts';
 
 const info = inject('modelshipEnv');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ModelshipError } from '../../runtime/errors.ts';
-import { binaries } from '../env/build.ts';
+import { binaries } from '../../env/build.ts';
 import { appFor, makeBundle } from './helpers.ts';
 import { rawZip } from './zip-writer.ts';
 

@@ -3,7 +3,7 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { SERVER_VERSION } from '../../runtime/version.ts';
+import { SERVER_VERSION } from '../runtime/version.ts';
 import type { EnvInfo } from './env.ts';
 import { REAL_NODE_TAINT } from './real-node.ts';
 
@@ -63,7 +63,7 @@ export function installOperator(info: EnvInfo, release: string, namespace: strin
       input,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-  const chart = join(import.meta.dirname, '..', '..', 'charts', 'modelship');
+  const chart = join(import.meta.dirname, '..', 'charts', 'modelship');
   helm(['install', release, chart, '--skip-crds', '-f', '-', '--wait', '--timeout', '120s'], JSON.stringify(values));
   return () => {
     try {

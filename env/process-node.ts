@@ -25,14 +25,14 @@ import {
   setHeaderOptions,
   Watch,
 } from '@kubernetes/client-node';
-import { microTime } from '../../operator/kube/leader.ts';
-import { ENV } from '../../runtime/contract.ts';
+import { microTime } from '../operator/kube/leader.ts';
+import { ENV } from '../runtime/contract.ts';
 
 export const PROCESS_NODE_LABEL = 'modelship.dev/process-node';
 /** Tainted, so only pods that ask for real processes (a toleration) land here. */
 export const PROCESS_NODE_TAINT = { key: PROCESS_NODE_LABEL, value: 'true', effect: 'NoSchedule' } as const;
 const RUNTIME_IMAGE = /(^|\/)modelship\/runtime(-python)?(:[^/]*)?(@sha256:[0-9a-f]+)?$/;
-const RUNTIME_MAIN = join(import.meta.dirname, '..', '..', 'runtime', 'main.ts');
+const RUNTIME_MAIN = join(import.meta.dirname, '..', 'runtime', 'main.ts');
 const IMAGES = '…/modelship/runtime:<tag> and …/modelship/runtime-python:<tag>';
 
 /** Which runtime image a container runs, or undefined for any other image. */

@@ -36,7 +36,7 @@ import {
   stopRealNode,
 } from './real-node.ts';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const SERVICE_CIDR = '10.96.0.0/16';
 export const FIRST_SERVICE_IP = '10.96.0.1';
 
@@ -382,7 +382,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
       name: 'process-node',
       command: process.execPath,
       args: [
-        join(REPO_ROOT, 'test/env/process-node-main.ts'),
+        join(REPO_ROOT, 'env/process-node-main.ts'),
         kubeconfig,
         PROCESS_NODE_NAME,
         dir('process-node'),

@@ -12,7 +12,7 @@ const { positionals, values } = parseArgs({
 });
 const command = positionals[0];
 
-const usage = `usage: node test/env/cli.ts <command>
+const usage = `usage: node env/cli.ts <command>
   build     build the components into the cache (${cacheRoot()}) without starting them
   up        build what is missing, start everything, write ${envFile()}
             --nodes N   number of kwok nodes (default 2)

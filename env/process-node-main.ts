@@ -1,4 +1,4 @@
-// The process node as a component of the local environment: `node test/env/process-node-main.ts
+// The process node as a component of the local environment: `node env/process-node-main.ts
 // <kubeconfig> <node name> <dir> --python <path> --uv <path>` (the environment's Python and uv, for
 // runtime-python pods). Started by `env:up`, stopped by `env:down` (SIGTERM stops its processes).
 import { parseArgs } from 'node:util';
