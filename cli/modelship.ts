@@ -125,7 +125,7 @@ export function program(): Command {
     .option('--name <name>', 'model name (default: the manifest name, else "model")')
     .option('--workers <n>', 'JS: worker threads for predict (0: in-process); Python: worker processes (0: one per CPU)', '0')
     .option('--sha256 <hex>', 'expected sha256 of the archive')
-    .option('--grpc-port <port>', 'OIP gRPC port', '8081')
+    .option('--grpc-port <port>', 'OIP gRPC port (default: a free port, printed)', '0')
     .action(
       async (bundle: string, opts: { port: string; grpcPort: string; host: string; name?: string; workers: string; sha256?: string }) => {
         const uri = existsSync(bundle) ? resolve(bundle) : bundle;
@@ -144,6 +144,7 @@ export function program(): Command {
         const stop = () => void rt.shutdown().then(() => process.exit(0));
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
+        console.error(`listening at ${rt.url} (HTTP) and ${config.host}:${rt.grpcPort} (OIP gRPC); loading ${config.modelName}`);
         await rt.loaded;
         console.error(
           `serving ${config.modelName} at ${rt.url}/v2/models/${config.modelName}/infer and OIP gRPC ${config.host}:${rt.grpcPort} (Ctrl-C to stop)`,
@@ -347,6 +348,8 @@ export async function run(argv: string[]): Promise<number> {
 
 if (import.meta.main) {
   const code = await run(process.argv.slice(2));
-  // `serve` keeps running; everything else exits with its status.
-  if (code !== 0 || process.argv[2] !== 'serve') process.exitCode = code;
+  // `serve` keeps running; everything else exits with its status. A serve that failed to start exits at once,
+  // whatever it had begun (a download, Python workers).
+  if (code !== 0 && process.argv[2] === 'serve') process.exit(code);
+  if (process.argv[2] !== 'serve') process.exitCode = code;
 }

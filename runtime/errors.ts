@@ -9,6 +9,7 @@ interface ErrorSpec {
 export const ERRORS = {
   // configuration
   MS_ERR_CONFIG_INVALID: { status: 500, message: 'invalid configuration: {detail}' },
+  MS_ERR_LISTEN_FAILED: { status: 500, message: 'cannot listen for {protocol} on {address}: {detail}' },
   // fetching a bundle
   MS_ERR_BUNDLE_URI_INVALID: { status: 500, message: 'bundle URI {uri} is not supported: {detail}' },
   MS_ERR_BUNDLE_NOT_FOUND: { status: 500, message: 'bundle {uri} not found{detail}' },

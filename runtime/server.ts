@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadConfig, type RuntimeConfig } from './config.ts';
-import { describe, isModelshipError, type ModelshipError } from './errors.ts';
+import { describe, isModelshipError, type ModelshipError, msError } from './errors.ts';
 import { Recorder } from './inference-log/recorder.ts';
 import { loadModel, ServedModel } from './model.ts';
 import { createLogger } from './observability/logging.ts';
@@ -97,9 +97,26 @@ export async function start(
     bodyLimitBytes: config.bodyLimitBytes,
     batching: config.batching,
   });
-  const url = await app.listen({ host: config.host, port: config.port });
+  // A port that cannot be bound stops the start whole: nothing stays up half-started, the load included.
+  const abandon = async (err: unknown): Promise<never> => {
+    await app.close().catch(() => {});
+    void loading.then(
+      () => model.engine?.close(),
+      () => {},
+    );
+    throw err;
+  };
+  const url = await app
+    .listen({ host: config.host, port: config.port })
+    .catch((err: NodeJS.ErrnoException) =>
+      abandon(
+        msError('MS_ERR_LISTEN_FAILED', { protocol: 'HTTP', address: `${config.host}:${config.port}`, detail: err.code ?? err.message }),
+      ),
+    );
   const { startGrpc } = await import('./protocol/grpc.ts');
-  const grpc = await startGrpc(app.plane, { host: config.host, port: config.grpcPort, log, maxMessageBytes: config.bodyLimitBytes });
+  const grpc = await startGrpc(app.plane, { host: config.host, port: config.grpcPort, log, maxMessageBytes: config.bodyLimitBytes }).catch(
+    abandon,
+  );
   log.info({ url, grpcPort: grpc.port }, 'listening; loading the model');
 
   const loaded = loading.then(({ bundle, loadSeconds }) => {

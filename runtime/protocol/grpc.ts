@@ -278,9 +278,7 @@ export async function startGrpc(
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err
-        ? reject(msError('MS_ERR_CONFIG_INVALID', { detail: `cannot listen for gRPC on ${o.host}:${o.port}: ${err.message}` }))
-        : resolve(p),
+      err ? reject(msError('MS_ERR_LISTEN_FAILED', { protocol: 'gRPC', address: `${o.host}:${o.port}`, detail: err.message })) : resolve(p),
     );
   });
   return {

@@ -145,8 +145,26 @@ describe('Helm chart', () => {
     expect(can('patch', 'modelservings.modelship.dev', '-n', restricted)).toBe('yes');
     expect(can('update', 'modelservings.modelship.dev', '-n', restricted)).toBe('no');
     expect(can('create', 'modelservings.modelship.dev', '-n', restricted)).toBe('no');
-    expect(can('update', 'leases.coordination.k8s.io', '-n', system)).toBe('yes');
+    expect(can('update', 'leases.coordination.k8s.io/modelship-operator', '-n', system)).toBe('yes');
     expect(can('update', 'leases.coordination.k8s.io', '-n', restricted)).toBe('no');
+    // Its own Lease only: another release's leader is none of its business.
+    expect(can('update', 'leases.coordination.k8s.io/other-operator', '-n', system)).toBe('no');
+  });
+
+  it('names the Lease after the release, so two releases elect a leader each', () => {
+    for (const release of ['modelship', 'second']) {
+      const docs = parseAllDocuments(helm(['template', release, CHART, '-n', system])).map((d) => d.toJS());
+      const deployment = docs.find((d) => d?.kind === 'Deployment');
+      const env = deployment.spec.template.spec.containers[0].env as { name: string; value?: string }[];
+      expect(env.find((e) => e.name === 'MODELSHIP_LEASE_NAME')?.value).toBe(`${release}-operator`);
+      const role = docs.find((d) => d?.kind === 'Role' && d.metadata.name.endsWith('-leader-election'));
+      expect(role.rules).toContainEqual({
+        apiGroups: ['coordination.k8s.io'],
+        resources: ['leases'],
+        resourceNames: [`${release}-operator`],
+        verbs: ['get', 'update'],
+      });
+    }
   });
 
   it("runs the operator with exactly the chart's RBAC and reconciles a ModelServing end to end", async () => {

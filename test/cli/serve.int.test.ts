@@ -10,32 +10,40 @@ import { packBundle } from '../../cli/pack.ts';
 
 const CLI = join(import.meta.dirname, '../../cli/modelship.ts');
 const IRIS = join(import.meta.dirname, '../../examples/iris/bundle');
-let server: ChildProcess | undefined;
+const servers: ChildProcess[] = [];
 afterAll(() => {
-  server?.kill('SIGTERM');
+  for (const s of servers) s.kill('SIGTERM');
 });
+
+/** Starts `modelship serve`; resolves with its "serving …" line once the model is ready. */
+async function serve(args: string[], workDir: string): Promise<string> {
+  const server = spawn(process.execPath, [CLI, 'serve', ...args], {
+    env: { ...process.env, MODELSHIP_WORK_DIR: workDir, MODELSHIP_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  servers.push(server);
+  let err = '';
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "serving" line: ${err}`)), 30_000);
+    server.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
+    server.stderr?.on('data', (b: Buffer) => {
+      err += b.toString();
+      const m = /^serving .*$/m.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[0]);
+      }
+    });
+  });
+}
+const SERVING = /^serving (\S+) at (http:\/\/[^/]+)\/v2\/models\/\S+\/infer and OIP gRPC (\S+) /;
 
 describe('modelship serve and predict', () => {
   it('serves a zip under its manifest name; predict works over REST and gRPC', async () => {
     const tmp = await mkdtemp(join(tmpdir(), 'cli-serve-'));
     const { file } = await packBundle(IRIS, join(tmp, 'iris.zip'));
-    server = spawn(process.execPath, [CLI, 'serve', file, '--port', '0', '--grpc-port', '0'], {
-      env: { ...process.env, MODELSHIP_WORK_DIR: join(tmp, 'work'), MODELSHIP_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let err = '';
-    const line = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no "serving" line: ${err}`)), 30_000);
-      server?.stderr?.on('data', (b: Buffer) => {
-        err += b.toString();
-        const m = /^serving .*$/m.exec(err);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[0]);
-        }
-      });
-    });
-    const m = /^serving (\S+) at (http:\/\/[^/]+)\/v2\/models\/\S+\/infer and OIP gRPC (\S+) /.exec(line);
+    const line = await serve([file, '--port', '0'], join(tmp, 'work'));
+    const m = SERVING.exec(line);
     expect(m?.[1]).toBe('iris');
     const run = (args: string[]) => promisify(execFile)(process.execPath, [CLI, 'predict', ...args], { timeout: 30_000 });
     const input = '{"features":[5.1,3.5,1.4,0.2]}';
@@ -48,5 +56,23 @@ describe('modelship serve and predict', () => {
     expect((wrong as { stderr: string }).stderr).toContain(
       'NOT_FOUND: MS_ERR_MODEL_NOT_FOUND: model "nope" is not served here; this server serves "iris"',
     );
+  });
+
+  it('takes a free gRPC port by default, so two run side by side; a port it cannot bind stops it with the code', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'cli-serve-'));
+    const [a, b] = await Promise.all([serve([IRIS, '--port', '0'], join(tmp, 'a')), serve([IRIS, '--port', '0'], join(tmp, 'b'))]);
+    const grpcA = SERVING.exec(a)?.[3] as string;
+    const grpcB = SERVING.exec(b)?.[3] as string;
+    expect(grpcA).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(grpcB).not.toBe(grpcA);
+    const taken = grpcA.split(':')[1] as string;
+    const failed = await promisify(execFile)(process.execPath, [CLI, 'serve', IRIS, '--port', '0', '--grpc-port', taken], {
+      env: { ...process.env, MODELSHIP_WORK_DIR: join(tmp, 'c'), MODELSHIP_LOG_LEVEL: 'silent' },
+      timeout: 30_000,
+    }).catch((e: { code: number; stderr: string; killed: boolean }) => e);
+    const f = failed as { code: number; stderr: string; killed: boolean };
+    expect(f.killed).toBeFalsy();
+    expect(f.code).toBe(1);
+    expect(f.stderr).toContain(`MS_ERR_LISTEN_FAILED: cannot listen for gRPC on 127.0.0.1:${taken}`);
   });
 });
