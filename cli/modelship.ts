@@ -11,7 +11,7 @@ import { loadConfig } from '../runtime/config.ts';
 import { ENV } from '../runtime/contract.ts';
 import { isModelshipError } from '../runtime/errors.ts';
 import { start } from '../runtime/server.ts';
-import { SERVER_VERSION } from '../runtime/version.ts';
+import { SERVER_VERSION } from '../common/version.ts';
 import { connect, deleteModelServing, EXIT_NOT_FOUND, podLogs, postThroughApiServer, requireModelServing } from './cluster.ts';
 import { deploy, describeState, failure, keyValues, waitReady } from './deploy.ts';
 import { predictGrpc, predictRemote, readInferAnswer, toInferRequest } from './oip-client.ts';

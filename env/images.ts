@@ -9,7 +9,7 @@ import { createWriteStream, existsSync, readdirSync, readFileSync, statSync } fr
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { SERVER_VERSION } from '../runtime/version.ts';
+import { SERVER_VERSION } from '../common/version.ts';
 import type { Binaries } from './build.ts';
 import { cacheRoot } from './cache.ts';
 import { COREDNS_VERSION, DEBIAN_SUITE, METRICS_SERVER_VERSION, NPM_VERSION } from './versions.ts';

@@ -3,7 +3,7 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { SERVER_VERSION } from '../runtime/version.ts';
+import { SERVER_VERSION } from '../common/version.ts';
 import type { EnvInfo } from './env.ts';
 import { REAL_NODE_TAINT } from './real-node.ts';
 

@@ -1,6 +1,6 @@
 // The operator's configuration (Helm values → environment). Pure.
-import { int as envInt, type KafkaSettings, kafkaSettings, list } from '../runtime/config.ts';
-import { SERVER_VERSION } from '../runtime/version.ts';
+import { int as envInt, type KafkaSettings, kafkaSettings, list } from '../common/settings.ts';
+import { SERVER_VERSION } from '../common/version.ts';
 
 /**
  * Where Python bundles' requirements environments live: a pod's own emptyDir (the default), or a

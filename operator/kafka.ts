@@ -1,9 +1,8 @@
 // The operator's Kafka topic management for inference logging: make a topic (`topic: CREATE`), check one
 // exists, delete one (finalizer). One admin connection, made on first use.
 import { Admin } from '@platformatic/kafka';
-import type { KafkaSettings } from '../runtime/config.ts';
-import { kafkaErrorMessages, unknownTopicOf } from '../runtime/inference-log/errors.ts';
-import { kafkaConnection } from '../runtime/inference-log/kafka.ts';
+import type { KafkaSettings } from '../common/settings.ts';
+import { kafkaConnection, kafkaErrorMessages, unknownTopicOf } from '../common/kafka.ts';
 
 export interface TopicInfo {
   partitions: number;

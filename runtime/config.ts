@@ -2,15 +2,8 @@
 // credential files; errors are MS_ERR_CONFIG_INVALID naming the variable (never its value when secret).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  DEFAULTS,
-  ENV,
-  INFERENCE_LOG_MODES,
-  type InferenceLogMode,
-  KAFKA_SASL_MECHANISMS,
-  type KafkaSaslMechanism,
-  PATHS,
-} from './contract.ts';
+import { DEFAULTS, ENV, INFERENCE_LOG_MODES, type InferenceLogMode, PATHS } from './contract.ts';
+import { type Env, int, type KafkaSettings, kafkaSettings, list } from '../common/settings.ts';
 import { msError } from './errors.ts';
 import type { BatchingSettings } from './batching.ts';
 import type { S3Settings } from './bundle/fetch.ts';
@@ -53,13 +46,6 @@ export interface RuntimeConfig {
   dependencies: Record<string, DependencyTarget>;
 }
 
-export interface KafkaSettings {
-  bootstrapServers: string[];
-  tls: boolean;
-  tlsCa: string | undefined;
-  sasl: { mechanism: KafkaSaslMechanism; username: string; password: string } | undefined;
-}
-
 export interface InferenceLogSettings {
   /** Unset: inference logging is off. */
   topic: string | undefined;
@@ -69,21 +55,8 @@ export interface InferenceLogSettings {
   flushTimeoutMs: number;
 }
 
-type Env = Record<string, string | undefined>;
-
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const NAME = /^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$/;
-
-/** A whole number from the environment, or MS_ERR_CONFIG_INVALID naming the variable. */
-export function int(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw msError('MS_ERR_CONFIG_INVALID', { detail: `${name} must be a whole number in [${min}, ${max}], got ${JSON.stringify(raw)}` });
-  }
-  return n;
-}
 
 function secret(env: Env, name: string, fileVar: string): string | undefined {
   const direct = env[name];
@@ -100,15 +73,6 @@ function secret(env: Env, name: string, fileVar: string): string | undefined {
 }
 
 const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
-const HOST_PORT = /^[^\s:,]+:\d{1,5}$/;
-
-/** A comma-separated list, trimmed, without empty items. */
-export function list(raw: string | undefined): string[] {
-  return (raw ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
 
 function topicName(name: string, value: string): string {
   if (!TOPIC.test(value) || value === '.' || value === '..') {
@@ -117,34 +81,6 @@ function topicName(name: string, value: string): string {
     });
   }
   return value;
-}
-
-export function kafkaSettings(env: Env): KafkaSettings | undefined {
-  const servers = list(env[ENV.kafkaBootstrapServers]);
-  if (servers.length === 0) return undefined;
-  for (const s of servers) {
-    if (!HOST_PORT.test(s)) {
-      throw msError('MS_ERR_CONFIG_INVALID', { detail: `${ENV.kafkaBootstrapServers}: ${JSON.stringify(s)} is not host:port` });
-    }
-  }
-  const mechanism = env[ENV.kafkaSaslMechanism] || undefined;
-  let sasl: KafkaSettings['sasl'];
-  if (mechanism !== undefined) {
-    if (!(KAFKA_SASL_MECHANISMS as readonly string[]).includes(mechanism)) {
-      throw msError('MS_ERR_CONFIG_INVALID', {
-        detail: `${ENV.kafkaSaslMechanism} must be one of ${KAFKA_SASL_MECHANISMS.join(', ')}, got ${JSON.stringify(mechanism)}`,
-      });
-    }
-    const username = env[ENV.kafkaSaslUsername];
-    const password = env[ENV.kafkaSaslPassword];
-    if (!username || !password) {
-      throw msError('MS_ERR_CONFIG_INVALID', {
-        detail: `${ENV.kafkaSaslMechanism} is set but ${!username ? ENV.kafkaSaslUsername : ENV.kafkaSaslPassword} is empty`,
-      });
-    }
-    sasl = { mechanism: mechanism as KafkaSaslMechanism, username, password };
-  }
-  return { bootstrapServers: servers, tls: env[ENV.kafkaTls] === 'true', tlsCa: env[ENV.kafkaTlsCa] || undefined, sasl };
 }
 
 function inferenceLogSettings(env: Env): InferenceLogSettings {

@@ -12,7 +12,7 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { packBundle } from '../cli/pack.ts';
 import { pushBundle } from '../cli/push.ts';
 import type { ModelServing } from '../crds/modelserving.schema.ts';
-import { SERVER_VERSION } from '../runtime/version.ts';
+import { SERVER_VERSION } from '../common/version.ts';
 import { down, type EnvInfo, isHealthy, readEnv, up } from '../env/env.ts';
 import { readTopic } from '../env/kafka.ts';
 import { fromNode, ON_REAL_NODE } from '../env/on-node.ts';

@@ -1,21 +1,10 @@
-// Kafka connection options from KafkaSettings (shared by the runtime's producer and the operator's admin
-// client), and the producer that delivers a sink's batches (in a worker thread).
+// The producer that delivers a sink's batches (in a worker thread).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import type { KafkaSettings } from '../config.ts';
-import { UnknownTopicError } from './errors.ts';
-import type { BatchMessage, BatchReply, KafkaConnection, ProducerWorkerInit } from './producer-worker.ts';
+import type { KafkaSettings } from '../../common/settings.ts';
+import { kafkaConnection, UnknownTopicError } from '../../common/kafka.ts';
+import type { BatchMessage, BatchReply, ProducerWorkerInit } from './producer-worker.ts';
 import type { OutgoingRecord, SendBatch } from './sink.ts';
-
-export function kafkaConnection(settings: KafkaSettings): KafkaConnection {
-  return {
-    bootstrapBrokers: settings.bootstrapServers,
-    ...(settings.tls ? { tls: settings.tlsCa ? { ca: settings.tlsCa } : {} } : {}),
-    ...(settings.sasl ? { sasl: { ...settings.sasl } } : {}),
-    connectTimeout: 3_000,
-    requestTimeout: 10_000,
-  };
-}
 
 export interface KafkaProducer {
   send: SendBatch;

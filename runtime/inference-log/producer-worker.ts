@@ -3,18 +3,9 @@
 // checksums and socket work off the event loop that serves predictions.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Producer } from '@platformatic/kafka';
-import type { KafkaSettings } from '../config.ts';
-import { unknownTopicOf } from './errors.ts';
+import { type KafkaConnection, unknownTopicOf } from '../../common/kafka.ts';
 
 /** What the client needs to reach the brokers (made from KafkaSettings by kafka.ts). */
-export interface KafkaConnection {
-  bootstrapBrokers: string[];
-  tls?: { ca?: string };
-  sasl?: NonNullable<KafkaSettings['sasl']>;
-  connectTimeout: number;
-  requestTimeout: number;
-}
-
 export interface ProducerWorkerInit {
   clientId: string;
   connection: KafkaConnection;

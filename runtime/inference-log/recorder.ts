@@ -4,7 +4,8 @@
 // recorder still takes plugin metrics, and says once, at start, what it cannot do.
 import type { Logger } from 'pino';
 import { DEFAULTS } from '../contract.ts';
-import type { InferenceLogSettings, KafkaSettings } from '../config.ts';
+import type { KafkaSettings } from '../../common/settings.ts';
+import type { InferenceLogSettings } from '../config.ts';
 import { type Signals, validateEvent, validateMetric } from '../engines/signals.ts';
 import type { ServedModel } from '../model.ts';
 import type { RuntimeMetrics } from '../observability/metrics.ts';

@@ -4,7 +4,7 @@
 // backoff, so an outage costs the records that do not fit, never a prediction. close() flushes within a bound.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { UnknownTopicError } from './errors.ts';
+import { UnknownTopicError } from '../../common/kafka.ts';
 
 export interface OutgoingRecord {
   topic: string;

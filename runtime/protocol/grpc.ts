@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { REQUEST_ID_PATTERN } from '../contract.ts';
 import type { DataPlane } from '../dataplane.ts';
 import { isModelshipError, type ModelshipError, msError } from '../errors.ts';
-import { SERVER_VERSION } from '../version.ts';
+import { SERVER_VERSION } from '../../common/version.ts';
 import { encodeBinary } from './binary.ts';
 import { oipPackage } from './grpc-proto.ts';
 import { type InferInput, inputsToRows, rowsToOutputs } from './tensors.ts';

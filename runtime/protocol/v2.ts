@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type, { type Static } from 'typebox';
 import type { DataPlane } from '../dataplane.ts';
-import { SERVER_VERSION } from '../version.ts';
+import { SERVER_VERSION } from '../../common/version.ts';
 import { type FeedbackBody, FeedbackSchema } from './feedback.ts';
 import { encodeBinary } from './binary.ts';
 import { binaryTail, HEADER_LENGTH } from './body.ts';

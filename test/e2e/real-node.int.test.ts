@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packBundle } from '../../cli/pack.ts';
 import { pushBundle } from '../../cli/push.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
-import { SERVER_VERSION } from '../../runtime/version.ts';
+import { SERVER_VERSION } from '../../common/version.ts';
 import { useTestEnv } from '../env/fixtures.ts';
 import { fromNode as fromNodeOf, installOperator, type LoadCounts, nodeLoad, ON_REAL_NODE, portForward } from '../../env/on-node.ts';
 import { eventually } from '../../env/wait.ts';

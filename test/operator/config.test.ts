@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, loadOperatorConfig } from '../../operator/config.ts';
-import { SERVER_VERSION } from '../../runtime/version.ts';
+import { SERVER_VERSION } from '../../common/version.ts';
 
 describe('loadOperatorConfig', () => {
   it('defaults both runtime images to this version', () => {

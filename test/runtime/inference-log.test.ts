@@ -7,7 +7,7 @@ import { loadConfig } from '../../runtime/config.ts';
 import { takeSignals, validateEvent, validateMetric } from '../../runtime/engines/signals.ts';
 import { eventRecord, feedbackRecord, inferenceRecord, recordJsonSchema } from '../../runtime/inference-log/record.ts';
 import { keyPartition } from '../../runtime/inference-log/producer-worker.ts';
-import { UnknownTopicError, unknownTopicOf } from '../../runtime/inference-log/errors.ts';
+import { UnknownTopicError, unknownTopicOf } from '../../common/kafka.ts';
 import { RuntimeMetrics } from '../../runtime/observability/metrics.ts';
 
 const committed = readFileSync(join(import.meta.dirname, '../../docs/inference-record.schema.json'), 'utf8');

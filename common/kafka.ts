@@ -1,5 +1,25 @@
-// Kafka errors: read once where the client library raises them (the producer thread, the operator's admin
-// client), and the typed error the record sink acts on. Imported by both sides; imports nothing of theirs.
+// Kafka as the runtime's producer and the operator's admin client both reach it: the connection options made
+// from KafkaSettings, the errors read once where the client library raises them, and the typed error the
+// record sink acts on.
+import type { KafkaSettings } from './settings.ts';
+
+export interface KafkaConnection {
+  bootstrapBrokers: string[];
+  tls?: { ca?: string };
+  sasl?: NonNullable<KafkaSettings['sasl']>;
+  connectTimeout: number;
+  requestTimeout: number;
+}
+
+export function kafkaConnection(settings: KafkaSettings): KafkaConnection {
+  return {
+    bootstrapBrokers: settings.bootstrapServers,
+    ...(settings.tls ? { tls: settings.tlsCa ? { ca: settings.tlsCa } : {} } : {}),
+    ...(settings.sasl ? { sasl: { ...settings.sasl } } : {}),
+    connectTimeout: 3_000,
+    requestTimeout: 10_000,
+  };
+}
 
 /** A batch failed because its topic does not exist (its records are dropped, not retried). */
 export class UnknownTopicError extends Error {
