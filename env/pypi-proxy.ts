@@ -220,7 +220,10 @@ async function initServerDir(venv: string, serverDir: string, config: string, lo
  * Written only when it differs, so the usual start makes no change.
  */
 async function configureMirror(base: string, serverDir: string, upstream: string): Promise<void> {
-  const res = await fetch(`${base}/${MIRROR_INDEX}/?no_projects=`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(`${base}/${MIRROR_INDEX}/?no_projects=`, {
+    headers: { accept: 'application/json' },
+    signal: AbortSignal.timeout(10_000),
+  });
   if (!res.ok) throw new Error(`GET ${MIRROR_INDEX} config: ${res.status} ${await res.text()}`);
   const ix = ((await res.json()) as { result: Record<string, unknown> }).result;
   const want: Record<string, unknown> = { mirror_url: upstream, mirror_no_project_list: true };

@@ -20,6 +20,11 @@ export interface OperatorConfig {
   pythonIndexUrl: string | undefined;
   /** Namespaces to watch; empty: all. */
   namespaces: string[];
+  /**
+   * This operator's name (the Helm release). Watching all namespaces, it leaves alone a namespace labeled
+   * modelship.dev/operator=<another name>: that namespace belongs to another operator (a second release).
+   */
+  name: string;
   /** Size limit of the emptyDir the bundle is unpacked into. */
   bundleVolumeSize: string;
   /** Seconds the pod waits after SIGTERM is due before the runtime drains (endpoints propagation). */
@@ -52,6 +57,7 @@ export const DEFAULT_CONFIG: OperatorConfig = {
   pythonEnvCache: { kind: 'emptyDir', sizeLimit: '4Gi' },
   pythonIndexUrl: undefined,
   namespaces: [],
+  name: 'modelship',
   bundleVolumeSize: '2Gi',
   preStopSeconds: 5,
   drainSeconds: 25,
@@ -83,6 +89,7 @@ export function loadOperatorConfig(env: Record<string, string | undefined> = pro
     pythonEnvCache: pythonEnvCache(env),
     pythonIndexUrl: env.MODELSHIP_PYTHON_INDEX_URL || undefined,
     namespaces: list(env.MODELSHIP_WATCH_NAMESPACES),
+    name: env.MODELSHIP_OPERATOR_NAME || DEFAULT_CONFIG.name,
     bundleVolumeSize: env.MODELSHIP_BUNDLE_VOLUME_SIZE || DEFAULT_CONFIG.bundleVolumeSize,
     preStopSeconds: int('MODELSHIP_PRESTOP_SECONDS', DEFAULT_CONFIG.preStopSeconds, 0, 300),
     drainSeconds: int('MODELSHIP_DRAIN_SECONDS', DEFAULT_CONFIG.drainSeconds, 1, 3600),

@@ -9,6 +9,7 @@ import {
   type KubernetesObject,
   KubernetesObjectApi,
   type V1Deployment,
+  type V1Namespace,
   type V1PodDisruptionBudget,
   type V1Pod,
   type V1Service,
@@ -24,7 +25,7 @@ import { apiError } from '../kube/errors.ts';
 import { combinedCache, type ResilientInformer, startInformer } from '../kube/informer.ts';
 import { WorkQueue } from '../kube/queue.ts';
 import type { OperatorMetrics } from '../metrics.ts';
-import { FIELD_MANAGER, MANAGED_BY, MODEL_LABEL } from './desired/labels.ts';
+import { claimedByAnother, FIELD_MANAGER, MANAGED_BY, MODEL_LABEL, OPERATOR_LABEL } from './desired/labels.ts';
 import { type Caches, reconcile } from './reconcile.ts';
 
 const OWNED = `${MANAGED_BY}=${FIELD_MANAGER}`;
@@ -43,6 +44,7 @@ const RESOURCES = {
   hpas: { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', base: '/apis/autoscaling/v2', plural: 'horizontalpodautoscalers' },
   pdbs: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', base: '/apis/policy/v1', plural: 'poddisruptionbudgets' },
   pods: { apiVersion: 'v1', kind: 'Pod', base: '/api/v1', plural: 'pods' },
+  namespaces: { apiVersion: 'v1', kind: 'Namespace', base: '/api/v1', plural: 'namespaces' },
 } satisfies Record<string, Resource>;
 /** A full pass over every ModelServing now and then, as a safety net under the event-driven queue. */
 const RESYNC_MS = 10 * 60 * 1000;
@@ -53,6 +55,8 @@ export class ModelServingController {
   private readonly workers: Promise<void>[] = [];
   private resync: NodeJS.Timeout | undefined;
   private caches: Caches | undefined;
+  /** Watching all namespaces: the claimed ones (label modelship.dev/operator), to leave those of another operator alone. */
+  private claims: { get(name: string): V1Namespace | undefined } | undefined;
   private readonly writer: Writer;
   private readonly kc: KubeConfig;
   private readonly config: OperatorConfig;
@@ -109,10 +113,9 @@ export class ModelServingController {
    * Informers on one resource: one cluster-wide watch, or one watch per configured namespace (so the
    * operator can run with Roles in those namespaces only), behind a single cache.
    */
-  private watch<T extends KubernetesObject>(resource: Resource, ownedOnly: boolean) {
+  private watch<T extends KubernetesObject>(resource: Resource, labelSelector: string | undefined, clusterWide = false) {
     const objects = KubernetesObjectApi.makeApiClient(this.kc);
-    const labelSelector = ownedOnly ? OWNED : undefined;
-    const scopes: (string | undefined)[] = this.config.namespaces.length > 0 ? this.config.namespaces : [undefined];
+    const scopes: (string | undefined)[] = this.config.namespaces.length > 0 && !clusterWide ? this.config.namespaces : [undefined];
     const parts = scopes.map((namespace) => {
       const inf = startInformer<T>({
         kubeConfig: this.kc,
@@ -147,12 +150,21 @@ export class ModelServingController {
   }
 
   async start(): Promise<void> {
-    const ms = this.watch<ModelServing & KubernetesObject>(RESOURCES.modelServings, false);
-    const deployments = this.watch<V1Deployment>(RESOURCES.deployments, true);
-    const services = this.watch<V1Service>(RESOURCES.services, true);
-    const hpas = this.watch<V2HorizontalPodAutoscaler>(RESOURCES.hpas, true);
-    const pdbs = this.watch<V1PodDisruptionBudget>(RESOURCES.pdbs, true);
-    const pods = this.watch<V1Pod>(RESOURCES.pods, true);
+    const ms = this.watch<ModelServing & KubernetesObject>(RESOURCES.modelServings, undefined);
+    const deployments = this.watch<V1Deployment>(RESOURCES.deployments, OWNED);
+    const services = this.watch<V1Service>(RESOURCES.services, OWNED);
+    const hpas = this.watch<V2HorizontalPodAutoscaler>(RESOURCES.hpas, OWNED);
+    const pdbs = this.watch<V1PodDisruptionBudget>(RESOURCES.pdbs, OWNED);
+    const pods = this.watch<V1Pod>(RESOURCES.pods, OWNED);
+    if (this.config.namespaces.length === 0) {
+      // Only claimed namespaces are cached. A claim made, changed or dropped re-queues the namespace's
+      // ModelServings: the new owner takes them, the old one stops.
+      const claimed = this.watch<V1Namespace>(RESOURCES.namespaces, OPERATOR_LABEL, true);
+      claimed.onChange((n) => {
+        for (const o of ms.cache.list(n.metadata?.name)) this.enqueue(o.metadata?.namespace, o.metadata?.name);
+      });
+      this.claims = { get: (name) => claimed.cache.get(name) };
+    }
 
     ms.onChange((o) => {
       this.enqueue(o.metadata?.namespace, o.metadata?.name);
@@ -183,7 +195,8 @@ export class ModelServingController {
   }
 
   private enqueue(namespace: string | undefined, name: string | undefined): void {
-    // Informers see only the watched namespaces, so every key they give is ours to reconcile.
+    // Informers see only the watched namespaces; of those, a namespace claimed by another operator is skipped
+    // when its key comes up (work), so that a claim's change is seen at once.
     if (!namespace || !name) return;
     this.queue.add(`${namespace}/${name}`);
   }
@@ -192,6 +205,16 @@ export class ModelServingController {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
+      const namespace = key.slice(0, key.indexOf('/'));
+      if (this.claims && claimedByAnother(this.claims.get(namespace)?.metadata?.labels, this.config.name)) {
+        this.log.debug(
+          { key, operator: this.claims.get(namespace)?.metadata?.labels?.[OPERATOR_LABEL] },
+          'namespace claimed by another operator',
+        );
+        this.queue.forget(key);
+        this.queue.done(key);
+        continue;
+      }
       const end = this.metrics.reconcileDuration.startTimer();
       try {
         const result = await reconcile(key, {

@@ -113,7 +113,17 @@ beforeAll(async () => {
       await timed('uv install', async () => {
         const pip = await runBounded(
           python,
-          ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-input', '--target', join(build, 'uv'), `uv==${UV_VERSION}`],
+          [
+            '-m',
+            'pip',
+            'install',
+            '--quiet',
+            '--disable-pip-version-check',
+            '--no-input',
+            '--target',
+            join(build, 'uv'),
+            `uv==${UV_VERSION}`,
+          ],
           { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' },
           180_000,
         );

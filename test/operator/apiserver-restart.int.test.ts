@@ -1,6 +1,7 @@
-// The operator recovers by itself when the API server restarts. This file brings up an environment of its
-// own (the shared one must not lose its API server under the other test files), restarts that
-// kube-apiserver, and checks the controller keeps reconciling.
+// An operator watching every namespace, in an environment of this file's own (the shared one must not lose
+// its API server under the other test files, nor have its namespaces reconciled by a second operator):
+// it recovers by itself when the API server restarts, and it leaves alone a namespace that another
+// operator claims.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -88,4 +89,44 @@ describe('API server restart', () => {
     const restarts = (await metrics.informerRestarts.get()).values.reduce((a, v) => a + v.value, 0);
     expect(restarts).toBeGreaterThan(0);
   }, 240_000);
+
+  it('leaves a namespace claimed by another operator alone, and takes it once the claim is dropped', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(info.kubeconfig);
+    const core = kc.makeApiClient(CoreV1Api);
+    const apps = kc.makeApiClient(AppsV1Api);
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const ms = (namespace: string, name: string) =>
+      custom.createNamespacedCustomObject({
+        group: 'modelship.dev',
+        version: 'v1alpha1',
+        namespace,
+        plural: 'modelservings',
+        body: { apiVersion: 'modelship.dev/v1alpha1', kind: 'ModelServing', metadata: { name }, spec: { bundle: { uri: 's3://b/k.zip' } } },
+      });
+    await core.createNamespace({ body: { metadata: { name: 'claimed', labels: { 'modelship.dev/operator': 'another-release' } } } });
+    await core.createNamespace({ body: { metadata: { name: 'mine', labels: { 'modelship.dev/operator': DEFAULT_CONFIG.name } } } });
+    await ms('claimed', 'theirs');
+    await ms('mine', 'ours');
+    // Its own claim is taken; by then the other namespace's ModelServing has been seen and left alone.
+    await eventually(() => apps.readNamespacedDeployment({ name: 'ours', namespace: 'mine' }), 'the Deployment in its own namespace');
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await apps.listNamespacedDeployment({ namespace: 'claimed' })).items).toEqual([]);
+    const theirs = (await custom.getNamespacedCustomObject({
+      group: 'modelship.dev',
+      version: 'v1alpha1',
+      namespace: 'claimed',
+      plural: 'modelservings',
+      name: 'theirs',
+    })) as { status?: unknown; metadata: { finalizers?: string[] } };
+    expect(theirs.status).toBeUndefined();
+    expect(theirs.metadata.finalizers ?? []).toEqual([]);
+    // The claim is dropped: the namespace is everyone's again, and this operator takes it at once.
+    execFileSync(info.binaries.kubectl, ['--kubeconfig', info.kubeconfig, 'label', 'namespace', 'claimed', 'modelship.dev/operator-']);
+    await eventually(
+      () => apps.readNamespacedDeployment({ name: 'theirs', namespace: 'claimed' }),
+      'the Deployment once the claim is dropped',
+      30_000,
+    );
+  }, 120_000);
 });

@@ -4,6 +4,7 @@ import { DEFAULT_CONFIG } from '../../operator/config.ts';
 import { desiredHpa, desiredPdb } from '../../operator/controller/desired/autoscaling.ts';
 import { bundleHash, desiredDeployment } from '../../operator/controller/desired/deployment.ts';
 import { desiredService } from '../../operator/controller/desired/service.ts';
+import { claimedByAnother } from '../../operator/controller/desired/labels.ts';
 
 function ms(spec: Partial<ModelServing['spec']> = {}): ModelServing {
   return {
@@ -291,5 +292,17 @@ describe('inference logging in the Deployment', () => {
     const d = desiredDeployment(ms({ inferenceLogging: { topic: 'CREATE' } } as Partial<ModelServing['spec']>), DEFAULT_CONFIG);
     expect(envOf(d).MODELSHIP_INFERENCE_LOG_TOPIC).toBe('modelship.ml.iris.inference');
     expect(envOf(d).MODELSHIP_KAFKA_BOOTSTRAP_SERVERS).toBeUndefined();
+  });
+});
+
+describe('claimedByAnother', () => {
+  it.each([
+    [undefined, false],
+    [{}, false],
+    [{ 'modelship.dev/operator': 'modelship' }, false],
+    [{ 'modelship.dev/operator': 'second' }, true],
+    [{ 'modelship.dev/operator': '' }, true],
+  ])('labels %j → %s for the operator "modelship"', (labels, expected) => {
+    expect(claimedByAnother(labels as Record<string, string> | undefined, 'modelship')).toBe(expected);
   });
 });

@@ -6,6 +6,18 @@ export const FIELD_MANAGER = 'modelship-operator';
 export const MODEL_LABEL = 'modelship.dev/model';
 export const MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const BUNDLE_HASH_ANNOTATION = 'modelship.dev/bundle-hash';
+/**
+ * A namespace label naming the one operator (its Helm release) that reconciles the namespace's ModelServings:
+ * an operator watching every namespace leaves a namespace claimed by another alone. An operator given its
+ * namespaces (watchNamespaces) takes those whatever the label says.
+ */
+export const OPERATOR_LABEL = 'modelship.dev/operator';
+
+/** Whether an operator named `operator`, watching every namespace, must leave a namespace with these labels alone. */
+export function claimedByAnother(namespaceLabels: Record<string, string> | undefined, operator: string): boolean {
+  const claim = namespaceLabels?.[OPERATOR_LABEL];
+  return claim !== undefined && claim !== operator;
+}
 
 /** The pod selector: one stable label (selectors are immutable on Deployments). */
 export function selectorLabels(ms: ModelServing): Record<string, string> {
