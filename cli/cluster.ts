@@ -8,6 +8,7 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, Log, VersionApi } from '@kuber
 import { GROUP, type ModelServing, PLURAL, VERSION } from '../crds/modelserving.schema.ts';
 import { apiError } from '../operator/kube/errors.ts';
 import { msError } from '../runtime/errors.ts';
+import { localEnvironment } from './profile.ts';
 
 /** The CLI's exit code for a ModelServing that does not exist (MS_ERR_CLI_NOT_FOUND; the Python client's `exists`). */
 export const EXIT_NOT_FOUND = 4;
@@ -34,17 +35,27 @@ export function causeOf(err: unknown): string | undefined {
   return message;
 }
 
-/** The namespace of the kubeconfig's current context (default: default), without asking the cluster. */
-export function contextNamespace(): string {
+/**
+ * The kubeconfig: $KUBECONFIG when set; else, while the local environment stands in for the profile
+ * (cli/profile.ts), its cluster; else the default (~/.kube/config, in-cluster).
+ */
+export async function kubeConfig(): Promise<KubeConfig> {
   const kc = new KubeConfig();
-  kc.loadFromDefault();
+  const local = process.env.KUBECONFIG ? undefined : await localEnvironment();
+  if (local) kc.loadFromFile(local.kubeconfig);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+/** The namespace of the kubeconfig's current context (default: default), without asking the cluster. */
+export async function contextNamespace(): Promise<string> {
+  const kc = await kubeConfig();
   return kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
 }
 
 /** The kubeconfig's current context; any HTTP answer from its server counts as reachable. */
 export async function connect(namespace?: string): Promise<Cluster> {
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
+  const kc = await kubeConfig();
   const context = kc.getCurrentContext();
   const server = kc.getCurrentCluster()?.server ?? '(no cluster)';
   try {

@@ -19,7 +19,8 @@ import { ENV } from '../runtime/contract.ts';
 import { type ErrorCode, ModelshipError, msError } from '../runtime/errors.ts';
 import { type Cluster, causeOf, connect, contextNamespace, getModelServing } from './cluster.ts';
 import { packBundle } from './pack.ts';
-import { loadProfile, type StorageProfile } from './profile.ts';
+import { envFile, LOCAL_BUCKET } from '../env/info.ts';
+import { loadProfile, localEnvironment, type StorageProfile } from './profile.ts';
 import { pushBundle } from './push.ts';
 
 export const CLI_FIELD_MANAGER = 'modelship-cli';
@@ -255,14 +256,35 @@ export function failure(m: ModelServing): { code: string; message: string } | un
   return { code: ready.reason, message: ready.message ?? '' };
 }
 
+/** How long a ModelServing may go without any operator's status before `--wait` says that none seems to work there. */
+export const NO_OPERATOR_AFTER_MS = 10_000;
+
+/**
+ * Why no operator may have picked a ModelServing up, from what the CLI can see: the namespace's claim label
+ * (another release's), or the usual causes. Pure.
+ */
+export function noOperatorHint(namespace: string, name: string, seconds: number, claim: string | undefined): string {
+  const why = claim
+    ? `namespace ${namespace} is claimed by the operator of release "${claim}" (label modelship.dev/operator): is that release installed and running?`
+    : `is a modelship operator installed, and does it watch namespace ${namespace}? (helm value watchNamespaces; kubectl get deploy -A -l app.kubernetes.io/name=modelship-operator)`;
+  return `no operator has picked up ModelServing ${namespace}/${name} after ${seconds} s: ${why}`;
+}
+
 /** Waits for Ready (this generation), printing each new state; a failure or the timeout is an error. */
 export async function waitReady(c: Cluster, name: string, timeoutMs: number, log: (m: string) => void): Promise<ModelServing> {
-  const deadline = Date.now() + timeoutMs;
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   let last = '';
+  let hint: string | undefined;
   for (;;) {
     const m = await getModelServing(c, name);
     if (!m) throw msError('MS_ERR_CLI_NOT_FOUND', { namespace: c.namespace, name });
-    const state = describeState(m);
+    let state = describeState(m);
+    // Nothing has written a status (not even a finalizer) for a while: no operator works here.
+    if (!m.status?.observedGeneration && Date.now() - started > NO_OPERATOR_AFTER_MS) {
+      hint ??= noOperatorHint(c.namespace, name, NO_OPERATOR_AFTER_MS / 1000, await namespaceClaim(c));
+      state = `${state}; ${hint}`;
+    }
     if (state !== last) {
       log(state);
       last = state;
@@ -274,6 +296,26 @@ export async function waitReady(c: Cluster, name: string, timeoutMs: number, log
       throw msError('MS_ERR_CLI_WAIT_TIMEOUT', { namespace: c.namespace, name, seconds: timeoutMs / 1000, state });
     }
     await delay(1000);
+  }
+}
+
+/** The operator that claims the cluster's namespace (label modelship.dev/operator), if the CLI may read it. */
+async function namespaceClaim(c: Cluster): Promise<string | undefined> {
+  try {
+    return (await c.core.readNamespace({ name: c.namespace })).metadata?.labels?.['modelship.dev/operator'];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Creates the namespace when it does not exist (as `helm install --create-namespace` would); says so. */
+async function ensureNamespace(c: Cluster, log: (m: string) => void): Promise<void> {
+  try {
+    await c.core.readNamespace({ name: c.namespace });
+  } catch (err) {
+    if (apiError(err).code !== 404) return; // not ours to read: the apply will say what is wrong
+    await c.core.createNamespace({ body: { metadata: { name: c.namespace } } });
+    log(`created namespace ${c.namespace}`);
   }
 }
 
@@ -292,15 +334,18 @@ export async function deploy(
   opts: DeployOptions & { dryRun?: boolean; wait?: boolean; timeoutMs?: number; log?: (m: string) => void },
 ): Promise<DeployResult> {
   const log = opts.log ?? ((m: string) => console.error(m));
+  const local = await localEnvironment();
+  if (local) log(`using the local environment (${envFile()}): its cluster and its MinIO, bucket ${LOCAL_BUCKET}`);
   const profile = await loadProfile();
   const cluster = opts.dryRun ? undefined : await connect(opts.namespace);
   // A dry run asks nothing of the cluster, but its YAML names the namespace a deploy would use.
-  const namespace = cluster?.namespace ?? opts.namespace ?? contextNamespace();
+  const namespace = cluster?.namespace ?? opts.namespace ?? (await contextNamespace());
   const up = await uploadBundle(path, profile, log);
   const secret = profile.accessKey !== undefined && profile.secretKey !== undefined ? storageSecretName(profile) : undefined;
   const desired = desiredModelServing({ ...opts, namespace, uri: up.uri, sha256: up.sha256, storage: profile, secret });
   const yaml = YAML.stringify(desired);
   if (!cluster) return { modelServing: desired, uploaded: up.uploaded, wrote: false, yaml, secret };
+  await ensureNamespace(cluster, log);
   const secretWrote = secret ? await ensureSecret(cluster, profile, secret) : false;
   const wrote = await applyModelServing(cluster, desired);
   log(

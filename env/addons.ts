@@ -5,12 +5,9 @@ import { execFileSync } from 'node:child_process';
 import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { IMAGES } from './images.ts';
-import { CLUSTER_DNS_IP, REAL_NODE_TAINT } from './real-node.ts';
+import { CLUSTER_DNS_IP } from './real-node.ts';
 
-const onRealNode = {
-  nodeSelector: { type: 'real' },
-  tolerations: [{ key: REAL_NODE_TAINT, operator: 'Exists', effect: 'NoSchedule' }],
-};
+const onRealNode = { nodeSelector: { type: 'real' } };
 
 const restricted = {
   allowPrivilegeEscalation: false,

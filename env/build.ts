@@ -8,6 +8,7 @@ import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheRoot, componentDir } from './cache.ts';
+import { buildPypiProxy, PYPI_PROXY_LOCK } from './pypi-proxy.ts';
 import {
   CONTAINERD_VERSION,
   COREDNS_VERSION,
@@ -44,7 +45,7 @@ const PYTHON_IMPORTS = [
   'tritonclient.grpc',
 ];
 
-export type ComponentName = 'kubernetes' | 'kwok' | 'minio' | 'helm' | 'kafka' | 'python' | 'node' | 'addons';
+export type ComponentName = 'kubernetes' | 'kwok' | 'minio' | 'helm' | 'kafka' | 'python' | 'pypi-proxy' | 'node' | 'addons';
 
 /** Paths of the built binaries (and Kafka's class path), as the launcher needs them. */
 export interface Binaries {
@@ -63,6 +64,8 @@ export interface Binaries {
   wheels: string;
   /** The uv binary (installs a Python bundle's requirements). */
   uv: string;
+  /** The venv of devpi-server, the package index proxy that the cluster's pods install requirements through. */
+  pypiProxyVenv: string;
   /** The real node: kubelet, kube-proxy, containerd (+ its runc shim and ctr) and the pause binary. */
   kubelet: string;
   kubeProxy: string;
@@ -347,6 +350,18 @@ const components: Component[] = [
       await run(join(dir, 'venv', 'bin', 'pytest'), ['--version'], { cwd: dir, env: process.env }, log);
     },
   },
+  {
+    // After 'python', whose uv it uses.
+    name: 'pypi-proxy',
+    get version() {
+      return pythonVersionKey(UV_VERSION, hostPython()?.version ?? 'none', [readFileSync(PYPI_PROXY_LOCK, 'utf8')]);
+    },
+    expect: '10–30 s',
+    tools: ['python3'],
+    async build(out, log) {
+      await buildPypiProxy(out, { python: (hostPython() as HostPython).executable, uv: binaries().uv }, log);
+    },
+  },
 ];
 
 function kafkaPom(): string {
@@ -492,6 +507,7 @@ export function binaries(): Binaries {
     python: join(dir('python'), 'venv', 'bin', 'python'),
     uv: join(dir('python'), 'uv', 'bin', 'uv'),
     wheels: join(dir('python'), 'wheels'),
+    pypiProxyVenv: join(dir('pypi-proxy'), 'venv'),
     kubelet: join(dir('node'), 'kubelet'),
     kubeProxy: join(dir('node'), 'kube-proxy'),
     containerd: join(dir('node'), 'containerd'),

@@ -11,11 +11,12 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { type Binaries, ensureBuilt } from './build.ts';
+import { ensureBuilt } from './build.ts';
+import { minioClientFor } from '../runtime/bundle/fetch.ts';
+import { CLUSTER_SERVICES, type EnvInfo, envFile, LOCAL_BUCKET, REPO_ROOT, writeEnv } from './info.ts';
 import { createPki, type Pki } from './pki.ts';
 import { type ProcessRecord, freePorts, isAlive, startProcess, stopProcess, waitReady } from './process.ts';
 import { KAFKA_VERSION, KUBERNETES_VERSION } from './versions.ts';
@@ -23,6 +24,12 @@ import { createKwokNodes, kwokNodesReady, PROCESS_NODE_NAME, processNodeReady } 
 import { kafkaMetadataAnswered, startKafka } from './kafka.ts';
 import { ensureImages, IMAGES } from './images.ts';
 import { applyAddons, addonsReady } from './addons.ts';
+import { PYPI_PROXY_INDEX_PATH, pypiProxyHealthy, startPypiProxy } from './pypi-proxy.ts';
+import { applyHostServices } from './services.ts';
+
+export { CLUSTER_SERVICES, type EnvInfo, envFile, readEnv, REPO_ROOT } from './info.ts';
+export const SERVICE_CIDR = '10.96.0.0/16';
+export const FIRST_SERVICE_IP = '10.96.0.1';
 import {
   CLUSTER_DNS_IP,
   containerdRoot,
@@ -30,51 +37,10 @@ import {
   NODE_IP,
   POD_CIDR,
   REAL_NODE_NAME,
-  REAL_NODE_TAINT,
   assertRealNodePossible,
   startRealNode,
   stopRealNode,
 } from './real-node.ts';
-
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-export const SERVICE_CIDR = '10.96.0.0/16';
-export const FIRST_SERVICE_IP = '10.96.0.1';
-
-/** Everything a test, the demo or a person needs to reach the environment. Written to `.modelship/env.json`. */
-export interface EnvInfo {
-  schemaVersion: 1;
-  startedAt: string;
-  root: string;
-  kubernetesVersion: string;
-  kubeconfig: string;
-  apiServer: string;
-  pki: { ca: string; adminCert: string; adminKey: string };
-  s3: { endpoint: string; region: string; accessKey: string; secretKey: string };
-  kafka: { bootstrapServers: string[]; version: string };
-  nodes: string[];
-  /** The node whose pods are real runtime processes (taint modelship.dev/process-node=true:NoSchedule). */
-  processNode: string;
-  /**
-   * The real node (kubelet + containerd; taint modelship.dev/real-node=true:NoSchedule, label type=real), in
-   * network namespace `netns`; absent when started with MODELSHIP_REAL_NODE=0. Pods reach MinIO, Kafka and
-   * the API server at the node's address.
-   */
-  realNode?: {
-    name: string;
-    taint: string;
-    netns: string;
-    nodeIp: string;
-    podCidr: string;
-    clusterDns: string;
-    containerdSocket: string;
-    /** MinIO and Kafka as the node's pods reach them. */
-    s3Endpoint: string;
-    kafkaBootstrap: string;
-    images: Record<string, string>;
-  };
-  binaries: Binaries;
-  processes: Record<string, ProcessRecord>;
-}
 
 export interface UpOptions {
   /** Number of kwok nodes (default 2). */
@@ -84,21 +50,6 @@ export interface UpOptions {
   root?: string;
   /** Start the real node (default: unless MODELSHIP_REAL_NODE=0). One per machine: its names are fixed. */
   realNode?: boolean;
-}
-
-export function envFile(): string {
-  return process.env.MODELSHIP_ENV_FILE || join(REPO_ROOT, '.modelship', 'env.json');
-}
-
-export async function readEnv(file = envFile()): Promise<EnvInfo | undefined> {
-  if (!existsSync(file)) return undefined;
-  return JSON.parse(await readFile(file, 'utf8')) as EnvInfo;
-}
-
-async function writeEnv(info: EnvInfo, file = envFile()): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  // Holds the S3 secret and paths to private keys: readable by the owner only.
-  await writeFile(file, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
 }
 
 function kubeconfigYaml(server: string, pki: Pki, user: { cert: string; key: string }, name: string): string {
@@ -159,8 +110,20 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
   const logs = dir('logs');
   await mkdir(logs, { recursive: true });
   const processes: Record<string, ProcessRecord> = {};
-  const [etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort, minioPort, minioConsole, kafkaPort, kafkaCtl, kafkaNodePort] =
-    (await freePorts(11)) as [number, number, number, number, number, number, number, number, number, number, number];
+  const [
+    etcdClient,
+    etcdPeer,
+    apiPort,
+    cmPort,
+    schedPort,
+    kwokPort,
+    minioPort,
+    minioConsole,
+    kafkaPort,
+    kafkaCtl,
+    kafkaNodePort,
+    pypiPort,
+  ] = (await freePorts(12)) as [number, number, number, number, number, number, number, number, number, number, number, number];
   const apiServer = `https://127.0.0.1:${apiPort}`;
   const wantRealNode = options.realNode ?? process.env.MODELSHIP_REAL_NODE !== '0';
   // Before anything starts: a refusal here leaves another environment's node alone.
@@ -226,6 +189,12 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
       dataDir: minioData,
     });
 
+    // The package index proxy: only the real node's pods install requirements through it (one per cache dir).
+    const pypi = wantRealNode
+      ? await startPypiProxy({ venv: bins.pypiProxyVenv, port: pypiPort, logFile: join(logs, 'pypi-proxy.log') })
+      : undefined;
+    if (pypi) processes['pypi-proxy'] = pypi.process;
+
     // Kafka (KRaft, one node acting as broker and controller) ------------------------------------------------
     processes.kafka = await startKafka({
       root,
@@ -258,6 +227,9 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
         `--tls-private-key-file=${pki.apiserver.key}`,
         `--client-ca-file=${pki.ca.cert}`,
         '--authorization-mode=Node,RBAC',
+        // Inert unless a namespace asks (annotations scheduler.alpha.kubernetes.io/node-selector and
+        // /defaultTolerations): the tests' namespaces send their pods to the kwok nodes that way.
+        '--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction',
         `--service-cluster-ip-range=${SERVICE_CIDR}`,
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${pki.serviceAccountPub}`,
@@ -373,6 +345,9 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
       waitReady(processes.minio, async () => (await httpGet(`${s3.endpoint}/minio/health/ready`)).status === 200, 60_000),
       waitReady(processes.kafka, () => kafkaMetadataAnswered([`127.0.0.1:${kafkaPort}`]), 90_000, 'answering metadata'),
     ]);
+    // The bucket `modelship push`, `deploy` and the examples use (s3://models/…), as an object store set up for
+    // a team has one.
+    await minioClientFor(s3).makeBucket(LOCAL_BUCKET, s3.region);
 
     const nodeNames = await createKwokNodes(kubeconfig, options.nodes ?? 2);
     await waitReady(processes.kwok, () => kwokNodesReady(kubeconfig, nodeNames), 60_000, 'marking its nodes Ready');
@@ -415,6 +390,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
           { name: 'apiserver', nodePort: apiPort, hostPort: apiPort },
           { name: 'minio', nodePort: minioPort, hostPort: minioPort },
           { name: 'kafka', nodePort: kafkaNodePort, hostPort: kafkaNodePort },
+          ...(pypi ? [{ name: 'pypi', nodePort: pypiPort, hostPort: pypiPort }] : []),
         ],
         progress,
       });
@@ -435,17 +411,23 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
       );
       progress('modelship env: starting CoreDNS and metrics-server on the real node');
       await applyAddons(bins.kubectl, kubeconfig);
+      const { minio, kafka, pypi: index } = CLUSTER_SERVICES;
+      applyHostServices(bins.kubectl, kubeconfig, [
+        { ...minio, address: NODE_IP, targetPort: minioPort },
+        { ...kafka, address: NODE_IP, targetPort: kafkaNodePort },
+        { ...index, address: NODE_IP, targetPort: pypiPort },
+      ]);
       await waitReady(processes.kubelet as ProcessRecord, () => addonsReady(kubeconfig), 120_000, 'running CoreDNS and metrics-server');
       realNode = {
         name: REAL_NODE_NAME,
-        taint: REAL_NODE_TAINT,
         netns: NETNS,
         nodeIp: NODE_IP,
         podCidr: POD_CIDR,
         clusterDns: CLUSTER_DNS_IP,
         containerdSocket: node.containerdSocket,
-        s3Endpoint: `http://${NODE_IP}:${minioPort}`,
-        kafkaBootstrap: `${NODE_IP}:${kafkaNodePort}`,
+        s3Endpoint: `http://${minio.name}.${minio.name}.svc:${minio.port}`,
+        kafkaBootstrap: `${kafka.name}.${kafka.name}.svc:${kafka.port}`,
+        pythonIndexUrl: `http://${index.name}.${index.name}.svc${PYPI_PROXY_INDEX_PATH}`,
         images: Object.fromEntries(Object.entries(IMAGES).map(([k, name]) => [name, images[k as keyof typeof IMAGES]])),
       };
     }
@@ -463,6 +445,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
       nodes: nodeNames,
       processNode: PROCESS_NODE_NAME,
       ...(realNode ? { realNode } : {}),
+      ...(pypi ? { pypi: { indexUrl: pypi.url } } : {}),
       binaries: bins,
       processes,
     };
@@ -542,6 +525,10 @@ export async function status(info: EnvInfo): Promise<ComponentHealth[]> {
       if (!(await addonsReady(info.kubeconfig))) throw new Error('CoreDNS or metrics-server not ready');
       return `${REAL_NODE_NAME} Ready (${info.realNode?.nodeIp}), CoreDNS and metrics-server ready`;
     },
+    'pypi-proxy': async () => {
+      if (!info.pypi || !(await pypiProxyHealthy(info.pypi.indexUrl))) throw new Error('the index does not answer');
+      return `index at ${info.pypi.indexUrl} (pods: ${info.realNode?.pythonIndexUrl})`;
+    },
     kafka: async () => {
       if (!(await kafkaMetadataAnswered(info.kafka.bootstrapServers))) throw new Error('no metadata');
       return `metadata answered at ${info.kafka.bootstrapServers.join(',')}`;
@@ -591,6 +578,7 @@ export async function down(info: EnvInfo, file = envFile()): Promise<void> {
     'kube-controller-manager',
     'kube-apiserver',
     'kafka',
+    'pypi-proxy',
     'minio',
     'etcd',
   ];

@@ -4,6 +4,11 @@
 import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
 
 export const KWOK_ANNOTATION = 'kwok.x-k8s.io/node';
+/**
+ * kwok's nodes fake Running pods that serve nothing: only pods that ask for them go there (the tests' own
+ * namespaces do, through their node-selector and default-tolerations annotations: test/env/fixtures.ts).
+ */
+export const KWOK_TAINT = { key: 'kwok.x-k8s.io/node', value: 'fake', effect: 'NoSchedule' };
 
 function core(kubeconfig: string): CoreV1Api {
   const kc = new KubeConfig();
@@ -27,7 +32,7 @@ export function kwokNode(name: string): V1Node {
         type: 'kwok',
       },
     },
-    spec: {},
+    spec: { taints: [KWOK_TAINT] },
     status: { allocatable: capacity, capacity },
   };
 }

@@ -20,6 +20,8 @@ export const PYPI_PROXY_LOCK = join(HERE, 'pypi-proxy.lock');
 
 /** The mirror index devpi-init makes; its simple API is at `/<index>/+simple/`. */
 const MIRROR_INDEX = 'root/pypi';
+/** The path of the simple index on the server, whatever address it is reached at. */
+export const PYPI_PROXY_INDEX_PATH = `/${MIRROR_INDEX}/+simple/`;
 const DEFAULT_UPSTREAM = 'https://pypi.org/simple/';
 const DEBIAN_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
@@ -162,7 +164,7 @@ export async function startPypiProxy(o: PypiProxyStartOptions): Promise<{ proces
     // PyPI's list of all projects).
     await waitReady(rec, async () => (await fetch(`${base}/+api`, { signal: AbortSignal.timeout(2000) })).ok, timeoutMs);
     await configureMirror(base, serverDir, upstream);
-    const url = `${base}/${MIRROR_INDEX}/+simple/`;
+    const url = `${base}${PYPI_PROXY_INDEX_PATH}`;
     await waitReady(rec, () => pypiProxyHealthy(url), 10_000, 'serving its simple index');
     return { process: rec, url };
   } catch (err) {

@@ -24,8 +24,6 @@ export const HOST_IP = '10.250.0.1';
 export const NODE_IP = '10.250.0.2';
 export const POD_CIDR = '10.246.0.0/24';
 export const CLUSTER_DNS_IP = '10.96.0.10';
-/** Pods that tolerate this taint (and select `type=real`) run on the real node. */
-export const REAL_NODE_TAINT = 'modelship.dev/real-node';
 /** The kubelet's cgroup parent, in every cgroup v1 hierarchy. */
 export const CGROUP_ROOT = 'modelship-node';
 const FORWARD_CHAIN = 'MODELSHIP-NODE-FWD';
@@ -337,7 +335,6 @@ function kubeletConfig(o: { dir: string; caCert: string; resolvConf: string; soc
     nodeStatusUpdateFrequency: '4s',
     syncFrequency: '10s',
     fileCheckFrequency: '5s',
-    registerWithTaints: [{ key: REAL_NODE_TAINT, value: 'true', effect: 'NoSchedule' }],
     serializeImagePulls: false,
     localStorageCapacityIsolation: true,
   });

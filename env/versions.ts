@@ -20,7 +20,7 @@ export const RELOAD4J_VERSION = '1.2.25';
 /** uv, from PyPI (`pip install uv==…`): builds the environment's Python from the committed locks. */
 export const UV_VERSION = '0.13.8';
 /** The oldest python3 the environment's Python may be made from. */
-export const MIN_PYTHON_VERSION = '3.9';
+export const MIN_PYTHON_VERSION = '3.11'; // the locks (base stack, devpi-server) are compiled for 3.11
 /**
  * Wheels the python component keeps for tests of bundles with a requirements.txt: installed from a
  * bundle's wheels/ with no index (the example examples/requirements-demo pins this one).

@@ -87,6 +87,11 @@ export const ERRORS = {
   MS_ERR_SERVER_INTERNAL: { status: 500, message: 'internal error: {detail}' },
   // The CLI's deploy, status, logs, predict and delete (no HTTP: the status is the nearest meaning).
   MS_ERR_CLI_PROFILE_INVALID: { status: 400, message: 'the modelship profile {file} is invalid: {detail}' },
+  MS_ERR_CLI_PROFILE_MISSING: {
+    status: 400,
+    message:
+      'no modelship profile: {file} does not exist, $MODELSHIP_BUCKET is not set and no local environment is up ({envFile}): write the profile (storage: bucket, endpoint, accessKey, secretKey), or start the local environment (npm run env:up)',
+  },
   MS_ERR_CLI_CLUSTER_UNREACHABLE: {
     status: 503,
     message:

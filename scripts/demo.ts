@@ -15,15 +15,18 @@ import type { ModelServing } from '../crds/modelserving.schema.ts';
 import { SERVER_VERSION } from '../common/version.ts';
 import { down, type EnvInfo, isHealthy, readEnv, up } from '../env/env.ts';
 import { readTopic } from '../env/kafka.ts';
-import { fromNode, ON_REAL_NODE } from '../env/on-node.ts';
+import { fromNode } from '../env/on-node.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const SYSTEM_NS = 'modelship-system';
-// MODELSHIP_DEMO_NAMESPACE runs a demo of its own beside another (the test of this script does): its own
-// models' namespace and release (operator Deployment, ServiceAccount, Roles, Lease), in the same environment.
+// The demo's operator watches every namespace, as a platform team's would. MODELSHIP_DEMO_NAMESPACE runs a
+// demo of its own beside it (the test of this script does): its own models' namespace, claimed for its own
+// release (operator Deployment, ServiceAccount, Roles, Lease) by the label modelship.dev/operator, so the
+// first demo's operator leaves it alone.
 const MODELS_NS = process.env.MODELSHIP_DEMO_NAMESPACE || 'modelship-demo';
-const RELEASE = MODELS_NS === 'modelship-demo' ? 'modelship' : `ms-${MODELS_NS}`.slice(0, 40);
+const SECOND = MODELS_NS !== 'modelship-demo';
+const RELEASE = SECOND ? `ms-${MODELS_NS}`.slice(0, 40) : 'modelship';
 const OPERATOR = `${RELEASE}-operator`;
 const stateDir = join(root, '.modelship', 'demo', MODELS_NS);
 const say = (msg: string) => process.stdout.write(`${msg}\n`);
@@ -106,12 +109,14 @@ async function main(): Promise<void> {
     async () => {
       for (const name of [SYSTEM_NS, MODELS_NS])
         kubectl(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
+      if (SECOND) kubectl(['label', 'namespace', MODELS_NS, '--overwrite', `modelship.dev/operator=${RELEASE}`]);
       const values = {
         image: { tag: SERVER_VERSION, pullPolicy: 'Never' },
+        // The environment's Kafka and package index by their Service names, as on a team's cluster.
         kafka: { bootstrapServers: [node.kafkaBootstrap] },
-        // Only the demo's namespace: tests may share this environment with operators of their own.
-        watchNamespaces: [MODELS_NS],
-        ...ON_REAL_NODE,
+        python: { indexUrl: node.pythonIndexUrl },
+        // Every namespace (but those another release claims); a second demo's release, its own only.
+        watchNamespaces: SECOND ? [MODELS_NS] : [],
       };
       const valuesFile = join(stateDir, 'values.yaml');
       await writeFile(valuesFile, stringify(values));
@@ -164,11 +169,8 @@ async function main(): Promise<void> {
   });
 
   const applied = join(stateDir, 'iris.yaml');
-  await step(`apply examples/iris.yaml (with MinIO's endpoint as pods reach it and the pushed sha256) → ${applied}`, async () => {
-    const bundle = manifest.spec.bundle;
-    bundle.sha256 = pushed.sha256;
-    if (bundle.storage) bundle.storage.endpoint = node.s3Endpoint;
-    Object.assign(manifest.spec, ON_REAL_NODE);
+  await step(`apply examples/iris.yaml (as it is written, with the pushed sha256 filled in) → ${applied}`, async () => {
+    manifest.spec.bundle.sha256 = pushed.sha256;
     await writeFile(applied, stringify(manifest));
     say(`    ${kubectl(['apply', '-n', MODELS_NS, '-f', applied]).trim()}`);
   });
@@ -275,6 +277,12 @@ Try next:
   curl -s localhost:8080/v1/models/iris:predict -H 'content-type: application/json' -d '{"instances": [{"features": [5.9, 3.0, 5.1, 1.8]}]}'
   curl -s localhost:8080/metrics | grep '^modelship_'
   kubectl top pods -n ${MODELS_NS}
+
+Models of your own, in any namespace, with no flags: the CLI takes this environment as its profile while it
+is up (its cluster, its MinIO, bucket models; pods install requirements.txt through its package index proxy):
+  npm run modelship -- deploy examples/hopsworks-iris --wait
+  npm run modelship -- deploy examples/fusion-sentiment --name sentiment -n ml --wait    # Fusion's Keras model (installs TensorFlow)
+  npm run modelship -- predict sentiment -n ml -i '{"input": "a wonderful, moving film"}'
 
 From Python (a notebook or a script), a model of your own:
   pip install ./sdk/python

@@ -34,7 +34,7 @@ const PIN = ['--node-selector', 'type=process', '--tolerate', 'modelship.dev/pro
 
 beforeAll(async () => {
   env.installCrd();
-  ns = await env.namespace('cli-deploy');
+  ns = await env.namespace('cli-deploy', { nodes: 'any' });
   bucket = await env.bucket('cli-deploy');
   controller = new ModelServingController(
     env.kubeConfig,

@@ -3,8 +3,9 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { canonical, describeState, desiredModelServing, failure, keyValues, storageSecretName } from '../../cli/deploy.ts';
-import { loadProfile } from '../../cli/profile.ts';
+import { canonical, describeState, desiredModelServing, failure, keyValues, noOperatorHint, storageSecretName } from '../../cli/deploy.ts';
+import { loadProfile, localEnvironment, localStorageProfile } from '../../cli/profile.ts';
+import type { EnvInfo } from '../../env/info.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 
 describe('loadProfile', () => {
@@ -25,10 +26,17 @@ describe('loadProfile', () => {
       bucket: 'other',
       secretKey: 'x',
     });
+    // No file and no bucket: missing, not invalid.
     await expect(loadProfile({}, '/nonexistent/config.yaml')).rejects.toMatchObject({
+      code: 'MS_ERR_CLI_PROFILE_MISSING',
+      message: expect.stringMatching(/^no modelship profile: \/nonexistent\/config\.yaml does not exist, \$MODELSHIP_BUCKET is not set/),
+    });
+    // A file without a bucket: invalid.
+    const bare = join(await mkdtemp(join(tmpdir(), 'ms-profile-')), 'config.yaml');
+    await writeFile(bare, 'storage:\n  endpoint: http://127.0.0.1:9000\n');
+    await expect(loadProfile({}, bare)).rejects.toMatchObject({
       code: 'MS_ERR_CLI_PROFILE_INVALID',
-      message:
-        'the modelship profile /nonexistent/config.yaml is invalid: no bucket for bundles: set storage.bucket in it, or $MODELSHIP_BUCKET',
+      message: `the modelship profile ${bare} is invalid: no bucket for bundles: set storage.bucket in it, or $MODELSHIP_BUCKET`,
     });
   });
 
@@ -123,5 +131,36 @@ describe('helpers', () => {
     ).toBeUndefined();
     expect(failure(m({ observedGeneration: 2, conditions: [{ type: 'Ready', status: 'False', reason: 'Progressing' }] }))).toBeUndefined();
     expect(describeState(m({}))).toBe('Ready=Unknown (waiting for the operator): 0/2 replicas ready');
+  });
+});
+
+describe('the local environment as the profile', () => {
+  const info = {
+    s3: { endpoint: 'http://127.0.0.1:40001', region: 'us-east-1', accessKey: 'ak', secretKey: 'sk' },
+    realNode: { s3Endpoint: 'http://minio.minio.svc:9000' },
+  } as EnvInfo;
+
+  it('gives its MinIO and bucket, and the Service name its pods reach MinIO at', () => {
+    expect(localStorageProfile(info)).toEqual({
+      bucket: 'models',
+      endpoint: 'http://127.0.0.1:40001',
+      clusterEndpoint: 'http://minio.minio.svc:9000',
+      region: 'us-east-1',
+      accessKey: 'ak',
+      secretKey: 'sk',
+    });
+  });
+
+  it('stands in only where no profile is given', async () => {
+    for (const env of [{ MODELSHIP_CONFIG: '/x.yaml' }, { MODELSHIP_BUCKET: 'b' }]) expect(await localEnvironment(env)).toBeUndefined();
+  });
+});
+
+describe('noOperatorHint', () => {
+  it('names the claiming release, or the usual causes', () => {
+    expect(noOperatorHint('ml', 'iris', 10, 'second')).toBe(
+      'no operator has picked up ModelServing ml/iris after 10 s: namespace ml is claimed by the operator of release "second" (label modelship.dev/operator): is that release installed and running?',
+    );
+    expect(noOperatorHint('ml', 'iris', 10, undefined)).toMatch(/is a modelship operator installed, and does it watch namespace ml\?/);
   });
 });

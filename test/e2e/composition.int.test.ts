@@ -84,9 +84,9 @@ async function manifests(): Promise<ModelServing[]> {
 beforeAll(async () => {
   if (!node) throw new Error('the environment has no real node (started with MODELSHIP_REAL_NODE=0?): env:down, then env:up');
   env.installCrd();
-  ns = await env.namespace('comp');
+  ns = await env.namespace('comp', { nodes: 'any' });
   env.kubectl(['label', 'ns', ns, 'pod-security.kubernetes.io/enforce=restricted']);
-  opNs = await env.namespace('comp-operator');
+  opNs = await env.namespace('comp-operator', { nodes: 'any' });
   bucket = await env.bucket('comp');
   for (const b of ['logistic', 'svm', 'ensemble-js', 'ensemble-py']) await push(join(REPO, 'examples/ensemble', b), `ensemble/${b}/1`);
   await push(join(REPO, 'examples/ensemble/svm'), 'ensemble/svm/2');

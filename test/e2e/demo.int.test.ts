@@ -35,7 +35,7 @@ afterAll(async () => {
 
 describe('npm run demo', () => {
   it('deploys iris through the operator and shows real predictions, records and the next commands', async () => {
-    ns = await env.namespace('demo');
+    ns = await env.namespace('demo', { nodes: 'any' });
     const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'scripts/demo.ts')], {
       cwd: root,
       env: { ...process.env, MODELSHIP_DEMO_NAMESPACE: ns },

@@ -124,7 +124,7 @@ function spec(key: string, extra: Record<string, unknown> = {}, format = 'python
 
 beforeAll(async () => {
   env.installCrd();
-  ns = await env.namespace('e2e-py');
+  ns = await env.namespace('e2e-py', { nodes: 'any' });
   bucket = await env.bucket('e2e-py');
   sha['hopsworks-iris/1'] = await pushExample(join(EXAMPLES, 'hopsworks-iris'), 'hopsworks-iris/1');
   sha['ml-deploy-iris/1'] = await pushExample(join(EXAMPLES, 'ml-deploy-iris'), 'ml-deploy-iris/1');

@@ -76,10 +76,10 @@ async function ready(name: string, replicas = 1, timeout = 120_000): Promise<Mod
 beforeAll(async () => {
   if (!node) throw new Error('the environment has no real node (started with MODELSHIP_REAL_NODE=0?): env:down, then env:up');
   env.installCrd();
-  ns = await env.namespace('real');
+  ns = await env.namespace('real', { nodes: 'any' });
   // Pod Security `restricted`, enforced: a pod that is not gets refused by the API server.
   env.kubectl(['label', 'ns', ns, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/enforce-version=latest']);
-  opNs = await env.namespace('real-operator');
+  opNs = await env.namespace('real-operator', { nodes: 'any' });
   bucket = await env.bucket('real');
   await push(join(REPO, 'examples/iris/bundle'), 'iris/1');
   await push(join(REPO, 'examples/echo'), 'echo/1');

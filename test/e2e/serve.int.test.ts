@@ -62,7 +62,7 @@ async function predict(base: string, requestId?: string): Promise<{ status: numb
 
 beforeAll(async () => {
   env.installCrd();
-  ns = await env.namespace('e2e');
+  ns = await env.namespace('e2e', { nodes: 'any' });
   bucket = await env.bucket('e2e');
   const packed = await packBundle(IRIS, join(await mkdtemp(join(tmpdir(), 'e2e-')), 'iris.zip'));
   sha = packed.sha256;

@@ -37,7 +37,7 @@ describe('ensureBuilt', () => {
       const missing = await ensureBuilt({ only: ['python'], progress: () => {} }).catch((e: unknown) => e);
       expect(missing).toBeInstanceOf(ToolchainMissingError);
       expect((missing as Error).message).toBe(
-        'building python needs python3, which is not on PATH: install Python ≥ 3.9 with pip (Debian packages python3 and python3-pip, or pyenv)',
+        'building python needs python3, which is not on PATH: install Python ≥ 3.11 with pip (Debian packages python3 and python3-pip, or pyenv)',
       );
       // A python3 that answers the probe as Python 3.8 would.
       await writeFile(join(cache, 'python3'), '#!/bin/sh\necho /opt/old/bin/python3\necho 3.8.10\n');
@@ -46,7 +46,7 @@ describe('ensureBuilt', () => {
       const old = await ensureBuilt({ only: ['python'], progress: () => {} }).catch((e: unknown) => e);
       expect(old).toBeInstanceOf(ToolchainMissingError);
       expect((old as Error).message).toMatch(
-        /^building python needs python3, but the python3 on PATH is Python 3\.8\.10: install Python ≥ 3\.9/,
+        /^building python needs python3, but the python3 on PATH is Python 3\.8\.10: install Python ≥ 3\.11/,
       );
     } finally {
       await rm(cache, { recursive: true, force: true });

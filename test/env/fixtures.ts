@@ -9,12 +9,19 @@ import { Client as MinioClient } from 'minio';
 import { afterAll, inject } from 'vitest';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import type { EnvInfo } from '../../env/env.ts';
+import { KWOK_TAINT } from '../../env/nodes.ts';
+import { OPERATOR_LABEL } from '../../operator/controller/desired/labels.ts';
 
 export interface TestEnv {
   info: EnvInfo;
   kubeConfig: KubeConfig;
-  /** A namespace of this file's own, created now and deleted after the file. */
-  namespace(prefix?: string): Promise<string>;
+  /**
+   * A namespace of this file's own, created now and deleted after the file. It is claimed for the tests
+   * (label modelship.dev/operator), so an operator watching every namespace (the demo's) leaves it alone;
+   * its pods go to the kwok nodes unless `nodes: 'any'` (for tests that place their pods themselves, e.g. on
+   * the real or the process node).
+   */
+  namespace(prefix?: string, opts?: { nodes?: 'kwok' | 'any' }): Promise<string>;
   /** A bucket of this file's own, created now and emptied + removed after the file. */
   bucket(prefix?: string): Promise<string>;
   /** A topic name of this file's own; created now when `create` (the default), deleted after the file. */
@@ -38,6 +45,9 @@ export interface ModelServingClient {
   /** True once the API server answers 404 for it (deleted, finalizers done). */
   gone(name: string): Promise<boolean>;
 }
+
+/** The claim on the tests' namespaces: no operator has this name, so only the tests' own (given their namespaces) work there. */
+export const TEST_OPERATOR = 'modelship-tests';
 
 const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
 
@@ -137,9 +147,17 @@ export function useTestEnv(): TestEnv {
     },
     minio: () => minio,
     kafkaAdmin,
-    async namespace(prefix = 'test') {
+    async namespace(prefix = 'test', opts: { nodes?: 'kwok' | 'any' } = {}) {
       const name = `${prefix}-${suffix()}`;
-      await core.createNamespace({ body: { metadata: { name, labels: { 'modelship.dev/test': 'true' } } } });
+      const labels = { 'modelship.dev/test': 'true', [OPERATOR_LABEL]: TEST_OPERATOR };
+      const annotations: Record<string, string> =
+        (opts.nodes ?? 'kwok') === 'kwok'
+          ? {
+              'scheduler.alpha.kubernetes.io/node-selector': 'type=kwok',
+              'scheduler.alpha.kubernetes.io/defaultTolerations': JSON.stringify([{ ...KWOK_TAINT, operator: 'Equal' }]),
+            }
+          : {};
+      await core.createNamespace({ body: { metadata: { name, labels, annotations } } });
       namespaces.push(name);
       return name;
     },
