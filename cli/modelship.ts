@@ -341,7 +341,11 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
     const msg = isModelshipError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
-    console.error(`modelship: ${msg}`);
+    // A program calling the CLI (the Python client) reads the error as a record, not as text.
+    if (process.env.MODELSHIP_ERROR_FORMAT === 'json') {
+      const record = { code: isModelshipError(err) ? err.code : null, message: (err as Error).message };
+      console.error(`modelship-error: ${JSON.stringify(record)}`);
+    } else console.error(`modelship: ${msg}`);
     return isModelshipError(err) && err.code === 'MS_ERR_CLI_NOT_FOUND' ? EXIT_NOT_FOUND : 1;
   }
 }

@@ -13,9 +13,12 @@ Kubernetes API are spoken by one implementation: the CLI's. It is found as ``cli
 cluster is the kubeconfig's (``kubeconfig=`` or ``$KUBECONFIG``), the object store ``storage=`` or the CLI's
 profile (``~/.config/modelship/config.yaml``). What the CLI reports while it works (uploads, each state while
 waiting) is echoed to ``sys.stderr`` line by line, where a notebook shows it. Failures raise
-``ModelshipError`` with the CLI's code (``MS_ERR_PLUGIN_LOAD``, …) when there is one, and its message.
-Standard library only.
+``ModelshipError`` with the CLI's code (``MS_ERR_PLUGIN_LOAD``, …) when there is one, and its message: the
+client asks the CLI for its error as a JSON record (``$MODELSHIP_ERROR_FORMAT=json``) rather than reading
+its text. Standard library only.
 """
+
+from __future__ import annotations
 
 import json
 import os
@@ -24,8 +27,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+from typing import Any, Mapping, Sequence, Union
 
 EXIT_NOT_FOUND = 4  # the CLI's exit code for a ModelServing that does not exist
+ERROR_PREFIX = "modelship-error: "  # the CLI's error record, one JSON object, under $MODELSHIP_ERROR_FORMAT=json
 
 _STORAGE_ENV = {
     "endpoint": "MODELSHIP_S3_ENDPOINT",
@@ -36,37 +41,38 @@ _STORAGE_ENV = {
     "secret_key": "MODELSHIP_S3_SECRET_KEY",
 }
 
+Json = Any
+PathLike = Union[str, "os.PathLike[str]"]
+
 
 class ModelshipError(Exception):
     """A failed CLI call: ``code`` is modelship's error code when the CLI named one (else None)."""
 
-    def __init__(self, message, code=None, exit_code=1):
+    def __init__(self, message: str, code: str | None = None, exit_code: int = 1) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.exit_code = exit_code
 
 
-def parse_failure(stderr_lines, exit_code):
-    """The CLI's last ``modelship: [CODE: ]message`` line → a ModelshipError. Pure.
-
-    The CLI writes modelship's errors as ``modelship: MS_ERR_…: message`` (a ModelServing that failed while
-    it waited: its Ready reason's code); any other failure has no code.
-    """
-    last = next((line for line in reversed(stderr_lines) if line.startswith("modelship: ")), None)
-    if last is None:
+def parse_failure(stderr_lines: Sequence[str], exit_code: int) -> ModelshipError:
+    """The CLI's error record (its last ``modelship-error: {"code": …, "message": …}`` line) → a
+    ModelshipError. Pure. A failure without a record (the CLI did not start, or crashed) keeps the last
+    lines of its output as the message, and has no code."""
+    record = next((line for line in reversed(stderr_lines) if line.startswith(ERROR_PREFIX)), None)
+    if record is None:
         tail = " | ".join(stderr_lines[-3:]) or "no output"
-        return ModelshipError("the modelship CLI exited with %d: %s" % (exit_code, tail), None, exit_code)
-    message = last[len("modelship: ") :]
-    head, sep, rest = message.partition(": ")
-    if sep and head.startswith("MS_ERR_") and head.replace("_", "").isalnum() and head.upper() == head:
-        return ModelshipError(rest, head, exit_code)
-    return ModelshipError(message, None, exit_code)
+        return ModelshipError(f"the modelship CLI exited with {exit_code}: {tail}", None, exit_code)
+    parsed = json.loads(record[len(ERROR_PREFIX):])
+    return ModelshipError(str(parsed["message"]), parsed.get("code"), exit_code)
 
 
-def deploy_args(model_id, bundle, namespace=None, replicas=None, cpu=None, memory=None, min_replicas=None,
-                max_replicas=None, topic=None, env=None, format=None, node_selector=None, tolerate=None,
-                wait=True, timeout=300, dry_run=False):
+def deploy_args(model_id: str, bundle: PathLike, namespace: str | None = None, replicas: int | None = None,
+                cpu: str | None = None, memory: str | None = None, min_replicas: int | None = None,
+                max_replicas: int | None = None, topic: str | None = None, env: Mapping[str, str] | None = None,
+                format: str | None = None, node_selector: Mapping[str, str] | None = None,
+                tolerate: Sequence[str] | None = None, wait: bool = True, timeout: float = 300,
+                dry_run: bool = False) -> list[str]:
     """The CLI arguments of one deploy. Pure."""
     args = ["deploy", os.fspath(bundle), "--name", model_id, "--json"]
     if namespace:
@@ -76,9 +82,9 @@ def deploy_args(model_id, bundle, namespace=None, replicas=None, cpu=None, memor
         if value is not None:
             args += [flag, str(value)]
     for k, v in (env or {}).items():
-        args += ["--env", "%s=%s" % (k, v)]
+        args += ["--env", f"{k}={v}"]
     for k, v in (node_selector or {}).items():
-        args += ["--node-selector", "%s=%s" % (k, v)]
+        args += ["--node-selector", f"{k}={v}"]
     for key in tolerate or []:
         args += ["--tolerate", key]
     if dry_run:
@@ -91,41 +97,46 @@ def deploy_args(model_id, bundle, namespace=None, replicas=None, cpu=None, memor
 class Client:
     """modelship from Python: upload, deploy, predict, status, exists, delete, wait_ready."""
 
-    def __init__(self, kubeconfig=None, namespace=None, storage=None, cli=None, echo=True, deploy_defaults=None):
+    def __init__(self, kubeconfig: PathLike | None = None, namespace: str | None = None,
+                 storage: Mapping[str, str] | None = None, cli: str | Sequence[str] | None = None, echo: bool = True,
+                 deploy_defaults: Mapping[str, Any] | None = None) -> None:
         """``cli``: the CLI's command, a list (``["node", "/src/cli/modelship.ts"]``) or a shell-quoted string."""
         self.namespace = namespace
         self._defaults = dict(deploy_defaults or {})
-        cli = cli or os.environ.get("MODELSHIP_CLI") or "modelship"
-        self._cli = list(cli) if isinstance(cli, (list, tuple)) else shlex.split(cli)
+        command = cli or os.environ.get("MODELSHIP_CLI") or "modelship"
+        self._cli = shlex.split(command) if isinstance(command, str) else list(command)
         self._env = dict(os.environ)
+        self._env["MODELSHIP_ERROR_FORMAT"] = "json"
         if kubeconfig:
             self._env["KUBECONFIG"] = os.fspath(kubeconfig)
         for key, value in (storage or {}).items():
             if key not in _STORAGE_ENV:
-                raise ValueError("storage: unknown key %r (known: %s)" % (key, ", ".join(sorted(_STORAGE_ENV))))
+                raise ValueError(f"storage: unknown key {key!r} (known: {', '.join(sorted(_STORAGE_ENV))})")
             self._env[_STORAGE_ENV[key]] = str(value)
         self._echo = echo
 
     @classmethod
-    def local(cls, checkout=".", namespace=None, **kwargs):
+    def local(cls, checkout: PathLike = ".", namespace: str | None = None, **kwargs: Any) -> Client:
         """A client for the local environment of a modelship checkout (after ``npm run demo``): its cluster,
-        its MinIO (bucket ``models``), the demo's namespace (``$MODELSHIP_DEMO_NAMESPACE`` or
-        ``modelship-demo``, where the demo's operator works), the checkout's CLI, pods on its real node (which
-        reaches MinIO at its own address)."""
+        its MinIO (bucket ``models``, which its pods reach at the Service name ``minio.minio.svc``), the demo's
+        namespace (``$MODELSHIP_DEMO_NAMESPACE`` or ``modelship-demo``) unless told, and the checkout's CLI.
+        The local cluster's pods go to its real node by themselves."""
         info_file = os.path.join(checkout, ".modelship", "env.json")
         try:
             with open(info_file) as f:
                 info = json.load(f)
         except FileNotFoundError:
-            raise ModelshipError("%s not found: run `npm run demo` in the checkout first" % info_file)
+            raise ModelshipError(f"{info_file} not found: run `npm run demo` in the checkout first") from None
         root = os.path.abspath(checkout)
         s3 = info["s3"]
         node = info.get("realNode")
-        storage = {"endpoint": s3["endpoint"], "bucket": "models", "access_key": s3["accessKey"], "secret_key": s3["secretKey"]}
+        storage = {"endpoint": s3["endpoint"], "bucket": "models", "access_key": s3["accessKey"],
+                   "secret_key": s3["secretKey"]}
+        defaults: dict[str, Any] = {}
         if node:
             storage["cluster_endpoint"] = node["s3Endpoint"]
-            defaults = {"node_selector": {"type": "real"}, "tolerate": [node["taint"]]}
         else:
+            # No real node (MODELSHIP_REAL_NODE=0): the process node runs the pods, on this machine.
             defaults = {"node_selector": {"type": "process"}, "tolerate": ["modelship.dev/process-node"]}
         return cls(
             kubeconfig=info["kubeconfig"],
@@ -136,22 +147,24 @@ class Client:
             **kwargs,
         )
 
-    def _run(self, args):
+    def _run(self, args: list[str]) -> str:
         """Runs the CLI; echoes its stderr as it comes; returns stdout, or raises ModelshipError."""
         try:
             proc = subprocess.Popen(self._cli + args, env=self._env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True)
         except FileNotFoundError:
-            raise ModelshipError("the modelship CLI %r was not found: pass cli=, or set $MODELSHIP_CLI" % self._cli[0])
+            raise ModelshipError(f"the modelship CLI {self._cli[0]!r} was not found: pass cli=, or set $MODELSHIP_CLI") from None
+        assert proc.stdout is not None and proc.stderr is not None
+        stdout = proc.stdout
         # stdout is read beside stderr: a large answer must not fill its pipe while stderr is being read.
-        out_parts = []
-        reader = threading.Thread(target=lambda: out_parts.append(proc.stdout.read()), daemon=True)
+        out_parts: list[str] = []
+        reader = threading.Thread(target=lambda: out_parts.append(stdout.read()), daemon=True)
         reader.start()
-        err_lines = []
-        for line in proc.stderr:
-            line = line.rstrip("\n")
+        err_lines: list[str] = []
+        for raw in proc.stderr:
+            line = raw.rstrip("\n")
             err_lines.append(line)
-            if self._echo and not line.startswith("modelship: "):
+            if self._echo and not line.startswith(ERROR_PREFIX):
                 print(line, file=sys.stderr, flush=True)
         reader.join()
         out = "".join(out_parts)
@@ -160,15 +173,16 @@ class Client:
             raise parse_failure(err_lines, code)
         return out
 
-    def _ns(self):
+    def _ns(self) -> list[str]:
         return ["-n", self.namespace] if self.namespace else []
 
-    def upload_model(self, zip_or_dir, model_id):
+    def upload_model(self, zip_or_dir: PathLike, model_id: str) -> dict[str, Json]:
         """Packs (a directory) and uploads the bundle under its sha256; nothing is applied. {uri, sha256}."""
         result = json.loads(self._run(deploy_args(model_id, zip_or_dir, self.namespace, dry_run=True)))
         return {"uri": result["bundle"]["uri"], "sha256": result["bundle"]["sha256"], "uploaded": result["uploaded"]}
 
-    def deploy(self, model_id, zip_or_dir, wait=True, timeout=300, **options):
+    def deploy(self, model_id: str, zip_or_dir: PathLike, wait: bool = True, timeout: float = 300,
+               **options: Any) -> dict[str, Json]:
         """Deploys (or updates) a ModelServing; with ``wait``, returns once Ready or raises with the reason.
 
         options: replicas, cpu, memory, min_replicas, max_replicas, topic (CREATE | NONE | a topic), env (dict),
@@ -177,7 +191,7 @@ class Client:
         args = deploy_args(model_id, zip_or_dir, self.namespace, wait=wait, timeout=timeout, **{**self._defaults, **options})
         return json.loads(self._run(args))
 
-    def predict(self, model_id, inputs):
+    def predict(self, model_id: str, inputs: Mapping[str, Json] | Sequence[Mapping[str, Json]]) -> Json:
         """One input dict (→ one output dict) or a list of them, through the API server's service proxy."""
         # In a file, not on the command line: inputs may be large, and argv is visible to every user.
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="modelship-input-", delete=False) as f:
@@ -187,11 +201,11 @@ class Client:
         finally:
             os.unlink(f.name)
 
-    def status(self, model_id):
+    def status(self, model_id: str) -> dict[str, Json]:
         """The ModelServing as the cluster has it (spec and status)."""
         return json.loads(self._run(["status", model_id, "--json"] + self._ns()))
 
-    def exists(self, model_id):
+    def exists(self, model_id: str) -> bool:
         try:
             self.status(model_id)
             return True
@@ -200,9 +214,9 @@ class Client:
                 return False
             raise
 
-    def wait_ready(self, model_id, timeout=300):
+    def wait_ready(self, model_id: str, timeout: float = 300) -> dict[str, Json]:
         """Waits for Ready; raises ModelshipError with the status reason if it fails, or on the timeout."""
         return json.loads(self._run(["status", model_id, "--wait", "--timeout", str(int(timeout)), "--json"] + self._ns()))
 
-    def delete(self, model_id):
+    def delete(self, model_id: str) -> None:
         self._run(["delete", model_id] + self._ns())

@@ -19,17 +19,33 @@ def test_deploy_args_name_every_option_once():
 
 
 def test_failures_carry_the_code_and_message():
-    err = parse_failure(["uploaded 10 bytes", "modelship: MS_ERR_INPUT_INVALID: invalid input: x"], 1)
+    err = parse_failure(["uploaded 10 bytes", 'modelship-error: {"code": "MS_ERR_INPUT_INVALID", "message": "invalid input: x"}'], 1)
     assert (err.code, err.message, err.exit_code) == ("MS_ERR_INPUT_INVALID", "invalid input: x", 1)
-    err = parse_failure(["modelship: MS_ERR_PLUGIN_LOAD: ModelServing ml/b failed: loading plugin predict.mjs failed"], 1)
-    assert err.code == "MS_ERR_PLUGIN_LOAD"
-    assert err.message == "ModelServing ml/b failed: loading plugin predict.mjs failed"
-    err = parse_failure(["modelship: MS_ERR_CLI_NOT_FOUND: no ModelServing ml/x"], 4)
+    err = parse_failure(['modelship-error: {"code": "MS_ERR_CLI_NOT_FOUND", "message": "no ModelServing ml/x"}'], 4)
     assert (err.code, err.exit_code) == ("MS_ERR_CLI_NOT_FOUND", 4)
-    # A message that merely mentions a code is not coded.
-    err = parse_failure(["modelship: no logs could be read (MS_ERR_X: y)"], 1)
+    # An uncoded failure has no code, whatever its message says.
+    err = parse_failure(['modelship-error: {"code": null, "message": "no logs could be read (MS_ERR_X: y)"}'], 1)
     assert err.code is None
+    assert err.message == "no logs could be read (MS_ERR_X: y)"
+    # No record (the CLI crashed): the last lines, no code.
     assert "exited with 2: boom" in str(parse_failure(["boom"], 2))
+
+
+def test_the_cli_is_asked_for_error_records(tmp_path):
+    # A stand-in CLI that fails the way the real one does under $MODELSHIP_ERROR_FORMAT=json.
+    fake = tmp_path / "fake_cli.py"
+    fake.write_text(
+        "import json, os, sys\n"
+        "assert os.environ['MODELSHIP_ERROR_FORMAT'] == 'json'\n"
+        "sys.stderr.write('working\\n')\n"
+        "sys.stderr.write('modelship-error: ' + json.dumps({'code': 'MS_ERR_CLI_NOT_FOUND', 'message': 'no ModelServing ml/x'}) + '\\n')\n"
+        "sys.exit(4)\n"
+    )
+    client = Client(cli=[sys.executable, str(fake)], echo=False)
+    assert client.exists("x") is False
+    with pytest.raises(ModelshipError) as err:
+        client.status("x")
+    assert (err.value.code, err.value.message, err.value.exit_code) == ("MS_ERR_CLI_NOT_FOUND", "no ModelServing ml/x", 4)
 
 
 def test_unknown_storage_key_and_missing_cli_are_clear():
