@@ -27,6 +27,8 @@ const SYSTEM_NS = 'modelship-system';
 const MODELS_NS = process.env.MODELSHIP_DEMO_NAMESPACE || 'modelship-demo';
 const SECOND = MODELS_NS !== 'modelship-demo';
 const RELEASE = SECOND ? `ms-${MODELS_NS}`.slice(0, 40) : 'modelship';
+/** Where the printed next steps deploy: any namespace for the demo's operator, the second demo's own for it. */
+const TRY_NS = SECOND ? MODELS_NS : 'ml';
 const OPERATOR = `${RELEASE}-operator`;
 const stateDir = join(root, '.modelship', 'demo', MODELS_NS);
 const say = (msg: string) => process.stdout.write(`${msg}\n`);
@@ -278,11 +280,12 @@ Try next:
   curl -s localhost:8080/metrics | grep '^modelship_'
   kubectl top pods -n ${MODELS_NS}
 
-Models of your own, in any namespace, with no flags: the CLI takes this environment as its profile while it
+Models of your own, in ${SECOND ? 'its namespace' : 'any namespace'}, with no flags: the CLI takes this environment as its profile while it
 is up (its cluster, its MinIO, bucket models; pods install requirements.txt through its package index proxy):
-  npm run modelship -- deploy examples/hopsworks-iris --wait
-  npm run modelship -- deploy examples/fusion-sentiment --name sentiment -n ml --wait    # Fusion's Keras model (installs TensorFlow)
-  npm run modelship -- predict sentiment -n ml -i '{"input": "a wonderful, moving film"}'
+  npm run modelship -- deploy examples/hopsworks-iris -n ${TRY_NS} --wait
+  npm run modelship -- predict hopsworks-iris -n ${TRY_NS} -i examples/hopsworks-iris/test-input.json
+  npm run modelship -- deploy examples/fusion-sentiment --name sentiment -n ${TRY_NS} --memory 2Gi --wait    # Fusion's Keras model: installs TensorFlow
+  npm run modelship -- predict sentiment -n ${TRY_NS} -i '{"input": "a wonderful, moving film"}'
 
 From Python (a notebook or a script), a model of your own:
   pip install ./sdk/python

@@ -27,6 +27,8 @@ const run = (bin: string, args: string[], input?: string) =>
   });
 const kubectl = (args: string[], input?: string) => env.kubectl(args, input);
 const helm = (args: string[]) => run(env.info.binaries.helm, args);
+const RELEASE = `chart-${Date.now().toString(36)}`;
+const OPERATOR = `${RELEASE}-operator`;
 let system: string;
 let restricted: string;
 let controller: ModelServingController | undefined;
@@ -70,7 +72,9 @@ beforeAll(async () => {
     'pod-security.kubernetes.io/enforce-version=latest',
   ]);
   serverVersion = JSON.parse(kubectl(['version', '-o', 'json'])).serverVersion.gitVersion;
-  const rendered = helm(['template', 'modelship', CHART, '-n', system, '--kube-version', serverVersion]);
+  // A release name of this file's own: its cluster-wide RBAC must not replace (nor, at the end, delete) that
+  // of a release the user runs in the same cluster (the demo's is called modelship).
+  const rendered = helm(['template', RELEASE, CHART, '-n', system, '--kube-version', serverVersion]);
   rbac = parseAllDocuments(rendered)
     .map((d) => d.toJS())
     .filter((d) => RBAC_KINDS.includes(d?.kind));
@@ -79,7 +83,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await controller?.stop();
   await leader?.release();
-  kubectl(['delete', 'clusterrole,clusterrolebinding', 'modelship-operator', '--ignore-not-found']);
+  kubectl(['delete', 'clusterrole,clusterrolebinding', OPERATOR, '--ignore-not-found']);
 });
 
 describe('Helm chart', () => {
@@ -136,7 +140,7 @@ describe('Helm chart', () => {
     const rules = rbac.flatMap((d) => d.rules ?? []);
     expect(rules.length).toBeGreaterThan(5);
     expect(JSON.stringify(rules)).not.toContain('*');
-    const can = (...args: string[]) => canI(system, 'modelship-operator', args);
+    const can = (...args: string[]) => canI(system, OPERATOR, args);
     expect(can('get', 'secrets', '-A')).toBe('no');
     expect(can('list', 'secrets', '-n', system)).toBe('no');
     expect(can('patch', 'deployments', '-n', restricted)).toBe('yes');
@@ -145,7 +149,7 @@ describe('Helm chart', () => {
     expect(can('patch', 'modelservings.modelship.dev', '-n', restricted)).toBe('yes');
     expect(can('update', 'modelservings.modelship.dev', '-n', restricted)).toBe('no');
     expect(can('create', 'modelservings.modelship.dev', '-n', restricted)).toBe('no');
-    expect(can('update', 'leases.coordination.k8s.io/modelship-operator', '-n', system)).toBe('yes');
+    expect(can('update', `leases.coordination.k8s.io/${OPERATOR}`, '-n', system)).toBe('yes');
     expect(can('update', 'leases.coordination.k8s.io', '-n', restricted)).toBe('no');
     // Its own Lease only: another release's leader is none of its business.
     expect(can('update', 'leases.coordination.k8s.io/other-operator', '-n', system)).toBe('no');
@@ -168,9 +172,9 @@ describe('Helm chart', () => {
   });
 
   it("runs the operator with exactly the chart's RBAC and reconciles a ModelServing end to end", async () => {
-    const kc = tokenKubeConfig('modelship-operator', system);
+    const kc = tokenKubeConfig(OPERATOR, system);
     const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-    leader = new LeaderElector(kc, { namespace: system, name: 'modelship-operator', identity: 'chart-test', log });
+    leader = new LeaderElector(kc, { namespace: system, name: OPERATOR, identity: 'chart-test', log });
     await leader.acquire(() => {});
     const target = await env.namespace('chart-ms');
     controller = new ModelServingController(

@@ -3,7 +3,8 @@
 // node, predictions through the Service's cluster IP, records read back from Kafka; then the next steps it
 // prints, as printed: kubectl logs and port-forward, modelship predict and logs, and the Python client.
 import { execFile, execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -95,5 +96,32 @@ describe('npm run demo', () => {
       timeout: 200_000,
     });
     expect(py.stdout).toMatch(/'predict': 0/);
-  }, 500_000);
+
+    // Models of one's own with the CLI, as printed: no profile, no KUBECONFIG, no flags but the namespace: the
+    // CLI takes the local environment as its profile. A Hopsworks bundle, then Fusion's Keras sentiment
+    // model, whose requirements.txt (TensorFlow) the pods install through the environment's index proxy.
+    const home = mkdtempSync(join(tmpdir(), 'demo-home-'));
+    const asUser = (line: string, timeout = 120_000) =>
+      promisify(execFile)('bash', ['-c', line], {
+        cwd: root,
+        env: { PATH: process.env.PATH, HOME: home },
+        timeout,
+        maxBuffer: 4 * 1024 * 1024,
+      });
+    const hopsworks = await asUser(printed('npm run modelship -- deploy examples/hopsworks-iris'), 240_000);
+    expect(hopsworks.stderr).toContain('using the local environment');
+    expect(hopsworks.stderr).toMatch(/^Ready=True/m);
+    // npm prints its banner first: the answer is the JSON after it.
+    const answer = (stdout: string) => JSON.parse(stdout.slice(stdout.search(/^[{[]/m)));
+    expect(answer((await asUser(printed('npm run modelship -- predict hopsworks-iris'))).stdout)).toMatchObject({ predict: 0 });
+    const sentiment = await asUser(printed('npm run modelship -- deploy examples/fusion-sentiment'), 600_000);
+    expect(sentiment.stderr).toMatch(/^Ready=True/m);
+    const sentimentPods = JSON.parse(env.kubectl(['get', 'pods', '-n', ns, '-l', 'modelship.dev/model=sentiment', '-o', 'json'])).items;
+    const logs = env.kubectl(['logs', '-n', ns, sentimentPods[0].metadata.name, '-c', 'runtime']);
+    expect(logs).toMatch(/"index":"pypi\.pypi\.svc".*requirements\.txt: installing with uv/); // through the index proxy
+    const say = async (text: string) =>
+      answer((await asUser(`npm run modelship -- predict sentiment -n ${ns} -i '${JSON.stringify({ input: text })}'`)).stdout);
+    expect(await say('a wonderful, moving film with a brilliant cast')).toMatchObject({ sentiment: 'positive' });
+    expect(await say('a dull, boring and awful waste of time')).toMatchObject({ sentiment: 'negative' });
+  }, 1_200_000);
 });

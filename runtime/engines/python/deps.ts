@@ -144,7 +144,9 @@ export async function requirementsEnv(o: DepsOptions): Promise<string | undefine
       ...(process.env.SSL_CERT_FILE ? { SSL_CERT_FILE: process.env.SSL_CERT_FILE } : {}),
     };
     const t0 = performance.now();
-    o.log.info({ env: final, wheels: wheels.length > 0 }, 'requirements.txt: installing with uv');
+    // The index's host only: an index URL may carry credentials.
+    const index = wheels.length ? 'wheels/' : o.indexUrl ? new URL(o.indexUrl).host : 'uv default (PyPI)';
+    o.log.info({ env: final, index }, 'requirements.txt: installing with uv');
     const r = await run(o.uv, args, env, o.timeoutMs);
     if (r.code !== 0) {
       await rm(building, { recursive: true, force: true });
