@@ -8,7 +8,8 @@
 //   node env/prereqs.mjs            check, and install what is missing where that is possible
 //   node env/prereqs.mjs --check    check only; exit 1 and print the command when something is missing
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -74,9 +75,15 @@ function isDebianLike() {
   return /^(ID|ID_LIKE)=.*\b(debian|ubuntu)\b/m.test(release);
 }
 
-function run(cmd, args) {
-  const r = spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status ?? r.signal}`);
+/** Runs apt-get quietly: its output (dpkg's progress, hundreds of lines) goes to the log, and its tail to an error. */
+function run(cmd, args, log) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 64 << 20 });
+  const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  appendFileSync(log, `$ ${cmd} ${args.join(' ')}\n${output}`);
+  if (r.status !== 0) {
+    const tail = output.trim().split('\n').slice(-15).join('\n');
+    throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status ?? r.signal} (log ${log}):\n${tail}`);
+  }
 }
 
 function main() {
@@ -101,10 +108,11 @@ function main() {
     );
     return 1;
   }
-  say(`installing missing Debian packages with apt-get:\n${list}`);
+  const log = join(tmpdir(), `modelship-prereqs-${process.pid}.log`);
+  say(`installing missing Debian packages with apt-get (log ${log}):\n${list}`);
   const started = Date.now();
-  run('apt-get', ['update', '-qq']);
-  run('apt-get', ['install', '-y', '-qq', ...new Set(missing.map((p) => p.package))]);
+  run('apt-get', ['update', '-qq'], log);
+  run('apt-get', ['install', '-y', '-qq', ...new Set(missing.map((p) => p.package))], log);
   const still = missingPrerequisites();
   if (still.length) {
     say(`still missing after apt-get install: ${still.map((p) => `${p.provides} (${p.package})`).join(', ')}`);

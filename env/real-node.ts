@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Binaries } from './build.ts';
 import { cacheRoot } from './cache.ts';
+import { installCommand, machineProblems, missingPrerequisites } from './prereqs.mjs';
 import { type ProcessRecord, startProcess, stopProcess, waitReady } from './process.ts';
 
 export const REAL_NODE_NAME = 'real-node-0';
@@ -116,20 +117,12 @@ function quiet(cmd: string, args: string[]): boolean {
 export const NSENTER = ['nsenter', `--net=/run/netns/${NETNS}`, '--'];
 const inNode = (cmd: string, ...args: string[]) => sh(NSENTER[0] as string, [...NSENTER.slice(1), cmd, ...args]);
 
-/** What is missing on this machine for the real node (Debian packages named), or undefined. */
+/** What is missing on this machine for the real node (Debian packages named, from env/prereqs.json), or undefined. */
 export function realNodeProblem(): string | undefined {
-  const need: [string, string][] = [
-    ['/usr/sbin/ip', 'iproute2'],
-    [RUNC, 'runc'],
-    [join(CNI_BIN_DIR, 'bridge'), 'containernetworking-plugins'],
-    ['/usr/sbin/iptables', 'iptables'],
-    ['/usr/sbin/conntrack', 'conntrack'],
-  ];
-  const missing = need.filter(([f]) => !existsSync(f)).map(([, pkg]) => pkg);
-  if (missing.length) return `the real node needs the Debian packages ${missing.join(', ')}`;
-  if (process.getuid?.() !== 0) return 'the real node needs root (network namespaces, cgroups, mounts)';
-  if (!existsSync('/sys/fs/cgroup/memory')) return 'the real node needs cgroup v1 hierarchies under /sys/fs/cgroup';
-  return undefined;
+  const missing = missingPrerequisites({ realNode: true }).filter((p) => p.for === 'realNode');
+  if (missing.length)
+    return `the real node needs the Debian packages ${missing.map((p) => p.package).join(', ')} (${installCommand(missing)})`;
+  return machineProblems({ realNode: true })[0];
 }
 
 function cgroupHierarchies(): string[] {
