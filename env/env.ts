@@ -5,7 +5,6 @@
 // directory; and a Python with the runtime image's base stack (not a process: the process node's
 // runtime-python pods and the tests use it).
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
@@ -17,6 +16,16 @@ import { stringify } from 'yaml';
 import { ensureBuilt } from './build.ts';
 import { minioClientFor } from '../runtime/bundle/fetch.ts';
 import { CLUSTER_SERVICES, type EnvInfo, envFile, LOCAL_BUCKET, REPO_ROOT, writeEnv } from './info.ts';
+import {
+  etcdHealthy,
+  FIRST_SERVICE_IP,
+  startApiServer,
+  startControllerManager,
+  startEtcd,
+  startKwok,
+  startScheduler,
+} from './control-plane.ts';
+import { minioReadyUrl, startMinio } from './minio.ts';
 import { createPki, type Pki } from './pki.ts';
 import { type ProcessRecord, freePorts, isAlive, startProcess, stopProcess, waitReady } from './process.ts';
 import { KAFKA_VERSION, KUBERNETES_VERSION } from './versions.ts';
@@ -28,8 +37,7 @@ import { PYPI_PROXY_INDEX_PATH, pypiProxyHealthy, startPypiProxy } from './pypi-
 import { applyHostServices } from './services.ts';
 
 export { CLUSTER_SERVICES, type EnvInfo, envFile, readEnv, REPO_ROOT } from './info.ts';
-export const SERVICE_CIDR = '10.96.0.0/16';
-export const FIRST_SERVICE_IP = '10.96.0.1';
+export { FIRST_SERVICE_IP, SERVICE_CIDR } from './control-plane.ts';
 import {
   CLUSTER_DNS_IP,
   containerdRoot,
@@ -142,52 +150,22 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
     const schedKubeconfig = join(root, 'scheduler.kubeconfig');
     await writeFile(schedKubeconfig, kubeconfigYaml(apiServer, pki, pki.scheduler, 'scheduler'), { mode: 0o600 });
 
-    // etcd ------------------------------------------------------------------------------------------------
-    const etcdData = dir('etcd');
-    processes.etcd = startProcess({
-      name: 'etcd',
-      command: bins.etcd,
-      args: [
-        '--name=modelship',
-        `--data-dir=${etcdData}`,
-        `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
-        `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
-        `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-        `--initial-cluster=modelship=http://127.0.0.1:${etcdPeer}`,
-        '--log-level=warn',
-        // Test data is disposable: skip fsync so the control plane is not bound by disk latency.
-        '--unsafe-no-fsync',
-      ],
+    processes.etcd = await startEtcd({
+      bin: bins.etcd,
+      dataDir: dir('etcd'),
       logFile: join(logs, 'etcd.log'),
-      dataDir: etcdData,
+      clientPort: etcdClient,
+      peerPort: etcdPeer,
     });
-
-    // MinIO -----------------------------------------------------------------------------------------------
-    const s3 = {
-      endpoint: `http://127.0.0.1:${minioPort}`,
-      region: 'us-east-1',
-      accessKey: `modelship-${randomBytes(4).toString('hex')}`,
-      secretKey: randomBytes(24).toString('base64url'),
-    };
-    const minioData = dir('minio');
-    await mkdir(minioData, { recursive: true });
-    processes.minio = startProcess({
-      name: 'minio',
-      command: bins.minio,
-      args: ['server', minioData, '--address', `127.0.0.1:${minioPort}`, '--console-address', `127.0.0.1:${minioConsole}`, '--quiet'],
-      env: {
-        ...process.env,
-        MINIO_ROOT_USER: s3.accessKey,
-        MINIO_ROOT_PASSWORD: s3.secretKey,
-        MINIO_REGION: s3.region,
-        MINIO_BROWSER: 'off',
-        MINIO_UPDATE: 'off',
-        MINIO_CI_CD: '1',
-      },
+    const minio = await startMinio({
+      bin: bins.minio,
+      dataDir: dir('minio'),
       logFile: join(logs, 'minio.log'),
-      dataDir: minioData,
+      port: minioPort,
+      consolePort: minioConsole,
     });
+    processes.minio = minio.process;
+    const s3 = minio.s3;
 
     // The package index proxy: only the real node's pods install requirements through it (one per cache dir).
     const pypi = wantRealNode
@@ -204,60 +182,17 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
       ...(wantRealNode ? { node: { port: kafkaNodePort, advertise: `${NODE_IP}:${kafkaNodePort}` } } : {}),
     });
 
-    // kube-apiserver ----------------------------------------------------------------------------------------
-    await waitReady(
-      processes.etcd,
-      async () => (await httpGet(`http://127.0.0.1:${etcdClient}/health`)).body.includes('"health":"true"'),
-      30_000,
-    );
+    await waitReady(processes.etcd, async () => etcdHealthy((await httpGet(`http://127.0.0.1:${etcdClient}/health`)).body), 30_000);
     progress('modelship env: starting kube-apiserver');
-    const apiCertDir = dir('kube-apiserver');
-    await mkdir(apiCertDir, { recursive: true });
-    processes['kube-apiserver'] = startProcess({
-      name: 'kube-apiserver',
-      command: bins.kubeApiserver,
-      args: [
-        `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-        '--bind-address=127.0.0.1',
-        // The `kubernetes` Service's endpoint: the real node's pods reach the API server through its relay.
-        `--advertise-address=${wantRealNode ? NODE_IP : '127.0.0.1'}`,
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${apiCertDir}`,
-        `--tls-cert-file=${pki.apiserver.cert}`,
-        `--tls-private-key-file=${pki.apiserver.key}`,
-        `--client-ca-file=${pki.ca.cert}`,
-        '--authorization-mode=Node,RBAC',
-        // Inert unless a namespace asks (annotations scheduler.alpha.kubernetes.io/node-selector and
-        // /defaultTolerations): the tests' namespaces send their pods to the kwok nodes that way.
-        '--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction',
-        `--service-cluster-ip-range=${SERVICE_CIDR}`,
-        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        `--service-account-key-file=${pki.serviceAccountPub}`,
-        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-        '--api-audiences=https://kubernetes.default.svc.cluster.local',
-        '--allow-privileged=false',
-        '--profiling=false',
-        '--endpoint-reconciler-type=lease',
-        // Nodes are reached at their InternalIP (logs, exec, port-forward): by default the API server would
-        // first look a node's hostname up in the machine's DNS, traffic that must not leave loopback.
-        '--kubelet-preferred-address-types=InternalIP',
-        `--kubelet-client-certificate=${pki.kubeletClient.cert}`,
-        `--kubelet-client-key=${pki.kubeletClient.key}`,
-        // The aggregation layer (metrics-server's metrics.k8s.io): requests carry the caller in headers,
-        // vouched for by this client certificate; the API server dials the add-on's pod IP (it has no
-        // route to Service IPs, which live in the real node's namespace).
-        `--proxy-client-cert-file=${pki.frontProxy.cert}`,
-        `--proxy-client-key-file=${pki.frontProxy.key}`,
-        `--requestheader-client-ca-file=${pki.ca.cert}`,
-        '--requestheader-allowed-names=front-proxy-client',
-        '--requestheader-username-headers=X-Remote-User',
-        '--requestheader-group-headers=X-Remote-Group',
-        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
-        '--enable-aggregator-routing=true',
-        '--v=1',
-      ],
+    processes['kube-apiserver'] = await startApiServer({
+      bin: bins.kubeApiserver,
+      dataDir: dir('kube-apiserver'),
       logFile: join(logs, 'kube-apiserver.log'),
-      dataDir: apiCertDir,
+      port: apiPort,
+      etcdUrl: `http://127.0.0.1:${etcdClient}`,
+      // The `kubernetes` Service's endpoint: the real node's pods reach the API server through its relay.
+      advertiseAddress: wantRealNode ? NODE_IP : '127.0.0.1',
+      pki,
     });
     const adminTls = {
       ca: await readFile(pki.ca.cert),
@@ -268,65 +203,22 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
 
     // controller-manager, scheduler, kwok -----------------------------------------------------------------------
     progress('modelship env: starting kube-controller-manager, kube-scheduler and kwok');
-    const cmDir = dir('kube-controller-manager');
-    await mkdir(cmDir, { recursive: true });
-    processes['kube-controller-manager'] = startProcess({
-      name: 'kube-controller-manager',
-      command: bins.kubeControllerManager,
-      args: [
-        `--kubeconfig=${cmKubeconfig}`,
-        `--authentication-kubeconfig=${cmKubeconfig}`,
-        `--authorization-kubeconfig=${cmKubeconfig}`,
-        '--bind-address=127.0.0.1',
-        `--secure-port=${cmPort}`,
-        `--cert-dir=${cmDir}`,
-        '--leader-elect=false',
-        '--use-service-account-credentials=true',
-        `--service-account-private-key-file=${pki.serviceAccountKey}`,
-        `--root-ca-file=${pki.ca.cert}`,
-        `--service-cluster-ip-range=${SERVICE_CIDR}`,
-        '--controllers=*',
-        // Faster HPA and node lifecycle loops than production, so tests see reactions in seconds.
-        '--horizontal-pod-autoscaler-sync-period=5s',
-        '--profiling=false',
-        '--v=1',
-      ],
+    processes['kube-controller-manager'] = await startControllerManager({
+      bin: bins.kubeControllerManager,
+      dataDir: dir('kube-controller-manager'),
       logFile: join(logs, 'kube-controller-manager.log'),
-      dataDir: cmDir,
+      port: cmPort,
+      kubeconfig: cmKubeconfig,
+      pki,
     });
-    const schedDir = dir('kube-scheduler');
-    await mkdir(schedDir, { recursive: true });
-    processes['kube-scheduler'] = startProcess({
-      name: 'kube-scheduler',
-      command: bins.kubeScheduler,
-      args: [
-        `--kubeconfig=${schedKubeconfig}`,
-        `--authentication-kubeconfig=${schedKubeconfig}`,
-        `--authorization-kubeconfig=${schedKubeconfig}`,
-        '--bind-address=127.0.0.1',
-        `--secure-port=${schedPort}`,
-        `--cert-dir=${schedDir}`,
-        '--leader-elect=false',
-        '--profiling=false',
-        '--v=1',
-      ],
+    processes['kube-scheduler'] = await startScheduler({
+      bin: bins.kubeScheduler,
+      dataDir: dir('kube-scheduler'),
       logFile: join(logs, 'kube-scheduler.log'),
-      dataDir: schedDir,
+      port: schedPort,
+      kubeconfig: schedKubeconfig,
     });
-    processes.kwok = startProcess({
-      name: 'kwok',
-      command: bins.kwok,
-      args: [
-        `--kubeconfig=${kubeconfig}`,
-        '--manage-all-nodes=false',
-        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-        '--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom',
-        '--cidr=10.244.0.0/16',
-        '--node-ip=127.0.0.1',
-        `--server-address=127.0.0.1:${kwokPort}`,
-      ],
-      logFile: join(logs, 'kwok.log'),
-    });
+    processes.kwok = startKwok({ bin: bins.kwok, logFile: join(logs, 'kwok.log'), port: kwokPort, kubeconfig });
 
     const insecure = { insecure: true };
     await Promise.all([
@@ -342,7 +234,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
         60_000,
         'healthy',
       ),
-      waitReady(processes.minio, async () => (await httpGet(`${s3.endpoint}/minio/health/ready`)).status === 200, 60_000),
+      waitReady(processes.minio, async () => (await httpGet(minioReadyUrl(s3.endpoint))).status === 200, 60_000),
       waitReady(processes.kafka, () => kafkaMetadataAnswered([`127.0.0.1:${kafkaPort}`]), 90_000, 'answering metadata'),
     ]);
     // The bucket `modelship push`, `deploy` and the examples use (s3://models/…), as an object store set up for
@@ -512,7 +404,7 @@ export async function status(info: EnvInfo): Promise<ComponentHealth[]> {
       return `${info.nodes.length} nodes Ready`;
     },
     minio: async () => {
-      const r = await httpGet(`${info.s3.endpoint}/minio/health/ready`);
+      const r = await httpGet(minioReadyUrl(info.s3.endpoint));
       if (r.status !== 200) throw new Error(`health ${r.status}`);
       return `ready at ${info.s3.endpoint}`;
     },

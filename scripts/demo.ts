@@ -284,7 +284,7 @@ Models of your own, in ${SECOND ? 'its namespace' : 'any namespace'}, with no fl
 is up (its cluster, its MinIO, bucket models; pods install requirements.txt through its package index proxy):
   npm run modelship -- deploy examples/hopsworks-iris -n ${TRY_NS} --wait
   npm run modelship -- predict hopsworks-iris -n ${TRY_NS} -i examples/hopsworks-iris/test-input.json
-  npm run modelship -- deploy examples/fusion-sentiment --name sentiment -n ${TRY_NS} --memory 2Gi --wait    # Fusion's Keras model: installs TensorFlow
+  npm run modelship -- deploy examples/fusion-sentiment --name sentiment -n ${TRY_NS} --memory 3Gi --wait    # Fusion's Keras model: installs TensorFlow
   npm run modelship -- predict sentiment -n ${TRY_NS} -i '{"input": "a wonderful, moving film"}'
 
 From Python (a notebook or a script), a model of your own:

@@ -1,14 +1,14 @@
 // `modelship serve` on a zip names the model by its manifest, and `modelship predict` reaches it over REST
 // and over OIP gRPC.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { packBundle } from '../../cli/pack.ts';
+import { CLI, SERVING, serveProcess } from './serve-process.ts';
 
-const CLI = join(import.meta.dirname, '../../cli/modelship.ts');
 const IRIS = join(import.meta.dirname, '../../examples/iris/bundle');
 const servers: ChildProcess[] = [];
 afterAll(() => {
@@ -17,26 +17,10 @@ afterAll(() => {
 
 /** Starts `modelship serve`; resolves with its "serving …" line once the model is ready. */
 async function serve(args: string[], workDir: string): Promise<string> {
-  const server = spawn(process.execPath, [CLI, 'serve', ...args], {
-    env: { ...process.env, MODELSHIP_WORK_DIR: workDir, MODELSHIP_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  servers.push(server);
-  let err = '';
-  return new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "serving" line: ${err}`)), 30_000);
-    server.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
-    server.stderr?.on('data', (b: Buffer) => {
-      err += b.toString();
-      const m = /^serving .*$/m.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[0]);
-      }
-    });
-  });
+  const { child, serving } = serveProcess(args, { ...process.env, MODELSHIP_WORK_DIR: workDir, MODELSHIP_LOG_LEVEL: 'warn' });
+  servers.push(child);
+  return (await serving).line;
 }
-const SERVING = /^serving (\S+) at (http:\/\/[^/]+)\/v2\/models\/\S+\/infer and OIP gRPC (\S+) /;
 
 describe('modelship serve and predict', () => {
   it('serves a zip under its manifest name; predict works over REST and gRPC', async () => {

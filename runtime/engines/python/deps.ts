@@ -132,7 +132,9 @@ export async function requirementsEnv(o: DepsOptions): Promise<string | undefine
   try {
     if (existsSync(join(final, COMPLETE))) return final;
     const building = `${final}.tmp-${randomBytes(4).toString('hex')}`;
-    const args = ['pip', 'install', '--quiet', '--python', o.python, '--target', building, '-r', reqFile];
+    // Bytecode compiled once, here: the workers run with PYTHONDONTWRITEBYTECODE, so without it a large stack
+    // (TensorFlow: ~12 CPU-s) is compiled again by every worker at every start.
+    const args = ['pip', 'install', '--quiet', '--compile-bytecode', '--python', o.python, '--target', building, '-r', reqFile];
     if (wheels.length) args.push('--no-index', '--find-links', wheelsDir);
     else if (o.indexUrl) args.push('--index-url', o.indexUrl);
     const env: NodeJS.ProcessEnv = {
