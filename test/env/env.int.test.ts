@@ -7,6 +7,7 @@ import { eventually } from '../../env/wait.ts';
 import { describe, expect, it } from 'vitest';
 import { useTestEnv } from './fixtures.ts';
 import { status } from '../../env/env.ts';
+import { fromNode } from '../../env/on-node.ts';
 
 const env = useTestEnv();
 const apps = env.kubeConfig.makeApiClient(AppsV1Api);
@@ -42,6 +43,7 @@ describe('local environment', () => {
         'kwok',
         'minio',
         'process-node',
+        'pypi-proxy',
         'python',
         'relay-host',
         'relay-node',
@@ -75,6 +77,46 @@ describe('local environment', () => {
     // kube-proxy's rules live in the node's namespace only.
     expect(inNode('iptables', '-w', '-t', 'nat', '-S')).toContain('KUBE-SERVICES');
     expect(execFileSync('iptables', ['-w', '-t', 'nat', '-S'], { encoding: 'utf8' })).not.toContain('KUBE-SERVICES');
+  });
+
+  it("behaves like a user's cluster: a pod that asks for nothing runs on the real node; kwok nodes only for the tests", async () => {
+    const pod = (name: string) => ({
+      metadata: { name },
+      spec: {
+        containers: [{ name: 'pause', image: 'registry.k8s.io/pause:3.10', imagePullPolicy: 'Never' as const }],
+        terminationGracePeriodSeconds: 0,
+      },
+    });
+    const plain = await env.namespace('env-plain', { nodes: 'any' });
+    await core.createNamespacedPod({ namespace: plain, body: pod('anywhere') });
+    const running = await eventually(async () => {
+      const p = await core.readNamespacedPod({ namespace: plain, name: 'anywhere' });
+      return p.status?.phase === 'Running' ? p : undefined;
+    }, 'the pod Running');
+    expect(running.spec?.nodeName).toBe(env.info.realNode?.name);
+    const tests = await env.namespace('env-fake');
+    await core.createNamespacedPod({ namespace: tests, body: pod('faked') });
+    const faked = await eventually(
+      async () => (await core.readNamespacedPod({ namespace: tests, name: 'faked' })).spec?.nodeName,
+      'scheduled',
+    );
+    expect(env.info.nodes).toContain(faked);
+  });
+
+  it('serves MinIO, Kafka and the package index proxy at stable Service names, reachable from the node', async () => {
+    const service = async (name: string) => (await core.readNamespacedService({ namespace: name, name })).spec;
+    const minio = await service('minio');
+    expect(minio?.ports?.[0]?.port).toBe(9000);
+    expect((await service('kafka'))?.ports?.[0]?.port).toBe(9092);
+    const pypi = await service('pypi');
+    expect(env.info.realNode?.s3Endpoint).toBe('http://minio.minio.svc:9000');
+    expect(env.info.realNode?.kafkaBootstrap).toBe('kafka.kafka.svc:9092');
+    expect(env.info.realNode?.pythonIndexUrl).toBe('http://pypi.pypi.svc/root/pypi/+simple/');
+    // From the node, through kube-proxy's rules for those Services, to the machine's loopback and back.
+    const health = await fromNode(env.info, `http://${minio?.clusterIP}:9000/minio/health/ready`);
+    expect(health.status).toBe(200);
+    const index = await fromNode(env.info, `http://${pypi?.clusterIP}/root/pypi/+simple/`);
+    expect(index.status).toBe(200);
   });
 
   it('schedules a 2-replica Deployment onto kwok nodes and its pods run', async () => {
