@@ -39,6 +39,7 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
+COPY common ./common
 COPY runtime ./runtime
 # The worker module (modelship._worker) and what bundles import (modelship.InvalidInput), stdlib only.
 COPY sdk/python/modelship ./sdk/python/modelship

@@ -40,3 +40,13 @@ describe('the operator image', () => {
     expect(dockerfile).not.toMatch(/^COPY runtime \.\/runtime$/m);
   });
 });
+
+describe('the runtime images', () => {
+  it('copy common/ beside runtime/, which imports it', () => {
+    expect([...reachable('runtime/main.ts')].some((f) => f.startsWith('common/'))).toBe(true);
+    for (const file of ['runtime/Dockerfile', 'runtime/python.Dockerfile']) {
+      const dockerfile = readFileSync(join(ROOT, file), 'utf8');
+      expect(dockerfile, file).toMatch(/^COPY common \.\/common\nCOPY runtime \.\/runtime$/m);
+    }
+  });
+});
