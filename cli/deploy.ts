@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
@@ -30,6 +30,21 @@ export const storageSecretName = (p: StorageProfile) =>
     .update(`${p.clusterEndpoint ?? p.endpoint ?? ''}\0${p.accessKey ?? ''}`)
     .digest('hex')
     .slice(0, 10)}`;
+
+/**
+ * A ModelServing name from a bundle path when neither --name nor the manifest gives one: the directory or zip
+ * name as a DNS-1123 label (lower case, [a-z0-9-], at most 63, starting and ending alphanumeric).
+ */
+export function resourceName(path: string): string {
+  const base = basename(path.replace(/[/\\]+$/, '')).replace(/\.zip$/i, '');
+  const name = base
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 63)
+    .replace(/[^a-z0-9]+$/, '');
+  return name || 'model';
+}
 
 export interface DeployOptions {
   name: string;

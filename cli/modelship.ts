@@ -13,7 +13,7 @@ import { isModelshipError } from '../runtime/errors.ts';
 import { start } from '../runtime/server.ts';
 import { SERVER_VERSION } from '../common/version.ts';
 import { connect, deleteModelServing, EXIT_NOT_FOUND, podLogs, postThroughApiServer, requireModelServing } from './cluster.ts';
-import { deploy, describeState, failure, keyValues, waitReady } from './deploy.ts';
+import { deploy, describeState, failure, keyValues, resourceName, waitReady } from './deploy.ts';
 import { predictGrpc, predictRemote, readInferAnswer, toInferRequest } from './oip-client.ts';
 import { packBundle } from './pack.ts';
 import { pushBundle } from './push.ts';
@@ -21,7 +21,6 @@ import { runBundle } from './runner.ts';
 import { s3Settings } from './s3.ts';
 import { scaffold } from './scaffold.ts';
 
-/** `--input` is inline JSON or a path to a JSON file: an object, or an array of objects (a batch). */
 /** The name in a local bundle's manifest (a directory's modelship.yaml, or the one inside a zip). */
 async function manifestName(uri: string): Promise<string | undefined> {
   if (!existsSync(uri)) return undefined;
@@ -33,6 +32,7 @@ async function manifestName(uri: string): Promise<string | undefined> {
   return text === undefined ? undefined : parseManifest(text).name;
 }
 
+/** `--input` is inline JSON or a path to a JSON file: an object, or an array of objects (a batch). */
 export async function readInput(value: string): Promise<Record<string, unknown>[]> {
   const text =
     value.trim().startsWith('{') || value.trim().startsWith('[')
@@ -192,7 +192,7 @@ export function program(): Command {
     .command('deploy')
     .description('pack and upload a bundle, apply a ModelServing for it (field manager modelship-cli) and wait for Ready')
     .argument('<bundle>', 'bundle directory or zip')
-    .requiredOption('--name <name>', 'ModelServing name')
+    .option('--name <name>', "ModelServing name (default: the bundle manifest's name, else the directory or zip name)")
     .option('-n, --namespace <ns>', "namespace (default: the kubeconfig context's)")
     .option('--replicas <n>', 'replicas (without autoscaling)', wholeNumber(0))
     .option('--cpu <q>', 'CPU request, e.g. 500m')
@@ -216,7 +216,7 @@ export function program(): Command {
       async (
         bundle: string,
         opts: {
-          name: string;
+          name?: string;
           namespace?: string;
           replicas?: number;
           cpu?: string;
@@ -234,8 +234,10 @@ export function program(): Command {
           json?: boolean;
         },
       ) => {
+        const name = opts.name ?? (await manifestName(bundle)) ?? resourceName(bundle);
         const r = await deploy(bundle, {
           ...opts,
+          name,
           env: keyValues(opts.env, '--env'),
           nodeSelector: keyValues(opts.nodeSelector, '--node-selector'),
           timeoutMs: opts.timeout * 1000,
@@ -245,7 +247,7 @@ export function program(): Command {
           const ns = m.metadata.namespace;
           console.log(
             JSON.stringify({
-              name: opts.name,
+              name,
               namespace: ns,
               url: m.status?.url ?? null,
               bundle: m.spec.bundle,
@@ -266,7 +268,7 @@ export function program(): Command {
           return;
         }
         const url = r.modelServing.status?.url;
-        console.log(url ? `${opts.name}: ${url}` : `${opts.name}: applied (no URL yet; modelship status ${opts.name})`);
+        console.log(url ? `${name}: ${url}` : `${name}: applied (no URL yet; modelship status ${name})`);
       },
     );
 

@@ -157,7 +157,9 @@ describe('Helm chart', () => {
 
   it('names the Lease after the release, so two releases elect a leader each', () => {
     for (const release of ['modelship', 'second']) {
-      const docs = parseAllDocuments(helm(['template', release, CHART, '-n', system])).map((d) => d.toJS());
+      const docs = parseAllDocuments(helm(['template', release, CHART, '-n', system, '--kube-version', serverVersion])).map((d) =>
+        d.toJS(),
+      );
       const deployment = docs.find((d) => d?.kind === 'Deployment');
       const env = deployment.spec.template.spec.containers[0].env as { name: string; value?: string }[];
       expect(env.find((e) => e.name === 'MODELSHIP_LEASE_NAME')?.value).toBe(`${release}-operator`);

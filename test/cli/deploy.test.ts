@@ -3,7 +3,16 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { canonical, describeState, desiredModelServing, failure, keyValues, noOperatorHint, storageSecretName } from '../../cli/deploy.ts';
+import {
+  canonical,
+  describeState,
+  desiredModelServing,
+  failure,
+  keyValues,
+  noOperatorHint,
+  resourceName,
+  storageSecretName,
+} from '../../cli/deploy.ts';
 import { loadProfile, localEnvironment, localStorageProfile } from '../../cli/profile.ts';
 import type { EnvInfo } from '../../env/info.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
@@ -162,5 +171,16 @@ describe('noOperatorHint', () => {
       'no operator has picked up ModelServing ml/iris after 10 s: namespace ml is claimed by the operator of release "second" (label modelship.dev/operator): is that release installed and running?',
     );
     expect(noOperatorHint('ml', 'iris', 10, undefined)).toMatch(/is a modelship operator installed, and does it watch namespace ml\?/);
+  });
+});
+
+describe('resourceName', () => {
+  it('makes a DNS-1123 name of a bundle directory or zip when neither --name nor the manifest gives one', () => {
+    expect(resourceName('examples/hopsworks-iris')).toBe('hopsworks-iris');
+    expect(resourceName('examples/hopsworks-iris/')).toBe('hopsworks-iris');
+    expect(resourceName('/tmp/My_Model.v2.zip')).toBe('my-model-v2');
+    expect(resourceName('__x__')).toBe('x');
+    expect(resourceName(`${'a'.repeat(62)}_b`)).toBe('a'.repeat(62));
+    expect(resourceName('___')).toBe('model');
   });
 });

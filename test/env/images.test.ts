@@ -21,14 +21,23 @@ describe('copySources', () => {
   });
 
   it('names every input of our Dockerfiles (a file left out here would not rebuild the image when it changes)', () => {
-    expect(copySources(readFileSync(join(REPO, 'runtime/Dockerfile'), 'utf8'))).toEqual(['package.json', 'package-lock.json', 'runtime']);
+    expect(copySources(readFileSync(join(REPO, 'runtime/Dockerfile'), 'utf8'))).toEqual([
+      'package.json',
+      'package-lock.json',
+      'common',
+      'runtime',
+    ]);
     expect(copySources(readFileSync(join(REPO, 'operator/Dockerfile'), 'utf8'))).toEqual([
       'package.json',
       'package-lock.json',
       'crds',
-      'runtime',
+      'common',
+      'runtime/contract.ts',
+      'runtime/errors.ts',
       'operator',
     ]);
-    expect(copySources(readFileSync(join(REPO, 'runtime/python.Dockerfile'), 'utf8'))).toContain('sdk/python/modelship');
+    const python = copySources(readFileSync(join(REPO, 'runtime/python.Dockerfile'), 'utf8'));
+    expect(python).toContain('common');
+    expect(python).toContain('sdk/python/modelship');
   });
 });
