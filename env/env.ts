@@ -35,6 +35,8 @@ import { ensureImages, IMAGES } from './images.ts';
 import { applyAddons, addonsReady } from './addons.ts';
 import { PYPI_PROXY_INDEX_PATH, pypiProxyHealthy, startPypiProxy } from './pypi-proxy.ts';
 import { applyHostServices } from './services.ts';
+import { applyLocalVolumes, LOCAL_STORAGE_CLASS } from './volumes.ts';
+import { RUNTIME_UID } from '../runtime/contract.ts';
 
 export { CLUSTER_SERVICES, type EnvInfo, envFile, readEnv, REPO_ROOT } from './info.ts';
 export { FIRST_SERVICE_IP, SERVICE_CIDR } from './control-plane.ts';
@@ -309,6 +311,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
         { ...kafka, address: NODE_IP, targetPort: kafkaNodePort },
         { ...index, address: NODE_IP, targetPort: pypiPort },
       ]);
+      await applyLocalVolumes(bins.kubectl, kubeconfig, { dir: join(root, 'volumes'), node: REAL_NODE_NAME, uid: RUNTIME_UID });
       await waitReady(processes.kubelet as ProcessRecord, () => addonsReady(kubeconfig), 120_000, 'running CoreDNS and metrics-server');
       realNode = {
         name: REAL_NODE_NAME,
@@ -320,6 +323,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
         s3Endpoint: `http://${minio.name}.${minio.name}.svc:${minio.port}`,
         kafkaBootstrap: `${kafka.name}.${kafka.name}.svc:${kafka.port}`,
         pythonIndexUrl: `http://${index.name}.${index.name}.svc${PYPI_PROXY_INDEX_PATH}`,
+        storageClass: LOCAL_STORAGE_CLASS,
         images: Object.fromEntries(Object.entries(IMAGES).map(([k, name]) => [name, images[k as keyof typeof IMAGES]])),
       };
     }

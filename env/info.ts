@@ -45,6 +45,8 @@ export interface EnvInfo {
     s3Endpoint: string;
     kafkaBootstrap: string;
     pythonIndexUrl: string;
+    /** The StorageClass of the node's persistent volumes (env/volumes.ts). */
+    storageClass: string;
     images: Record<string, string>;
   };
   /** The package index proxy (devpi-server) on loopback: its simple index URL. With the real node only. */

@@ -8,7 +8,10 @@ import { SERVER_VERSION } from '../common/version.ts';
  * node or the cluster, so a second pod starts without installing). A hostPath is not offered: Pod
  * Security `restricted` forbids it.
  */
-export type PythonEnvCache = { kind: 'emptyDir'; sizeLimit: string } | { kind: 'pvc'; claimName: string };
+export type PythonEnvCache =
+  | { kind: 'emptyDir'; sizeLimit: string }
+  /** With `create`, the operator makes the claim in a model namespace that has none (never deletes it). */
+  | { kind: 'pvc'; claimName: string; create?: { storageClassName: string; size: string } };
 
 export interface OperatorConfig {
   /** Default runtime image; a ModelServing may override it. */
@@ -111,7 +114,11 @@ export function loadOperatorConfig(env: Record<string, string | undefined> = pro
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/;
 const DNS_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
-/** MODELSHIP_PYTHON_ENV_CACHE: `emptyDir` (with MODELSHIP_PYTHON_ENV_CACHE_SIZE) or `pvc:<claim name>`. */
+/**
+ * MODELSHIP_PYTHON_ENV_CACHE: `emptyDir` (with MODELSHIP_PYTHON_ENV_CACHE_SIZE) or `pvc:<claim name>`; with a
+ * claim, MODELSHIP_PYTHON_ENV_CACHE_STORAGE_CLASS has the operator create it where missing, of
+ * MODELSHIP_PYTHON_ENV_CACHE_SIZE (default 20Gi).
+ */
 function pythonEnvCache(env: Record<string, string | undefined>): PythonEnvCache {
   const raw = env.MODELSHIP_PYTHON_ENV_CACHE || 'emptyDir';
   if (raw === 'emptyDir') {
@@ -124,5 +131,12 @@ function pythonEnvCache(env: Record<string, string | undefined>): PythonEnvCache
   if (!DNS_NAME.test(claimName)) {
     throw new Error(`MODELSHIP_PYTHON_ENV_CACHE must be emptyDir or pvc:<claim name>, got ${JSON.stringify(raw)}`);
   }
-  return { kind: 'pvc', claimName };
+  const storageClassName = env.MODELSHIP_PYTHON_ENV_CACHE_STORAGE_CLASS;
+  if (!storageClassName) return { kind: 'pvc', claimName };
+  if (!DNS_NAME.test(storageClassName)) {
+    throw new Error(`MODELSHIP_PYTHON_ENV_CACHE_STORAGE_CLASS must be a storage class name, got ${JSON.stringify(storageClassName)}`);
+  }
+  const size = env.MODELSHIP_PYTHON_ENV_CACHE_SIZE || '20Gi';
+  if (!QUANTITY.test(size)) throw new Error(`MODELSHIP_PYTHON_ENV_CACHE_SIZE must be a quantity such as 20Gi, got ${JSON.stringify(size)}`);
+  return { kind: 'pvc', claimName, create: { storageClassName, size } };
 }

@@ -6,6 +6,8 @@
 export const BUNDLE_FORMATS = ['js', 'onnx', 'python'] as const;
 export type BundleFormat = (typeof BUNDLE_FORMATS)[number];
 
+/** The uid and gid the runtime runs as in pods (the images' nonroot user); volumes a pod writes are owned by it. */
+export const RUNTIME_UID = 65532;
 /** The HTTP port for inference, health and metrics. */
 export const HTTP_PORT = 8080;
 /** The OIP gRPC port (inference.GRPCInferenceService and grpc.health.v1). */

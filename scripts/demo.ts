@@ -15,6 +15,8 @@ import type { ModelServing } from '../crds/modelserving.schema.ts';
 import { SERVER_VERSION } from '../common/version.ts';
 import { down, type EnvInfo, isHealthy, readEnv, up } from '../env/env.ts';
 import { readTopic } from '../env/kafka.ts';
+import { applyLocalVolumes, LOCAL_STORAGE_CLASS } from '../env/volumes.ts';
+import { RUNTIME_UID } from '../runtime/contract.ts';
 import { fromNode } from '../env/on-node.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -112,11 +114,22 @@ async function main(): Promise<void> {
       for (const name of [SYSTEM_NS, MODELS_NS])
         kubectl(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
       if (SECOND) kubectl(['label', 'namespace', MODELS_NS, '--overwrite', `modelship.dev/operator=${RELEASE}`]);
+      // The node's volumes (env/volumes.ts; made again here for an environment started before they existed, and
+      // those whose namespace was deleted are offered again).
+      await applyLocalVolumes(info.binaries.kubectl, info.kubeconfig, {
+        dir: join(info.root, 'volumes'),
+        node: node.name,
+        uid: RUNTIME_UID,
+      });
       const values = {
         image: { tag: SERVER_VERSION, pullPolicy: 'Never' },
         // The environment's Kafka and package index by their Service names, as on a team's cluster.
         kafka: { bootstrapServers: [node.kafkaBootstrap] },
-        python: { indexUrl: node.pythonIndexUrl },
+        // A shared environment cache per model namespace, on the node's volumes: a second replica does not install.
+        python: {
+          indexUrl: node.pythonIndexUrl,
+          envCache: { claimName: 'python-envs', storageClassName: node.storageClass ?? LOCAL_STORAGE_CLASS },
+        },
         // Every namespace (but those another release claims); a second demo's release, its own only.
         watchNamespaces: SECOND ? [MODELS_NS] : [],
       };

@@ -64,6 +64,7 @@ export class ModelServingController {
   private readonly metrics: OperatorMetrics;
   private readonly topics: TopicAdmin | undefined;
   private readonly topicChecks: TopicChecks = new Map();
+  private readonly envClaims = new Set<string>();
 
   private readonly events: EventRecorder<CoreV1Event>;
 
@@ -226,6 +227,7 @@ export class ModelServingController {
           event: this.event,
           topics: this.topics,
           topicChecks: this.topicChecks,
+          envClaims: this.envClaims,
         });
         this.queue.forget(key);
         if (result.requeueAfterMs) {

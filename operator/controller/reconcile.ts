@@ -17,7 +17,7 @@ import type { TopicAdmin } from '../kafka.ts';
 import { type Writer, needsApply, withHash } from '../kube/apply.ts';
 import { apiError, isNamespaceTerminating } from '../kube/errors.ts';
 import { desiredHpa, desiredPdb } from './desired/autoscaling.ts';
-import { desiredDeployment } from './desired/deployment.ts';
+import { desiredDeployment, desiredEnvClaim } from './desired/deployment.ts';
 import { MODEL_LABEL } from './desired/labels.ts';
 import { TOPIC_FINALIZER, wantsTopicFinalizer } from './desired/logging.ts';
 import { desiredService } from './desired/service.ts';
@@ -45,6 +45,11 @@ export interface ReconcileDeps {
   topics?: TopicAdmin | undefined;
   /** Successful topic checks, so an idle resync does not ask Kafka again for every ModelServing. */
   topicChecks?: TopicChecks;
+  /**
+   * ModelServings (by uid) whose namespace's environment cache claim this process has made sure of: a namespace
+   * deleted and made again under its name holds new ModelServings, so its claim is made again.
+   */
+  envClaims?: Set<string>;
 }
 
 export interface ReconcileResult {
@@ -58,6 +63,25 @@ export class TerminalError extends Error {
 
 function ownedBy(obj: KubernetesObject | undefined, ms: ModelServing): boolean {
   return !!obj?.metadata?.ownerReferences?.some((r) => r.uid === ms.metadata.uid && r.controller);
+}
+
+/**
+ * Creates the namespace's environment cache claim if the operator is to and it is missing. Without force: a claim
+ * someone else made under that name is theirs and is used as it is (409 only says so).
+ */
+async function ensureEnvClaim(ms: ModelServing, deps: ReconcileDeps, changed: string[]): Promise<void> {
+  const claim = desiredEnvClaim(ms, deps.config);
+  const uid = ms.metadata.uid as string;
+  if (!claim || deps.envClaims?.has(uid)) return;
+  try {
+    if (!(await deps.writer.read(claim))) {
+      await deps.writer.apply(claim, { force: false });
+      changed.push(`created PersistentVolumeClaim ${claim.metadata?.name}`);
+    }
+  } catch (err) {
+    if (apiError(err).code !== 409) throw err;
+  }
+  deps.envClaims?.add(uid);
 }
 
 export async function reconcile(key: string, deps: ReconcileDeps): Promise<ReconcileResult> {
@@ -95,6 +119,7 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
   let failure: unknown;
   const changed: string[] = [];
   try {
+    await ensureEnvClaim(ms, deps, changed);
     // The objects are independent: apply them concurrently.
     await Promise.all(
       plan.map(async (item) => {

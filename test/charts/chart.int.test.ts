@@ -173,6 +173,29 @@ describe('Helm chart', () => {
     }
   });
 
+  it('lets the operator create PersistentVolumeClaims only when it is to make the environment cache claim', () => {
+    const render = (...set: string[]) =>
+      parseAllDocuments(helm(['template', 'x', CHART, '-n', system, '--kube-version', serverVersion, ...set.flatMap((v) => ['--set', v])]))
+        .map((d) => d.toJS())
+        .filter(Boolean);
+    const pvcRules = (docs: { kind: string; rules?: { resources: string[] }[] }[]) =>
+      docs
+        .filter((d) => d.kind === 'ClusterRole')
+        .flatMap((d) => (d.rules ?? []).filter((r) => r.resources.includes('persistentvolumeclaims')));
+    expect(pvcRules(render())).toEqual([]);
+    expect(pvcRules(render('python.envCache.claimName=envs'))).toEqual([]);
+    const docs = render('python.envCache.claimName=envs', 'python.envCache.storageClassName=local');
+    expect(pvcRules(docs)).toEqual([{ apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get', 'create', 'patch'] }]);
+    const env = docs.find((d) => d.kind === 'Deployment').spec.template.spec.containers[0].env as { name: string; value: string }[];
+    expect(env).toEqual(
+      expect.arrayContaining([
+        { name: 'MODELSHIP_PYTHON_ENV_CACHE', value: 'pvc:envs' },
+        { name: 'MODELSHIP_PYTHON_ENV_CACHE_STORAGE_CLASS', value: 'local' },
+        { name: 'MODELSHIP_PYTHON_ENV_CACHE_SIZE', value: '20Gi' },
+      ]),
+    );
+  });
+
   it("runs the operator with exactly the chart's RBAC and reconciles a ModelServing end to end", async () => {
     const kc = tokenKubeConfig(OPERATOR, system);
     const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });

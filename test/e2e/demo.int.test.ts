@@ -123,5 +123,27 @@ describe('npm run demo', () => {
       answer((await asUser(`npm run modelship -- predict sentiment -n ${ns} -i '${JSON.stringify({ input: text })}'`)).stdout);
     expect(await say('a wonderful, moving film with a brilliant cast')).toMatchObject({ sentiment: 'positive' });
     expect(await say('a dull, boring and awful waste of time')).toMatchObject({ sentiment: 'negative' });
-  }, 1_200_000);
+
+    // The chart's shared environment cache, on a volume of the environment's: the operator made the namespace's
+    // claim, and a second replica finds the first one's environment there instead of installing TensorFlow again.
+    const claim = JSON.parse(env.kubectl(['get', 'pvc', 'python-envs', '-n', ns, '-o', 'json']));
+    expect(claim.status.phase).toBe('Bound');
+    expect(claim.spec.storageClassName).toBe(env.info.realNode?.storageClass);
+    env.kubectl(['patch', 'ms', 'sentiment', '-n', ns, '--type', 'merge', '-p', '{"spec":{"replicas":2}}']);
+    const second = await eventually(
+      async () => {
+        const all = JSON.parse(env.kubectl(['get', 'pods', '-n', ns, '-l', 'modelship.dev/model=sentiment', '-o', 'json'])).items as {
+          metadata: { name: string };
+          status: { conditions?: { type: string; status: string }[] };
+        }[];
+        const other = all.find((p) => p.metadata.name !== sentimentPods[0].metadata.name);
+        return other?.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? other.metadata.name : undefined;
+      },
+      'a second sentiment replica Ready',
+      300_000,
+    );
+    const secondLogs = env.kubectl(['logs', '-n', ns, second, '-c', 'runtime']);
+    expect(secondLogs).toContain('requirements.txt: environment found in the cache');
+    expect(secondLogs).not.toContain('requirements.txt: installing with uv');
+  }, 1_500_000);
 });

@@ -22,6 +22,9 @@ describe('loadOperatorConfig', () => {
       pythonIndexUrl: 'https://mirror/simple',
     });
     expect(loadOperatorConfig({ MODELSHIP_PYTHON_ENV_CACHE_SIZE: '10Gi' }).pythonEnvCache).toEqual({ kind: 'emptyDir', sizeLimit: '10Gi' });
+    expect(
+      loadOperatorConfig({ MODELSHIP_PYTHON_ENV_CACHE: 'pvc:envs', MODELSHIP_PYTHON_ENV_CACHE_STORAGE_CLASS: 'local' }).pythonEnvCache,
+    ).toEqual({ kind: 'pvc', claimName: 'envs', create: { storageClassName: 'local', size: '20Gi' } });
   });
 
   it.each([
@@ -30,6 +33,10 @@ describe('loadOperatorConfig', () => {
       'MODELSHIP_PYTHON_ENV_CACHE must be emptyDir or pvc:<claim name>, got "hostPath:/var/cache"',
     ],
     [{ MODELSHIP_PYTHON_ENV_CACHE_SIZE: 'lots' }, 'MODELSHIP_PYTHON_ENV_CACHE_SIZE must be a quantity such as 4Gi, got "lots"'],
+    [
+      { MODELSHIP_PYTHON_ENV_CACHE: 'pvc:envs', MODELSHIP_PYTHON_ENV_CACHE_STORAGE_CLASS: 'Fast SSD' },
+      'MODELSHIP_PYTHON_ENV_CACHE_STORAGE_CLASS must be a storage class name, got "Fast SSD"',
+    ],
     [{ MODELSHIP_OPERATOR_WORKERS: '0' }, 'MODELSHIP_OPERATOR_WORKERS must be a whole number in [1, 64], got "0"'],
   ])('refuses %j', (env, message) => {
     expect(() => loadOperatorConfig(env)).toThrow(message);

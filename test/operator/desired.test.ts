@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import { DEFAULT_CONFIG } from '../../operator/config.ts';
 import { desiredHpa, desiredPdb } from '../../operator/controller/desired/autoscaling.ts';
-import { bundleHash, desiredDeployment } from '../../operator/controller/desired/deployment.ts';
+import { bundleHash, desiredDeployment, desiredEnvClaim } from '../../operator/controller/desired/deployment.ts';
 import { desiredService } from '../../operator/controller/desired/service.ts';
 import { claimedByAnother } from '../../operator/controller/desired/labels.ts';
 
@@ -156,6 +156,19 @@ describe('desiredDeployment', () => {
       name: 'python-envs',
       persistentVolumeClaim: { claimName: 'python-envs' },
     });
+    // Only when told to, the operator makes that claim in the model's namespace: ReadWriteMany, owned by no model.
+    const python = ms({ bundle: { uri: 's3://m/b.zip', format: 'python' } });
+    expect(desiredEnvClaim(python, { ...DEFAULT_CONFIG, pythonEnvCache: { kind: 'pvc', claimName: 'python-envs' } })).toBeUndefined();
+    const create = { kind: 'pvc', claimName: 'python-envs', create: { storageClassName: 'local', size: '20Gi' } } as const;
+    const claim = desiredEnvClaim(python, { ...DEFAULT_CONFIG, pythonEnvCache: create });
+    expect(claim?.metadata).toMatchObject({ name: 'python-envs', namespace: 'ml' });
+    expect(claim?.metadata?.ownerReferences).toBeUndefined();
+    expect(claim?.spec).toEqual({
+      accessModes: ['ReadWriteMany'],
+      storageClassName: 'local',
+      resources: { requests: { storage: '20Gi' } },
+    });
+    expect(desiredEnvClaim(ms(), { ...DEFAULT_CONFIG, pythonEnvCache: create })).toBeUndefined(); // a JS model needs none
     // spec.runtime.image still wins (a custom image FROM modelship/runtime-python).
     const custom = desiredDeployment(
       ms({ bundle: { uri: 's3://m/b.zip', format: 'python' }, runtime: { image: 'me/iris:1', timeoutSeconds: 30 } }),

@@ -29,4 +29,10 @@
   - apiGroups: [""]
     resources: ["events"]
     verbs: ["create", "patch"]
+  {{- if and .Values.python.envCache.claimName .Values.python.envCache.storageClassName }}
+  # The shared Python environment cache's claim, made in a model namespace that has none (never deleted).
+  - apiGroups: [""]
+    resources: ["persistentvolumeclaims"]
+    verbs: ["get", "create", "patch"]
+  {{- end }}
 {{- end }}

@@ -2,15 +2,14 @@
 // server-side apply of an unchanged ModelServing is a no-op.
 import { dependencyTargets } from '../dependencies.ts';
 import { createHash } from 'node:crypto';
-import type { V1Container, V1Deployment, V1EnvVar, V1Volume } from '@kubernetes/client-node';
+import type { V1Container, V1Deployment, V1EnvVar, V1PersistentVolumeClaim, V1Volume } from '@kubernetes/client-node';
 import type { ModelServing } from '../../../crds/modelserving.schema.ts';
-import { ENV, GRPC_PORT, HTTP_PORT, PATHS, PROBES } from '../../../runtime/contract.ts';
+import { ENV, GRPC_PORT, HTTP_PORT, PATHS, PROBES, RUNTIME_UID } from '../../../runtime/contract.ts';
 import type { OperatorConfig } from '../../config.ts';
-import { BUNDLE_HASH_ANNOTATION, commonLabels, objectMeta, selectorLabels } from './labels.ts';
+import { BUNDLE_HASH_ANNOTATION, commonLabels, FIELD_MANAGER, MANAGED_BY, objectMeta, selectorLabels } from './labels.ts';
 import { loggingEnv } from './logging.ts';
 
 export const CONTAINER_NAME = 'runtime';
-export const RUNTIME_UID = 65532;
 const DEFAULT_REQUESTS = { cpu: '100m', memory: '128Mi' };
 
 /** Changes whenever what the pods must load changes, so the pod template (and a rollout) follows. */
@@ -121,6 +120,30 @@ function pythonEnvVolume(config: OperatorConfig): V1Volume {
   return cache.kind === 'pvc'
     ? { name: PYTHON_ENVS_VOLUME, persistentVolumeClaim: { claimName: cache.claimName } }
     : { name: PYTHON_ENVS_VOLUME, emptyDir: { sizeLimit: cache.sizeLimit } };
+}
+
+/**
+ * The shared environment cache's claim in a Python model's namespace, when the operator is configured to create
+ * it: shared by every model there, so owned by none (deleting a model keeps the cache; deleting the namespace
+ * removes it). ReadWriteMany, so pods on any node share it.
+ */
+export function desiredEnvClaim(ms: ModelServing, config: OperatorConfig): V1PersistentVolumeClaim | undefined {
+  const cache = config.pythonEnvCache;
+  if (!isPython(ms) || cache.kind !== 'pvc' || !cache.create) return undefined;
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: {
+      name: cache.claimName,
+      namespace: ms.metadata.namespace as string,
+      labels: { [MANAGED_BY]: FIELD_MANAGER, 'app.kubernetes.io/component': 'python-env-cache' },
+    },
+    spec: {
+      accessModes: ['ReadWriteMany'],
+      storageClassName: cache.create.storageClassName,
+      resources: { requests: { storage: cache.create.size } },
+    },
+  };
 }
 
 function stringify(list: Record<string, string | number | undefined> | undefined): Record<string, string> {
