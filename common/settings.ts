@@ -25,6 +25,15 @@ export function int(env: Env, name: string, fallback: number, min: number, max =
   return n;
 }
 
+/** true or false (also 1/0, empty: `fallback`), or MS_ERR_CONFIG_INVALID naming the variable. */
+export function bool(env: Env, name: string, fallback = false): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw msError('MS_ERR_CONFIG_INVALID', { detail: `${name} must be true or false, got ${JSON.stringify(raw)}` });
+}
+
 /** A comma-separated list, trimmed, without empty items. */
 export function list(raw: string | undefined): string[] {
   return (raw ?? '')

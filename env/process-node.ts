@@ -89,6 +89,9 @@ interface Running {
   restartTimer: NodeJS.Timeout | undefined;
   probe: NodeJS.Timeout | undefined;
   dir: string;
+  /** The init containers' statuses, as the kubelet reports them; every one Completed once the pod is initialized. */
+  initStatuses: V1ContainerStatus[];
+  initialized: boolean;
 }
 
 const podKey = (p: V1Pod) => `${p.metadata?.namespace}/${p.metadata?.name}`;
@@ -276,8 +279,9 @@ export class ProcessNode {
     if (pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded') return;
     const c = pod.spec?.containers[0] as V1Container;
     const image = pod.spec?.containers.length === 1 ? runtimeImage(c.image ?? '') : undefined;
-    if (!image) {
-      void this.refuse(pod, c?.image ?? '(none)');
+    const strangeInit = (pod.spec?.initContainers ?? []).find((ic) => runtimeImage(ic.image ?? '') !== image);
+    if (!image || strangeInit) {
+      void this.refuse(pod, strangeInit?.image ?? c?.image ?? '(none)');
       return;
     }
     void this.admit(pod, c, image).catch((e) => this.log(`${key}: could not start: ${(e as Error).message}`));
@@ -386,12 +390,18 @@ export class ProcessNode {
       restartTimer: undefined,
       probe: undefined,
       dir,
+      initStatuses: [],
+      initialized: false,
     };
     this.pods.set(key, r);
     let env: Record<string, string>;
+    const inits = pod.spec?.initContainers ?? [];
+    let initEnvs: Record<string, string>[];
     try {
-      env = await this.resolveEnv(pod, c.env ?? [], ip);
-      env = { ...env, ...imageEnv(image, this.python) };
+      env = { ...(await this.resolveEnv(pod, c.env ?? [], ip)), ...imageEnv(image, this.python) };
+      initEnvs = await Promise.all(
+        inits.map(async (ic) => ({ ...(await this.resolveEnv(pod, ic.env ?? [], ip)), ...imageEnv(image, this.python) })),
+      );
     } catch (err) {
       // As the kubelet: the container cannot be made; say why and try again later.
       const message = (err as { body?: string }).body ?? (err as Error).message;
@@ -406,8 +416,99 @@ export class ProcessNode {
       }, 5000);
       return;
     }
-    this.run(r, env);
-    r.probe = setInterval(() => void this.probe(r), 1000);
+    void this.initialize(r, inits, initEnvs).then((ok) => {
+      if (!ok) return;
+      this.run(r, env);
+      r.probe = setInterval(() => void this.probe(r), 1000);
+    });
+  }
+
+  /**
+   * Runs the init containers one after the other as the kubelet does: each to completion, a failed one again with
+   * back-off (restartPolicy Always) until it succeeds. The runtime image's init container is `main.ts prepare`.
+   * False when the pod stopped meanwhile.
+   */
+  private async initialize(r: Running, inits: V1Container[], envs: Record<string, string>[]): Promise<boolean> {
+    r.initStatuses = inits.map((ic) => ({
+      name: ic.name,
+      image: ic.image ?? '',
+      imageID: `process://${RUNTIME_MAIN}`,
+      ready: false,
+      restartCount: 0,
+      state: { waiting: { reason: 'PodInitializing' } },
+    }));
+    for (const [i, ic] of inits.entries()) {
+      const status = r.initStatuses[i] as V1ContainerStatus;
+      for (;;) {
+        const terminated = await this.runInit(r, ic, envs[i] ?? {}, status);
+        if (r.stopping || this.stopped) return false;
+        if (terminated.exitCode === 0) {
+          status.ready = true;
+          break;
+        }
+        status.restartCount++;
+        status.lastState = { terminated };
+        const backoff = Math.min(30_000, 1000 * 2 ** Math.min(status.restartCount - 1, 5));
+        status.state = {
+          waiting: {
+            reason: 'CrashLoopBackOff',
+            message: `back-off ${backoff / 1000}s restarting failed container=${ic.name} pod=${r.pod.metadata?.name}`,
+          },
+        };
+        await this.patchStatus(r.pod, this.status(r, { waiting: { reason: 'PodInitializing' } }));
+        await new Promise((res) => {
+          r.restartTimer = setTimeout(res, backoff);
+        });
+        if (r.stopping || this.stopped) return false;
+      }
+    }
+    r.initialized = true;
+    return true;
+  }
+
+  private runInit(
+    r: Running,
+    c: V1Container,
+    env: Record<string, string>,
+    status: V1ContainerStatus,
+  ): Promise<NonNullable<NonNullable<V1ContainerStatus['state']>['terminated']>> {
+    const key = podKey(r.pod);
+    const terminationLog = join(r.dir, `termination-log-${c.name}`);
+    rmSync(terminationLog, { force: true });
+    const fd = openSync(join(r.dir, `${c.name}.log`), 'a');
+    const child = spawn(process.execPath, [RUNTIME_MAIN, ...(c.args ?? [])], {
+      env: { PATH: process.env.PATH, ...env, MODELSHIP_WORK_DIR: join(r.dir, 'work'), MODELSHIP_TERMINATION_LOG: terminationLog },
+      stdio: ['ignore', fd, fd],
+    });
+    closeSync(fd);
+    r.child = child;
+    const startedAt = new Date();
+    status.state = { running: { startedAt } };
+    status.containerID = `process://${child.pid ?? 0}`;
+    void this.patchStatus(r.pod, this.status(r, { waiting: { reason: 'PodInitializing' } }));
+    this.log(`${key}: started init container ${c.name} pid ${child.pid}`);
+    return new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        r.child = undefined;
+        const exitCode = code ?? (signal === 'SIGKILL' ? 137 : 143);
+        let message = '';
+        try {
+          message = readFileSync(terminationLog, 'utf8').slice(0, 4096);
+        } catch {
+          // no termination message
+        }
+        const terminated = {
+          exitCode,
+          reason: exitCode === 0 ? 'Completed' : 'Error',
+          ...(message ? { message } : {}),
+          startedAt,
+          finishedAt: new Date(),
+        };
+        status.state = { terminated };
+        this.log(`${key}: init container ${c.name} exited ${exitCode}${message ? `: ${message}` : ''}`);
+        resolve(terminated);
+      });
+    });
   }
 
   private run(r: Running, env: Record<string, string>): void {
@@ -491,13 +592,19 @@ export class ProcessNode {
     const c = r.pod.spec?.containers[0] as V1Container;
     const cond = (type: string, ok: boolean) => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now });
     return {
-      phase: 'Running',
+      phase: r.initialized ? 'Running' : 'Pending',
       hostIP: '127.0.0.1',
       hostIPs: [{ ip: '127.0.0.1' }],
       podIP: r.ip,
       podIPs: [{ ip: r.ip }],
       startTime: r.pod.status?.startTime ?? now,
-      conditions: [cond('PodScheduled', true), cond('Initialized', true), cond('ContainersReady', r.ready), cond('Ready', r.ready)],
+      conditions: [
+        cond('PodScheduled', true),
+        cond('Initialized', r.initialized),
+        cond('ContainersReady', r.ready),
+        cond('Ready', r.ready),
+      ],
+      ...(r.initStatuses.length ? { initContainerStatuses: r.initStatuses } : {}),
       containerStatuses: [
         {
           name: c.name,

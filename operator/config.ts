@@ -21,6 +21,10 @@ export interface OperatorConfig {
   pythonEnvCache: PythonEnvCache;
   /** The package index Python bundles' requirements.txt install from; unset: the runtime's default (PyPI). */
   pythonIndexUrl: string | undefined;
+  /** requirements.txt may name its own index, find-links and URLs (refused by default). */
+  pythonAllowIndexOptions: boolean;
+  /** A Secret (key `url`) in each model namespace with the index URL (credentials in it): prepare reads it. */
+  pythonIndexUrlSecret: string | undefined;
   /** Namespaces to watch; empty: all. */
   namespaces: string[];
   /**
@@ -59,6 +63,8 @@ export const DEFAULT_CONFIG: OperatorConfig = {
   runtimePythonImage: `modelship/runtime-python:${SERVER_VERSION}`,
   pythonEnvCache: { kind: 'emptyDir', sizeLimit: '4Gi' },
   pythonIndexUrl: undefined,
+  pythonAllowIndexOptions: false,
+  pythonIndexUrlSecret: undefined,
   namespaces: [],
   name: 'modelship',
   bundleVolumeSize: '2Gi',
@@ -91,6 +97,8 @@ export function loadOperatorConfig(env: Record<string, string | undefined> = pro
     runtimePythonImage: env.MODELSHIP_RUNTIME_PYTHON_IMAGE || DEFAULT_CONFIG.runtimePythonImage,
     pythonEnvCache: pythonEnvCache(env),
     pythonIndexUrl: env.MODELSHIP_PYTHON_INDEX_URL || undefined,
+    pythonAllowIndexOptions: env.MODELSHIP_PYTHON_ALLOW_INDEX_OPTIONS === 'true',
+    pythonIndexUrlSecret: env.MODELSHIP_PYTHON_INDEX_URL_SECRET || undefined,
     namespaces: list(env.MODELSHIP_WATCH_NAMESPACES),
     name: env.MODELSHIP_OPERATOR_NAME || DEFAULT_CONFIG.name,
     bundleVolumeSize: env.MODELSHIP_BUNDLE_VOLUME_SIZE || DEFAULT_CONFIG.bundleVolumeSize,

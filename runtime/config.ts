@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULTS, ENV, INFERENCE_LOG_MODES, type InferenceLogMode, PATHS } from './contract.ts';
-import { type Env, int, type KafkaSettings, kafkaSettings, list } from '../common/settings.ts';
+import { bool, type Env, int, type KafkaSettings, kafkaSettings, list } from '../common/settings.ts';
 import { msError } from './errors.ts';
 import type { BatchingSettings } from './batching.ts';
 import type { S3Settings } from './bundle/fetch.ts';
@@ -16,6 +16,8 @@ export interface RuntimeConfig {
   namespace: string | undefined;
   bundleUri: string;
   bundleSha256: string | undefined;
+  /** The prepare init container has fetched and unpacked the bundle (and built its environment). */
+  bundlePrepared: boolean;
   s3: S3Settings;
   host: string;
   port: number;
@@ -152,6 +154,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
     namespace: env[ENV.namespace] || undefined,
     bundleUri,
     bundleSha256: sha,
+    bundlePrepared: bool(env, ENV.bundlePrepared),
     s3,
     host: overrides.host ?? env[ENV.host] ?? DEFAULTS.host,
     port,
@@ -193,6 +196,8 @@ export function pythonSettings(env: Env, workDir: string): PythonSettings {
     envDir: env[ENV.pythonEnvDir] || join(workDir, 'python-envs'),
     indexUrl,
     installTimeoutMs: int(env, ENV.pythonInstallTimeoutMs, DEFAULTS.pythonInstallTimeoutMs, 1000),
+    allowIndexOptions: bool(env, ENV.pythonAllowIndexOptions),
+    scratchDir: join(workDir, 'python-scratch'),
   };
 }
 

@@ -102,6 +102,13 @@ export const ENV = {
   pythonIndexUrl: 'MODELSHIP_PYTHON_INDEX_URL',
   /** Bound on installing one bundle's requirements. */
   pythonInstallTimeoutMs: 'MODELSHIP_PYTHON_INSTALL_TIMEOUT_MS',
+  /** `true`: requirements.txt may name its own index, find-links and URLs (an administrator's choice). */
+  pythonAllowIndexOptions: 'MODELSHIP_PYTHON_ALLOW_INDEX_OPTIONS',
+  /**
+   * `true`: the prepare init container has fetched, verified and unpacked the bundle into the work directory and
+   * built its Python environment; this process only loads them (and holds no storage credentials).
+   */
+  bundlePrepared: 'MODELSHIP_BUNDLE_PREPARED',
   /** The container's CPU limit in whole CPUs (rounded up), set by the operator; the default worker count. */
   cpuLimit: 'MODELSHIP_CPU_LIMIT',
 } as const;

@@ -65,6 +65,7 @@ export const ERRORS = {
   // Python bundles
   MS_ERR_PYTHON_NOT_FOUND: { status: 500, message: 'no usable Python interpreter at {python}: {detail}' },
   MS_ERR_PYTHON_DEPS_FAILED: { status: 500, message: "installing the bundle's requirements.txt failed: {detail}" },
+  MS_ERR_PYTHON_ENV_TAMPERED: { status: 500, message: 'an environment in the cache does not match its recorded content hash: {detail}' },
   MS_ERR_WORKER_CRASHED: { status: 500, message: 'Python worker {worker} died ({how}){detail}' },
   MS_ERR_WORKER_PROTOCOL: { status: 500, message: 'a Python worker sent a malformed message: {detail}' },
   // requests

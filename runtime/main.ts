@@ -1,11 +1,12 @@
 // The runtime's entry point: `node runtime/main.ts`. Turns on Node's compile cache before anything heavy is
 // imported (compiled code and stripped TypeScript are reused across starts: a restarted pod, or an image
-// built with a warm cache), then runs the server.
+// built with a warm cache), then runs the server, or with `prepare` the pod's init container.
 import { enableCompileCache } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 // Best effort: on a read-only filesystem the cache is read if present and otherwise skipped.
 enableCompileCache?.(process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'modelship-compile-cache'));
-const { main } = await import('./server.ts');
+// `prepare`: the pod's init container (runtime/prepare.ts); otherwise the server.
+const { main } = process.argv[2] === 'prepare' ? await import('./prepare.ts') : await import('./server.ts');
 await main();

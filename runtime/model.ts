@@ -1,6 +1,6 @@
 // The one model a runtime serves, its life cycle (loading → ready → draining, or loading → failed), and
 // the one way a model is loaded (bundle → engine), used by the server, the CLI and the tests.
-import { type PrepareOptions, type PreparedBundle, prepareBundle } from './bundle/index.ts';
+import { loadPrepared, type PrepareOptions, type PreparedBundle, prepareBundle } from './bundle/index.ts';
 import type { Manifest, TensorMetadata } from './bundle/manifest.ts';
 import { createEngine, type EngineOptions } from './engines/index.ts';
 import type { Engine } from './engines/types.ts';
@@ -75,6 +75,8 @@ export class ServedModel {
 
 export interface LoadOptions extends Omit<PrepareOptions, 'onStep'> {
   engine: Omit<EngineOptions, 'modelName' | 'modelVersion'>;
+  /** The prepare init container has fetched and unpacked the bundle into workDir: load it from there. */
+  prepared?: boolean;
 }
 
 /**
@@ -87,13 +89,15 @@ export async function loadModel(
 ): Promise<{ engine: Engine; bundle: PreparedBundle; loadSeconds: number }> {
   const log = o.engine.log;
   try {
-    const bundle = await prepareBundle({
-      ...o,
-      onStep: (step) => {
-        model.setLoading(step);
-        log.info({ step }, 'loading');
-      },
-    });
+    const bundle = o.prepared
+      ? await loadPrepared(o)
+      : await prepareBundle({
+          ...o,
+          onStep: (step) => {
+            model.setLoading(step);
+            log.info({ step }, 'loading');
+          },
+        });
     model.adopt(bundle.manifest);
     model.setLoading(`loading ${bundle.entrypoint} and running init()`);
     const t0 = performance.now();

@@ -51,6 +51,7 @@ export async function start(
     uri: config.bundleUri,
     sha256: config.bundleSha256,
     workDir: config.workDir,
+    prepared: config.bundlePrepared,
     fetch: { s3: config.s3, timeoutMs: config.fetchTimeoutMs, onBytes: (n) => metrics.bundleDownloadBytes.inc(n) },
     limits: {
       maxEntries: config.maxBundleEntries,

@@ -9,5 +9,7 @@ const root = join(import.meta.dirname, '..');
 const r = spawnSync(binaries().python, ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', join(root, 'sdk', 'python', 'tests')], {
   cwd: join(root, 'sdk', 'python'),
   stdio: 'inherit',
+  // The requirements cache's tests install with the real uv.
+  env: { ...process.env, MODELSHIP_UV: binaries().uv },
 });
 process.exit(r.status ?? 1);

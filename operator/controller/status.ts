@@ -1,9 +1,9 @@
 // PURE: the observed objects → the ModelServing's status. No clock reads: the caller passes `now`, used
 // only for conditions whose status changes, so an unchanged world gives an identical status (no hot loops).
 import type { DependencyState } from './dependencies.ts';
-import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { V1ContainerStatus, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { ModelServing, ModelServingCondition, ModelServingStatus } from '../../crds/modelserving.schema.ts';
-import { CONTAINER_NAME, bundleHash } from './desired/deployment.ts';
+import { CONTAINER_NAME, PREPARE_CONTAINER_NAME, bundleHash } from './desired/deployment.ts';
 import { BUNDLE_HASH_ANNOTATION, MODEL_LABEL } from './desired/labels.ts';
 import { serviceUrl } from './desired/service.ts';
 
@@ -42,9 +42,31 @@ const WAITING_FAILURES = new Set([
   'RunContainerError',
 ]);
 
+/** A container's failure from its status: its termination message (`MS_ERR_…: message`), or a waiting reason. */
+function containerFailure(name: string, cs: V1ContainerStatus | undefined): PodFailure | undefined {
+  if (!cs) return undefined;
+  const terminated = cs.state?.terminated ?? (cs.state?.waiting?.reason === 'CrashLoopBackOff' ? cs.lastState?.terminated : undefined);
+  if (terminated && terminated.exitCode !== 0) {
+    const text = (terminated.message ?? '').trim();
+    const m = /^(MS_ERR_[A-Z0-9_]+):\s*([\s\S]*)$/.exec(text);
+    if (m) return { pod: name, reason: m[1] as string, message: (m[2] as string).trim() };
+    return {
+      pod: name,
+      reason: terminated.reason ?? 'Error',
+      message: text || `${cs.name === CONTAINER_NAME ? 'the runtime' : `the ${cs.name} container`} exited with code ${terminated.exitCode}`,
+    };
+  }
+  const waiting = cs.state?.waiting;
+  if (waiting?.reason && WAITING_FAILURES.has(waiting.reason)) {
+    return { pod: name, reason: waiting.reason, message: waiting.message ?? waiting.reason };
+  }
+  return undefined;
+}
+
 /**
- * Why a pod's runtime is failing, if it is: the runtime writes `MS_ERR_…: message` to its termination log,
- * which the kubelet reports in the container's terminated state.
+ * Why a pod's runtime is failing, if it is: the prepare init container (fetching, verifying, unpacking the bundle,
+ * installing its requirements) or the runtime writes `MS_ERR_…: message` to its termination log, which the
+ * kubelet reports in the container's terminated state.
  */
 export function podFailure(pod: V1Pod): PodFailure | undefined {
   const name = pod.metadata?.name ?? '';
@@ -53,20 +75,14 @@ export function podFailure(pod: V1Pod): PodFailure | undefined {
   if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
     return { pod: name, reason: 'Unschedulable', message: scheduled.message || 'no node can run the pod' };
   }
-  const cs = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER_NAME);
-  if (!cs) return undefined;
-  const terminated = cs.state?.terminated ?? (cs.state?.waiting?.reason === 'CrashLoopBackOff' ? cs.lastState?.terminated : undefined);
-  if (terminated && terminated.exitCode !== 0) {
-    const text = (terminated.message ?? '').trim();
-    const m = /^(MS_ERR_[A-Z0-9_]+):\s*([\s\S]*)$/.exec(text);
-    if (m) return { pod: name, reason: m[1] as string, message: (m[2] as string).trim() };
-    return { pod: name, reason: terminated.reason ?? 'Error', message: text || `the runtime exited with code ${terminated.exitCode}` };
-  }
-  const waiting = cs.state?.waiting;
-  if (waiting?.reason && WAITING_FAILURES.has(waiting.reason)) {
-    return { pod: name, reason: waiting.reason, message: waiting.message ?? waiting.reason };
-  }
-  return undefined;
+  const prepare = pod.status?.initContainerStatuses?.find((c) => c.name === PREPARE_CONTAINER_NAME);
+  return (
+    containerFailure(name, prepare) ??
+    containerFailure(
+      name,
+      pod.status?.containerStatuses?.find((c) => c.name === CONTAINER_NAME),
+    )
+  );
 }
 
 /**

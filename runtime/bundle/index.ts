@@ -1,8 +1,11 @@
-// Preparing a bundle for serving: fetch → verify sha256 → unpack safely → read the manifest.
-import { mkdir, rm } from 'node:fs/promises';
+// Preparing a bundle for serving: fetch → verify sha256 → unpack safely → read the manifest. In a pod the prepare
+// init container does it (it alone holds the storage keys) and leaves a record of it beside the bundle; the
+// serving container reads the record and the unpacked bundle from the same volume, mounted read-only.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { msError } from '../errors.ts';
 import { type FetchOptions, fetchBundle } from './fetch.ts';
+import type { RequirementsEnv } from '../engines/python/deps.ts';
 import { type ResolvedBundle, resolveBundle } from './manifest.ts';
 import { type UnzipLimits, unzipSafely } from './unzip.ts';
 import { parseBundleUri } from './uri.ts';
@@ -18,10 +21,65 @@ export interface PrepareOptions {
 }
 
 export interface PreparedBundle extends ResolvedBundle {
+  /** Prepared by the init container: a Python bundle's environment (null: it has none); undefined: build it here. */
+  pythonEnv?: RequirementsEnv | null | undefined;
   sha256: string | undefined;
   bytes: number;
   /** Redacted URI, safe to log and report. */
   display: string;
+}
+
+/** The record a prepared bundle leaves in the work directory. */
+export const PREPARED_FILE = 'prepared.json';
+
+interface PreparedRecord {
+  dir: string;
+  /** A Python bundle's requirements environment (null: none). */
+  pythonEnv?: RequirementsEnv | null;
+  sha256: string | undefined;
+  bytes: number;
+  display: string;
+  downloadSeconds: number;
+  unpackSeconds: number;
+}
+
+/** Writes the record of a prepared bundle (the prepare init container's last step). */
+export async function recordPrepared(
+  workDir: string,
+  bundle: PreparedBundle,
+  timings: { downloadSeconds: number; unpackSeconds: number },
+  pythonEnv?: RequirementsEnv | null,
+): Promise<void> {
+  const record: PreparedRecord = {
+    dir: bundle.dir,
+    sha256: bundle.sha256,
+    bytes: bundle.bytes,
+    display: bundle.display,
+    ...timings,
+    ...(pythonEnv !== undefined ? { pythonEnv } : {}),
+  };
+  await writeFile(join(workDir, PREPARED_FILE), `${JSON.stringify(record)}\n`);
+}
+
+/** The bundle the prepare init container left: read only, no fetch, no credentials. */
+export async function loadPrepared(opts: Pick<PrepareOptions, 'workDir' | 'onTimings'>): Promise<PreparedBundle> {
+  let record: PreparedRecord;
+  try {
+    record = JSON.parse(await readFile(join(opts.workDir, PREPARED_FILE), 'utf8')) as PreparedRecord;
+  } catch (err) {
+    throw msError('MS_ERR_CONFIG_INVALID', {
+      detail: `the bundle was to be prepared before this process (MODELSHIP_BUNDLE_PREPARED) but ${join(opts.workDir, PREPARED_FILE)} cannot be read: ${(err as Error).message}`,
+    });
+  }
+  opts.onTimings?.({ downloadSeconds: record.downloadSeconds, unpackSeconds: record.unpackSeconds, bytes: record.bytes });
+  const resolved = await resolveBundle(record.dir);
+  return {
+    ...resolved,
+    sha256: record.sha256,
+    bytes: record.bytes,
+    display: record.display,
+    ...(resolved.format === 'python' ? { pythonEnv: record.pythonEnv ?? null } : {}),
+  };
 }
 
 export async function prepareBundle(opts: PrepareOptions): Promise<PreparedBundle> {

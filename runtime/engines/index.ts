@@ -4,6 +4,7 @@ import type { ResolvedBundle } from '../bundle/manifest.ts';
 import type { ModelshipError } from '../errors.ts';
 import { createJsEngine } from './js.ts';
 import { createOnnxEngine } from './onnx/index.ts';
+import type { RequirementsEnv } from './python/deps.ts';
 import { createPythonEngine, type PythonSettings, workerCount } from './python/index.ts';
 import type { Engine } from './types.ts';
 import type { DependencyMetrics, DependencyTarget } from '../dependencies.ts';
@@ -25,7 +26,10 @@ export interface EngineOptions {
   dependencyMetrics?: DependencyMetrics | undefined;
 }
 
-export async function createEngine(bundle: ResolvedBundle, opts: EngineOptions): Promise<Engine> {
+export async function createEngine(
+  bundle: ResolvedBundle & { pythonEnv?: RequirementsEnv | null | undefined },
+  opts: EngineOptions,
+): Promise<Engine> {
   const parameters = bundle.manifest.parameters ?? {};
   switch (bundle.format) {
     case 'js':
@@ -47,6 +51,7 @@ export async function createEngine(bundle: ResolvedBundle, opts: EngineOptions):
     case 'python':
       return createPythonEngine({
         ...opts.python,
+        preparedEnv: bundle.pythonEnv,
         bundleDir: bundle.dir,
         entrypoint: bundle.entrypoint,
         modelName: opts.modelName,

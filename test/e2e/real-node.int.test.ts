@@ -5,7 +5,7 @@
 // `kubectl port-forward` from the host; `kubectl logs`, `modelship logs`, a failed load's termination message,
 // a rollout under load and an HPA driven by metrics-server, all for real.
 import { execFile } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +18,7 @@ import { SERVER_VERSION } from '../../common/version.ts';
 import { useTestEnv } from '../env/fixtures.ts';
 import { fromNode as fromNodeOf, installOperator, type LoadCounts, nodeLoad, ON_REAL_NODE, portForward } from '../../env/on-node.ts';
 import { eventually } from '../../env/wait.ts';
+import { wheel } from '../runtime/zip-writer.ts';
 
 const execFileAsync = promisify(execFile);
 const env = useTestEnv();
@@ -308,6 +309,55 @@ describe('the real node', () => {
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body).outputs[0].data).toEqual([0]);
     await Promise.all([ms.delete('iris-onnx'), ms.delete('hopsworks-iris')]);
+  });
+
+  it('keeps every credential out of reach of bundle code: only the prepare init container holds the storage keys', async () => {
+    // Two hostile bundles (test/e2e/fixtures): they return the environment of every process they can read, and the
+    // Python one every readable file under the secrets paths and its volumes, and tries to plant code.
+    const py = await mkdtemp(join(tmpdir(), 'snoop-py-'));
+    await cp(join(import.meta.dirname, 'fixtures/snoop-py'), py, { recursive: true });
+    await mkdir(join(py, 'wheels'));
+    const w = wheel('msgreet', '1.0', "GREETING = 'hello'\n");
+    await writeFile(join(py, 'wheels', w.file), w.data);
+    await push(join(import.meta.dirname, 'fixtures/snoop-js'), 'snoop-js/1');
+    await push(py, 'snoop-py/1');
+    await ms.create('snoop-js', spec('snoop-js/1'));
+    await ms.create(
+      'snoop-py',
+      spec('snoop-py/1', {
+        bundle: { ...(spec('snoop-py/1').bundle as object), format: 'python' },
+        resources: { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '1Gi' } },
+      }),
+    );
+    await Promise.all([ready('snoop-js', 1), ready('snoop-py', 1, 180_000)]);
+    const ask = async (name: string) => {
+      const r = await fromNode(
+        `http://${await clusterIp(name)}/v2/models/${name}/infer`,
+        JSON.stringify({ inputs: [{ name: 'input', shape: [1], datatype: 'BYTES', data: ['x'] }] }),
+      );
+      expect(r.status, r.body).toBe(200);
+      return JSON.parse(JSON.parse(r.body).outputs.find((o: { name: string }) => o.name === 'output').data[0]);
+    };
+    const { accessKey, secretKey } = env.info.s3;
+    for (const name of ['snoop-js', 'snoop-py']) {
+      const found = await ask(name);
+      expect(Object.keys(found.proc).length, `${name} read /proc`).toBeGreaterThan(0); // it did look
+      const text = JSON.stringify(found);
+      expect(text, name).not.toContain(secretKey);
+      expect(text, name).not.toContain(accessKey);
+      expect(text, name).not.toMatch(/MODELSHIP_S3_(ACCESS|SECRET)_KEY/);
+    }
+    const py0 = await ask('snoop-py');
+    expect(py0.greeting).toBe('hello'); // its requirements.txt environment, imported
+    expect(Object.keys(py0.files).some((f) => f.startsWith('/var/lib/modelship/bundle/'))).toBe(true); // it did look
+    // Nothing it can write: the bundle, the environment cache, uv's configuration (all read-only mounts).
+    expect(Object.keys(py0.writes).some((t) => t.endsWith('msgreet/__init__.py'))).toBe(true);
+    for (const [target, outcome] of Object.entries(py0.writes)) expect(outcome, target).toBe('EROFS');
+    // The keys are where they belong: the prepare init container's env, by reference to the Secret.
+    const [pod] = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'modelship.dev/model=snoop-py' })).items;
+    expect(JSON.stringify(pod?.spec?.initContainers?.[0]?.env)).toContain('MODELSHIP_S3_SECRET_KEY');
+    expect(JSON.stringify(pod?.spec?.containers)).not.toContain('secretKeyRef');
+    await Promise.all([ms.delete('snoop-js'), ms.delete('snoop-py')]);
   });
 
   it('replaces a deleted operator pod; the new one leads at once (the old one released its lease on SIGTERM)', async () => {

@@ -17,6 +17,9 @@ function ms(spec: Partial<ModelServing['spec']> = {}): ModelServing {
 
 const envOf = (d: ReturnType<typeof desiredDeployment>) =>
   Object.fromEntries((d.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+/** The prepare init container's environment. */
+const prepareEnvOf = (d: ReturnType<typeof desiredDeployment>) =>
+  Object.fromEntries((d.spec?.template.spec?.initContainers?.[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
 
 describe('desiredDeployment', () => {
   it('hands spec.dependencies to the runtime as MODELSHIP_DEPENDENCIES, only when there are any', () => {
@@ -57,11 +60,14 @@ describe('desiredDeployment', () => {
       MODELSHIP_MODEL_NAME: 'iris',
       MODELSHIP_NAMESPACE: 'ml',
       MODELSHIP_BUNDLE_URI: 's3://m/k.zip',
-      MODELSHIP_BUNDLE_SHA256: 'a'.repeat(64),
+      MODELSHIP_BUNDLE_PREPARED: 'true',
       MODELSHIP_REQUEST_TIMEOUT_MS: '10000',
       MODELSHIP_DRAIN_TIMEOUT_MS: '25000',
       X: '1',
     });
+    // The prepare init container fetches and verifies: the pin is its business.
+    expect(prepareEnvOf(d)).toMatchObject({ MODELSHIP_BUNDLE_URI: 's3://m/k.zip', MODELSHIP_BUNDLE_SHA256: 'a'.repeat(64), X: '1' });
+    expect(prepareEnvOf(d).MODELSHIP_BUNDLE_PREPARED).toBeUndefined();
     const c = d.spec?.template.spec?.containers[0];
     expect(c?.readinessProbe?.httpGet?.path).toBe('/v2/health/ready');
     expect(c?.livenessProbe?.httpGet?.path).toBe('/v2/health/live');
@@ -81,7 +87,7 @@ describe('desiredDeployment', () => {
     expect(d.spec?.selector.matchLabels).toEqual({ 'modelship.dev/model': 'iris' });
   });
 
-  it('passes storage credentials by secretKeyRef, never by value', () => {
+  it('passes storage credentials by secretKeyRef, never by value, to the prepare init container only', () => {
     const d = desiredDeployment(
       ms({
         bundle: {
@@ -91,11 +97,24 @@ describe('desiredDeployment', () => {
       }),
       DEFAULT_CONFIG,
     );
-    expect(envOf(d)).toMatchObject({
+    expect(prepareEnvOf(d)).toMatchObject({
       MODELSHIP_S3_ENDPOINT: 'http://minio:9000',
       MODELSHIP_S3_ACCESS_KEY: { secretKeyRef: { name: 'creds', key: 'ak' } },
       MODELSHIP_S3_SECRET_KEY: { secretKeyRef: { name: 'creds', key: 'sk' } },
     });
+    const serving = JSON.stringify(d.spec?.template.spec?.containers);
+    expect(serving).not.toContain('secretKeyRef');
+    expect(serving).not.toContain('MODELSHIP_S3_');
+    // Same image, `prepare`; it writes the work volume, which the serving container only reads.
+    const [init] = d.spec?.template.spec?.initContainers ?? [];
+    expect(init).toMatchObject({ name: 'prepare', image: d.spec?.template.spec?.containers[0]?.image, args: ['prepare'] });
+    expect(init?.volumeMounts).toContainEqual({ name: 'work', mountPath: '/var/lib/modelship' });
+    expect(d.spec?.template.spec?.containers[0]?.volumeMounts).toContainEqual({
+      name: 'work',
+      mountPath: '/var/lib/modelship',
+      readOnly: true,
+    });
+    expect(init?.securityContext).toEqual(d.spec?.template.spec?.containers[0]?.securityContext);
   });
 
   it('leaves replicas to the HPA when autoscaling is on, and sets them otherwise', () => {
@@ -143,11 +162,31 @@ describe('desiredDeployment', () => {
     expect(pod?.containers[0]?.image).toBe(DEFAULT_CONFIG.runtimePythonImage);
     expect(DEFAULT_CONFIG.runtimePythonImage).toMatch(/^modelship\/runtime-python:\d+\.\d+\.\d+$/);
     expect(pod?.volumes).toContainEqual({ name: 'python-envs', emptyDir: { sizeLimit: '4Gi' } });
-    expect(pod?.containers[0]?.volumeMounts).toContainEqual({ name: 'python-envs', mountPath: '/var/cache/modelship/python-envs' });
-    expect(envOf(py)).toMatchObject({
+    // Built by the prepare init container; read only where bundle code runs.
+    expect(pod?.initContainers?.[0]?.volumeMounts).toContainEqual({ name: 'python-envs', mountPath: '/var/cache/modelship/python-envs' });
+    expect(pod?.containers[0]?.volumeMounts).toContainEqual({
+      name: 'python-envs',
+      mountPath: '/var/cache/modelship/python-envs',
+      readOnly: true,
+    });
+    expect(prepareEnvOf(py)).toMatchObject({
       MODELSHIP_PYTHON_ENV_DIR: '/var/cache/modelship/python-envs',
       MODELSHIP_PYTHON_INDEX_URL: 'https://mirror.example/simple',
     });
+    expect(prepareEnvOf(py).MODELSHIP_PYTHON_ALLOW_INDEX_OPTIONS).toBeUndefined();
+    expect(envOf(py).MODELSHIP_PYTHON_INDEX_URL).toBeUndefined(); // the serving container installs nothing
+    // An index URL with credentials: from a Secret, read by the prepare init container only.
+    const secretIndex = desiredDeployment(ms({ bundle: { uri: 's3://m/b.zip', format: 'python' } }), {
+      ...DEFAULT_CONFIG,
+      pythonIndexUrl: 'https://mirror.example/simple',
+      pythonIndexUrlSecret: 'index',
+    });
+    expect(prepareEnvOf(secretIndex).MODELSHIP_PYTHON_INDEX_URL).toEqual({ secretKeyRef: { name: 'index', key: 'url' } });
+    expect(
+      prepareEnvOf(
+        desiredDeployment(ms({ bundle: { uri: 's3://m/b.zip', format: 'python' } }), { ...DEFAULT_CONFIG, pythonAllowIndexOptions: true }),
+      ).MODELSHIP_PYTHON_ALLOW_INDEX_OPTIONS,
+    ).toBe('true');
     const shared = desiredDeployment(ms({ bundle: { uri: 's3://m/b.zip', format: 'python' } }), {
       ...DEFAULT_CONFIG,
       pythonEnvCache: { kind: 'pvc', claimName: 'python-envs' },

@@ -121,6 +121,41 @@ describe('computeStatus', () => {
     });
   });
 
+  it("reports the prepare init container's coded failure (a bundle that cannot be fetched or verified)", () => {
+    const failing: V1Pod = {
+      metadata: { name: 'p' },
+      status: {
+        phase: 'Pending',
+        initContainerStatuses: [
+          {
+            name: 'prepare',
+            image: 'modelship/runtime:1',
+            imageID: '',
+            ready: false,
+            restartCount: 2,
+            state: { waiting: { reason: 'CrashLoopBackOff' } },
+            lastState: { terminated: { exitCode: 1, message: 'MS_ERR_BUNDLE_SHA256_MISMATCH: sha256 of s3://m/k.zip is b…, not a…' } },
+          },
+        ],
+        containerStatuses: [
+          {
+            name: 'runtime',
+            image: 'modelship/runtime:1',
+            imageID: '',
+            ready: false,
+            restartCount: 0,
+            state: { waiting: { reason: 'PodInitializing' } },
+          },
+        ],
+      },
+    };
+    expect(podFailure(failing)).toEqual({
+      pod: 'p',
+      reason: 'MS_ERR_BUNDLE_SHA256_MISMATCH',
+      message: 'sha256 of s3://m/k.zip is b…, not a…',
+    });
+  });
+
   it('keeps transition times while a condition holds, so an unchanged world gives an identical status', () => {
     const obs = {
       ms: base,

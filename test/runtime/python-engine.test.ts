@@ -1,7 +1,10 @@
 // The pure parts of the Python engine: the frames, the columns → rows split, the worker count and env, the
 // requirements cache key.
 import { describe, expect, it } from 'vitest';
-import { envKey, tail } from '../../runtime/engines/python/deps.ts';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkRequirements, envKey, refusedRequirement, tail } from '../../runtime/engines/python/deps.ts';
 import { columnsToRows, workerCount, workerEnv } from '../../runtime/engines/python/index.ts';
 import { decodeBody, encodeFrame, FrameReader } from '../../runtime/engines/python/wire.ts';
 
@@ -68,12 +71,12 @@ describe('workers', () => {
   it("keeps the runtime's own settings and credentials out of the plugin's environment", () => {
     const env = workerEnv(
       { PATH: '/bin', MODELSHIP_S3_SECRET_KEY: 's', AWS_SECRET_ACCESS_KEY: 'a', MY_SETTING: '1' },
-      ['/envs/k', '/sdk'],
+      ['/sdk', '/envs/k'],
       2,
     );
     expect(env.MODELSHIP_S3_SECRET_KEY).toBeUndefined();
     expect(env.AWS_SECRET_ACCESS_KEY).toBeUndefined();
-    expect(env).toMatchObject({ PATH: '/bin', MY_SETTING: '1', PYTHONPATH: '/envs/k:/sdk', OMP_NUM_THREADS: '1', PYTHONUNBUFFERED: '1' });
+    expect(env).toMatchObject({ PATH: '/bin', MY_SETTING: '1', PYTHONPATH: '/sdk:/envs/k', OMP_NUM_THREADS: '1', PYTHONUNBUFFERED: '1' });
     expect(workerEnv({}, ['/sdk'], 1).OMP_NUM_THREADS).toBeUndefined();
   });
 });
@@ -96,5 +99,51 @@ describe('requirements environments', () => {
 
   it("keep the installer's last lines for the message", () => {
     expect(tail('a\nb\nc\n', 2)).toBe('b\nc');
+  });
+
+  it("install only from the cluster's index: index options, URLs, VCS, editable and path requirements are refused", () => {
+    for (const ok of [
+      'numpy==2.4.6',
+      'scikit-learn>=1.5,<2  # pinned below',
+      '# a comment',
+      '',
+      'pandas[parquet]==2.2.3',
+      '--no-deps',
+      '-r more.txt',
+      '--hash=sha256:00',
+    ]) {
+      expect(refusedRequirement(ok), ok).toBeUndefined();
+    }
+    for (const [line, why] of [
+      ['--extra-index-url https://evil.example/simple', /--extra-index-url names a package index/],
+      ['--index-url=https://evil.example/simple', /--index-url names/],
+      ['-i https://evil.example/simple', /-i names/],
+      ['-ihttps://evil.example/simple', /-i names/],
+      ['--find-links /tmp/wheels', /--find-links names/],
+      ['-f https://evil.example/wheels', /-f names/],
+      ['--trusted-host evil.example', /--trusted-host/],
+      ['https://evil.example/pkg-1.0.tar.gz', /a URL requirement/],
+      ['git+https://github.com/x/y', /a URL requirement/],
+      ['pkg @ https://evil.example/pkg.whl', /a direct reference/],
+      ['-e ./src', /-e installs from a path or URL/],
+      ['../outside', /a path requirement/],
+      ['-r https://evil.example/req.txt', /-r with a URL/],
+      ['-c /etc/constraints.txt', /outside the bundle/],
+      ['-r ../../req.txt', /outside the bundle/],
+    ] as const) {
+      expect(refusedRequirement(line), line).toMatch(why);
+    }
+  });
+
+  it('check the files a requirements.txt nests, naming each refused line by file and number', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ms-req-'));
+    await mkdir(join(dir, 'reqs'));
+    await writeFile(join(dir, 'requirements.txt'), 'numpy==2.4.6\n-r reqs/extra.txt\nsix==1.16.0 \\\n  # continued\n');
+    await writeFile(join(dir, 'reqs', 'extra.txt'), '# extra\n--extra-index-url https://evil.example/simple\n-r extra.txt\n');
+    expect(await checkRequirements(dir)).toEqual([
+      "reqs/extra.txt line 2 (--extra-index-url https://evil.example/simple): --extra-index-url names a package index or location; the index is the cluster's",
+    ]);
+    await writeFile(join(dir, 'requirements.txt'), '-r missing.txt\n');
+    expect(await checkRequirements(dir)).toEqual(['requirements.txt line 1: missing.txt is not in the bundle']);
   });
 });

@@ -1,7 +1,6 @@
 // The Python engine through the runtime's HTTP API, with the local environment's real CPython and
 // scikit-learn (the python component: runtime/engines/python/base-stack.lock): every example bundle style,
 // and each way a bundle goes wrong.
-import { createHash } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ModelshipError } from '../../runtime/errors.ts';
 import { binaries } from '../../env/build.ts';
 import { appFor, makeBundle } from './helpers.ts';
-import { rawZip } from './zip-writer.ts';
+import { wheel } from './zip-writer.ts';
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
 const { python, uv } = binaries();
@@ -51,24 +50,6 @@ const v2 = (name: string, input: Record<string, unknown>, extra: Record<string, 
   payload: { inputs: [input], ...extra },
 });
 const features = (...rows: number[][]) => ({ name: 'input', shape: [rows.length, 4], datatype: 'FP64', data: rows.flat() });
-
-/** A wheel made here: a real one, installed by uv from the bundle's wheels/ with no index. */
-function wheel(name: string, version: string, code: string): { file: string; data: Buffer } {
-  const info = `${name}-${version}.dist-info`;
-  const files: Record<string, string> = {
-    [`${name}/__init__.py`]: code,
-    [`${info}/METADATA`]: `Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\n`,
-    [`${info}/WHEEL`]: 'Wheel-Version: 1.0\nGenerator: modelship-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n',
-  };
-  const hash = (s: string) => `sha256=${createHash('sha256').update(s).digest('base64url')},${Buffer.byteLength(s)}`;
-  const record = `${Object.entries(files)
-    .map(([f, s]) => `${f},${hash(s)}`)
-    .join('\n')}\n${info}/RECORD,,\n`;
-  return {
-    file: `${name}-${version}-py3-none-any.whl`,
-    data: rawZip([...Object.entries(files).map(([n, d]) => ({ name: n, data: d })), { name: `${info}/RECORD`, data: record }]),
-  };
-}
 
 describe('Python bundles, one per style', () => {
   it('Fusion: the seed echo plugin, its ValueError a 400, its print() a log line with the request id', async () => {

@@ -1,5 +1,6 @@
 // A raw zip writer for tests: unlike real archivers it writes whatever it is told (absolute names, '..',
 // symlinks, lying sizes), which is exactly what hostile bundles do.
+import { createHash } from 'node:crypto';
 import { crc32, deflateRawSync } from 'node:zlib';
 
 export interface RawEntry {
@@ -57,4 +58,22 @@ export function rawZip(entries: RawEntry[]): Buffer {
   end.writeUInt32LE(cd.length, 12);
   end.writeUInt32LE(offset, 16);
   return Buffer.concat([...locals, cd, end]);
+}
+
+/** A wheel made here: a real one, installed by uv from the bundle's wheels/ with no index. */
+export function wheel(name: string, version: string, code: string): { file: string; data: Buffer } {
+  const info = `${name}-${version}.dist-info`;
+  const files: Record<string, string> = {
+    [`${name}/__init__.py`]: code,
+    [`${info}/METADATA`]: `Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\n`,
+    [`${info}/WHEEL`]: 'Wheel-Version: 1.0\nGenerator: modelship-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n',
+  };
+  const hash = (s: string) => `sha256=${createHash('sha256').update(s).digest('base64url')},${Buffer.byteLength(s)}`;
+  const record = `${Object.entries(files)
+    .map(([f, s]) => `${f},${hash(s)}`)
+    .join('\n')}\n${info}/RECORD,,\n`;
+  return {
+    file: `${name}-${version}-py3-none-any.whl`,
+    data: rawZip([...Object.entries(files).map(([n, d]) => ({ name: n, data: d })), { name: `${info}/RECORD`, data: record }]),
+  };
 }

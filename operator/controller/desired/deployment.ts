@@ -10,6 +10,8 @@ import { BUNDLE_HASH_ANNOTATION, commonLabels, FIELD_MANAGER, MANAGED_BY, object
 import { loggingEnv } from './logging.ts';
 
 export const CONTAINER_NAME = 'runtime';
+/** The init container that fetches and unpacks the bundle and builds its Python environment. */
+export const PREPARE_CONTAINER_NAME = 'prepare';
 const DEFAULT_REQUESTS = { cpu: '100m', memory: '128Mi' };
 
 /** Changes whenever what the pods must load changes, so the pod template (and a rollout) follows. */
@@ -19,32 +21,69 @@ export function bundleHash(ms: ModelServing): string {
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }
 
-function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
+/** What the prepare init container alone needs: where the bundle is and the keys to fetch it. */
+function fetchEnv(ms: ModelServing): V1EnvVar[] {
   const spec = ms.spec;
-  const vars: V1EnvVar[] = [
-    { name: ENV.modelName, value: ms.metadata.name },
-    { name: ENV.namespace, value: ms.metadata.namespace },
-    { name: ENV.bundleUri, value: spec.bundle.uri },
-    { name: ENV.grpcPort, value: String(GRPC_PORT) },
-  ];
+  const vars: V1EnvVar[] = [];
   if (spec.bundle.sha256) vars.push({ name: ENV.bundleSha256, value: spec.bundle.sha256 });
   const storage = spec.bundle.storage;
   if (storage?.endpoint) vars.push({ name: ENV.s3Endpoint, value: storage.endpoint });
-  const targets = dependencyTargets(ms);
-  if (targets) vars.push({ name: ENV.dependencies, value: targets });
   if (storage?.region) vars.push({ name: ENV.s3Region, value: storage.region });
   if (storage?.secretRef) {
-    // The operator never reads the Secret: the kubelet resolves the keys into the pod.
+    // The operator never reads the Secret: the kubelet resolves the keys into the init container only.
     const ref = storage.secretRef;
     vars.push(
       { name: ENV.s3AccessKey, valueFrom: { secretKeyRef: { name: ref.name, key: ref.accessKeyKey ?? 'accessKey' } } },
       { name: ENV.s3SecretKey, valueFrom: { secretKeyRef: { name: ref.name, key: ref.secretKeyKey ?? 'secretKey' } } },
     );
   }
+  return vars;
+}
+
+/** The prepare init container of a Python bundle: where requirements come from, and what they may name. */
+function installEnv(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
+  if (!isPython(ms)) return [];
+  const vars: V1EnvVar[] = [];
+  if (config.pythonIndexUrlSecret) {
+    vars.push({ name: ENV.pythonIndexUrl, valueFrom: { secretKeyRef: { name: config.pythonIndexUrlSecret, key: 'url' } } });
+  } else if (config.pythonIndexUrl) {
+    vars.push({ name: ENV.pythonIndexUrl, value: config.pythonIndexUrl });
+  }
+  if (config.pythonAllowIndexOptions) vars.push({ name: ENV.pythonAllowIndexOptions, value: 'true' });
+  return vars;
+}
+
+/** Both containers: the model's identity, the work directory, the Python cache, the log level. */
+function commonEnv(ms: ModelServing): V1EnvVar[] {
+  const spec = ms.spec;
+  const vars: V1EnvVar[] = [
+    { name: ENV.modelName, value: ms.metadata.name },
+    { name: ENV.namespace, value: ms.metadata.namespace },
+    { name: ENV.bundleUri, value: spec.bundle.uri },
+    { name: ENV.workDir, value: PATHS.workDir },
+  ];
+  if (isPython(ms)) vars.push({ name: ENV.pythonEnvDir, value: PATHS.pythonEnvDir });
+  if (spec.runtime?.logLevel) vars.push({ name: ENV.logLevel, value: spec.runtime.logLevel });
+  return vars;
+}
+
+function userEnv(ms: ModelServing): V1EnvVar[] {
+  return (ms.spec.runtime?.env ?? []).map((e) => ({ name: e.name, value: e.value }));
+}
+
+/** The serving container: no storage keys; the bundle and its environment come prepared. */
+function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
+  const spec = ms.spec;
+  const vars: V1EnvVar[] = [
+    ...commonEnv(ms),
+    { name: ENV.bundlePrepared, value: 'true' },
+    { name: ENV.grpcPort, value: String(GRPC_PORT) },
+  ];
+  const targets = dependencyTargets(ms);
+  if (targets) vars.push({ name: ENV.dependencies, value: targets });
   vars.push(
     { name: ENV.requestTimeoutMs, value: String((spec.runtime?.timeoutSeconds ?? 30) * 1000) },
     { name: ENV.drainTimeoutMs, value: String(config.drainSeconds * 1000) },
-    { name: ENV.workDir, value: PATHS.workDir },
   );
   if (spec.runtime?.workers !== undefined) vars.push({ name: ENV.workers, value: String(spec.runtime.workers) });
   // Whole CPUs of the limit (rounded up; the node's when there is no limit): Python's default worker count.
@@ -52,20 +91,52 @@ function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
     name: ENV.cpuLimit,
     valueFrom: { resourceFieldRef: { containerName: CONTAINER_NAME, resource: 'limits.cpu', divisor: '1' } },
   });
-  if (isPython(ms)) {
-    vars.push({ name: ENV.pythonEnvDir, value: PATHS.pythonEnvDir });
-    if (config.pythonIndexUrl) vars.push({ name: ENV.pythonIndexUrl, value: config.pythonIndexUrl });
-  }
-  if (spec.runtime?.logLevel) vars.push({ name: ENV.logLevel, value: spec.runtime.logLevel });
   if (spec.batching) {
     vars.push(
       { name: ENV.batchMaxSize, value: String(spec.batching.maxBatchSize) },
       { name: ENV.batchMaxLatencyMs, value: String(spec.batching.maxLatencyMs) },
     );
   }
-  vars.push(...loggingEnv(ms, config));
-  for (const e of spec.runtime?.env ?? []) vars.push({ name: e.name, value: e.value });
+  vars.push(...loggingEnv(ms, config), ...userEnv(ms));
   return vars;
+}
+
+const SECURITY_CONTEXT = {
+  runAsNonRoot: true,
+  runAsUser: RUNTIME_UID,
+  runAsGroup: RUNTIME_UID,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+function image(ms: ModelServing, config: OperatorConfig): string {
+  return ms.spec.runtime?.image ?? (isPython(ms) ? config.runtimePythonImage : config.runtimeImage);
+}
+
+/**
+ * The prepare init container: the same image with `prepare`. It alone gets the storage keys and writes the work
+ * volume and the Python environment cache; the serving container mounts both read-only.
+ */
+function prepareContainer(ms: ModelServing, config: OperatorConfig, resources: V1Container['resources']): V1Container {
+  return {
+    name: PREPARE_CONTAINER_NAME,
+    image: image(ms, config),
+    imagePullPolicy: 'IfNotPresent',
+    args: ['prepare'],
+    env: [...commonEnv(ms), ...fetchEnv(ms), ...installEnv(ms, config), ...userEnv(ms)],
+    // The same as the serving container's: an init container's count only while it runs (max, not sum).
+    resources,
+    securityContext: SECURITY_CONTEXT,
+    terminationMessagePath: PATHS.terminationLog,
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    volumeMounts: [
+      { name: 'work', mountPath: PATHS.workDir },
+      { name: 'tmp', mountPath: '/tmp' },
+      ...(isPython(ms) ? [{ name: PYTHON_ENVS_VOLUME, mountPath: PATHS.pythonEnvDir }] : []),
+    ],
+  };
 }
 
 function container(ms: ModelServing, config: OperatorConfig): V1Container {
@@ -74,7 +145,7 @@ function container(ms: ModelServing, config: OperatorConfig): V1Container {
   const limits = stringify(res?.limits);
   return {
     name: CONTAINER_NAME,
-    image: ms.spec.runtime?.image ?? (isPython(ms) ? config.runtimePythonImage : config.runtimeImage),
+    image: image(ms, config),
     imagePullPolicy: 'IfNotPresent',
     ports: [
       { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
@@ -82,15 +153,7 @@ function container(ms: ModelServing, config: OperatorConfig): V1Container {
     ],
     env: env(ms, config),
     resources: { requests, ...(Object.keys(limits).length ? { limits } : {}) },
-    securityContext: {
-      runAsNonRoot: true,
-      runAsUser: RUNTIME_UID,
-      runAsGroup: RUNTIME_UID,
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
+    securityContext: SECURITY_CONTEXT,
     // Live as soon as it listens; ready only with the model loaded. The startup probe gives a slow
     // process start room without weakening liveness later.
     startupProbe: { httpGet: { path: PROBES.live, port: 'http' }, periodSeconds: 2, failureThreshold: 60, timeoutSeconds: 2 },
@@ -100,10 +163,11 @@ function container(ms: ModelServing, config: OperatorConfig): V1Container {
     lifecycle: config.preStopSeconds > 0 ? { preStop: { sleep: { seconds: config.preStopSeconds } } } : undefined,
     terminationMessagePath: PATHS.terminationLog,
     terminationMessagePolicy: 'FallbackToLogsOnError',
+    // Read only: what bundle code runs beside cannot change the bundle, nor any environment in a shared cache.
     volumeMounts: [
-      { name: 'work', mountPath: PATHS.workDir },
+      { name: 'work', mountPath: PATHS.workDir, readOnly: true },
       { name: 'tmp', mountPath: '/tmp' },
-      ...(isPython(ms) ? [{ name: PYTHON_ENVS_VOLUME, mountPath: PATHS.pythonEnvDir }] : []),
+      ...(isPython(ms) ? [{ name: PYTHON_ENVS_VOLUME, mountPath: PATHS.pythonEnvDir, readOnly: true }] : []),
     ],
   };
 }
@@ -180,6 +244,7 @@ export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1D
           },
           ...(ms.spec.nodeSelector ? { nodeSelector: ms.spec.nodeSelector } : {}),
           ...(ms.spec.tolerations?.length ? { tolerations: ms.spec.tolerations } : {}),
+          initContainers: [prepareContainer(ms, config, c.resources)],
           containers: [c],
           volumes: [
             { name: 'work', emptyDir: { sizeLimit: config.bundleVolumeSize } },

@@ -1,22 +1,26 @@
-// A bundle's requirements.txt, installed by uv into an environment keyed by sha256(Python version,
-// platform, index, wheels, requirements) in a cache directory (an emptyDir, or a volume shared by the
-// node's pods). Built beside its final place and renamed into it under a lock, so a half-built
-// environment is never used and two pods on a node install it once. `wheels/` in the bundle installs with
-// no index (air-gapped clusters). The environment is a plain `--target` directory put first on the
-// workers' PYTHONPATH, over the image's base stack.
+// A bundle's requirements.txt, installed by uv into an environment keyed by sha256(Python version, platform,
+// index, wheels, requirements) in a cache directory (a pod's emptyDir, or a volume a namespace's pods share).
+// The cache itself (locking, verifying, building, publishing, collecting) is sdk/python/modelship/_envcache.py,
+// run isolated: an OS lock (flock) that dies with its holder, environments published under a new name and never
+// replaced, each verified against the content hash recorded when it was built. Here: what may be installed (the
+// index is the administrator's, not the bundle's), the key, and the helper's reports as log lines.
+//
+// In a pod the prepare init container does this, where the cache is writable, and records the environment's path
+// (runtime/bundle/index.ts); the serving container mounts the cache read-only and takes that path.
+// `modelship serve` does both in one process.
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { isAbsolute, join, normalize, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { msError } from '../../errors.ts';
 
 export const REQUIREMENTS_FILE = 'requirements.txt';
 export const WHEELS_DIR = 'wheels';
-const COMPLETE = '.modelship-complete';
 const TAIL_LINES = 12;
+const HELPER = fileURLToPath(new URL('../../../sdk/python/modelship/_envcache.py', import.meta.url));
 
 export interface DepsOptions {
   bundleDir: string;
@@ -28,6 +32,19 @@ export interface DepsOptions {
   indexUrl: string | undefined;
   timeoutMs: number;
   log: Logger;
+  /** HOME and uv's cache for the install: off the shared cache volume (e.g. the pod's own work directory). */
+  scratchDir: string;
+  /** requirements.txt may name indexes, find-links and URL requirements (the administrator allowed it). */
+  allowIndexOptions: boolean;
+  /** Collect environments no pod has started from for this many days. */
+  maxIdleDays?: number;
+}
+
+export interface RequirementsEnv {
+  /** The environment directory, for PYTHONPATH. */
+  path: string;
+  /** Its use file: workers hold a shared lock on it, so the collector leaves it alone. */
+  inuse: string;
 }
 
 /** The cache key of an environment. Pure. */
@@ -40,6 +57,65 @@ export function envKey(parts: { pythonIdentity: string; indexUrl: string | undef
 /** The last lines of an installer's output, for the error message. Pure. */
 export function tail(text: string, lines = TAIL_LINES): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+const INDEX_OPTIONS = ['-i', '--index-url', '--extra-index-url', '-f', '--find-links', '--trusted-host', '--index', '--default-index'];
+const NESTED = ['-r', '--requirement', '-c', '--constraint'];
+const EDITABLE = ['-e', '--editable'];
+
+/** `-x value`, `-xvalue`, `--opt value` and `--opt=value` → [option, value]. Pure. */
+function splitOption(line: string): [string, string] {
+  const m = /^(--[a-z-]+)(?:[= ]\s*(.*))?$/.exec(line) ?? /^(-[a-zA-Z])\s*(.*)$/.exec(line);
+  return m ? [m[1] as string, (m[2] ?? '').trim()] : [line, ''];
+}
+
+/**
+ * Why a requirements.txt line may not be installed here, or undefined. The package index is the administrator's:
+ * a bundle naming its own index, find-links, a URL, VCS or editable requirement could install code from anywhere.
+ * Nested files (-r, -c) must stay inside the bundle (their lines are checked too). Pure.
+ */
+export function refusedRequirement(line: string): string | undefined {
+  const text = line.replace(/(^|\s)#.*$/, '').trim();
+  if (!text) return undefined;
+  if (text.startsWith('-')) {
+    const [option, value] = splitOption(text);
+    if (INDEX_OPTIONS.includes(option)) return `${option} names a package index or location; the index is the cluster's`;
+    if (EDITABLE.includes(option)) return `${option} installs from a path or URL`;
+    if (NESTED.includes(option)) {
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return `${option} with a URL`;
+      if (isAbsolute(value) || normalize(value).startsWith('..')) return `${option} ${value} is outside the bundle`;
+    }
+    return undefined;
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text) || /^(git|hg|svn|bzr)\+/i.test(text)) return 'a URL requirement';
+  if (/^[A-Za-z0-9._-]+(\[[^\]]*\])?\s*@/.test(text)) return 'a direct reference (name @ URL)';
+  if (/^(\.|\/|~)/.test(text)) return 'a path requirement';
+  return undefined;
+}
+
+/** Every refused line of requirements.txt and the files it nests, with its file and line number. */
+export async function checkRequirements(bundleDir: string, file = REQUIREMENTS_FILE, seen = new Set<string>()): Promise<string[]> {
+  if (seen.has(file)) return [];
+  seen.add(file);
+  const text = await readFile(join(bundleDir, file), 'utf8');
+  const out: string[] = [];
+  // Continuations (a trailing backslash) join with the next line, as pip reads them.
+  const lines = text.replace(/\\\r?\n/g, '').split(/\r?\n/);
+  for (const [i, line] of lines.entries()) {
+    const why = refusedRequirement(line);
+    if (why) {
+      out.push(`${file} line ${i + 1} (${line.trim()}): ${why}`);
+      continue;
+    }
+    const text = line.replace(/(^|\s)#.*$/, '').trim();
+    const [option, value] = text.startsWith('-') ? splitOption(text) : ['', ''];
+    if (NESTED.includes(option) && value) {
+      const nested = relative(bundleDir, join(bundleDir, file, '..', value));
+      if (!existsSync(join(bundleDir, nested))) out.push(`${file} line ${i + 1}: ${value} is not in the bundle`);
+      else out.push(...(await checkRequirements(bundleDir, nested, seen)));
+    }
+  }
+  return out;
 }
 
 async function wheelList(dir: string): Promise<string[]> {
@@ -55,116 +131,123 @@ async function wheelList(dir: string): Promise<string[]> {
   );
 }
 
-/** Takes `lock` (a file created exclusively); waits while another process holds it. A lock older than the
- * install timeout is left over from a killed process and is taken over. */
-async function acquire(lock: string, final: string, timeoutMs: number): Promise<(() => Promise<void>) | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const fh = await open(lock, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return () => rm(lock, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    if (existsSync(join(final, COMPLETE))) return undefined;
-    const age = await stat(lock).then(
-      (s) => Date.now() - s.mtimeMs,
-      () => 0,
-    );
-    if (age > timeoutMs) await rm(lock, { force: true });
-    if (Date.now() > deadline) {
-      throw msError('MS_ERR_PYTHON_DEPS_FAILED', {
-        detail: `waited ${Math.round(timeoutMs / 1000)} s for another install of this environment`,
-      });
-    }
-    await sleep(200);
-  }
+interface HelperLine {
+  event?: string;
+  result?: { env: string; inuse: string };
+  error?: { code: string; detail: string };
+  [k: string]: unknown;
 }
 
-function run(
-  cmd: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  timeoutMs: number,
-): Promise<{ code: number | null; output: string; timedOut: boolean }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const add = (b: Buffer) => {
-      output = (output + b.toString('utf8')).slice(-64 * 1024);
+/** Runs the cache helper; its events become log lines. Killed (its lock with it) past the timeout. */
+function runHelper(o: DepsOptions, request: Record<string, unknown>): Promise<RequirementsEnv> {
+  return new Promise((resolve, reject) => {
+    // Only what the install needs: the path, and where the machine keeps its CA certificates (a mirror with an
+    // internal CA).
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
+    for (const name of ['SSL_CERT_FILE', 'SSL_CERT_DIR']) if (process.env[name]) env[name] = process.env[name];
+    const child = spawn(o.python, ['-I', HELPER], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let result: RequirementsEnv | undefined;
+    let failure: string | undefined;
+    let stderr = '';
+    let buffered = '';
+    const onLine = (text: string) => {
+      let line: HelperLine;
+      try {
+        line = JSON.parse(text) as HelperLine;
+      } catch {
+        stderr += `${text}\n`;
+        return;
+      }
+      if (line.result) result = { path: line.result.env, inuse: line.result.inuse };
+      else if (line.error) failure = line.error.detail;
+      else if (line.event) report(o.log, line as HelperLine & { event: string });
     };
-    child.stdout.on('data', add);
-    child.stderr.on('data', add);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
+    child.stdout.on('data', (b: Buffer) => {
+      buffered += b.toString('utf8');
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        onLine(buffered.slice(0, nl));
+        buffered = buffered.slice(nl + 1);
+      }
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString('utf8')).slice(-16 * 1024);
+    });
+    // The helper bounds the install and the wait for the lock itself; this is for a helper that hangs.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 2 * o.timeoutMs + 30_000);
     child.once('error', (err) => {
       clearTimeout(timer);
-      resolve({ code: -1, output: `${output}${err.message}`, timedOut });
+      reject(msError('MS_ERR_PYTHON_DEPS_FAILED', { detail: `cannot run ${o.python}: ${err.message}` }));
     });
     child.once('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, output, timedOut });
+      if (result && code === 0) resolve(result);
+      else reject(msError('MS_ERR_PYTHON_DEPS_FAILED', { detail: failure ?? (tail(stderr) || `the cache helper exited with ${code}`) }));
     });
+    child.stdin.end(JSON.stringify(request));
   });
 }
 
-/** The environment for the bundle's requirements.txt (built if missing), or undefined without one. */
-export async function requirementsEnv(o: DepsOptions): Promise<string | undefined> {
+function report(log: Logger, line: { event: string; [k: string]: unknown }): void {
+  const { event, ...fields } = line;
+  switch (event) {
+    case 'found':
+      log.info(fields, 'requirements.txt: environment found in the cache');
+      break;
+    case 'installing':
+      log.info(fields, 'requirements.txt: installing with uv');
+      break;
+    case 'installed':
+      log.info(fields, 'requirements.txt: installed');
+      break;
+    case 'tampered':
+      log.warn(
+        { ...fields, code: 'MS_ERR_PYTHON_ENV_TAMPERED' },
+        'requirements.txt: an environment in the cache does not match what was built; refused, building another',
+      );
+      break;
+    case 'waiting':
+      log.info(fields, 'requirements.txt: another pod is installing this environment; waiting for it');
+      break;
+    case 'collected':
+      log.info(fields, 'requirements.txt: collected from the cache');
+      break;
+    default:
+      log.warn(fields, `requirements.txt: ${event}`);
+  }
+}
+
+/** The environment for the bundle's requirements.txt (built if missing and allowed), or undefined without one. */
+export async function requirementsEnv(o: DepsOptions): Promise<RequirementsEnv | undefined> {
   const reqFile = join(o.bundleDir, REQUIREMENTS_FILE);
   if (!existsSync(reqFile)) return undefined;
+  if (!o.allowIndexOptions) {
+    const refused = await checkRequirements(o.bundleDir);
+    if (refused.length) {
+      throw msError('MS_ERR_PYTHON_DEPS_FAILED', {
+        detail: `${refused.join('; ')} (packages come from the cluster's index; an administrator can allow these lines: helm python.allowIndexOptions)`,
+      });
+    }
+  }
   const requirements = await readFile(reqFile, 'utf8');
   const wheelsDir = join(o.bundleDir, WHEELS_DIR);
   const wheels = await wheelList(wheelsDir);
   const key = envKey({ pythonIdentity: o.pythonIdentity, indexUrl: wheels.length ? undefined : o.indexUrl, wheels, requirements });
-  const final = join(o.envDir, key);
-  if (existsSync(join(final, COMPLETE))) {
-    o.log.info({ env: final }, 'requirements.txt: environment found in the cache');
-    return final;
-  }
-  await mkdir(o.envDir, { recursive: true });
-  const release = await acquire(`${final}.lock`, final, o.timeoutMs);
-  if (!release) return final;
-  try {
-    if (existsSync(join(final, COMPLETE))) return final;
-    const building = `${final}.tmp-${randomBytes(4).toString('hex')}`;
-    // Bytecode compiled once, here: the workers run with PYTHONDONTWRITEBYTECODE, so without it a large stack
-    // (TensorFlow: ~12 CPU-s) is compiled again by every worker at every start.
-    const args = ['pip', 'install', '--quiet', '--compile-bytecode', '--python', o.python, '--target', building, '-r', reqFile];
-    if (wheels.length) args.push('--no-index', '--find-links', wheelsDir);
-    else if (o.indexUrl) args.push('--index-url', o.indexUrl);
-    const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
-      HOME: o.envDir,
-      UV_CACHE_DIR: join(o.envDir, '.uv-cache'),
-      UV_PYTHON_DOWNLOADS: 'never',
-      UV_NO_PROGRESS: '1',
-      ...(process.env.SSL_CERT_FILE ? { SSL_CERT_FILE: process.env.SSL_CERT_FILE } : {}),
-    };
-    const t0 = performance.now();
+  const home = join(o.scratchDir, 'home');
+  const uvCache = join(o.scratchDir, 'uv-cache');
+  await Promise.all([mkdir(home, { recursive: true }), mkdir(uvCache, { recursive: true })]);
+  return runHelper(o, {
+    envDir: o.envDir,
+    key,
+    requirements: reqFile,
+    wheelsDir: wheels.length ? wheelsDir : null,
+    uv: o.uv,
+    python: o.python,
+    indexUrl: wheels.length ? null : (o.indexUrl ?? null),
     // The index's host only: an index URL may carry credentials.
-    const index = wheels.length ? 'wheels/' : o.indexUrl ? new URL(o.indexUrl).host : 'uv default (PyPI)';
-    o.log.info({ env: final, index }, 'requirements.txt: installing with uv');
-    const r = await run(o.uv, args, env, o.timeoutMs);
-    if (r.code !== 0) {
-      await rm(building, { recursive: true, force: true });
-      const why = r.timedOut
-        ? `uv did not finish within ${Math.round(o.timeoutMs / 1000)} s`
-        : r.code === -1
-          ? `cannot run ${o.uv} (set MODELSHIP_UV, or use the modelship/runtime-python image): ${tail(r.output, 2)}`
-          : tail(r.output);
-      throw msError('MS_ERR_PYTHON_DEPS_FAILED', { detail: why });
-    }
-    await writeFile(join(building, COMPLETE), `${requirements}\n`);
-    await rm(final, { recursive: true, force: true });
-    await rename(building, final);
-    o.log.info({ env: final, seconds: Number(((performance.now() - t0) / 1000).toFixed(2)) }, 'requirements.txt: installed');
-    return final;
-  } finally {
-    await release();
-  }
+    indexHost: wheels.length ? 'wheels/' : o.indexUrl ? new URL(o.indexUrl).host : 'uv default (PyPI)',
+    home,
+    uvCache,
+    timeoutS: Math.ceil(o.timeoutMs / 1000),
+    maxIdleDays: o.maxIdleDays ?? 30,
+  });
 }

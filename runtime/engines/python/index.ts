@@ -11,7 +11,7 @@ import { type ErrorCode, type ModelshipError, isModelshipError, msError } from '
 import type { Outputs } from '../outputs.ts';
 import type { Signals } from '../signals.ts';
 import type { BundleEngineOptions, CustomRouteSpec, Engine, PluginMetadata, Prediction, RequestContext } from '../types.ts';
-import { requirementsEnv } from './deps.ts';
+import { type RequirementsEnv, requirementsEnv } from './deps.ts';
 import { WorkerPool } from './pool.ts';
 import { isNdArray } from './wire.ts';
 import { PythonWorker, type Reply, replyError } from './worker.ts';
@@ -27,11 +27,17 @@ export interface PythonSettings {
   envDir: string;
   indexUrl: string | undefined;
   installTimeoutMs: number;
+  /** requirements.txt may name its own index, find-links or URLs (refused unless the administrator allows). */
+  allowIndexOptions: boolean;
+  /** Writable and the pod's own: HOME and uv's cache while installing. */
+  scratchDir: string;
 }
 
 export interface PythonEngineOptions extends PythonSettings, BundleEngineOptions {
   /** 0: one per CPU (the container's limit when known). */
   workers: number;
+  /** Built before this process (the prepare init container): the environment, or null for none; never built here. */
+  preparedEnv?: RequirementsEnv | null | undefined;
   cpuLimit: number | undefined;
   maxFrameBytes: number;
   onFatal: (err: ModelshipError) => void;
@@ -115,20 +121,38 @@ export function columnsToRows(cols: Record<string, unknown>, n: number): Outputs
   return rows as Outputs[];
 }
 
+/** The worker's variable naming the environment's use file (read and removed by modelship._worker). */
+const ENV_INUSE = 'MODELSHIP_ENV_INUSE';
+
+/** The bundle's requirements.txt environment, found (and verified) or built; undefined without one. */
+export function pythonRequirements(
+  s: PythonSettings,
+  bundleDir: string,
+  identity: string,
+  log: BundleEngineOptions['log'],
+): Promise<RequirementsEnv | undefined> {
+  return requirementsEnv({
+    bundleDir,
+    python: s.python,
+    pythonIdentity: identity,
+    uv: s.uv,
+    envDir: s.envDir,
+    indexUrl: s.indexUrl,
+    timeoutMs: s.installTimeoutMs,
+    log,
+    scratchDir: s.scratchDir,
+    allowIndexOptions: s.allowIndexOptions,
+  });
+}
+
 export async function createPythonEngine(o: PythonEngineOptions): Promise<Engine> {
   const identity = await probePython(o.python);
-  const env = await requirementsEnv({
-    bundleDir: o.bundleDir,
-    python: o.python,
-    pythonIdentity: identity,
-    uv: o.uv,
-    envDir: o.envDir,
-    indexUrl: o.indexUrl,
-    timeoutMs: o.installTimeoutMs,
-    log: o.log,
-  });
+  const env = o.preparedEnv !== undefined ? (o.preparedEnv ?? undefined) : await pythonRequirements(o, o.bundleDir, identity, o.log);
   const size = workerCount(o.workers, o.cpuLimit);
-  const childEnv = workerEnv(process.env, env ? [env, SDK_DIR] : [SDK_DIR], size);
+  // The SDK first: nothing a requirements.txt installs stands in for the modelship package.
+  const childEnv = workerEnv(process.env, env ? [SDK_DIR, env.path] : [SDK_DIR], size);
+  // Each worker holds a shared lock on it while it runs, so the cache's collector leaves the environment alone.
+  if (env) childEnv[ENV_INUSE] = env.inuse;
   // modelship.models: the Services of spec.dependencies (addresses, no credentials).
   if (o.dependencies && Object.keys(o.dependencies).length) childEnv[ENV.dependencies] = JSON.stringify(o.dependencies);
   const pool = new WorkerPool({
@@ -144,7 +168,7 @@ export async function createPythonEngine(o: PythonEngineOptions): Promise<Engine
     modelName: o.modelName,
   });
   const meta = (await pool.start()).meta as WorkerMeta;
-  o.log.info({ style: meta.style, workers: size, python: identity.split(' ')[2], requirementsEnv: env }, 'Python bundle loaded');
+  o.log.info({ style: meta.style, workers: size, python: identity.split(' ')[2], requirementsEnv: env?.path }, 'Python bundle loaded');
 
   // A plugin exception outside predict is reported under its own operation's code.
   const call = async (message: Record<string, unknown>, ctx: RequestContext, failCode?: ErrorCode, extra?: Record<string, string>) => {

@@ -7,6 +7,7 @@ false, "code", "params", "trace"}``: codes as in docs/errors.md; the traceback's
 runtime's log, never for the client.
 """
 
+import fcntl
 import gc
 import os
 import signal
@@ -103,9 +104,24 @@ def serve(channel):
             channel.write({"ok": False, "code": "MS_ERR_OUTPUT_INVALID", "params": {"detail": describe(err)}})
 
 
+def _hold_environment():
+    """A shared lock on the requirements environment's use file, held for the worker's life (the descriptor
+    stays open): the cache's collector removes only environments no worker holds (modelship/_envcache.py)."""
+    path = os.environ.pop("MODELSHIP_ENV_INUSE", None)
+    if not path:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return fd
+    except OSError:
+        return None
+
+
 def main():
     # Ctrl-C in a terminal reaches the whole process group; the runtime decides when a worker stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _hold_environment()
     from .wire import Channel
 
     channel = Channel(3, 4)
