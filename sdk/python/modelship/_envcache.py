@@ -4,7 +4,7 @@ Standard library only, run isolated (-I): nothing of a bundle's or of the cache'
 
 Layout of the cache directory (an emptyDir, or a volume shared by a namespace's pods):
 
-- ``<key>-<id>/``: a complete environment (a ``uv pip install --target`` directory), never changed or
+- ``<key>-<build time>-<random>/``: a complete environment (a ``uv pip install --target`` directory), never changed or
   replaced once published. ``.modelship-env.json`` in it records the sha256 of its whole tree at build time;
   a copy that no longer matches is refused (``tampered``) and a new one is built beside it.
 - ``<key>-<id>.inuse``: its use file. Serving workers hold a shared lock on it while they run; its mtime is
@@ -262,7 +262,8 @@ def prepare(req):
         found = usable()  # another pod built it while this one waited
         if found:
             return found
-        final_id = "%s-%s-%s" % (key, time.strftime("%Y%m%d%H%M%S", time.gmtime()), secrets.token_hex(2))
+        # Names sort by build time (nanoseconds, fixed width): the newest is tried first.
+        final_id = "%s-%020d-%s" % (key, time.time_ns(), secrets.token_hex(2))
         return build(req, final_id)
     finally:
         os.close(fd)
