@@ -1,7 +1,9 @@
 // `npm run bench:runtime`: the runtime against baselines measured side by side in the same run.
 //   throughput  echo bundle over OIP v2 ÷ a bare fastify hello-world (autocannon, 100 connections, no pipelining)
 //   latency     p50/p99 of the echo bundle at half of its max load
-//   logging     echo requests/s with inference logging to Kafka on (every request, mode all) ÷ off
+//   logging     echo requests/s with inference logging to Kafka on (every request, mode all) ÷ off: produced by
+//               the runtime itself, and through the recorder sidecar (a process of its own, over a Unix socket,
+//               as in a pod)
 //   cold start  spawn → ready for a 100 MB bundle in MinIO ÷ raw download + unzip of the same object
 //   batching    a plugin with a fixed cost per call (2 ms, whatever the batch) with adaptive batching on ÷ off,
 //               at 64 connections; and its p50 at 1 connection, on vs off
@@ -117,14 +119,34 @@ async function logging(info: EnvInfo) {
     await runtimeEnv({ MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: info.kafka.bootstrapServers.join(','), MODELSHIP_INFERENCE_LOG_TOPIC: topic }),
     '/v2/health/ready',
   );
+  // As in a pod: the recorder sidecar holds the Kafka settings, the runtime only its socket.
+  const socket = join(work, 'recorder.sock');
+  const recorder = spawn(process.execPath, [join(root, 'runtime/main.ts'), 'recorder'], {
+    env: {
+      PATH: process.env.PATH,
+      MODELSHIP_MODEL_NAME: 'echo',
+      MODELSHIP_RECORDER_SOCKET: socket,
+      MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: info.kafka.bootstrapServers.join(','),
+      MODELSHIP_INFERENCE_LOG_TOPIC: topic,
+    },
+    stdio: 'ignore',
+  });
+  const viaSidecar = await spawnServer(
+    join(root, 'runtime/main.ts'),
+    await runtimeEnv({ MODELSHIP_RECORDER_SOCKET: socket, MODELSHIP_INFERENCE_LOG_TOPIC: topic }),
+    '/v2/health/ready',
+  );
   try {
     const run = (url: string, secs = seconds) =>
       load({ url: `${url}/v2/models/echo/infer`, method: 'POST', body: echoBody, seconds: secs });
     log('logging: warming up');
     await run(off.url, 2);
     await run(on.url, 2);
+    await run(viaSidecar.url, 2);
     const offRps: number[] = [];
     const onRps: number[] = [];
+    const sidecarRps: number[] = [];
+    const sidecarCpu: number[] = [];
     // CPU per 1000 requests of the runtime with logging off and on, and of the broker while logging is on:
     // on a small machine the broker competes with the runtime and the load generator for the same cores.
     const offCpu: number[] = [];
@@ -145,13 +167,22 @@ async function logging(info: EnvInfo) {
       onCpu.push(((cpuMs(on.child.pid as number) - c0) / r.requests) * 1000);
       if (brokerPid) brokerCpu.push((cpuMs(brokerPid) - b0) / (seconds * 1000));
       onRps.push(r.rps);
+      log(`logging round ${round + 1}: on through the recorder sidecar, ${seconds} s`);
+      c0 = cpuMs(viaSidecar.child.pid as number) + cpuMs(recorder.pid as number);
+      const rs = await run(viaSidecar.url);
+      if (rs.errors || rs.non2xx) throw new Error(`sidecar run had ${rs.errors} errors and ${rs.non2xx} non-2xx responses`);
+      sidecarCpu.push(((cpuMs(viaSidecar.child.pid as number) + cpuMs(recorder.pid as number) - c0) / rs.requests) * 1000);
+      sidecarRps.push(rs.rps);
     }
-    const metrics = await (await fetch(`${on.url}/metrics`)).text();
-    const count = (name: string) =>
-      metrics
+    const metricsOf = async (url: string) => (await fetch(`${url}/metrics`)).text();
+    const metrics = await metricsOf(on.url);
+    const sidecarMetrics = await metricsOf(viaSidecar.url);
+    const countIn = (text: string, name: string) =>
+      text
         .split('\n')
         .filter((l) => l.startsWith(name))
         .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    const count = (name: string) => countIn(metrics, name);
     return {
       offRps: median(offRps),
       onRps: median(onRps),
@@ -162,9 +193,19 @@ async function logging(info: EnvInfo) {
       brokerCoresBusyWhileOn: brokerCpu.length ? Number(median(brokerCpu).toFixed(2)) : null,
       recordsSent: count('modelship_inference_log_sent_total'),
       recordsDropped: count('modelship_inference_log_dropped_total'),
+      recorderSidecar: {
+        onRps: median(sidecarRps),
+        ratio: ratio(median(sidecarRps), median(offRps)),
+        target: '>= 0.95',
+        // The runtime and the sidecar together.
+        cpuMsPer1kRequests: Math.round(median(sidecarCpu)),
+        recordsSent: countIn(sidecarMetrics, 'modelship_inference_log_sent_total'),
+        recordsDropped: countIn(sidecarMetrics, 'modelship_inference_log_dropped_total'),
+      },
     };
   } finally {
-    await Promise.all([off.stop(), on.stop()]);
+    recorder.kill('SIGTERM');
+    await Promise.all([off.stop(), on.stop(), viaSidecar.stop()]);
     await admin.deleteTopics({ topics: [topic] }).catch(() => {});
     await admin.close();
     await rm(work, { recursive: true, force: true });

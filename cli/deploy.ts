@@ -27,7 +27,7 @@ export const CLI_FIELD_MANAGER = 'modelship-cli';
 /** The storage Secret's name: one per endpoint and access key, so two profiles in a namespace never share one. */
 export const storageSecretName = (p: StorageProfile) =>
   `modelship-storage-${createHash('sha256')
-    .update(`${p.clusterEndpoint ?? p.endpoint ?? ''}\0${p.accessKey ?? ''}`)
+    .update(`${p.clusterEndpoint ?? p.endpoint ?? ''}\0${p.clusterAccessKey ?? ''}`)
     .digest('hex')
     .slice(0, 10)}`;
 
@@ -206,8 +206,8 @@ const applyOptions = () => setHeaderOptions('Content-Type', PatchStrategy.Server
 /** The storage Secret, applied only when its keys differ (a second deploy writes nothing). Never printed. */
 async function ensureSecret(c: Cluster, p: StorageProfile, name: string): Promise<boolean> {
   const data = {
-    accessKey: Buffer.from(p.accessKey ?? '').toString('base64'),
-    secretKey: Buffer.from(p.secretKey ?? '').toString('base64'),
+    accessKey: Buffer.from(p.clusterAccessKey ?? '').toString('base64'),
+    secretKey: Buffer.from(p.clusterSecretKey ?? '').toString('base64'),
   };
   let existing: { data?: Record<string, string> } | undefined;
   try {
@@ -356,7 +356,13 @@ export async function deploy(
   // A dry run asks nothing of the cluster, but its YAML names the namespace a deploy would use.
   const namespace = cluster?.namespace ?? opts.namespace ?? (await contextNamespace());
   const up = await uploadBundle(path, profile, log);
-  const secret = profile.accessKey !== undefined && profile.secretKey !== undefined ? storageSecretName(profile) : undefined;
+  // Only the profile's cluster (read-only) keys go into the cluster, never the uploader's own.
+  const secret = profile.clusterAccessKey && profile.clusterSecretKey ? storageSecretName(profile) : undefined;
+  if (!secret && profile.accessKey) {
+    log(
+      'the profile has no cluster keys (storage.clusterAccessKey/clusterSecretKey, read-only): the ModelServing gets none, so its pods read the bucket without keys (your own keys stay here)',
+    );
+  }
   const desired = desiredModelServing({ ...opts, namespace, uri: up.uri, sha256: up.sha256, storage: profile, secret });
   const yaml = YAML.stringify(desired);
   if (!cluster) return { modelServing: desired, uploaded: up.uploaded, wrote: false, yaml, secret };

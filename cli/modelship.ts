@@ -210,7 +210,7 @@ export function program(): Command {
     .option('--json', 'print the result as JSON (name, namespace, url, bundle, uploaded, wrote, the ModelServing)')
     .addHelpText(
       'after',
-      "\nThe object store: storage.{endpoint, clusterEndpoint, bucket, region, accessKey, secretKey} in ~/.config/modelship/config.yaml ($MODELSHIP_CONFIG), or\n$MODELSHIP_S3_ENDPOINT, $MODELSHIP_S3_CLUSTER_ENDPOINT, $MODELSHIP_BUCKET, $MODELSHIP_S3_ACCESS_KEY/$MODELSHIP_S3_SECRET_KEY. The cluster: the kubeconfig's current context.",
+      "\nThe object store: storage.{endpoint, clusterEndpoint, bucket, region, accessKey, secretKey, clusterAccessKey, clusterSecretKey} in ~/.config/modelship/config.yaml ($MODELSHIP_CONFIG), or\n$MODELSHIP_S3_ENDPOINT, $MODELSHIP_S3_CLUSTER_ENDPOINT, $MODELSHIP_BUCKET, $MODELSHIP_S3_ACCESS_KEY/$MODELSHIP_S3_SECRET_KEY (yours: they upload) and\n$MODELSHIP_S3_CLUSTER_ACCESS_KEY/$MODELSHIP_S3_CLUSTER_SECRET_KEY (read-only: the only keys put in the cluster). The cluster: the kubeconfig's current context.",
     )
     .action(
       async (

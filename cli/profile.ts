@@ -25,8 +25,15 @@ export interface StorageProfile {
   clusterEndpoint?: string;
   region?: string;
   bucket: string;
+  /** The uploader's keys: they write bundles, and never leave this machine. */
   accessKey?: string;
   secretKey?: string;
+  /**
+   * The keys the cluster gets (the storage Secret the pods' prepare step reads): read-only ones. Without them a
+   * deploy puts no keys in the cluster (the pods then need a public bucket or an identity of their own).
+   */
+  clusterAccessKey?: string;
+  clusterSecretKey?: string;
 }
 
 /**
@@ -47,6 +54,8 @@ export function localStorageProfile(info: EnvInfo): StorageProfile {
     region: info.s3.region,
     accessKey: info.s3.accessKey,
     secretKey: info.s3.secretKey,
+    // The environment's read-only user: pods read bundles and write nothing.
+    ...(info.s3.readOnly ? { clusterAccessKey: info.s3.readOnly.accessKey, clusterSecretKey: info.s3.readOnly.secretKey } : {}),
   };
 }
 
@@ -92,5 +101,7 @@ export async function loadProfile(env: NodeJS.ProcessEnv = process.env, profileF
   set('region', pick(env[ENV.s3Region], env.AWS_REGION, fromFile.region));
   set('accessKey', pick(env[ENV.s3AccessKey], env.AWS_ACCESS_KEY_ID, fromFile.accessKey));
   set('secretKey', pick(env[ENV.s3SecretKey], env.AWS_SECRET_ACCESS_KEY, fromFile.secretKey));
+  set('clusterAccessKey', pick(env.MODELSHIP_S3_CLUSTER_ACCESS_KEY, fromFile.clusterAccessKey));
+  set('clusterSecretKey', pick(env.MODELSHIP_S3_CLUSTER_SECRET_KEY, fromFile.clusterSecretKey));
   return profile;
 }

@@ -29,6 +29,7 @@ import {
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const GO_MODULE_DIR = join(HERE, 'go');
+const MINIO_ADMIN_DIR = join(HERE, 'minio-admin');
 /** What the environment's Python holds: the runtime image's base stack, and pytest. */
 const PYTHON_LOCKS = [join(HERE, '..', 'runtime', 'engines', 'python', 'base-stack.lock'), join(HERE, 'python-test.lock')];
 /** Imported once the Python is in place: a venv that did not survive the rename into place fails here. */
@@ -45,7 +46,17 @@ const PYTHON_IMPORTS = [
   'tritonclient.grpc',
 ];
 
-export type ComponentName = 'kubernetes' | 'kwok' | 'minio' | 'helm' | 'kafka' | 'python' | 'pypi-proxy' | 'node' | 'addons';
+export type ComponentName =
+  | 'kubernetes'
+  | 'kwok'
+  | 'minio'
+  | 'minio-admin'
+  | 'helm'
+  | 'kafka'
+  | 'python'
+  | 'pypi-proxy'
+  | 'node'
+  | 'addons';
 
 /** Paths of the built binaries (and Kafka's class path), as the launcher needs them. */
 export interface Binaries {
@@ -56,6 +67,8 @@ export interface Binaries {
   kubectl: string;
   kwok: string;
   minio: string;
+  /** env/minio-admin: makes the read-only MinIO user for pods. */
+  minioAdmin: string;
   helm: string;
   kafkaLibDir: string;
   /** The interpreter of a virtual environment with the base data-science stack and pytest. */
@@ -230,6 +243,24 @@ const components: Component[] = [
     expect: '5–8 min',
     tools: ['go'],
     build: (out, log) => goInstall(`github.com/minio/minio@${MINIO_VERSION}`, out, log),
+  },
+  {
+    name: 'minio-admin',
+    // Its sources are the version: a change to them builds it again.
+    get version() {
+      const h = createHash('sha256');
+      for (const f of ['go.mod', 'go.sum', 'main.go']) h.update(readFileSync(join(MINIO_ADMIN_DIR, f)));
+      return h.digest('hex').slice(0, 12);
+    },
+    expect: '10–60 s',
+    tools: ['go'],
+    build: (out, log) =>
+      run(
+        'go',
+        ['build', '-ldflags', '-s -w', '-o', join(out, 'minio-admin'), '.'],
+        { cwd: MINIO_ADMIN_DIR, env: { ...process.env, GOFLAGS: '-buildvcs=false -mod=readonly', CGO_ENABLED: '0' } },
+        log,
+      ),
   },
   {
     name: 'kafka',
@@ -502,6 +533,7 @@ export function binaries(): Binaries {
     kubectl: join(kube, 'kubectl'),
     kwok: join(dir('kwok'), 'kwok'),
     minio: join(dir('minio'), 'minio'),
+    minioAdmin: join(dir('minio-admin'), 'minio-admin'),
     helm: join(dir('helm'), 'helm'),
     kafkaLibDir: join(dir('kafka'), 'libs'),
     python: join(dir('python'), 'venv', 'bin', 'python'),

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { ensureBuilt } from './build.ts';
+import { binaries, ensureBuilt } from './build.ts';
 import { minioClientFor } from '../runtime/bundle/fetch.ts';
 import { CLUSTER_SERVICES, type EnvInfo, envFile, LOCAL_BUCKET, REPO_ROOT, writeEnv } from './info.ts';
 import {
@@ -25,7 +25,7 @@ import {
   startKwok,
   startScheduler,
 } from './control-plane.ts';
-import { minioReadyUrl, startMinio } from './minio.ts';
+import { createReadOnlyUser, minioReadyUrl, startMinio } from './minio.ts';
 import { createPki, type Pki } from './pki.ts';
 import { type ProcessRecord, freePorts, isAlive, startProcess, stopProcess, waitReady } from './process.ts';
 import { KAFKA_VERSION, KUBERNETES_VERSION } from './versions.ts';
@@ -242,6 +242,8 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
     // The bucket `modelship push`, `deploy` and the examples use (s3://models/…), as an object store set up for
     // a team has one.
     await minioClientFor(s3).makeBucket(LOCAL_BUCKET, s3.region);
+    // Keys for pods that read and never write: what the demo and the CLI's local profile put in the cluster.
+    s3.readOnly = await createReadOnlyUser(bins.minioAdmin, s3);
 
     const nodeNames = await createKwokNodes(kubeconfig, options.nodes ?? 2);
     await waitReady(processes.kwok, () => kwokNodesReady(kubeconfig, nodeNames), 60_000, 'marking its nodes Ready');
@@ -488,4 +490,16 @@ export async function down(info: EnvInfo, file = envFile()): Promise<void> {
     await rm(info.root, { recursive: true, force: true });
   }
   await rm(file, { force: true });
+}
+
+/**
+ * Gives an environment started before the read-only MinIO user existed (a demo left running across an upgrade)
+ * that user, and records it. What the demo and the tests rely on, whoever started the environment.
+ */
+export async function ensureReadOnlyUser(info: EnvInfo): Promise<EnvInfo> {
+  if (info.s3.readOnly) return info;
+  await ensureBuilt({ only: ['minio-admin'] });
+  info.s3.readOnly = await createReadOnlyUser(binaries().minioAdmin, info.s3);
+  await writeEnv(info);
+  return info;
 }

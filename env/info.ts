@@ -22,7 +22,8 @@ export interface EnvInfo {
   kubeconfig: string;
   apiServer: string;
   pki: { ca: string; adminCert: string; adminKey: string };
-  s3: { endpoint: string; region: string; accessKey: string; secretKey: string };
+  /** Root keys (uploads), and `readOnly`: the keys pods get, which read every bucket and write none. */
+  s3: { endpoint: string; region: string; accessKey: string; secretKey: string; readOnly?: { accessKey: string; secretKey: string } };
   kafka: { bootstrapServers: string[]; version: string };
   nodes: string[];
   /** The node whose pods are real runtime processes (taint modelship.dev/process-node=true:NoSchedule). */

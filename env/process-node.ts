@@ -91,6 +91,8 @@ interface Running {
   dir: string;
   /** The init containers' statuses, as the kubelet reports them; every one Completed once the pod is initialized. */
   initStatuses: V1ContainerStatus[];
+  /** Sidecars (init containers with restartPolicy Always): started in order, running beside the runtime. */
+  sidecars: ChildProcess[];
   initialized: boolean;
 }
 
@@ -391,6 +393,7 @@ export class ProcessNode {
       probe: undefined,
       dir,
       initStatuses: [],
+      sidecars: [],
       initialized: false,
     };
     this.pods.set(key, r);
@@ -439,6 +442,10 @@ export class ProcessNode {
     }));
     for (const [i, ic] of inits.entries()) {
       const status = r.initStatuses[i] as V1ContainerStatus;
+      if (ic.restartPolicy === 'Always') {
+        this.runSidecar(r, ic, envs[i] ?? {}, status);
+        continue;
+      }
       for (;;) {
         const terminated = await this.runInit(r, ic, envs[i] ?? {}, status);
         if (r.stopping || this.stopped) return false;
@@ -464,6 +471,35 @@ export class ProcessNode {
     }
     r.initialized = true;
     return true;
+  }
+
+  /** A sidecar: started, restarted when it exits (after a second), stopped with the pod. */
+  private runSidecar(r: Running, c: V1Container, env: Record<string, string>, status: V1ContainerStatus): void {
+    if (r.stopping || this.stopped) return;
+    const fd = openSync(join(r.dir, `${c.name}.log`), 'a');
+    const child = spawn(process.execPath, [RUNTIME_MAIN, ...(c.args ?? [])], {
+      env: { PATH: process.env.PATH, ...env, ...this.podPaths(r) },
+      stdio: ['ignore', fd, fd],
+    });
+    closeSync(fd);
+    r.sidecars.push(child);
+    status.state = { running: { startedAt: new Date() } };
+    status.ready = true;
+    status.started = true;
+    status.containerID = `process://${child.pid ?? 0}`;
+    this.log(`${podKey(r.pod)}: started sidecar ${c.name} pid ${child.pid}`);
+    child.on('exit', (code) => {
+      r.sidecars = r.sidecars.filter((s) => s !== child);
+      if (r.stopping || this.stopped) return;
+      status.restartCount++;
+      this.log(`${podKey(r.pod)}: sidecar ${c.name} exited ${code}; restarting`);
+      setTimeout(() => this.runSidecar(r, c, env, status), 1000);
+    });
+  }
+
+  /** Paths a pod's containers share, made the pod's own on this host (in a pod: its volumes). */
+  private podPaths(r: Running): Record<string, string> {
+    return { MODELSHIP_RECORDER_SOCKET: join(r.dir, 'recorder.sock') };
   }
 
   private runInit(
@@ -524,6 +560,7 @@ export class ProcessNode {
         MODELSHIP_PORT: String(r.port),
         MODELSHIP_WORK_DIR: join(r.dir, 'work'),
         MODELSHIP_TERMINATION_LOG: terminationLog,
+        ...(env.MODELSHIP_RECORDER_SOCKET ? this.podPaths(r) : {}),
       },
       stdio: ['ignore', fd, fd],
     });
@@ -653,6 +690,8 @@ export class ProcessNode {
       await exited;
       clearTimeout(timer);
     }
+    // Sidecars stop after the runtime, as the kubelet stops them: its last records reach the recorder.
+    await this.stopSidecars(r);
     this.pods.delete(key);
     this.releaseIp(r.ip);
     this.log(`${key}: stopped`);
@@ -688,7 +727,21 @@ export class ProcessNode {
           await exited;
           clearTimeout(t);
         }
+        await this.stopSidecars(r);
         this.releaseIp(r.ip);
+      }),
+    );
+  }
+
+  private async stopSidecars(r: Running): Promise<void> {
+    await Promise.all(
+      r.sidecars.map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise<void>((res) => child.once('exit', () => res()));
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
       }),
     );
   }

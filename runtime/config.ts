@@ -36,6 +36,8 @@ export interface RuntimeConfig {
   terminationLog: string;
   /** Unset when no Kafka is configured. */
   kafka: KafkaSettings | undefined;
+  /** The recorder sidecar's socket: records and events go there (it holds the Kafka credentials), not to Kafka. */
+  recorderSocket: string | undefined;
   inferenceLog: InferenceLogSettings;
   /** Topics the plugin may publish events to. */
   eventTopics: string[];
@@ -172,6 +174,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
     maxCompressionRatio: int(env, ENV.maxCompressionRatio, DEFAULTS.maxCompressionRatio, 1),
     terminationLog: env[ENV.terminationLog] ?? PATHS.terminationLog,
     kafka: kafkaSettings(env),
+    recorderSocket: env[ENV.recorderSocket] || undefined,
     inferenceLog: inferenceLogSettings(env),
     eventTopics: list(env[ENV.eventTopics]).map((t) => topicName(ENV.eventTopics, t)),
     cpuLimit: env[ENV.cpuLimit] ? int(env, ENV.cpuLimit, 1, 1, 1024) : undefined,

@@ -8,6 +8,9 @@ export type BundleFormat = (typeof BUNDLE_FORMATS)[number];
 
 /** The uid and gid the runtime runs as in pods (the images' nonroot user); volumes a pod writes are owned by it. */
 export const RUNTIME_UID = 65532;
+/** The recorder sidecar's uid (in the runtime's group, which may use its socket): not the runtime's, so bundle code
+ * cannot read its environment (the Kafka credentials). */
+export const RECORDER_UID = 65533;
 /** The HTTP port for inference, health and metrics. */
 export const HTTP_PORT = 8080;
 /** The OIP gRPC port (inference.GRPCInferenceService and grpc.health.v1). */
@@ -16,6 +19,9 @@ export const GRPC_PORT = 8081;
 /** Paths inside the runtime container. The operator mounts an emptyDir at WORK_DIR (root FS is read-only). */
 export const PATHS = {
   workDir: '/var/lib/modelship',
+  /** The volume the runtime and the recorder sidecar share, and the socket in it. */
+  recorderDir: '/var/run/modelship',
+  recorderSocket: '/var/run/modelship/recorder.sock',
   terminationLog: '/dev/termination-log',
   s3SecretDir: '/var/run/secrets/modelship/storage',
   /** Requirements environments of Python bundles, keyed by content; the operator mounts a volume here. */
@@ -104,6 +110,11 @@ export const ENV = {
   pythonInstallTimeoutMs: 'MODELSHIP_PYTHON_INSTALL_TIMEOUT_MS',
   /** `true`: requirements.txt may name its own index, find-links and URLs (an administrator's choice). */
   pythonAllowIndexOptions: 'MODELSHIP_PYTHON_ALLOW_INDEX_OPTIONS',
+  /**
+   * The recorder sidecar's Unix socket: the runtime hands it inference records and events there instead of holding
+   * Kafka credentials itself (runtime/inference-log/recorder-sidecar.ts). The sidecar listens on it.
+   */
+  recorderSocket: 'MODELSHIP_RECORDER_SOCKET',
   /**
    * `true`: the prepare init container has fetched, verified and unpacked the bundle into the work directory and
    * built its Python environment; this process only loads them (and holds no storage credentials).

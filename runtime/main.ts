@@ -7,6 +7,12 @@ import { join } from 'node:path';
 
 // Best effort: on a read-only filesystem the cache is read if present and otherwise skipped.
 enableCompileCache?.(process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'modelship-compile-cache'));
-// `prepare`: the pod's init container (runtime/prepare.ts); otherwise the server.
-const { main } = process.argv[2] === 'prepare' ? await import('./prepare.ts') : await import('./server.ts');
+// `prepare`: the pod's init container (runtime/prepare.ts); `recorder`: its recorder sidecar; otherwise the server.
+const role = process.argv[2];
+const { main } =
+  role === 'prepare'
+    ? await import('./prepare.ts')
+    : role === 'recorder'
+      ? await import('./inference-log/recorder-sidecar.ts')
+      : await import('./server.ts');
 await main();

@@ -84,6 +84,7 @@ export async function start(
     model,
     namespace: config.namespace,
     kafka: config.kafka,
+    recorderSocket: config.recorderSocket,
     inferenceLog: config.inferenceLog,
     eventTopics: config.eventTopics,
     metrics,

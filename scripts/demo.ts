@@ -13,7 +13,7 @@ import { packBundle } from '../cli/pack.ts';
 import { pushBundle } from '../cli/push.ts';
 import type { ModelServing } from '../crds/modelserving.schema.ts';
 import { SERVER_VERSION } from '../common/version.ts';
-import { down, type EnvInfo, isHealthy, readEnv, up } from '../env/env.ts';
+import { down, type EnvInfo, ensureReadOnlyUser, isHealthy, readEnv, up } from '../env/env.ts';
 import { readTopic } from '../env/kafka.ts';
 import { applyLocalVolumes, LOCAL_STORAGE_CLASS } from '../env/volumes.ts';
 import { RUNTIME_UID } from '../runtime/contract.ts';
@@ -171,17 +171,21 @@ async function main(): Promise<void> {
     return r;
   });
 
-  await step(`create the storage Secret minio-credentials in ${MODELS_NS}`, () => {
-    kubectl(
-      ['apply', '-n', MODELS_NS, '-f', '-'],
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'minio-credentials' },
-        stringData: { accessKey: info.s3.accessKey, secretKey: info.s3.secretKey },
-      }),
-    );
-  });
+  await step(
+    `create the storage Secret minio-credentials in ${MODELS_NS} (MinIO's read-only user: pods never get write keys)`,
+    async () => {
+      const readOnly = (await ensureReadOnlyUser(info)).s3.readOnly as { accessKey: string; secretKey: string };
+      kubectl(
+        ['apply', '-n', MODELS_NS, '-f', '-'],
+        stringify({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'minio-credentials' },
+          stringData: { accessKey: readOnly.accessKey, secretKey: readOnly.secretKey },
+        }),
+      );
+    },
+  );
 
   const applied = join(stateDir, 'iris.yaml');
   await step(`apply examples/iris.yaml (as it is written, with the pushed sha256 filled in) → ${applied}`, async () => {

@@ -10,6 +10,7 @@ import { type Signals, validateEvent, validateMetric } from '../engines/signals.
 import type { ServedModel } from '../model.ts';
 import type { RuntimeMetrics } from '../observability/metrics.ts';
 import { createProducer, type KafkaProducer } from './kafka.ts';
+import { createSocketProducer } from './socket-producer.ts';
 import { eventRecord, feedbackRecord, type InferenceFacts, inferenceRecord, type RecordSource } from './record.ts';
 import { RecordSink } from './sink.ts';
 
@@ -17,6 +18,8 @@ export interface RecorderOptions {
   model: ServedModel;
   namespace: string | undefined;
   kafka: KafkaSettings | undefined;
+  /** The recorder sidecar's socket, in place of Kafka settings (a pod: the sidecar holds the credentials). */
+  recorderSocket?: string | undefined;
   inferenceLog: InferenceLogSettings;
   eventTopics: readonly string[];
   metrics: RuntimeMetrics;
@@ -45,10 +48,18 @@ export class Recorder {
     this.settings = o.inferenceLog;
     this.allowed = new Set(o.eventTopics);
     const wantsKafka = o.inferenceLog.topic !== undefined || o.eventTopics.length > 0;
-    if (wantsKafka && o.kafka) {
-      this.producer = createProducer(o.kafka, `modelship-runtime-${o.model.name}`);
+    if (wantsKafka && (o.recorderSocket || o.kafka)) {
       const model = o.model.name;
       const m = o.metrics;
+      this.producer = o.recorderSocket
+        ? createSocketProducer({
+            path: o.recorderSocket,
+            onRefused: (n, topics) => {
+              m.logDropped.labels(model, 'not_allowed').inc(n);
+              this.log.warn({ topics, dropped: n }, 'inference log: the recorder refused records for topics this model may not write to');
+            },
+          })
+        : createProducer(o.kafka as KafkaSettings, `modelship-runtime-${o.model.name}`);
       const sent = m.logSent.labels(model);
       this.sink = new RecordSink({
         send: this.producer.send,
@@ -69,6 +80,7 @@ export class Recorder {
           sampleRate: this.settings.sampleRate,
           eventTopics: [...this.allowed],
           bufferBytes: this.settings.bufferBytes,
+          ...(o.recorderSocket ? { through: 'recorder sidecar' } : {}),
         },
         'inference logging to Kafka',
       );

@@ -107,11 +107,26 @@ describe('helpers', () => {
     expect(canonical({ a: 1 })).not.toBe(canonical({ a: 1, b: 2 }));
   });
 
-  it('names the storage Secret after the endpoint and the access key, never the secret', () => {
-    const a = storageSecretName({ bucket: 'm', endpoint: 'http://x', accessKey: 'k', secretKey: 's1' });
+  it('names the storage Secret after the endpoint and the cluster access key, never a secret', () => {
+    const a = storageSecretName({ bucket: 'm', endpoint: 'http://x', accessKey: 'k', clusterAccessKey: 'ro', clusterSecretKey: 's1' });
     expect(a).toMatch(/^modelship-storage-[0-9a-f]{10}$/);
-    expect(storageSecretName({ bucket: 'm', endpoint: 'http://x', accessKey: 'k', secretKey: 's2' })).toBe(a);
-    expect(storageSecretName({ bucket: 'm', endpoint: 'http://x', accessKey: 'other' })).not.toBe(a);
+    expect(storageSecretName({ bucket: 'm', endpoint: 'http://x', accessKey: 'k2', clusterAccessKey: 'ro', clusterSecretKey: 's2' })).toBe(
+      a,
+    );
+    expect(storageSecretName({ bucket: 'm', endpoint: 'http://x', clusterAccessKey: 'other' })).not.toBe(a);
+  });
+
+  it('reads read-only cluster keys apart from the uploader own, from the file or the environment', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'ms-profile-')), 'config.yaml');
+    await writeFile(
+      file,
+      'storage:\n  bucket: models\n  accessKey: writer\n  secretKey: w\n  clusterAccessKey: reader\n  clusterSecretKey: r\n',
+    );
+    expect(await loadProfile({}, file)).toMatchObject({ accessKey: 'writer', clusterAccessKey: 'reader', clusterSecretKey: 'r' });
+    expect(await loadProfile({ MODELSHIP_S3_CLUSTER_ACCESS_KEY: 'r2', MODELSHIP_S3_CLUSTER_SECRET_KEY: 'x' }, file)).toMatchObject({
+      clusterAccessKey: 'r2',
+      clusterSecretKey: 'x',
+    });
   });
 
   it('keyValues: KEY=VALUE, the value may hold =; anything else names the flag', () => {
@@ -145,7 +160,13 @@ describe('helpers', () => {
 
 describe('the local environment as the profile', () => {
   const info = {
-    s3: { endpoint: 'http://127.0.0.1:40001', region: 'us-east-1', accessKey: 'ak', secretKey: 'sk' },
+    s3: {
+      endpoint: 'http://127.0.0.1:40001',
+      region: 'us-east-1',
+      accessKey: 'ak',
+      secretKey: 'sk',
+      readOnly: { accessKey: 'modelship-pods', secretKey: 'ro' },
+    },
     realNode: { s3Endpoint: 'http://minio.minio.svc:9000' },
   } as EnvInfo;
 
@@ -157,6 +178,9 @@ describe('the local environment as the profile', () => {
       region: 'us-east-1',
       accessKey: 'ak',
       secretKey: 'sk',
+      // Its read-only user's keys are the ones the cluster gets.
+      clusterAccessKey: 'modelship-pods',
+      clusterSecretKey: 'ro',
     });
   });
 

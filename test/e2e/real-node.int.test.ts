@@ -225,14 +225,15 @@ describe('the real node', () => {
       'BundleReady=False',
       120_000,
     );
-    // The runtime's termination log (`MS_ERR_…: message`), as the kubelet reports it: the code becomes the reason.
+    // The prepare init container's termination log (`MS_ERR_…: message`), as the kubelet reports it: the code
+    // becomes the reason.
     expect(cond(m, 'BundleReady')?.reason).toBe('MS_ERR_BUNDLE_NOT_FOUND');
     expect(cond(m, 'BundleReady')?.message).toBe(`bundle s3://${bucket}/no-such-bundle/1/bundle.zip not found (NoSuchKey)`);
     const pod = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'modelship.dev/model=missing' })).items[0];
-    expect(
-      pod?.status?.containerStatuses?.[0]?.lastState?.terminated?.message ??
-        pod?.status?.containerStatuses?.[0]?.state?.terminated?.message,
-    ).toMatch(/^MS_ERR_BUNDLE_NOT_FOUND: bundle s3:/);
+    const prepare = pod?.status?.initContainerStatuses?.find((c) => c.name === 'prepare');
+    expect(prepare?.lastState?.terminated?.message ?? prepare?.state?.terminated?.message).toMatch(/^MS_ERR_BUNDLE_NOT_FOUND: bundle s3:/);
+    // The runtime never started: it would have had nothing to load.
+    expect(pod?.status?.containerStatuses?.[0]?.state?.running).toBeUndefined();
     await ms.delete('missing');
   });
 

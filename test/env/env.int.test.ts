@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { useTestEnv } from './fixtures.ts';
 import { status } from '../../env/env.ts';
 import { fromNode } from '../../env/on-node.ts';
+import { minioClientFor } from '../../runtime/bundle/fetch.ts';
 
 const env = useTestEnv();
 const apps = env.kubeConfig.makeApiClient(AppsV1Api);
@@ -217,6 +218,20 @@ describe('local environment', () => {
     const chunks: Buffer[] = [];
     for await (const c of await env.minio().getObject(bucket, 'dir/hello.txt')) chunks.push(c as Buffer);
     expect(Buffer.concat(chunks).equals(body)).toBe(true);
+  });
+
+  it("has a read-only MinIO user for pods: it reads any bucket's objects and writes none", async () => {
+    const bucket = await env.bucket('env-ro');
+    const body = Buffer.from('a bundle');
+    await env.minio().putObject(bucket, 'b.zip', body, body.length);
+    const ro = env.info.s3.readOnly;
+    expect(ro?.accessKey).toBe('modelship-pods');
+    const reader = minioClientFor({ ...env.info.s3, accessKey: ro?.accessKey, secretKey: ro?.secretKey });
+    const chunks: Buffer[] = [];
+    for await (const c of await reader.getObject(bucket, 'b.zip')) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(body)).toBe(true);
+    await expect(reader.putObject(bucket, 'b.zip', Buffer.from('planted'), 7)).rejects.toMatchObject({ code: 'AccessDenied' });
+    await expect(reader.removeObject(bucket, 'b.zip')).rejects.toMatchObject({ code: 'AccessDenied' });
   });
 
   it('round-trips a message through Kafka', async () => {

@@ -278,8 +278,13 @@ describe('desired Service, HPA and PDB', () => {
 describe('inference logging in the Deployment', () => {
   const kafka = { bootstrapServers: ['k1:9092', 'k2:9092'], tls: false, tlsCa: undefined, sasl: undefined };
   const cfg = { ...DEFAULT_CONFIG, kafka };
-  const kafkaVars = (d: ReturnType<typeof desiredDeployment>) =>
-    Object.fromEntries(Object.entries(envOf(d)).filter(([k]) => /KAFKA|INFERENCE_LOG|EVENT_TOPICS/.test(k)));
+  const pick = (env: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(env).filter(([k]) => /KAFKA|INFERENCE_LOG|EVENT_TOPICS|RECORDER/.test(k)));
+  const recorderOf = (d: ReturnType<typeof desiredDeployment>) => d.spec?.template.spec?.initContainers?.find((c) => c.name === 'recorder');
+  const recorderEnvOf = (d: ReturnType<typeof desiredDeployment>) =>
+    Object.fromEntries((recorderOf(d)?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+  const SOCKET = { MODELSHIP_RECORDER_SOCKET: '/var/run/modelship/recorder.sock' };
+  const BOOTSTRAP = { MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: 'k1:9092,k2:9092' };
 
   it.each([
     ['NONE (default)', {}, {}],
@@ -287,7 +292,6 @@ describe('inference logging in the Deployment', () => {
       'CREATE',
       { topic: 'CREATE', mode: 'inputs', sampleRate: 0.5 },
       {
-        MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: 'k1:9092,k2:9092',
         MODELSHIP_INFERENCE_LOG_TOPIC: 'modelship.ml.iris.inference',
         MODELSHIP_INFERENCE_LOG_MODE: 'inputs',
         MODELSHIP_INFERENCE_LOG_SAMPLE_RATE: '0.5',
@@ -297,24 +301,33 @@ describe('inference logging in the Deployment', () => {
       'an existing topic, with event topics',
       { topic: 'team.preds', eventTopics: ['alerts', 'drift'] },
       {
-        MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: 'k1:9092,k2:9092',
         MODELSHIP_INFERENCE_LOG_TOPIC: 'team.preds',
         MODELSHIP_INFERENCE_LOG_MODE: 'all',
         MODELSHIP_INFERENCE_LOG_SAMPLE_RATE: '1',
         MODELSHIP_EVENT_TOPICS: 'alerts,drift',
       },
     ],
-    [
-      'NONE with event topics',
-      { topic: 'NONE', eventTopics: ['alerts'] },
-      { MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: 'k1:9092,k2:9092', MODELSHIP_EVENT_TOPICS: 'alerts' },
-    ],
-  ])('%s', (_what, inferenceLogging, expected) => {
+    ['NONE with event topics', { topic: 'NONE', eventTopics: ['alerts'] }, { MODELSHIP_EVENT_TOPICS: 'alerts' }],
+  ])('%s: the topics to the runtime, Kafka only to its recorder sidecar', (_what, inferenceLogging, topics) => {
     const d = desiredDeployment(ms({ inferenceLogging } as Partial<ModelServing['spec']>), cfg);
-    expect(kafkaVars(d)).toEqual(expected);
+    const logs = Object.keys(topics).length > 0;
+    expect(pick(envOf(d))).toEqual(logs ? { ...SOCKET, ...topics } : {});
+    if (!logs) {
+      expect(recorderOf(d)).toBeUndefined();
+      return;
+    }
+    expect(pick(recorderEnvOf(d))).toEqual({ ...SOCKET, ...BOOTSTRAP, ...topics });
+    // A native sidecar, the same image, another uid in the runtime's group; both mount the socket's volume.
+    const rec = recorderOf(d);
+    expect(rec).toMatchObject({ restartPolicy: 'Always', args: ['recorder'], image: d.spec?.template.spec?.containers[0]?.image });
+    expect(rec?.securityContext).toMatchObject({ runAsUser: 65533, runAsGroup: 65532, readOnlyRootFilesystem: true });
+    expect(rec?.volumeMounts).toEqual([{ name: 'recorder', mountPath: '/var/run/modelship' }]);
+    expect(d.spec?.template.spec?.containers[0]?.volumeMounts).toContainEqual({ name: 'recorder', mountPath: '/var/run/modelship' });
+    // After prepare: the bundle is in place before the recorder and the runtime start.
+    expect(d.spec?.template.spec?.initContainers?.map((c) => c.name)).toEqual(['prepare', 'recorder']);
   });
 
-  it('passes TLS and SASL credentials by reference to Secrets, never by value', () => {
+  it('passes TLS and SASL credentials by reference to Secrets, never by value, to the recorder sidecar only', () => {
     const secured = {
       ...DEFAULT_CONFIG,
       kafka: {
@@ -327,23 +340,25 @@ describe('inference logging in the Deployment', () => {
       kafkaTlsCaSecret: 'kafka-ca',
     };
     const d = desiredDeployment(ms({ inferenceLogging: { topic: 'CREATE' } } as Partial<ModelServing['spec']>), secured);
-    const vars = kafkaVars(d);
-    expect(vars).toMatchObject({
+    expect(recorderEnvOf(d)).toMatchObject({
       MODELSHIP_KAFKA_TLS: 'true',
       MODELSHIP_KAFKA_TLS_CA: { secretKeyRef: { name: 'kafka-ca', key: 'ca.crt' } },
       MODELSHIP_KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
       MODELSHIP_KAFKA_SASL_USERNAME: { secretKeyRef: { name: 'kafka-client', key: 'username' } },
       MODELSHIP_KAFKA_SASL_PASSWORD: { secretKeyRef: { name: 'kafka-client', key: 'password' } },
     });
+    expect(JSON.stringify(d.spec?.template.spec?.containers)).not.toMatch(/KAFKA|secretKeyRef/);
     const text = JSON.stringify(d);
     expect(text).not.toContain('op-secret');
     expect(text).not.toContain('PEM OF THE OPERATOR');
   });
 
-  it('a CR that asks for logging from an operator without Kafka gets the topic but no bootstrap servers', () => {
+  it('a CR that asks for logging from an operator without Kafka gets the topic, no recorder and no bootstrap servers', () => {
     const d = desiredDeployment(ms({ inferenceLogging: { topic: 'CREATE' } } as Partial<ModelServing['spec']>), DEFAULT_CONFIG);
     expect(envOf(d).MODELSHIP_INFERENCE_LOG_TOPIC).toBe('modelship.ml.iris.inference');
     expect(envOf(d).MODELSHIP_KAFKA_BOOTSTRAP_SERVERS).toBeUndefined();
+    expect(envOf(d).MODELSHIP_RECORDER_SOCKET).toBeUndefined();
+    expect(recorderOf(d)).toBeUndefined();
   });
 });
 

@@ -1,6 +1,7 @@
 // Inference logging, feedback, plugin metrics and events, against the environment's real Kafka broker.
 // Each test starts the runtime in-process on a packed bundle (so records carry its sha256) and reads what
 // reached the topics with a consumer of its own.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { packBundle } from '../../cli/pack.ts';
 import { predictGrpc } from '../../cli/oip-client.ts';
 import { loadConfig } from '../../runtime/config.ts';
+import { createSocketProducer } from '../../runtime/inference-log/socket-producer.ts';
 import { type Runtime, start } from '../../runtime/server.ts';
 import { useTestEnv } from '../env/fixtures.ts';
 import { readTopic } from '../../env/kafka.ts';
@@ -293,6 +295,64 @@ describe('feedback, plugin metrics and events (real Kafka)', () => {
       expect(((await badPredict.json()) as { error: string }).error).toMatch(/instances/);
     } finally {
       await rt.shutdown();
+    }
+  });
+});
+
+describe('the recorder sidecar (real Kafka)', () => {
+  it('produces what the runtime hands it over its socket, and only to the topics it allows, whoever asks', async () => {
+    const topic = await env.topic('rec-log');
+    const allowed = await env.topic('rec-events');
+    const forbidden = await env.topic('rec-forbidden');
+    const dir = await mkdtemp(join(tmpdir(), 'ms-rec-'));
+    const socket = join(dir, 'recorder.sock');
+    // The sidecar as a process of its own (main.ts recorder), with the Kafka settings; the runtime without any.
+    const sidecar = spawn(process.execPath, [join(import.meta.dirname, '../../runtime/main.ts'), 'recorder'], {
+      env: {
+        PATH: process.env.PATH,
+        MODELSHIP_MODEL_NAME: 'doubler',
+        MODELSHIP_RECORDER_SOCKET: socket,
+        MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: bootstrap.join(','),
+        MODELSHIP_INFERENCE_LOG_TOPIC: topic,
+        MODELSHIP_EVENT_TOPICS: allowed,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const rt = await runtime({
+      MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: '',
+      MODELSHIP_RECORDER_SOCKET: socket,
+      MODELSHIP_INFERENCE_LOG_TOPIC: topic,
+      MODELSHIP_EVENT_TOPICS: allowed,
+    });
+    try {
+      expect(rt.recorder.topic).toBe(topic);
+      expect((await v2(rt.url, 2, 'rec-1')).status).toBe(200);
+      const fb = await post(rt.url, '/v2/models/doubler/feedback', {
+        id: 'rec-1',
+        label: 'right',
+        allowedTopic: allowed,
+        forbiddenTopic: forbidden,
+      });
+      expect(fb.status).toBe(200);
+      const records = parse(await readTopic(bootstrap, topic, 2));
+      expect(records.map((r) => r.type).sort()).toEqual(['feedback', 'inference']);
+      expect(records.find((r) => r.type === 'inference')).toMatchObject({ requestId: 'rec-1', output: [{ name: 'y', data: [4] }] });
+      expect(parse(await readTopic(bootstrap, allowed, 1))[0]).toMatchObject({ type: 'event', value: { drift: false } });
+
+      // Code that talks to the socket itself (a bundle could): records for other topics are refused, not sent.
+      const refused: { n: number; topics: string[] }[] = [];
+      const direct = createSocketProducer({ path: socket, onRefused: (n, topics) => refused.push({ n, topics }) });
+      await direct.send([
+        { topic: forbidden, key: 'x', value: '{"leak":true}', bytes: 0 },
+        { topic: allowed, key: 'y', value: '{"ok":true}', bytes: 0 },
+      ]);
+      await direct.close();
+      expect(refused).toEqual([{ n: 1, topics: [forbidden] }]);
+      expect(parse(await readTopic(bootstrap, allowed, 2))).toContainEqual({ ok: true });
+      expect(await readTopic(bootstrap, forbidden, 1, 3000)).toEqual([]);
+    } finally {
+      await rt.shutdown();
+      sidecar.kill('SIGTERM');
     }
   });
 });

@@ -4,14 +4,16 @@ import { dependencyTargets } from '../dependencies.ts';
 import { createHash } from 'node:crypto';
 import type { V1Container, V1Deployment, V1EnvVar, V1PersistentVolumeClaim, V1Volume } from '@kubernetes/client-node';
 import type { ModelServing } from '../../../crds/modelserving.schema.ts';
-import { ENV, GRPC_PORT, HTTP_PORT, PATHS, PROBES, RUNTIME_UID } from '../../../runtime/contract.ts';
+import { ENV, GRPC_PORT, HTTP_PORT, PATHS, PROBES, RECORDER_UID, RUNTIME_UID } from '../../../runtime/contract.ts';
 import type { OperatorConfig } from '../../config.ts';
 import { BUNDLE_HASH_ANNOTATION, commonLabels, FIELD_MANAGER, MANAGED_BY, objectMeta, selectorLabels } from './labels.ts';
-import { loggingEnv } from './logging.ts';
+import { loggingEnv, recorderEnv, wantsRecorder } from './logging.ts';
 
 export const CONTAINER_NAME = 'runtime';
 /** The init container that fetches and unpacks the bundle and builds its Python environment. */
 export const PREPARE_CONTAINER_NAME = 'prepare';
+/** The sidecar that produces the records and events to Kafka. */
+export const RECORDER_CONTAINER_NAME = 'recorder';
 const DEFAULT_REQUESTS = { cpu: '100m', memory: '128Mi' };
 
 /** Changes whenever what the pods must load changes, so the pod template (and a rollout) follows. */
@@ -116,6 +118,29 @@ function image(ms: ModelServing, config: OperatorConfig): string {
 }
 
 /**
+ * The recorder sidecar (a native sidecar: an init container that keeps running, started before the runtime and
+ * stopped after it): the same image with `recorder`, under a uid of its own in the runtime's group. It alone holds
+ * the Kafka credentials and takes records over a Unix socket in a volume shared with the runtime.
+ */
+function recorderContainer(ms: ModelServing, config: OperatorConfig): V1Container {
+  return {
+    name: RECORDER_CONTAINER_NAME,
+    image: image(ms, config),
+    imagePullPolicy: 'IfNotPresent',
+    args: ['recorder'],
+    restartPolicy: 'Always',
+    env: [
+      { name: ENV.modelName, value: ms.metadata.name },
+      ...(ms.spec.runtime?.logLevel ? [{ name: ENV.logLevel, value: ms.spec.runtime.logLevel }] : []),
+      ...recorderEnv(ms, config),
+    ],
+    resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+    securityContext: { ...SECURITY_CONTEXT, runAsUser: RECORDER_UID },
+    volumeMounts: [{ name: RECORDER_VOLUME, mountPath: PATHS.recorderDir }],
+  };
+}
+
+/**
  * The prepare init container: the same image with `prepare`. It alone gets the storage keys and writes the work
  * volume and the Python environment cache; the serving container mounts both read-only.
  */
@@ -168,11 +193,13 @@ function container(ms: ModelServing, config: OperatorConfig): V1Container {
       { name: 'work', mountPath: PATHS.workDir, readOnly: true },
       { name: 'tmp', mountPath: '/tmp' },
       ...(isPython(ms) ? [{ name: PYTHON_ENVS_VOLUME, mountPath: PATHS.pythonEnvDir, readOnly: true }] : []),
+      ...(wantsRecorder(ms, config) ? [{ name: RECORDER_VOLUME, mountPath: PATHS.recorderDir }] : []),
     ],
   };
 }
 
 const PYTHON_ENVS_VOLUME = 'python-envs';
+const RECORDER_VOLUME = 'recorder';
 
 /** A Python bundle (so the runtime-python image, and a volume for requirements environments). */
 export function isPython(ms: ModelServing): boolean {
@@ -244,12 +271,16 @@ export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1D
           },
           ...(ms.spec.nodeSelector ? { nodeSelector: ms.spec.nodeSelector } : {}),
           ...(ms.spec.tolerations?.length ? { tolerations: ms.spec.tolerations } : {}),
-          initContainers: [prepareContainer(ms, config, c.resources)],
+          initContainers: [
+            prepareContainer(ms, config, c.resources),
+            ...(wantsRecorder(ms, config) ? [recorderContainer(ms, config)] : []),
+          ],
           containers: [c],
           volumes: [
             { name: 'work', emptyDir: { sizeLimit: config.bundleVolumeSize } },
             { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
             ...(isPython(ms) ? [pythonEnvVolume(config)] : []),
+            ...(wantsRecorder(ms, config) ? [{ name: RECORDER_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }] : []),
           ],
         },
       },

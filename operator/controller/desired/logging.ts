@@ -2,7 +2,7 @@
 // environment, and whether the topic finalizer applies. Pure.
 import type { V1EnvVar } from '@kubernetes/client-node';
 import type { ModelServing } from '../../../crds/modelserving.schema.ts';
-import { DEFAULTS, ENV } from '../../../runtime/contract.ts';
+import { DEFAULTS, ENV, PATHS } from '../../../runtime/contract.ts';
 import type { OperatorConfig } from '../../config.ts';
 
 /** Holds a ModelServing until the topic made for it is deleted (only with deleteTopicOnDelete). */
@@ -26,12 +26,28 @@ export function wantsTopicFinalizer(ms: ModelServing): boolean {
   return il?.topic === 'CREATE' && il.deleteTopicOnDelete === true;
 }
 
-/** The runtime's Kafka variables; credentials only by reference to Secrets in the model's namespace. */
+/** Whether the pod gets a recorder sidecar: the model logs or emits events, and the operator has a Kafka. */
+export function wantsRecorder(ms: ModelServing, config: OperatorConfig): boolean {
+  return config.kafka !== undefined && (inferenceTopic(ms) !== undefined || (ms.spec.inferenceLogging?.eventTopics?.length ?? 0) > 0);
+}
+
+/**
+ * The runtime's logging variables: its topics and, when the pod has a recorder sidecar, the sidecar's socket in
+ * place of any Kafka setting (the runtime, and so bundle code, never holds the Kafka credentials).
+ */
 export function loggingEnv(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
-  const il = ms.spec.inferenceLogging;
-  const topic = inferenceTopic(ms);
-  const events = il?.eventTopics ?? [];
-  if (topic === undefined && events.length === 0) return [];
+  const vars = topicEnv(ms);
+  if (vars.length && wantsRecorder(ms, config)) vars.unshift({ name: ENV.recorderSocket, value: PATHS.recorderSocket });
+  return vars;
+}
+
+/** The recorder sidecar's variables: Kafka (credentials only by reference to Secrets in the model's namespace),
+ * its socket, and the topics it lets records through to. */
+export function recorderEnv(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
+  return [{ name: ENV.recorderSocket, value: PATHS.recorderSocket }, ...kafkaEnv(config), ...topicEnv(ms)];
+}
+
+function kafkaEnv(config: OperatorConfig): V1EnvVar[] {
   const vars: V1EnvVar[] = [];
   const kafka = config.kafka;
   if (kafka) {
@@ -48,6 +64,14 @@ export function loggingEnv(ms: ModelServing, config: OperatorConfig): V1EnvVar[]
       );
     }
   }
+  return vars;
+}
+
+function topicEnv(ms: ModelServing): V1EnvVar[] {
+  const il = ms.spec.inferenceLogging;
+  const topic = inferenceTopic(ms);
+  const events = il?.eventTopics ?? [];
+  const vars: V1EnvVar[] = [];
   if (topic !== undefined) {
     vars.push(
       { name: ENV.inferenceLogTopic, value: topic },

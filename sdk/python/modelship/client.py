@@ -39,6 +39,9 @@ _STORAGE_ENV = {
     "region": "MODELSHIP_S3_REGION",
     "access_key": "MODELSHIP_S3_ACCESS_KEY",
     "secret_key": "MODELSHIP_S3_SECRET_KEY",
+    # Read-only keys for the cluster: the only keys a deploy puts there (the uploader's stay on this machine).
+    "cluster_access_key": "MODELSHIP_S3_CLUSTER_ACCESS_KEY",
+    "cluster_secret_key": "MODELSHIP_S3_CLUSTER_SECRET_KEY",
 }
 
 Json = Any
@@ -132,6 +135,9 @@ class Client:
         node = info.get("realNode")
         storage = {"endpoint": s3["endpoint"], "bucket": "models", "access_key": s3["accessKey"],
                    "secret_key": s3["secretKey"]}
+        if s3.get("readOnly"):  # the environment's read-only user: what its pods get
+            storage["cluster_access_key"] = s3["readOnly"]["accessKey"]
+            storage["cluster_secret_key"] = s3["readOnly"]["secretKey"]
         defaults: dict[str, Any] = {}
         if node:
             storage["cluster_endpoint"] = node["s3Endpoint"]
