@@ -1,5 +1,6 @@
 """The Python client's pure parts: the CLI arguments of a deploy, and the CLI's failures as exceptions."""
 
+import json
 import sys
 
 import pytest
@@ -61,3 +62,18 @@ def test_a_large_answer_does_not_hang(tmp_path):
     fake.write_text("import sys\nsys.stderr.write('working\\n')\nsys.stdout.write('[' + ','.join(['1'] * 500000) + ']')\n")
     client = Client(cli=[sys.executable, str(fake)], echo=False)
     assert len(client.status("x")) == 500000
+
+
+def test_local_gives_the_cluster_the_environments_read_only_keys_only(tmp_path):
+    (tmp_path / ".modelship").mkdir()
+    (tmp_path / ".modelship" / "env.json").write_text(json.dumps({
+        "kubeconfig": "/k",
+        "s3": {"endpoint": "http://127.0.0.1:9", "accessKey": "root", "secretKey": "root-secret",
+               "readOnly": {"accessKey": "modelship-pods", "secretKey": "ro-secret"}},
+        "realNode": {"s3Endpoint": "http://minio.minio.svc:9000"},
+    }))
+    env = Client.local(tmp_path)._env
+    # The uploader's keys upload; the read-only ones are what a deploy puts in the cluster.
+    assert env["MODELSHIP_S3_ACCESS_KEY"] == "root"
+    assert env["MODELSHIP_S3_CLUSTER_ACCESS_KEY"] == "modelship-pods"
+    assert env["MODELSHIP_S3_CLUSTER_SECRET_KEY"] == "ro-secret"
