@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { GROUP, type ModelServing, PLURAL, VERSION } from '../crds/modelserving.schema.ts';
-import { MANIFEST_FILE, parseManifest } from '../runtime/bundle/manifest.ts';
+import { MANIFEST_FILE, type Manifest, parseManifest, resolveBundle } from '../runtime/bundle/manifest.ts';
 import { readZipEntry } from '../runtime/bundle/unzip.ts';
 import { loadConfig } from '../runtime/config.ts';
 import { ENV } from '../runtime/contract.ts';
@@ -21,15 +21,26 @@ import { runBundle } from './runner.ts';
 import { s3Settings } from './s3.ts';
 import { scaffold } from './scaffold.ts';
 
-/** The name in a local bundle's manifest (a directory's modelship.yaml, or the one inside a zip). */
-async function manifestName(uri: string): Promise<string | undefined> {
+/** A local bundle's manifest (a directory's modelship.yaml, or the one inside a zip), if it has one. */
+async function manifestOf(uri: string): Promise<Manifest | undefined> {
   if (!existsSync(uri)) return undefined;
   const text = (await stat(uri)).isDirectory()
     ? existsSync(resolve(uri, MANIFEST_FILE))
       ? await readFile(resolve(uri, MANIFEST_FILE), 'utf8')
       : undefined
     : await readZipEntry(uri, MANIFEST_FILE);
-  return text === undefined ? undefined : parseManifest(text).name;
+  return text === undefined ? undefined : parseManifest(text);
+}
+
+const manifestName = async (uri: string) => (await manifestOf(uri))?.name;
+
+/**
+ * The format of a local bundle as the runtime would tell it (its manifest, else its files), so the operator picks
+ * the image with Python for a Python bundle; undefined for a zip without a manifest format.
+ */
+async function bundleFormat(uri: string): Promise<string | undefined> {
+  if (existsSync(uri) && (await stat(uri)).isDirectory()) return (await resolveBundle(uri)).format;
+  return (await manifestOf(uri))?.format;
 }
 
 /** `--input` is inline JSON or a path to a JSON file: an object, or an array of objects (a batch). */
@@ -200,7 +211,10 @@ export function program(): Command {
     .option('--min <n>', 'autoscaling: fewest replicas', wholeNumber(1))
     .option('--max <n>', 'autoscaling: most replicas', wholeNumber(1))
     .option('--topic <topic>', 'inference logging: CREATE, NONE or an existing topic')
-    .option('--format <format>', 'bundle format (js, onnx, python), for the runtime image; default: detected by the runtime')
+    .option(
+      '--format <format>',
+      "bundle format (js, onnx, python), for the runtime image; default: the bundle's, as the runtime tells it (its manifest, else its files)",
+    )
     .option('--env <K=V>', 'runtime environment variable (repeatable)', collect)
     .option('--node-selector <K=V>', 'node label the pods must match (repeatable)', collect)
     .option('--tolerate <taint-key>', 'taint key the pods tolerate (repeatable)', collect)
@@ -235,9 +249,11 @@ export function program(): Command {
         },
       ) => {
         const name = opts.name ?? (await manifestName(bundle)) ?? resourceName(bundle);
+        const format = opts.format ?? (await bundleFormat(bundle));
         const r = await deploy(bundle, {
           ...opts,
           name,
+          ...(format ? { format } : {}),
           env: keyValues(opts.env, '--env'),
           nodeSelector: keyValues(opts.nodeSelector, '--node-selector'),
           timeoutMs: opts.timeout * 1000,

@@ -55,6 +55,9 @@ beforeEach(() => {
   vi.stubEnv('MODELSHIP_S3_ENDPOINT', env.info.s3.endpoint);
   vi.stubEnv('MODELSHIP_S3_ACCESS_KEY', env.info.s3.accessKey);
   vi.stubEnv('MODELSHIP_S3_SECRET_KEY', env.info.s3.secretKey);
+  // What the cluster gets: the environment's read-only user, never the keys above.
+  vi.stubEnv('MODELSHIP_S3_CLUSTER_ACCESS_KEY', env.info.s3.readOnly?.accessKey);
+  vi.stubEnv('MODELSHIP_S3_CLUSTER_SECRET_KEY', env.info.s3.readOnly?.secretKey);
 });
 afterEach(() => {
   vi.unstubAllEnvs();
@@ -152,9 +155,15 @@ describe('modelship deploy', () => {
     expect(err.at(-1)).toBe(`modelship: MS_ERR_CLI_NOT_FOUND: no ModelServing ${ns}/nothing-here`);
   });
 
-  it('deploys a Python bundle (format python) and shows it in status; delete removes it', async () => {
-    expect(await deploy(join(EXAMPLES, 'iris-sklearn'), '--name', 'iris-py', '--format', 'python', '--wait', '--timeout', '120')).toBe(0);
+  it('deploys a Python bundle (its format told from its files) and shows it in status; delete removes it', async () => {
+    expect(await deploy(join(EXAMPLES, 'iris-sklearn'), '--name', 'iris-py', '--wait', '--timeout', '120')).toBe(0);
     expect(out.at(-1)).toMatch(/^iris-py: http:\/\//);
+    expect((await ms.get('iris-py')).spec.bundle.format).toBe('python');
+    // The storage Secret holds the read-only keys, not the uploader's.
+    const secretName = (await ms.get('iris-py')).spec.bundle.storage?.secretRef?.name as string;
+    const secret = JSON.parse(env.kubectl(['get', 'secret', secretName, '-n', ns, '-o', 'json']));
+    expect(Buffer.from(secret.data.accessKey, 'base64').toString()).toBe(env.info.s3.readOnly?.accessKey);
+    expect(JSON.stringify(secret)).not.toContain(Buffer.from(env.info.s3.secretKey).toString('base64'));
     expect(await run(['status', 'iris-py', '-n', ns])).toBe(0);
     const summary = out.find((l) => l.startsWith(`${ns}/iris-py: Ready=True`));
     expect(summary).toMatch(/1\/1 replicas ready/);
