@@ -19,7 +19,7 @@ import { ENV } from '../runtime/contract.ts';
 import { type ErrorCode, ModelshipError, msError } from '../runtime/errors.ts';
 import { type Cluster, causeOf, connect, contextNamespace, getModelServing } from './cluster.ts';
 import { packBundle } from './pack.ts';
-import { envFile, LOCAL_BUCKET } from '../env/info.ts';
+import { envFile, KAFKA_SASL_SECRET, LOCAL_BUCKET } from '../env/info.ts';
 import { loadProfile, localEnvironment, type StorageProfile } from './profile.ts';
 import { pushBundle } from './push.ts';
 
@@ -204,11 +204,13 @@ export async function uploadBundle(path: string, profile: StorageProfile, log: (
 const applyOptions = () => setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
 
 /** The storage Secret, applied only when its keys differ (a second deploy writes nothing). Never printed. */
-async function ensureSecret(c: Cluster, p: StorageProfile, name: string): Promise<boolean> {
-  const data = {
-    accessKey: Buffer.from(p.clusterAccessKey ?? '').toString('base64'),
-    secretKey: Buffer.from(p.clusterSecretKey ?? '').toString('base64'),
-  };
+function ensureSecret(c: Cluster, p: StorageProfile, name: string): Promise<boolean> {
+  return applySecret(c, name, { accessKey: p.clusterAccessKey ?? '', secretKey: p.clusterSecretKey ?? '' });
+}
+
+/** A Secret of the CLI's, applied only when its data differ. Never printed. */
+async function applySecret(c: Cluster, name: string, values: Record<string, string>): Promise<boolean> {
+  const data = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
   let existing: { data?: Record<string, string> } | undefined;
   try {
     existing = await c.core.readNamespacedSecret({ name, namespace: c.namespace });
@@ -368,6 +370,10 @@ export async function deploy(
   if (!cluster) return { modelServing: desired, uploaded: up.uploaded, wrote: false, yaml, secret };
   await ensureNamespace(cluster, log);
   const secretWrote = secret ? await ensureSecret(cluster, profile, secret) : false;
+  // The local environment's Kafka takes pods only with its credentials: a model namespace has them, as the
+  // platform team of a shared cluster would provision them (docs/security.md).
+  const sasl = local?.realNode?.kafkaSasl;
+  if (sasl) await applySecret(cluster, KAFKA_SASL_SECRET, { username: sasl.username, password: sasl.password });
   const wrote = await applyModelServing(cluster, desired);
   log(
     wrote

@@ -5,6 +5,7 @@
 // directory; and a Python with the runtime image's base stack (not a process: the process node's
 // runtime-python pods and the tests use it).
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
@@ -176,12 +177,14 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
     if (pypi) processes['pypi-proxy'] = pypi.process;
 
     // Kafka (KRaft, one node acting as broker and controller) ------------------------------------------------
+    // Pods reach it only with credentials (SASL PLAIN), as on a shared cluster: code without them cannot produce.
+    const kafkaSasl = { mechanism: 'PLAIN' as const, username: 'modelship', password: randomBytes(18).toString('base64url') };
     processes.kafka = await startKafka({
       root,
       kafkaLibDir: bins.kafkaLibDir,
       port: kafkaPort,
       controllerPort: kafkaCtl,
-      ...(wantRealNode ? { node: { port: kafkaNodePort, advertise: `${NODE_IP}:${kafkaNodePort}` } } : {}),
+      ...(wantRealNode ? { node: { port: kafkaNodePort, advertise: `${NODE_IP}:${kafkaNodePort}`, sasl: kafkaSasl } } : {}),
     });
 
     await waitReady(processes.etcd, async () => etcdHealthy((await httpGet(`http://127.0.0.1:${etcdClient}/health`)).body), 30_000);
@@ -324,6 +327,7 @@ export async function up(options: UpOptions = {}): Promise<EnvInfo> {
         containerdSocket: node.containerdSocket,
         s3Endpoint: `http://${minio.name}.${minio.name}.svc:${minio.port}`,
         kafkaBootstrap: `${kafka.name}.${kafka.name}.svc:${kafka.port}`,
+        kafkaSasl,
         pythonIndexUrl: `http://${index.name}.${index.name}.svc${PYPI_PROXY_INDEX_PATH}`,
         storageClass: LOCAL_STORAGE_CLASS,
         images: Object.fromEntries(Object.entries(IMAGES).map(([k, name]) => [name, images[k as keyof typeof IMAGES]])),

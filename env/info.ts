@@ -10,6 +10,8 @@ import type { ProcessRecord } from './process.ts';
 
 /** The bucket the environment's MinIO starts with. */
 export const LOCAL_BUCKET = 'models';
+/** The Secret (keys username, password) with the pods' Kafka credentials, as the chart's kafka.sasl.secret names it. */
+export const KAFKA_SASL_SECRET = 'kafka-sasl';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -45,6 +47,8 @@ export interface EnvInfo {
     /** MinIO, Kafka and the package index proxy as the node's pods reach them: by Service name. */
     s3Endpoint: string;
     kafkaBootstrap: string;
+    /** Pods' Kafka needs these (SASL PLAIN); the host's loopback listener does not. */
+    kafkaSasl?: { mechanism: 'PLAIN'; username: string; password: string };
     pythonIndexUrl: string;
     /** The StorageClass of the node's persistent volumes (env/volumes.ts). */
     storageClass: string;

@@ -75,9 +75,11 @@ export interface KafkaStartOptions {
   controllerPort: number;
   /**
    * A second listener for the real node's pods: bound on 127.0.0.1 at `port`, advertised at `advertise`
-   * (the node's address, where a relay carries it back here).
+   * (the node's address, where a relay carries it back here). With `sasl`, it takes only clients that
+   * authenticate (SASL PLAIN as that user), as a shared cluster's Kafka would: code in a pod without the
+   * credentials cannot produce.
    */
-  node?: { port: number; advertise: string };
+  node?: { port: number; advertise: string; sasl?: { username: string; password: string } };
 }
 
 function javaOpts(logConfig: string): string[] {
@@ -113,7 +115,13 @@ export async function startKafka(o: KafkaStartOptions): Promise<ProcessRecord> {
       `advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}${o.node ? `,NODE://${o.node.advertise}` : ''}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${o.node ? ',NODE:PLAINTEXT' : ''}`,
+      `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${o.node ? `,NODE:${o.node.sasl ? 'SASL_PLAINTEXT' : 'PLAINTEXT'}` : ''}`,
+      ...(o.node?.sasl
+        ? [
+            'listener.name.node.sasl.enabled.mechanisms=PLAIN',
+            `listener.name.node.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${o.node.sasl.username}="${o.node.sasl.password}";`,
+          ]
+        : []),
       `log.dirs=${data}`,
       'num.partitions=1',
       'offsets.topic.replication.factor=1',

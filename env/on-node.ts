@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SERVER_VERSION } from '../common/version.ts';
 import type { EnvInfo } from './env.ts';
+import { KAFKA_SASL_SECRET } from './info.ts';
 
 const execFileAsync = promisify(execFile);
 const NODE_LOAD = join(import.meta.dirname, 'node-load.ts');
@@ -47,13 +48,41 @@ export function nodeLoad(info: EnvInfo, url: string, body: string, connections: 
 }
 
 /** `helm install` of the chart with the operator image built here, on the real node; resolves with its uninstall. */
+
+/** Puts the environment's Kafka credentials for pods into each namespace's KAFKA_SASL_SECRET (idempotent). */
+export function applyKafkaSaslSecret(info: EnvInfo, namespaces: string[]): void {
+  const sasl = info.realNode?.kafkaSasl;
+  if (!sasl) return;
+  for (const namespace of namespaces) {
+    execFileSync(info.binaries.kubectl, ['--kubeconfig', info.kubeconfig, 'apply', '-n', namespace, '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: KAFKA_SASL_SECRET },
+        stringData: { username: sasl.username, password: sasl.password },
+      }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  }
+}
+
+/** The chart's Kafka values for the environment: its Service name, and SASL when pods need it. */
+export function kafkaValues(info: EnvInfo): Record<string, unknown> {
+  return {
+    bootstrapServers: [info.realNode?.kafkaBootstrap],
+    ...(info.realNode?.kafkaSasl ? { sasl: { mechanism: info.realNode.kafkaSasl.mechanism, secret: KAFKA_SASL_SECRET } } : {}),
+  };
+}
+
 export function installOperator(info: EnvInfo, release: string, namespace: string, watch: string[]): () => void {
   const values = {
     image: { repository: 'modelship/operator', tag: SERVER_VERSION, pullPolicy: 'Never' },
     watchNamespaces: watch,
-    kafka: { bootstrapServers: [info.realNode?.kafkaBootstrap] },
+    kafka: kafkaValues(info),
     ...ON_REAL_NODE,
   };
+  // The operator's own (its topic admin) and each model namespace's (its pods' recorders).
+  applyKafkaSaslSecret(info, [namespace, ...watch]);
   const helm = (args: string[], input?: string) =>
     execFileSync(info.binaries.helm, [...args, '-n', namespace, '--kubeconfig', info.kubeconfig], {
       input,

@@ -17,7 +17,7 @@ import { down, type EnvInfo, ensureReadOnlyUser, isHealthy, readEnv, up } from '
 import { readTopic } from '../env/kafka.ts';
 import { applyLocalVolumes, LOCAL_STORAGE_CLASS } from '../env/volumes.ts';
 import { RUNTIME_UID } from '../runtime/contract.ts';
-import { fromNode } from '../env/on-node.ts';
+import { applyKafkaSaslSecret, fromNode, kafkaValues } from '../env/on-node.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -114,6 +114,8 @@ async function main(): Promise<void> {
       for (const name of [SYSTEM_NS, MODELS_NS])
         kubectl(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
       if (SECOND) kubectl(['label', 'namespace', MODELS_NS, '--overwrite', `modelship.dev/operator=${RELEASE}`]);
+      // Kafka takes pods only with credentials: the operator's namespace and the models' get the Secret.
+      applyKafkaSaslSecret(info, [SYSTEM_NS, MODELS_NS]);
       // The node's volumes (env/volumes.ts; made again here for an environment started before they existed, and
       // those whose namespace was deleted are offered again).
       await applyLocalVolumes(info.binaries.kubectl, info.kubeconfig, {
@@ -124,7 +126,7 @@ async function main(): Promise<void> {
       const values = {
         image: { tag: SERVER_VERSION, pullPolicy: 'Never' },
         // The environment's Kafka and package index by their Service names, as on a team's cluster.
-        kafka: { bootstrapServers: [node.kafkaBootstrap] },
+        kafka: kafkaValues(info),
         // A shared environment cache per model namespace, on the node's volumes: a second replica does not install.
         python: {
           indexUrl: node.pythonIndexUrl,

@@ -3,7 +3,7 @@
 import type { DependencyState } from './dependencies.ts';
 import type { V1ContainerStatus, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { ModelServing, ModelServingCondition, ModelServingStatus } from '../../crds/modelserving.schema.ts';
-import { CONTAINER_NAME, PREPARE_CONTAINER_NAME, bundleHash } from './desired/deployment.ts';
+import { CONTAINER_NAME, PREPARE_CONTAINER_NAME, RECORDER_CONTAINER_NAME, bundleHash } from './desired/deployment.ts';
 import { BUNDLE_HASH_ANNOTATION, MODEL_LABEL } from './desired/labels.ts';
 import { serviceUrl } from './desired/service.ts';
 
@@ -75,9 +75,10 @@ export function podFailure(pod: V1Pod): PodFailure | undefined {
   if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
     return { pod: name, reason: 'Unschedulable', message: scheduled.message || 'no node can run the pod' };
   }
-  const prepare = pod.status?.initContainerStatuses?.find((c) => c.name === PREPARE_CONTAINER_NAME);
+  const init = (n: string) => pod.status?.initContainerStatuses?.find((c) => c.name === n);
   return (
-    containerFailure(name, prepare) ??
+    containerFailure(name, init(PREPARE_CONTAINER_NAME)) ??
+    containerFailure(name, init(RECORDER_CONTAINER_NAME)) ??
     containerFailure(
       name,
       pod.status?.containerStatuses?.find((c) => c.name === CONTAINER_NAME),

@@ -18,6 +18,7 @@ import { SERVER_VERSION } from '../../common/version.ts';
 import { useTestEnv } from '../env/fixtures.ts';
 import { fromNode as fromNodeOf, installOperator, type LoadCounts, nodeLoad, ON_REAL_NODE, portForward } from '../../env/on-node.ts';
 import { eventually } from '../../env/wait.ts';
+import { readTopic } from '../../env/kafka.ts';
 import { wheel } from '../runtime/zip-writer.ts';
 
 const execFileAsync = promisify(execFile);
@@ -316,9 +317,12 @@ describe('the real node', () => {
     await Promise.all([ms.delete('iris-onnx'), ms.delete('hopsworks-iris')]);
   });
 
-  it('keeps every credential out of reach of bundle code: only the prepare init container holds the storage keys', async () => {
+  it('keeps every credential out of reach of bundle code: storage keys only in prepare, Kafka ones only in the recorder', async () => {
     // Two hostile bundles (test/e2e/fixtures): they return the environment of every process they can read, and the
-    // Python one every readable file under the secrets paths and its volumes, and tries to plant code.
+    // Python one every readable file under the secrets paths and its volumes, and tries to plant code; the JS one
+    // logs its inferences (so its pod has a recorder sidecar with the Kafka credentials) and tries to write to a
+    // topic it may not, straight to Kafka and through the recorder's socket.
+    const forbidden = await env.topic('snoop-forbidden');
     const py = await mkdtemp(join(tmpdir(), 'snoop-py-'));
     await cp(join(import.meta.dirname, 'fixtures/snoop-py'), py, { recursive: true });
     await mkdir(join(py, 'wheels'));
@@ -326,7 +330,7 @@ describe('the real node', () => {
     await writeFile(join(py, 'wheels', w.file), w.data);
     await push(join(import.meta.dirname, 'fixtures/snoop-js'), 'snoop-js/1');
     await push(py, 'snoop-py/1');
-    await ms.create('snoop-js', spec('snoop-js/1'));
+    await ms.create('snoop-js', spec('snoop-js/1', { inferenceLogging: { topic: 'CREATE' } }));
     await ms.create(
       'snoop-py',
       spec('snoop-py/1', {
@@ -335,16 +339,18 @@ describe('the real node', () => {
       }),
     );
     await Promise.all([ready('snoop-js', 1), ready('snoop-py', 1, 180_000)]);
-    const ask = async (name: string) => {
-      const r = await fromNode(
-        `http://${await clusterIp(name)}/v2/models/${name}/infer`,
-        JSON.stringify({ inputs: [{ name: 'input', shape: [1], datatype: 'BYTES', data: ['x'] }] }),
-      );
+    // Its topic made (by the operator, logged in to Kafka), so no record is dropped for want of it.
+    await eventually(async () => cond(await ms.get('snoop-js'), 'LoggingReady')?.status === 'True', 'snoop-js LoggingReady', 60_000);
+    const ask = async (name: string, publishTo?: string) => {
+      const inputs = [{ name: 'input', shape: [1], datatype: 'BYTES', data: ['x'] }];
+      if (publishTo) inputs.push({ name: 'publishTo', shape: [1], datatype: 'BYTES', data: [publishTo] });
+      const r = await fromNode(`http://${await clusterIp(name)}/v2/models/${name}/infer`, JSON.stringify({ inputs }));
       expect(r.status, r.body).toBe(200);
       return JSON.parse(JSON.parse(r.body).outputs.find((o: { name: string }) => o.name === 'output').data[0]);
     };
-    // Neither the keys in the pods' Secret (the read-only user's) nor the root keys.
+    // Neither the keys in the pods' Secret (the read-only user's) nor the root keys, nor Kafka's password.
     const keys = [env.info.s3.secretKey, env.info.s3.accessKey, env.info.s3.readOnly?.secretKey as string];
+    if (env.info.realNode?.kafkaSasl) keys.push(env.info.realNode.kafkaSasl.password);
     for (const name of ['snoop-js', 'snoop-py']) {
       const found = await ask(name);
       expect(Object.keys(found.proc).length, `${name} read /proc`).toBeGreaterThan(0); // it did look
@@ -352,6 +358,17 @@ describe('the real node', () => {
       for (const key of keys) expect(text, name).not.toContain(key);
       expect(text, name).not.toMatch(/MODELSHIP_S3_(ACCESS|SECRET)_KEY/);
     }
+    // Its own attempts to write where it may not: Kafka refuses it (no credentials), the recorder refuses the topic.
+    const js = await ask('snoop-js', forbidden);
+    expect(js.attempts.kafka).toMatch(/^refused: /);
+    expect(JSON.parse(js.attempts.recorder)).toMatchObject({ ok: true, refused: 1, refusedTopics: [forbidden] });
+    expect(await readTopic(env.info.kafka.bootstrapServers, forbidden, 1, 5000)).toEqual([]);
+    // Its inference records still flow, through the recorder (the topic CREATE made, with the operator's SASL login).
+    const records = await readTopic(env.info.kafka.bootstrapServers, `modelship.${ns}.snoop-js.inference`, 2, 30_000);
+    expect(records.length).toBe(2); // its two requests
+    const [jsPod] = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'modelship.dev/model=snoop-js' })).items;
+    expect(JSON.stringify(jsPod?.spec?.initContainers?.find((c) => c.name === 'recorder')?.env)).toContain('MODELSHIP_KAFKA_SASL_PASSWORD');
+    expect(JSON.stringify(jsPod?.spec?.containers)).not.toContain('KAFKA');
     const py0 = await ask('snoop-py');
     expect(py0.greeting).toBe('hello'); // its requirements.txt environment, imported
     expect(Object.keys(py0.files).some((f) => f.startsWith('/var/lib/modelship/bundle/'))).toBe(true); // it did look
