@@ -45,7 +45,9 @@ const WAITING_FAILURES = new Set([
 /** A container's failure from its status: its termination message (`MS_ERR_…: message`), or a waiting reason. */
 function containerFailure(name: string, cs: V1ContainerStatus | undefined): PodFailure | undefined {
   if (!cs) return undefined;
-  const terminated = cs.state?.terminated ?? (cs.state?.waiting?.reason === 'CrashLoopBackOff' ? cs.lastState?.terminated : undefined);
+  // Between crashes (waiting out its back-off, or started again and not ready yet) the last crash is still why: the
+  // reason holds instead of flapping to "not ready" at every restart.
+  const terminated = cs.state?.terminated ?? (!cs.ready ? cs.lastState?.terminated : undefined);
   if (terminated && terminated.exitCode !== 0) {
     const text = (terminated.message ?? '').trim();
     const m = /^(MS_ERR_[A-Z0-9_]+):\s*([\s\S]*)$/.exec(text);

@@ -219,6 +219,8 @@ describe('modelship deploy', () => {
         S3_ENDPOINT: env.info.s3.endpoint,
         S3_ACCESS_KEY: env.info.s3.accessKey,
         S3_SECRET_KEY: env.info.s3.secretKey,
+        S3_CLUSTER_ACCESS_KEY: env.info.s3.readOnly?.accessKey ?? '',
+        S3_CLUSTER_SECRET_KEY: env.info.s3.readOnly?.secretKey ?? '',
       },
     }).catch((e: { stdout: string; stderr: string; message: string }) => {
       throw new Error(`${e.message}\n--- stdout ---\n${e.stdout}\n--- stderr ---\n${e.stderr}`);

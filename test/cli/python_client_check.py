@@ -21,6 +21,9 @@ client = Client(
         "bucket": os.environ["BUCKET"],
         "access_key": os.environ["S3_ACCESS_KEY"],
         "secret_key": os.environ["S3_SECRET_KEY"],
+        # What the cluster gets: read-only keys, never the two above.
+        "cluster_access_key": os.environ["S3_CLUSTER_ACCESS_KEY"],
+        "cluster_secret_key": os.environ["S3_CLUSTER_SECRET_KEY"],
     },
 )
 pin = {"node_selector": {"type": "process"}, "tolerate": ["modelship.dev/process-node"]}

@@ -113,7 +113,7 @@ describe('npm run demo', () => {
     expect(hopsworks.stderr).toMatch(/^Ready=True/m);
     // npm prints its banner first: the answer is the JSON after it.
     const answer = (stdout: string) => JSON.parse(stdout.slice(stdout.search(/^[{[]/m)));
-    expect(answer((await asUser(printed('npm run modelship -- predict hopsworks-iris'))).stdout)).toMatchObject({ predict: 0 });
+    expect(answer((await asUser(printed('npm run modelship -- predict hopsworks-iris'))).stdout)).toMatchObject({ predictions: 0 });
     // Its pod's installer is killed in the middle of installing TensorFlow (the pod force-deleted): the lock dies
     // with it, and the replacement pod installs, clearing what the killed one left.
     type Pod = { metadata: { name: string }; status: { conditions?: { type: string; status: string }[] } };

@@ -30,9 +30,11 @@ async function startController(namespace: string, extra: Partial<OperatorConfig>
 
 const ms = (namespace: string) => env.modelServings(namespace);
 const cond = (m: ModelServing, type: string) => m.status?.conditions?.find((c) => c.type === type);
-const envOf = async (namespace: string, name: string) => {
+const envOf = async (namespace: string, name: string, container = 'runtime') => {
   const d = await apps.readNamespacedDeployment({ name, namespace });
-  return Object.fromEntries((d.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+  const spec = d.spec?.template.spec;
+  const c = [...(spec?.containers ?? []), ...(spec?.initContainers ?? [])].find((x) => x.name === container);
+  return Object.fromEntries((c?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
 };
 const bundle = { uri: 's3://models/iris/1/bundle.zip' };
 
@@ -60,12 +62,18 @@ describe('inference logging (operator, real Kafka)', () => {
     expect(m.status?.inferenceLogging?.topic).toBe(topic);
     const md = await env.kafkaAdmin().metadata({ topics: [topic], forceUpdate: true });
     expect(md.topics.get(topic)?.partitionsCount).toBe(3);
+    // The runtime gets the topic and the recorder sidecar's socket; only the recorder gets Kafka.
     const vars = await envOf(ns, 'created');
     expect(vars).toMatchObject({
-      MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: kafka.bootstrapServers.join(','),
+      MODELSHIP_RECORDER_SOCKET: '/var/run/modelship/recorder.sock',
       MODELSHIP_INFERENCE_LOG_TOPIC: topic,
       MODELSHIP_INFERENCE_LOG_MODE: 'predictions',
       MODELSHIP_INFERENCE_LOG_SAMPLE_RATE: '0.25',
+    });
+    expect(vars.MODELSHIP_KAFKA_BOOTSTRAP_SERVERS).toBeUndefined();
+    expect(await envOf(ns, 'created', 'recorder')).toMatchObject({
+      MODELSHIP_KAFKA_BOOTSTRAP_SERVERS: kafka.bootstrapServers.join(','),
+      MODELSHIP_INFERENCE_LOG_TOPIC: topic,
     });
     // Not deleteTopicOnDelete: no finalizer, and the topic outlives the ModelServing.
     expect(m.metadata.finalizers ?? []).toEqual([]);

@@ -1,4 +1,4 @@
-import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { V1ContainerStatus, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import { bundleHash } from '../../operator/controller/desired/deployment.ts';
@@ -119,6 +119,21 @@ describe('computeStatus', () => {
       reason: 'Error',
       message: 'the runtime exited with code 137',
     });
+  });
+
+  it('keeps the last crash as the reason while the restarted runtime is not ready yet: no flapping at each restart', () => {
+    const crashed = { exitCode: 1, message: 'MS_ERR_PLUGIN_LOAD: loading plugin predict.py failed: SyntaxError' };
+    const restarted = pod('p', { crash: true, terminated: crashed });
+    const status = restarted.status?.containerStatuses?.[0] as NonNullable<V1Pod['status']>['containerStatuses'] extends
+      | (infer C)[]
+      | undefined
+      ? C
+      : never;
+    status.state = { running: {} };
+    expect(podFailure(restarted)).toMatchObject({ reason: 'MS_ERR_PLUGIN_LOAD' });
+    // Once it is ready, the old crash is history.
+    status.ready = true;
+    expect(podFailure(restarted)).toBeUndefined();
   });
 
   it("reports the prepare init container's coded failure (a bundle that cannot be fetched or verified)", () => {
