@@ -74,12 +74,19 @@ export function kafkaValues(info: EnvInfo): Record<string, unknown> {
   };
 }
 
-export function installOperator(info: EnvInfo, release: string, namespace: string, watch: string[]): () => void {
+export function installOperator(
+  info: EnvInfo,
+  release: string,
+  namespace: string,
+  watch: string[],
+  extra: Record<string, unknown> = {},
+): () => void {
   const values = {
     image: { repository: 'modelship/operator', tag: SERVER_VERSION, pullPolicy: 'Never' },
     watchNamespaces: watch,
     kafka: kafkaValues(info),
     ...ON_REAL_NODE,
+    ...extra,
   };
   // The operator's own (its topic admin) and each model namespace's (its pods' recorders).
   applyKafkaSaslSecret(info, [namespace, ...watch]);

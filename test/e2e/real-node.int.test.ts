@@ -95,7 +95,10 @@ beforeAll(async () => {
       stringData: { accessKey: env.info.s3.readOnly?.accessKey ?? '', secretKey: env.info.s3.readOnly?.secretKey ?? '' },
     },
   });
-  uninstall = installOperator(env.info, `modelship-${opNs.split('-').at(-1)}`, opNs, [ns]);
+  // With the shared Python environment cache on the environment's volumes: the operator makes the claim.
+  uninstall = installOperator(env.info, `modelship-${opNs.split('-').at(-1)}`, opNs, [ns], {
+    python: { envCache: { claimName: 'python-envs', storageClassName: node?.storageClass ?? 'modelship-local' } },
+  });
 }, 240_000);
 
 afterAll(() => uninstall?.());
@@ -372,7 +375,10 @@ describe('the real node', () => {
     const py0 = await ask('snoop-py');
     expect(py0.greeting).toBe('hello'); // its requirements.txt environment, imported
     expect(Object.keys(py0.files).some((f) => f.startsWith('/var/lib/modelship/bundle/'))).toBe(true); // it did look
-    // Nothing it can write: the bundle, the environment cache, uv's configuration (all read-only mounts).
+    // Nothing it can write: the bundle, the shared environment cache (the namespace's claim), uv's configuration
+    // (all read-only mounts).
+    const [pyPod] = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'modelship.dev/model=snoop-py' })).items;
+    expect(pyPod?.spec?.volumes?.find((v) => v.name === 'python-envs')?.persistentVolumeClaim?.claimName).toBe('python-envs');
     expect(Object.keys(py0.writes).some((t) => t.endsWith('msgreet/__init__.py'))).toBe(true);
     for (const [target, outcome] of Object.entries(py0.writes)) expect(outcome, target).toBe('EROFS');
     // The keys are where they belong: the prepare init container's env, by reference to the Secret.
@@ -380,6 +386,26 @@ describe('the real node', () => {
     expect(JSON.stringify(pod?.spec?.initContainers?.[0]?.env)).toContain('MODELSHIP_S3_SECRET_KEY');
     expect(JSON.stringify(pod?.spec?.containers)).not.toContain('secretKeyRef');
     await Promise.all([ms.delete('snoop-js'), ms.delete('snoop-py')]);
+  });
+
+  it('refuses a requirements.txt that names its own index: the prepare container fails, naming the line', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'extra-index-'));
+    await writeFile(join(dir, 'predict.py'), 'def predict(x):\n    return x\n');
+    await writeFile(join(dir, 'requirements.txt'), 'six==1.16.0\n--extra-index-url https://pypi.example.invalid/simple\n');
+    await push(dir, 'extra-index/1');
+    await ms.create('extra-index', spec('extra-index/1', { bundle: { ...(spec('extra-index/1').bundle as object), format: 'python' } }));
+    const m = await eventually(
+      async () => {
+        const o = await ms.get('extra-index');
+        return cond(o, 'BundleReady')?.reason === 'MS_ERR_PYTHON_DEPS_FAILED' ? o : undefined;
+      },
+      'BundleReady=False MS_ERR_PYTHON_DEPS_FAILED',
+      120_000,
+    );
+    expect(cond(m, 'BundleReady')?.message).toContain(
+      'requirements.txt line 2 (--extra-index-url https://pypi.example.invalid/simple): --extra-index-url names a package index',
+    );
+    await ms.delete('extra-index');
   });
 
   it('replaces a deleted operator pod; the new one leads at once (the old one released its lease on SIGTERM)', async () => {
