@@ -35,14 +35,16 @@ export function keyPartition(key: Uint8Array | undefined, partitions: number): n
   return (h >>> 0) % partitions;
 }
 
-if (parentPort) {
-  const port = parentPort;
-  const init = workerData as ProducerWorkerInit;
+/**
+ * The producer as every record writer uses it, in the thread that calls it: acks from all replicas, no retries of
+ * its own (the sink keeps the records and retries with its backoff), never a topic made by a typo, and the key's
+ * partition. The runtime runs it in this worker thread; the recorder sidecar, which does nothing else, in its
+ * main thread, with the values as the bytes it received.
+ */
+export function bufferProducer(clientId: string, connection: KafkaConnection) {
   const producer = new Producer({
-    clientId: init.clientId,
-    ...init.connection,
-    // The sink (main thread) retries with its own backoff and keeps the records meanwhile; a topic is never
-    // made by a typo.
+    clientId,
+    ...connection,
     retries: 0,
     autocreateTopics: false,
     acks: -1,
@@ -51,9 +53,21 @@ if (parentPort) {
       return keyPartition(message.key as Buffer | undefined, n);
     },
   });
+  return {
+    send: async (messages: { topic: string; key: Buffer; value: Buffer }[]) => {
+      await producer.send({ messages });
+    },
+    close: () => producer.close(true),
+  };
+}
+
+if (parentPort) {
+  const port = parentPort;
+  const init = workerData as ProducerWorkerInit;
+  const producer = bufferProducer(init.clientId, init.connection);
   port.on('message', (msg: BatchMessage | { close: true }) => {
     if ('close' in msg) {
-      void producer.close(true).finally(() => port.close());
+      void producer.close().finally(() => port.close());
       return;
     }
     const messages = msg.topics.map((topic, i) => ({
@@ -61,7 +75,7 @@ if (parentPort) {
       key: Buffer.from(msg.keys[i] as string),
       value: Buffer.from(msg.values[i] as string),
     }));
-    producer.send({ messages }).then(
+    producer.send(messages).then(
       () => port.postMessage({ id: msg.id, ok: true } satisfies BatchReply),
       (err: unknown) =>
         port.postMessage({

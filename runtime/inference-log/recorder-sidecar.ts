@@ -8,15 +8,21 @@ import { chmod, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type Env, kafkaSettings, list } from '../../common/settings.ts';
-import { UnknownTopicError } from '../../common/kafka.ts';
 import { DEFAULTS, ENV } from '../contract.ts';
 import { createLogger } from '../observability/logging.ts';
-import { createProducer, type KafkaProducer } from './kafka.ts';
-import { BatchReader, type WireBatch, type WireReply } from './recorder-wire.ts';
+import { kafkaConnection, unknownTopicOf } from '../../common/kafka.ts';
+import { bufferProducer } from './producer-worker.ts';
+import { BatchReader, type ReceivedBatch, type WireReply } from './recorder-wire.ts';
+
+/** What the recorder produces with: batches of byte values (bufferProducer, in the sidecar's own thread). */
+export interface RecordProducer {
+  send(messages: { topic: string; key: Buffer; value: Buffer }[]): Promise<void>;
+  close(): Promise<void>;
+}
 
 export interface RecorderSidecarOptions {
   socketPath: string;
-  producer: KafkaProducer;
+  producer: RecordProducer;
   /** The topics records may go to. */
   allowed: ReadonlySet<string>;
   log: Logger;
@@ -31,7 +37,7 @@ export interface RecorderSidecar {
 export async function startRecorder(o: RecorderSidecarOptions): Promise<RecorderSidecar> {
   const inFlight = new Set<Promise<void>>();
   const warned = new Set<string>();
-  const handle = async (socket: Socket, batch: WireBatch) => {
+  const handle = async (socket: Socket, batch: ReceivedBatch) => {
     const allowed = batch.records.filter((r) => o.allowed.has(r.topic));
     const refusedTopics = [...new Set(batch.records.filter((r) => !o.allowed.has(r.topic)).map((r) => r.topic))];
     for (const topic of refusedTopics) {
@@ -42,7 +48,7 @@ export async function startRecorder(o: RecorderSidecarOptions): Promise<Recorder
     }
     let reply: WireReply;
     try {
-      if (allowed.length) await o.producer.send(allowed.map((r) => ({ ...r, bytes: 0 })));
+      if (allowed.length) await o.producer.send(allowed.map((r) => ({ topic: r.topic, key: Buffer.from(r.key), value: r.value })));
       reply = {
         id: batch.id,
         ok: true,
@@ -50,9 +56,10 @@ export async function startRecorder(o: RecorderSidecarOptions): Promise<Recorder
         ...(refusedTopics.length ? { refusedTopics } : {}),
       };
     } catch (err) {
+      const unknownTopic = unknownTopicOf(err);
       reply =
-        err instanceof UnknownTopicError
-          ? { id: batch.id, ok: false, message: err.message, unknownTopic: err.topic }
+        unknownTopic !== undefined
+          ? { id: batch.id, ok: false, message: `topic ${unknownTopic} does not exist`, unknownTopic }
           : { id: batch.id, ok: false, message: (err as Error).message };
     }
     if (!socket.destroyed) socket.write(`${JSON.stringify(reply)}\n`);
@@ -60,7 +67,7 @@ export async function startRecorder(o: RecorderSidecarOptions): Promise<Recorder
   const server = createServer((socket) => {
     const reader = new BatchReader();
     socket.on('data', (chunk: Buffer) => {
-      let batches: WireBatch[];
+      let batches: ReceivedBatch[];
       try {
         batches = reader.push(chunk);
       } catch (err) {
@@ -115,7 +122,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   }
   const recorder = await startRecorder({
     socketPath,
-    producer: createProducer(kafka, `modelship-recorder-${env[ENV.modelName] ?? 'model'}`),
+    // Its main thread does nothing else: the client runs there, on the bytes as they came.
+    producer: bufferProducer(`modelship-recorder-${env[ENV.modelName] ?? 'model'}`, kafkaConnection(kafka)),
     allowed: allowedTopics(env),
     log,
   });

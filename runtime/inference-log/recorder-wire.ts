@@ -10,9 +10,16 @@ export interface WireRecord {
   value: string;
 }
 
+/** A batch as the runtime writes it. */
 export interface WireBatch {
   id: number;
   records: WireRecord[];
+}
+
+/** A batch as the recorder reads it: each value the bytes that came, never decoded (Kafka takes bytes). */
+export interface ReceivedBatch {
+  id: number;
+  records: { topic: string; key: string; value: Buffer }[];
 }
 
 export type WireReply =
@@ -22,22 +29,18 @@ export type WireReply =
 /** Frames beyond this are a protocol error (the runtime's batches are bounded far below). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
+/** One frame in one buffer: each value encoded once, straight into place. */
 export function encodeBatch(batch: WireBatch): Buffer {
-  const values = batch.records.map((r) => Buffer.from(r.value, 'utf8'));
-  const header = Buffer.from(
-    JSON.stringify({
-      id: batch.id,
-      topics: batch.records.map((r) => r.topic),
-      keys: batch.records.map((r) => r.key),
-      sizes: values.map((v) => v.length),
-    }),
-    'utf8',
-  );
-  const prefix = Buffer.alloc(8);
-  const total = 4 + header.length + values.reduce((n, v) => n + v.length, 0);
-  prefix.writeUInt32LE(total, 0);
-  prefix.writeUInt32LE(header.length, 4);
-  return Buffer.concat([prefix, header, ...values]);
+  const sizes = batch.records.map((r) => Buffer.byteLength(r.value, 'utf8'));
+  const header = JSON.stringify({ id: batch.id, topics: batch.records.map((r) => r.topic), keys: batch.records.map((r) => r.key), sizes });
+  const headerLength = Buffer.byteLength(header, 'utf8');
+  const total = 4 + headerLength + sizes.reduce((n, v) => n + v, 0);
+  const frame = Buffer.allocUnsafe(4 + total);
+  frame.writeUInt32LE(total, 0);
+  frame.writeUInt32LE(headerLength, 4);
+  let at = 8 + frame.write(header, 8, 'utf8');
+  for (const r of batch.records) at += frame.write(r.value, at, 'utf8');
+  return frame;
 }
 
 /** Reads frames from a byte stream, whatever its chunking. */
@@ -46,10 +49,10 @@ export class BatchReader {
   private size = 0;
 
   /** The batches completed by `chunk`; throws on a malformed or oversized frame. */
-  push(chunk: Buffer): WireBatch[] {
+  push(chunk: Buffer): ReceivedBatch[] {
     this.chunks.push(chunk);
     this.size += chunk.length;
-    const out: WireBatch[] = [];
+    const out: ReceivedBatch[] = [];
     for (;;) {
       if (this.size < 4) return out;
       const buf = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
@@ -65,7 +68,7 @@ export class BatchReader {
   }
 }
 
-function decodeFrame(frame: Buffer): WireBatch {
+function decodeFrame(frame: Buffer): ReceivedBatch {
   const headerLength = frame.readUInt32LE(0);
   if (headerLength > frame.length - 4) throw new Error('recorder frame header past its end');
   const header = JSON.parse(frame.subarray(4, 4 + headerLength).toString('utf8')) as {
@@ -85,12 +88,13 @@ function decodeFrame(frame: Buffer): WireBatch {
   ) {
     throw new Error('recorder frame header is malformed');
   }
-  const records: WireRecord[] = [];
+  const records: ReceivedBatch['records'] = [];
   let at = 4 + headerLength;
   for (let i = 0; i < topics.length; i++) {
     const size = sizes[i];
     if (typeof size !== 'number' || size < 0 || at + size > frame.length) throw new Error('recorder frame values past its end');
-    records.push({ topic: String(topics[i]), key: String(keys[i]), value: frame.subarray(at, at + size).toString('utf8') });
+    // A copy of its own: the frame's buffer is reused for the next chunks.
+    records.push({ topic: String(topics[i]), key: String(keys[i]), value: Buffer.from(frame.subarray(at, at + size)) });
     at += size;
   }
   return { id, records };
