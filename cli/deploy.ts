@@ -208,6 +208,15 @@ function ensureSecret(c: Cluster, p: StorageProfile, name: string): Promise<bool
   return applySecret(c, name, { accessKey: p.clusterAccessKey ?? '', secretKey: p.clusterSecretKey ?? '' });
 }
 
+/** Creates a Secret unless one of that name exists (whoever made it). Never printed. */
+async function createSecretIfMissing(c: Cluster, name: string, values: Record<string, string>): Promise<void> {
+  try {
+    await c.core.createNamespacedSecret({ namespace: c.namespace, body: { metadata: { name }, type: 'Opaque', stringData: values } });
+  } catch (err) {
+    if (apiError(err).code !== 409) throw err;
+  }
+}
+
 /** A Secret of the CLI's, applied only when its data differ. Never printed. */
 async function applySecret(c: Cluster, name: string, values: Record<string, string>): Promise<boolean> {
   const data = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
@@ -372,8 +381,9 @@ export async function deploy(
   const secretWrote = secret ? await ensureSecret(cluster, profile, secret) : false;
   // The local environment's Kafka takes pods only with its credentials: a model namespace has them, as the
   // platform team of a shared cluster would provision them (docs/security.md).
-  const sasl = local?.realNode?.kafkaSasl;
-  if (sasl) await applySecret(cluster, KAFKA_SASL_SECRET, { username: sasl.username, password: sasl.password });
+  // Only into the environment's own cluster (not one $KUBECONFIG names), and never over a Secret already there.
+  const sasl = local && !process.env.KUBECONFIG ? local.realNode?.kafkaSasl : undefined;
+  if (sasl) await createSecretIfMissing(cluster, KAFKA_SASL_SECRET, { username: sasl.username, password: sasl.password });
   const wrote = await applyModelServing(cluster, desired);
   log(
     wrote

@@ -419,11 +419,14 @@ export class ProcessNode {
       }, 5000);
       return;
     }
-    void this.initialize(r, inits, initEnvs).then((ok) => {
-      if (!ok) return;
-      this.run(r, env);
-      r.probe = setInterval(() => void this.probe(r), 1000);
-    });
+    void this.initialize(r, inits, initEnvs).then(
+      (ok) => {
+        if (!ok) return;
+        this.run(r, env);
+        r.probe = setInterval(() => void this.probe(r), 1000);
+      },
+      (err: Error) => this.log(`${key}: init containers could not run: ${err.message}`),
+    );
   }
 
   /**

@@ -11,7 +11,13 @@ import { SERVER_VERSION } from '../common/version.ts';
 export type PythonEnvCache =
   | { kind: 'emptyDir'; sizeLimit: string }
   /** With `create`, the operator makes the claim in a model namespace that has none (never deletes it). */
-  | { kind: 'pvc'; claimName: string; create?: { storageClassName: string; size: string } };
+  | {
+      kind: 'pvc';
+      claimName: string;
+      create?: { storageClassName: string; size: string };
+      /** Source builds (package build scripts) allowed with the shared cache writable; off by default. */
+      allowBuilds?: boolean;
+    };
 
 export interface OperatorConfig {
   /** Default runtime image; a ModelServing may override it. */
@@ -139,12 +145,13 @@ function pythonEnvCache(env: Record<string, string | undefined>): PythonEnvCache
   if (!DNS_NAME.test(claimName)) {
     throw new Error(`MODELSHIP_PYTHON_ENV_CACHE must be emptyDir or pvc:<claim name>, got ${JSON.stringify(raw)}`);
   }
+  const builds = env.MODELSHIP_PYTHON_ENV_CACHE_ALLOW_BUILDS === 'true' ? { allowBuilds: true } : {};
   const storageClassName = env.MODELSHIP_PYTHON_ENV_CACHE_STORAGE_CLASS;
-  if (!storageClassName) return { kind: 'pvc', claimName };
+  if (!storageClassName) return { kind: 'pvc', claimName, ...builds };
   if (!DNS_NAME.test(storageClassName)) {
     throw new Error(`MODELSHIP_PYTHON_ENV_CACHE_STORAGE_CLASS must be a storage class name, got ${JSON.stringify(storageClassName)}`);
   }
   const size = env.MODELSHIP_PYTHON_ENV_CACHE_SIZE || '20Gi';
   if (!QUANTITY.test(size)) throw new Error(`MODELSHIP_PYTHON_ENV_CACHE_SIZE must be a quantity such as 20Gi, got ${JSON.stringify(size)}`);
-  return { kind: 'pvc', claimName, create: { storageClassName, size } };
+  return { kind: 'pvc', claimName, create: { storageClassName, size }, ...builds };
 }

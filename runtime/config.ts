@@ -200,6 +200,7 @@ export function pythonSettings(env: Env, workDir: string): PythonSettings {
     indexUrl,
     installTimeoutMs: int(env, ENV.pythonInstallTimeoutMs, DEFAULTS.pythonInstallTimeoutMs, 1000),
     allowIndexOptions: bool(env, ENV.pythonAllowIndexOptions),
+    noBuild: bool(env, ENV.pythonNoBuild),
     scratchDir: join(workDir, 'python-scratch'),
   };
 }

@@ -110,6 +110,8 @@ export const ENV = {
   pythonInstallTimeoutMs: 'MODELSHIP_PYTHON_INSTALL_TIMEOUT_MS',
   /** `true`: requirements.txt may name its own index, find-links and URLs (an administrator's choice). */
   pythonAllowIndexOptions: 'MODELSHIP_PYTHON_ALLOW_INDEX_OPTIONS',
+  /** `true`: install wheels only, never build from source (a cache shared by pods: no build script runs with it). */
+  pythonNoBuild: 'MODELSHIP_PYTHON_NO_BUILD',
   /**
    * The recorder sidecar's Unix socket: the runtime hands it inference records and events there instead of holding
    * Kafka credentials itself (runtime/inference-log/recorder-sidecar.ts). The sidecar listens on it.

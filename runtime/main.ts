@@ -7,12 +7,14 @@ import { join } from 'node:path';
 
 // Best effort: on a read-only filesystem the cache is read if present and otherwise skipped.
 enableCompileCache?.(process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'modelship-compile-cache'));
-// `prepare`: the pod's init container (runtime/prepare.ts); `recorder`: its recorder sidecar; otherwise the server.
+// `prepare`, `install`: the pod's init steps (runtime/prepare.ts); `recorder`: its recorder sidecar; else the server.
 const role = process.argv[2];
-const { main } =
+const main =
   role === 'prepare'
-    ? await import('./prepare.ts')
-    : role === 'recorder'
-      ? await import('./inference-log/recorder-sidecar.ts')
-      : await import('./server.ts');
+    ? (await import('./prepare.ts')).main
+    : role === 'install'
+      ? (await import('./prepare.ts')).install
+      : role === 'recorder'
+        ? (await import('./inference-log/recorder-sidecar.ts')).main
+        : (await import('./server.ts')).main;
 await main();

@@ -3,7 +3,13 @@
 import type { DependencyState } from './dependencies.ts';
 import type { V1ContainerStatus, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { ModelServing, ModelServingCondition, ModelServingStatus } from '../../crds/modelserving.schema.ts';
-import { CONTAINER_NAME, PREPARE_CONTAINER_NAME, RECORDER_CONTAINER_NAME, bundleHash } from './desired/deployment.ts';
+import {
+  CONTAINER_NAME,
+  INSTALL_CONTAINER_NAME,
+  PREPARE_CONTAINER_NAME,
+  RECORDER_CONTAINER_NAME,
+  bundleHash,
+} from './desired/deployment.ts';
 import { BUNDLE_HASH_ANNOTATION, MODEL_LABEL } from './desired/labels.ts';
 import { serviceUrl } from './desired/service.ts';
 
@@ -43,11 +49,17 @@ const WAITING_FAILURES = new Set([
 ]);
 
 /** A container's failure from its status: its termination message (`MS_ERR_…: message`), or a waiting reason. */
-function containerFailure(name: string, cs: V1ContainerStatus | undefined): PodFailure | undefined {
+/** How long after a crash a container that is not ready is still taken to fail for that crash. */
+const RECENT_CRASH_MS = 10 * 60_000;
+
+function containerFailure(name: string, cs: V1ContainerStatus | undefined, now: string | undefined): PodFailure | undefined {
   if (!cs) return undefined;
   // Between crashes (waiting out its back-off, or started again and not ready yet) the last crash is still why: the
-  // reason holds instead of flapping to "not ready" at every restart.
-  const terminated = cs.state?.terminated ?? (!cs.ready ? cs.lastState?.terminated : undefined);
+  // reason holds instead of flapping to "not ready" at every restart. A crash long before a container that has run
+  // since (ready, then not for a while) is history, not the reason.
+  const last = cs.lastState?.terminated;
+  const recent = last && (now === undefined || !last.finishedAt || Date.parse(now) - new Date(last.finishedAt).getTime() < RECENT_CRASH_MS);
+  const terminated = cs.state?.terminated ?? (!cs.ready && recent ? last : undefined);
   if (terminated && terminated.exitCode !== 0) {
     const text = (terminated.message ?? '').trim();
     const m = /^(MS_ERR_[A-Z0-9_]+):\s*([\s\S]*)$/.exec(text);
@@ -70,7 +82,7 @@ function containerFailure(name: string, cs: V1ContainerStatus | undefined): PodF
  * installing its requirements) or the runtime writes `MS_ERR_…: message` to its termination log, which the
  * kubelet reports in the container's terminated state.
  */
-export function podFailure(pod: V1Pod): PodFailure | undefined {
+export function podFailure(pod: V1Pod, now?: string): PodFailure | undefined {
   const name = pod.metadata?.name ?? '';
   // Not placed on any node: the scheduler says why (resources, taints, affinity).
   const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
@@ -79,11 +91,13 @@ export function podFailure(pod: V1Pod): PodFailure | undefined {
   }
   const init = (n: string) => pod.status?.initContainerStatuses?.find((c) => c.name === n);
   return (
-    containerFailure(name, init(PREPARE_CONTAINER_NAME)) ??
-    containerFailure(name, init(RECORDER_CONTAINER_NAME)) ??
+    containerFailure(name, init(PREPARE_CONTAINER_NAME), now) ??
+    containerFailure(name, init(INSTALL_CONTAINER_NAME), now) ??
+    containerFailure(name, init(RECORDER_CONTAINER_NAME), now) ??
     containerFailure(
       name,
       pod.status?.containerStatuses?.find((c) => c.name === CONTAINER_NAME),
+      now,
     )
   );
 }
@@ -146,7 +160,7 @@ export function computeStatus(o: Observed): ModelServingStatus {
     .filter((p) => p.metadata?.labels?.[MODEL_LABEL] === ms.metadata.name && !p.metadata?.deletionTimestamp)
     .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
   const current = pods.filter((p) => p.metadata?.annotations?.[BUNDLE_HASH_ANNOTATION] === hash);
-  const podFailures = current.map(podFailure).filter((f) => f !== undefined);
+  const podFailures = current.map((p) => podFailure(p, now)).filter((f) => f !== undefined);
   // A runtime's error (its code, from the termination log) says more than a pod waiting for a node.
   const podFailed = podFailures.find((f) => f.reason !== 'Unschedulable') ?? podFailures[0];
   const deploymentFailed = deploymentFailure(deployment);

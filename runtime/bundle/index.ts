@@ -48,21 +48,20 @@ export async function recordPrepared(
   workDir: string,
   bundle: PreparedBundle,
   timings: { downloadSeconds: number; unpackSeconds: number },
-  pythonEnv?: RequirementsEnv | null,
 ): Promise<void> {
-  const record: PreparedRecord = {
-    dir: bundle.dir,
-    sha256: bundle.sha256,
-    bytes: bundle.bytes,
-    display: bundle.display,
-    ...timings,
-    ...(pythonEnv !== undefined ? { pythonEnv } : {}),
-  };
+  const record: PreparedRecord = { dir: bundle.dir, sha256: bundle.sha256, bytes: bundle.bytes, display: bundle.display, ...timings };
   await writeFile(join(workDir, PREPARED_FILE), `${JSON.stringify(record)}\n`);
 }
 
+/** Adds the Python environment the install step built (null: none) to the record. */
+export async function recordPythonEnv(workDir: string, pythonEnv: RequirementsEnv | null): Promise<void> {
+  const file = join(workDir, PREPARED_FILE);
+  const record = JSON.parse(await readFile(file, 'utf8')) as PreparedRecord;
+  await writeFile(file, `${JSON.stringify({ ...record, pythonEnv })}\n`);
+}
+
 /** The bundle the prepare init container left: read only, no fetch, no credentials. */
-export async function loadPrepared(opts: Pick<PrepareOptions, 'workDir' | 'onTimings'>): Promise<PreparedBundle> {
+export async function loadPrepared(opts: { workDir: string; onTimings?: PrepareOptions['onTimings'] }): Promise<PreparedBundle> {
   let record: PreparedRecord;
   try {
     record = JSON.parse(await readFile(join(opts.workDir, PREPARED_FILE), 'utf8')) as PreparedRecord;

@@ -92,7 +92,9 @@ function decodeFrame(frame: Buffer): ReceivedBatch {
   let at = 4 + headerLength;
   for (let i = 0; i < topics.length; i++) {
     const size = sizes[i];
-    if (typeof size !== 'number' || size < 0 || at + size > frame.length) throw new Error('recorder frame values past its end');
+    if (!Number.isSafeInteger(size) || (size as number) < 0 || at + (size as number) > frame.length) {
+      throw new Error('recorder frame values past its end');
+    }
     // A copy of its own: the frame's buffer is reused for the next chunks.
     records.push({ topic: String(topics[i]), key: String(keys[i]), value: Buffer.from(frame.subarray(at, at + size)) });
     at += size;

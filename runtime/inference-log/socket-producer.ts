@@ -37,7 +37,15 @@ export function createSocketProducer(o: SocketProducerOptions): KafkaProducer {
       s.on('data', (b: Buffer) => {
         lines += b.toString('utf8');
         for (let nl = lines.indexOf('\n'); nl >= 0; nl = lines.indexOf('\n')) {
-          const reply = JSON.parse(lines.slice(0, nl)) as WireReply;
+          let reply: WireReply;
+          try {
+            reply = JSON.parse(lines.slice(0, nl)) as WireReply;
+          } catch {
+            // Not the recorder talking (something else took the socket's place): drop the connection, and with it
+            // every batch in flight, which the sink keeps and retries.
+            s.destroy(new Error('the recorder socket answered something that is not a reply'));
+            return;
+          }
           lines = lines.slice(nl + 1);
           const p = pending.get(reply.id);
           if (!p) continue;

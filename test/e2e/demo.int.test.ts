@@ -119,26 +119,26 @@ describe('npm run demo', () => {
     type Pod = { metadata: { name: string }; status: { conditions?: { type: string; status: string }[] } };
     const sentimentPods = () =>
       JSON.parse(env.kubectl(['get', 'pods', '-n', ns, '-l', 'modelship.dev/model=sentiment', '-o', 'json'])).items as Pod[];
-    const prepareLog = (pod: string) => {
+    const installLog = (pod: string) => {
       try {
-        return env.kubectl(['logs', '-n', ns, pod, '-c', 'prepare']);
+        return env.kubectl(['logs', '-n', ns, pod, '-c', 'install']);
       } catch {
         return '';
       }
     };
     const deploying = asUser(printed('npm run modelship -- deploy examples/fusion-sentiment'), 900_000);
     const killed = await eventually(
-      async () => sentimentPods().find((p) => prepareLog(p.metadata.name).includes('requirements.txt: installing with uv'))?.metadata.name,
+      async () => sentimentPods().find((p) => installLog(p.metadata.name).includes('requirements.txt: installing with uv'))?.metadata.name,
       'the first sentiment pod installing',
       300_000,
     );
-    expect(prepareLog(killed)).toMatch(/"index":"pypi\.pypi\.svc".*requirements\.txt: installing with uv/); // through the index proxy
+    expect(installLog(killed)).toMatch(/"index":"pypi\.pypi\.svc".*requirements\.txt: installing with uv/); // through the index proxy
     await new Promise((r) => setTimeout(r, 3000));
     env.kubectl(['delete', 'pod', killed, '-n', ns, '--grace-period=0', '--force']);
     const sentiment = await deploying;
     expect(sentiment.stderr).toMatch(/^Ready=True/m);
     const [installer] = sentimentPods().filter((p) => p.metadata.name !== killed);
-    const installerLog = prepareLog(installer?.metadata.name as string);
+    const installerLog = installLog(installer?.metadata.name as string);
     expect(installerLog).toContain('requirements.txt: installing with uv');
     const installed = installerLog.split('\n').find((l) => l.includes('requirements.txt: installed'));
     const installSeconds = JSON.parse(installed as string).seconds as number;
@@ -164,10 +164,10 @@ describe('npm run demo', () => {
       300_000,
     );
     expect((performance.now() - scaled) / 1000).toBeLessThan(installSeconds + 30);
-    const installing = ready.filter((p) => prepareLog(p).includes('requirements.txt: installing with uv'));
+    const installing = ready.filter((p) => installLog(p).includes('requirements.txt: installing with uv'));
     expect(installing).toEqual([installer?.metadata.name]);
     for (const p of ready) {
-      if (p !== installer?.metadata.name) expect(prepareLog(p)).toContain('requirements.txt: environment found in the cache');
+      if (p !== installer?.metadata.name) expect(installLog(p)).toContain('requirements.txt: environment found in the cache');
       expect(env.kubectl(['logs', '-n', ns, p, '-c', 'runtime'])).not.toMatch(/ImportError|ModuleNotFoundError/);
     }
   }, 1_500_000);

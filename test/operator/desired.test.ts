@@ -17,6 +17,11 @@ function ms(spec: Partial<ModelServing['spec']> = {}): ModelServing {
 
 const envOf = (d: ReturnType<typeof desiredDeployment>) =>
   Object.fromEntries((d.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+/** The install init container's environment. */
+const installEnvOf = (d: ReturnType<typeof desiredDeployment>) =>
+  Object.fromEntries(
+    (d.spec?.template.spec?.initContainers?.find((c) => c.name === 'install')?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]),
+  );
 /** The prepare init container's environment. */
 const prepareEnvOf = (d: ReturnType<typeof desiredDeployment>) =>
   Object.fromEntries((d.spec?.template.spec?.initContainers?.[0]?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
@@ -48,7 +53,9 @@ describe('desiredDeployment', () => {
     expect(pod?.volumes).toEqual([
       { name: 'work', emptyDir: { sizeLimit: '2Gi' } },
       { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+      { name: 'init-tmp', emptyDir: { sizeLimit: '64Mi' } },
     ]);
+    for (const init of pod?.initContainers ?? []) expect(init.securityContext).toEqual(c?.securityContext);
   });
 
   it('wires the runtime contract, probes, drain timing and ownership', () => {
@@ -65,8 +72,10 @@ describe('desiredDeployment', () => {
       MODELSHIP_DRAIN_TIMEOUT_MS: '25000',
       X: '1',
     });
-    // The prepare init container fetches and verifies: the pin is its business.
-    expect(prepareEnvOf(d)).toMatchObject({ MODELSHIP_BUNDLE_URI: 's3://m/k.zip', MODELSHIP_BUNDLE_SHA256: 'a'.repeat(64), X: '1' });
+    // The prepare init container fetches and verifies: the pin is its business. None of the user's variables
+    // reach the container with the keys.
+    expect(prepareEnvOf(d)).toMatchObject({ MODELSHIP_BUNDLE_URI: 's3://m/k.zip', MODELSHIP_BUNDLE_SHA256: 'a'.repeat(64) });
+    expect(prepareEnvOf(d).X).toBeUndefined();
     expect(prepareEnvOf(d).MODELSHIP_BUNDLE_PREPARED).toBeUndefined();
     const c = d.spec?.template.spec?.containers[0];
     expect(c?.readinessProbe?.httpGet?.path).toBe('/v2/health/ready');
@@ -162,18 +171,23 @@ describe('desiredDeployment', () => {
     expect(pod?.containers[0]?.image).toBe(DEFAULT_CONFIG.runtimePythonImage);
     expect(DEFAULT_CONFIG.runtimePythonImage).toMatch(/^modelship\/runtime-python:\d+\.\d+\.\d+$/);
     expect(pod?.volumes).toContainEqual({ name: 'python-envs', emptyDir: { sizeLimit: '4Gi' } });
-    // Built by the prepare init container; read only where bundle code runs.
-    expect(pod?.initContainers?.[0]?.volumeMounts).toContainEqual({ name: 'python-envs', mountPath: '/var/cache/modelship/python-envs' });
+    // Built by the install init container (no keys), which alone writes the cache; read only where bundle code runs.
+    expect(pod?.initContainers?.map((c) => c.name)).toEqual(['prepare', 'install']);
+    const install = pod?.initContainers?.[1];
+    expect(install).toMatchObject({ args: ['install'], image: DEFAULT_CONFIG.runtimePythonImage });
+    expect(install?.volumeMounts).toContainEqual({ name: 'python-envs', mountPath: '/var/cache/modelship/python-envs' });
+    expect(JSON.stringify(install?.env)).not.toMatch(/secretKeyRef|MODELSHIP_S3_/);
+    expect(pod?.initContainers?.[0]?.volumeMounts?.map((m) => m.name)).not.toContain('python-envs');
     expect(pod?.containers[0]?.volumeMounts).toContainEqual({
       name: 'python-envs',
       mountPath: '/var/cache/modelship/python-envs',
       readOnly: true,
     });
-    expect(prepareEnvOf(py)).toMatchObject({
+    expect(installEnvOf(py)).toMatchObject({
       MODELSHIP_PYTHON_ENV_DIR: '/var/cache/modelship/python-envs',
       MODELSHIP_PYTHON_INDEX_URL: 'https://mirror.example/simple',
     });
-    expect(prepareEnvOf(py).MODELSHIP_PYTHON_ALLOW_INDEX_OPTIONS).toBeUndefined();
+    expect(installEnvOf(py).MODELSHIP_PYTHON_ALLOW_INDEX_OPTIONS).toBeUndefined();
     expect(envOf(py).MODELSHIP_PYTHON_INDEX_URL).toBeUndefined(); // the serving container installs nothing
     // An index URL with credentials: from a Secret, read by the prepare init container only.
     const secretIndex = desiredDeployment(ms({ bundle: { uri: 's3://m/b.zip', format: 'python' } }), {
@@ -181,9 +195,9 @@ describe('desiredDeployment', () => {
       pythonIndexUrl: 'https://mirror.example/simple',
       pythonIndexUrlSecret: 'index',
     });
-    expect(prepareEnvOf(secretIndex).MODELSHIP_PYTHON_INDEX_URL).toEqual({ secretKeyRef: { name: 'index', key: 'url' } });
+    expect(installEnvOf(secretIndex).MODELSHIP_PYTHON_INDEX_URL).toEqual({ secretKeyRef: { name: 'index', key: 'url' } });
     expect(
-      prepareEnvOf(
+      installEnvOf(
         desiredDeployment(ms({ bundle: { uri: 's3://m/b.zip', format: 'python' } }), { ...DEFAULT_CONFIG, pythonAllowIndexOptions: true }),
       ).MODELSHIP_PYTHON_ALLOW_INDEX_OPTIONS,
     ).toBe('true');
@@ -195,6 +209,14 @@ describe('desiredDeployment', () => {
       name: 'python-envs',
       persistentVolumeClaim: { claimName: 'python-envs' },
     });
+    // A shared cache takes wheels only, unless builds are allowed.
+    expect(installEnvOf(shared).MODELSHIP_PYTHON_NO_BUILD).toBe('true');
+    expect(installEnvOf(py).MODELSHIP_PYTHON_NO_BUILD).toBeUndefined();
+    const builds = desiredDeployment(ms({ bundle: { uri: 's3://m/b.zip', format: 'python' } }), {
+      ...DEFAULT_CONFIG,
+      pythonEnvCache: { kind: 'pvc', claimName: 'python-envs', allowBuilds: true },
+    });
+    expect(installEnvOf(builds).MODELSHIP_PYTHON_NO_BUILD).toBeUndefined();
     // Only when told to, the operator makes that claim in the model's namespace: ReadWriteMany, owned by no model.
     const python = ms({ bundle: { uri: 's3://m/b.zip', format: 'python' } });
     expect(desiredEnvClaim(python, { ...DEFAULT_CONFIG, pythonEnvCache: { kind: 'pvc', claimName: 'python-envs' } })).toBeUndefined();

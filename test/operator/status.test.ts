@@ -124,16 +124,16 @@ describe('computeStatus', () => {
   it('keeps the last crash as the reason while the restarted runtime is not ready yet: no flapping at each restart', () => {
     const crashed = { exitCode: 1, message: 'MS_ERR_PLUGIN_LOAD: loading plugin predict.py failed: SyntaxError' };
     const restarted = pod('p', { crash: true, terminated: crashed });
-    const status = restarted.status?.containerStatuses?.[0] as NonNullable<V1Pod['status']>['containerStatuses'] extends
-      | (infer C)[]
-      | undefined
-      ? C
-      : never;
+    const status = restarted.status?.containerStatuses?.[0] as V1ContainerStatus;
     status.state = { running: {} };
     expect(podFailure(restarted)).toMatchObject({ reason: 'MS_ERR_PLUGIN_LOAD' });
-    // Once it is ready, the old crash is history.
+    // Once it is ready, the old crash is history; so is one long before a container that is not ready now.
     status.ready = true;
     expect(podFailure(restarted)).toBeUndefined();
+    status.ready = false;
+    (status.lastState as { terminated: { finishedAt?: Date } }).terminated.finishedAt = new Date('2026-12-01T00:00:00Z');
+    expect(podFailure(restarted, '2026-12-01T00:05:00Z')).toMatchObject({ reason: 'MS_ERR_PLUGIN_LOAD' });
+    expect(podFailure(restarted, '2026-12-04T00:00:00Z')).toBeUndefined();
   });
 
   it("reports the prepare init container's coded failure (a bundle that cannot be fetched or verified)", () => {

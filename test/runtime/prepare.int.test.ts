@@ -21,10 +21,10 @@ afterAll(async () => {
   await Promise.all(runtimes.map((r) => r.shutdown()));
 });
 
-async function prepare(env: Record<string, string>): Promise<{ code: number; stderr: string; termination: string }> {
+async function prepare(env: Record<string, string>, role = 'prepare'): Promise<{ code: number; stderr: string; termination: string }> {
   const termination = join(await mkdtemp(join(tmpdir(), 'prep-term-')), 'log');
   try {
-    const r = await promisify(execFile)(process.execPath, [MAIN, 'prepare'], {
+    const r = await promisify(execFile)(process.execPath, [MAIN, role], {
       env: { PATH: process.env.PATH, MODELSHIP_TERMINATION_LOG: termination, ...env },
     });
     return { code: 0, stderr: r.stderr, termination: '' };
@@ -57,8 +57,11 @@ describe('main.ts prepare, then the server with MODELSHIP_BUNDLE_PREPARED', () =
     const bad = await prepare({ ...common, MODELSHIP_BUNDLE_SHA256: '0'.repeat(64) });
     expect(bad.code).toBe(1);
     expect(bad.termination).toMatch(/^MS_ERR_BUNDLE_SHA256_MISMATCH: /);
+    // prepare, with the keys (none here: a file); then install, with none, builds the environment.
     const ok = await prepare({ ...common, MODELSHIP_BUNDLE_SHA256: zip.sha256 });
     expect(ok.code, ok.stderr).toBe(0);
+    const installed = await prepare(common, 'install');
+    expect(installed.code, installed.stderr).toBe(0);
     const record = JSON.parse(await readFile(join(work, PREPARED_FILE), 'utf8'));
     expect(record).toMatchObject({ sha256: zip.sha256, dir: join(work, 'bundle') });
     expect(record.pythonEnv.path.startsWith(envs)).toBe(true);
@@ -87,13 +90,15 @@ describe('main.ts prepare, then the server with MODELSHIP_BUNDLE_PREPARED', () =
       'predict.py': 'def predict(x):\n    return x\n',
       'requirements.txt': 'six==1.16.0\n--extra-index-url https://evil.example/simple\n',
     });
-    const r = await prepare({
+    const env = {
       MODELSHIP_BUNDLE_URI: dir,
       MODELSHIP_WORK_DIR: await mkdtemp(join(tmpdir(), 'prep-work-')),
       MODELSHIP_PYTHON_ENV_DIR: await mkdtemp(join(tmpdir(), 'prep-envs-')),
       MODELSHIP_PYTHON: binaries().python,
       MODELSHIP_UV: binaries().uv,
-    });
+    };
+    expect((await prepare(env)).code).toBe(0);
+    const r = await prepare(env, 'install');
     expect(r.code).toBe(1);
     expect(r.termination).toMatch(
       /^MS_ERR_PYTHON_DEPS_FAILED: .*requirements\.txt line 2 \(--extra-index-url https:\/\/evil\.example\/simple\): --extra-index-url names a package index/,

@@ -108,9 +108,11 @@ describe('requirements environments', () => {
       '# a comment',
       '',
       'pandas[parquet]==2.2.3',
-      '--no-deps',
+      'six==1.16.0 ; python_version >= "3.8" and sys_platform == \'linux\'',
+      'six==1.16.0 --hash=sha256:00',
       '-r more.txt',
       '--hash=sha256:00',
+      '--only-binary :all:',
     ]) {
       expect(refusedRequirement(ok), ok).toBeUndefined();
     }
@@ -125,11 +127,21 @@ describe('requirements environments', () => {
       ['https://evil.example/pkg-1.0.tar.gz', /a URL requirement/],
       ['git+https://github.com/x/y', /a URL requirement/],
       ['pkg @ https://evil.example/pkg.whl', /a direct reference/],
-      ['-e ./src', /-e installs from a path or URL/],
+      ['-e ./src', /-e names a package index or location/],
       ['../outside', /a path requirement/],
-      ['-r https://evil.example/req.txt', /-r with a URL/],
-      ['-c /etc/constraints.txt', /outside the bundle/],
-      ['-r ../../req.txt', /outside the bundle/],
+      ['-r https://evil.example/req.txt', /not a plain path inside the bundle/],
+      ['-c /etc/constraints.txt', /not a plain path inside the bundle/],
+      ['-r ../../req.txt', /not a plain path inside the bundle/],
+      // Spellings that must not slip through (a second reader found them): any whitespace, quotes, other options.
+      ['--index-url\thttps://evil.example/simple', /--index-url names/],
+      ['-r\thttps://evil.example/r.txt', /not a plain path inside the bundle/],
+      ['-r "https://evil.example/r.txt"', /quotes, variables and escapes/],
+      ['-C k=v --index-url https://evil.example/simple', /-C is not an option taken here/],
+      ['--config-settings k=v', /is not an option taken here/],
+      ['six==1.16.0 --index-url https://evil.example/simple', /a URL requirement|--index-url after a requirement/],
+      ['-e git+https://github.com/x/y', /-e names a package index or location/],
+      ['./local-package', /a path requirement/],
+      ['$' + '{PRIVATE_INDEX}/pkg.whl', /quotes, variables and escapes/],
     ] as const) {
       expect(refusedRequirement(line), line).toMatch(why);
     }
@@ -138,10 +150,16 @@ describe('requirements environments', () => {
   it('check the files a requirements.txt nests, naming each refused line by file and number', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ms-req-'));
     await mkdir(join(dir, 'reqs'));
-    await writeFile(join(dir, 'requirements.txt'), 'numpy==2.4.6\n-r reqs/extra.txt\nsix==1.16.0 \\\n  # continued\n');
+    // A comment's trailing backslash continues nothing (uv ends a comment at its line), so the option after it is a
+    // line of its own, and refused.
+    await writeFile(
+      join(dir, 'requirements.txt'),
+      'numpy==2.4.6\n-r reqs/extra.txt\nsix==1.16.0 \\\n  --hash=sha256:00\n# note \\\n--index-url https://evil.example/simple\n',
+    );
     await writeFile(join(dir, 'reqs', 'extra.txt'), '# extra\n--extra-index-url https://evil.example/simple\n-r extra.txt\n');
     expect(await checkRequirements(dir)).toEqual([
       "reqs/extra.txt line 2 (--extra-index-url https://evil.example/simple): --extra-index-url names a package index or location; the index is the cluster's",
+      "requirements.txt line 6 (--index-url https://evil.example/simple): --index-url names a package index or location; the index is the cluster's",
     ]);
     await writeFile(join(dir, 'requirements.txt'), '-r missing.txt\n');
     expect(await checkRequirements(dir)).toEqual(['requirements.txt line 1: missing.txt is not in the bundle']);

@@ -43,6 +43,12 @@ describe('recorder frames', () => {
     prefix.writeUInt32LE(4 + header.length, 0);
     prefix.writeUInt32LE(header.length, 4);
     expect(() => new BatchReader().push(Buffer.concat([prefix, header]))).toThrow(/values past its end/);
+    for (const size of [null, 1.5, -1, '3']) {
+      const odd = Buffer.from(JSON.stringify({ id: 1, topics: ['t'], keys: ['k'], sizes: [size] }));
+      prefix.writeUInt32LE(4 + odd.length + 3, 0);
+      prefix.writeUInt32LE(odd.length, 4);
+      expect(() => new BatchReader().push(Buffer.concat([prefix, odd, Buffer.from('abc')])), String(size)).toThrow(/values past its end/);
+    }
     const notJson = Buffer.from('{"id":1,"topics":["t"]}');
     prefix.writeUInt32LE(4 + notJson.length, 0);
     prefix.writeUInt32LE(notJson.length, 4);

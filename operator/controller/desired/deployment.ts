@@ -12,6 +12,8 @@ import { loggingEnv, recorderEnv, wantsRecorder } from './logging.ts';
 export const CONTAINER_NAME = 'runtime';
 /** The init container that fetches and unpacks the bundle and builds its Python environment. */
 export const PREPARE_CONTAINER_NAME = 'prepare';
+/** The init container that installs a Python bundle's requirements.txt (no keys: build scripts run there). */
+export const INSTALL_CONTAINER_NAME = 'install';
 /** The sidecar that produces the records and events to Kafka. */
 export const RECORDER_CONTAINER_NAME = 'recorder';
 const DEFAULT_REQUESTS = { cpu: '100m', memory: '128Mi' };
@@ -52,6 +54,8 @@ function installEnv(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
     vars.push({ name: ENV.pythonIndexUrl, value: config.pythonIndexUrl });
   }
   if (config.pythonAllowIndexOptions) vars.push({ name: ENV.pythonAllowIndexOptions, value: 'true' });
+  // A cache shared by the namespace's pods takes wheels only: no package's build script ever runs with it writable.
+  if (config.pythonEnvCache.kind === 'pvc' && !config.pythonEnvCache.allowBuilds) vars.push({ name: ENV.pythonNoBuild, value: 'true' });
   return vars;
 }
 
@@ -141,8 +145,8 @@ function recorderContainer(ms: ModelServing, config: OperatorConfig): V1Containe
 }
 
 /**
- * The prepare init container: the same image with `prepare`. It alone gets the storage keys and writes the work
- * volume and the Python environment cache; the serving container mounts both read-only.
+ * The prepare init container: the same image with `prepare`. It alone gets the storage keys (and none of the user's
+ * variables); it fetches, verifies and unpacks into the work volume, and runs nothing of the bundle's.
  */
 function prepareContainer(ms: ModelServing, config: OperatorConfig, resources: V1Container['resources']): V1Container {
   return {
@@ -150,7 +154,7 @@ function prepareContainer(ms: ModelServing, config: OperatorConfig, resources: V
     image: image(ms, config),
     imagePullPolicy: 'IfNotPresent',
     args: ['prepare'],
-    env: [...commonEnv(ms), ...fetchEnv(ms), ...installEnv(ms, config), ...userEnv(ms)],
+    env: [...commonEnv(ms), ...fetchEnv(ms)],
     // The same as the serving container's: an init container's count only while it runs (max, not sum).
     resources,
     securityContext: SECURITY_CONTEXT,
@@ -158,8 +162,30 @@ function prepareContainer(ms: ModelServing, config: OperatorConfig, resources: V
     terminationMessagePolicy: 'FallbackToLogsOnError',
     volumeMounts: [
       { name: 'work', mountPath: PATHS.workDir },
-      { name: 'tmp', mountPath: '/tmp' },
-      ...(isPython(ms) ? [{ name: PYTHON_ENVS_VOLUME, mountPath: PATHS.pythonEnvDir }] : []),
+      { name: INIT_TMP_VOLUME, mountPath: '/tmp' },
+    ],
+  };
+}
+
+/**
+ * The install init container of a Python bundle: the same image with `install`. No keys: the build scripts of the
+ * packages a requirements.txt names run here. It alone writes the environment cache.
+ */
+function installContainer(ms: ModelServing, config: OperatorConfig, resources: V1Container['resources']): V1Container {
+  return {
+    name: INSTALL_CONTAINER_NAME,
+    image: image(ms, config),
+    imagePullPolicy: 'IfNotPresent',
+    args: ['install'],
+    env: [...commonEnv(ms), ...installEnv(ms, config)],
+    resources,
+    securityContext: SECURITY_CONTEXT,
+    terminationMessagePath: PATHS.terminationLog,
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    volumeMounts: [
+      { name: 'work', mountPath: PATHS.workDir },
+      { name: INIT_TMP_VOLUME, mountPath: '/tmp' },
+      { name: PYTHON_ENVS_VOLUME, mountPath: PATHS.pythonEnvDir },
     ],
   };
 }
@@ -200,6 +226,7 @@ function container(ms: ModelServing, config: OperatorConfig): V1Container {
 
 const PYTHON_ENVS_VOLUME = 'python-envs';
 const RECORDER_VOLUME = 'recorder';
+const INIT_TMP_VOLUME = 'init-tmp';
 
 /** A Python bundle (so the runtime-python image, and a volume for requirements environments). */
 export function isPython(ms: ModelServing): boolean {
@@ -273,12 +300,15 @@ export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1D
           ...(ms.spec.tolerations?.length ? { tolerations: ms.spec.tolerations } : {}),
           initContainers: [
             prepareContainer(ms, config, c.resources),
+            ...(isPython(ms) ? [installContainer(ms, config, c.resources)] : []),
             ...(wantsRecorder(ms, config) ? [recorderContainer(ms, config)] : []),
           ],
           containers: [c],
           volumes: [
             { name: 'work', emptyDir: { sizeLimit: config.bundleVolumeSize } },
             { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+            // The init steps' own: nothing the runtime (and bundle code) writes to its /tmp reaches them.
+            { name: INIT_TMP_VOLUME, emptyDir: { sizeLimit: '64Mi' } },
             ...(isPython(ms) ? [pythonEnvVolume(config)] : []),
             ...(wantsRecorder(ms, config) ? [{ name: RECORDER_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }] : []),
           ],

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
-import { isAbsolute, join, normalize, relative } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { msError } from '../../errors.ts';
@@ -36,6 +36,8 @@ export interface DepsOptions {
   scratchDir: string;
   /** requirements.txt may name indexes, find-links and URL requirements (the administrator allowed it). */
   allowIndexOptions: boolean;
+  /** Wheels only (uv --no-build): with a cache shared by pods, no package's build script runs. */
+  noBuild?: boolean;
   /** Collect environments no pod has started from for this many days. */
   maxIdleDays?: number;
 }
@@ -59,38 +61,83 @@ export function tail(text: string, lines = TAIL_LINES): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-const INDEX_OPTIONS = ['-i', '--index-url', '--extra-index-url', '-f', '--find-links', '--trusted-host', '--index', '--default-index'];
-const NESTED = ['-r', '--requirement', '-c', '--constraint'];
-const EDITABLE = ['-e', '--editable'];
+/** Options a requirements.txt line may hold: nested files of the bundle, hashes, and what binaries to prefer. */
+const ALLOWED_OPTIONS = new Set([
+  '-r',
+  '--requirement',
+  '-c',
+  '--constraint',
+  '--hash',
+  '--only-binary',
+  '--no-binary',
+  '--prefer-binary',
+  '--pre',
+]);
+const NESTED = new Set(['-r', '--requirement', '-c', '--constraint']);
+/** A nested file: a plain relative path (no quotes, no variables, no scheme). */
+const PLAIN_PATH = /^[A-Za-z0-9_][A-Za-z0-9_./-]*$/;
+/** A requirement: a name (extras, versions, markers and `--hash` options may follow), never a URL or a path. */
+const REQUIREMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[A-Za-z0-9._,\s-]*\])?\s*([<>=!~;(]|$)/;
 
-/** `-x value`, `-xvalue`, `--opt value` and `--opt=value` → [option, value]. Pure. */
-function splitOption(line: string): [string, string] {
-  const m = /^(--[a-z-]+)(?:[= ]\s*(.*))?$/.exec(line) ?? /^(-[a-zA-Z])\s*(.*)$/.exec(line);
-  return m ? [m[1] as string, (m[2] ?? '').trim()] : [line, ''];
+/** `-x value`, `-xvalue`, `--opt value` and `--opt=value`, any whitespace between → [option, value]. Pure. */
+function splitOption(text: string): [string, string] {
+  const m = /^(--[A-Za-z-]+)(?:=|\s+|$)(.*)$/s.exec(text) ?? /^(-[A-Za-z])\s*(.*)$/s.exec(text);
+  return m ? [m[1] as string, (m[2] ?? '').trim()] : [text, ''];
 }
 
 /**
- * Why a requirements.txt line may not be installed here, or undefined. The package index is the administrator's:
- * a bundle naming its own index, find-links, a URL, VCS or editable requirement could install code from anywhere.
- * Nested files (-r, -c) must stay inside the bundle (their lines are checked too). Pure.
+ * Why a (logical) requirements.txt line may not be installed here, or undefined. The package index is the
+ * administrator's, so this is an allowlist: a requirement by name (versions, extras, markers, hashes), or one of a
+ * few options (a nested file of the bundle, a hash, binary preferences). Anything else (an index or find-links
+ * option in any spelling, a URL, VCS, editable or path requirement, a quoted or variable path) is refused. Pure.
  */
 export function refusedRequirement(line: string): string | undefined {
-  const text = line.replace(/(^|\s)#.*$/, '').trim();
+  const text = line.replace(/(^|\s)#.*$/s, '').trim();
   if (!text) return undefined;
+  // Quotes only in an environment marker (after `;`); variables and escapes nowhere: uv expands and unquotes them.
+  const beforeMarker = text.startsWith('-') ? text : (text.split(';')[0] as string);
+  if (/["'`\\]/.test(beforeMarker) || text.includes('$')) return 'quotes, variables and escapes are not taken here';
   if (text.startsWith('-')) {
     const [option, value] = splitOption(text);
-    if (INDEX_OPTIONS.includes(option)) return `${option} names a package index or location; the index is the cluster's`;
-    if (EDITABLE.includes(option)) return `${option} installs from a path or URL`;
-    if (NESTED.includes(option)) {
-      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return `${option} with a URL`;
-      if (isAbsolute(value) || normalize(value).startsWith('..')) return `${option} ${value} is outside the bundle`;
+    if (!ALLOWED_OPTIONS.has(option)) {
+      return /index|find-links|trusted-host|^-[ifeE]$|editable/.test(option)
+        ? `${option} names a package index or location; the index is the cluster's`
+        : `${option} is not an option taken here (only -r/-c of a bundle file, --hash, --only-binary, --no-binary, --prefer-binary, --pre)`;
+    }
+    if (NESTED.has(option) && (!PLAIN_PATH.test(value) || value.split('/').includes('..'))) {
+      return `${option} ${value} is not a plain path inside the bundle`;
     }
     return undefined;
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text) || /^(git|hg|svn|bzr)\+/i.test(text)) return 'a URL requirement';
   if (/^[A-Za-z0-9._-]+(\[[^\]]*\])?\s*@/.test(text)) return 'a direct reference (name @ URL)';
-  if (/^(\.|\/|~)/.test(text)) return 'a path requirement';
+  if (/:\/\//.test(text) || /^(git|hg|svn|bzr)\+/i.test(text)) return 'a URL requirement';
+  if (!REQUIREMENT.test(text)) return 'a path requirement, or not a requirement by name';
+  // After a requirement, only --hash options (what pip and uv take there).
+  const options = text.match(/(^|\s)-{1,2}[A-Za-z-]+/g)?.map((o) => o.trim()) ?? [];
+  if (options.some((o) => o !== '--hash')) return `${options.find((o) => o !== '--hash')} after a requirement`;
   return undefined;
+}
+
+/**
+ * The logical lines of a requirements file as uv reads them: a comment ends at its line (a backslash there
+ * continues nothing); a trailing backslash elsewhere joins the next line. Each with its first line's number. Pure.
+ */
+export function logicalLines(text: string): { line: string; number: number }[] {
+  const out: { line: string; number: number }[] = [];
+  let current: { line: string; number: number } | undefined;
+  for (const [i, physical] of text.split(/\r?\n/).entries()) {
+    const code = physical.replace(/(^|\s)#.*$/, '');
+    const continued = /\\\s*$/.test(code) && !/^\s*#/.test(physical);
+    const part = continued ? code.replace(/\\\s*$/, '') : code;
+    if (current) current.line += ` ${part}`;
+    else current = { line: part, number: i + 1 };
+    if (!continued) {
+      out.push(current);
+      current = undefined;
+    }
+  }
+  if (current) out.push(current);
+  return out;
 }
 
 /** Every refused line of requirements.txt and the files it nests, with its file and line number. */
@@ -99,19 +146,18 @@ export async function checkRequirements(bundleDir: string, file = REQUIREMENTS_F
   seen.add(file);
   const text = await readFile(join(bundleDir, file), 'utf8');
   const out: string[] = [];
-  // Continuations (a trailing backslash) join with the next line, as pip reads them.
-  const lines = text.replace(/\\\r?\n/g, '').split(/\r?\n/);
-  for (const [i, line] of lines.entries()) {
+  for (const { line, number } of logicalLines(text)) {
     const why = refusedRequirement(line);
     if (why) {
-      out.push(`${file} line ${i + 1} (${line.trim()}): ${why}`);
+      out.push(`${file} line ${number} (${line.trim()}): ${why}`);
       continue;
     }
-    const text = line.replace(/(^|\s)#.*$/, '').trim();
-    const [option, value] = text.startsWith('-') ? splitOption(text) : ['', ''];
-    if (NESTED.includes(option) && value) {
+    const trimmed = line.trim();
+    const [option, value] = trimmed.startsWith('-') ? splitOption(trimmed) : ['', ''];
+    if (NESTED.has(option) && value) {
       const nested = relative(bundleDir, join(bundleDir, file, '..', value));
-      if (!existsSync(join(bundleDir, nested))) out.push(`${file} line ${i + 1}: ${value} is not in the bundle`);
+      if (nested.startsWith('..') || isAbsolute(nested)) out.push(`${file} line ${number}: ${value} is outside the bundle`);
+      else if (!existsSync(join(bundleDir, nested))) out.push(`${file} line ${number}: ${value} is not in the bundle`);
       else out.push(...(await checkRequirements(bundleDir, nested, seen)));
     }
   }
@@ -248,6 +294,7 @@ export async function requirementsEnv(o: DepsOptions): Promise<RequirementsEnv |
     home,
     uvCache,
     timeoutS: Math.ceil(o.timeoutMs / 1000),
+    noBuild: o.noBuild ?? false,
     maxIdleDays: o.maxIdleDays ?? 30,
   });
 }

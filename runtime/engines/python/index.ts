@@ -31,6 +31,8 @@ export interface PythonSettings {
   allowIndexOptions: boolean;
   /** Writable and the pod's own: HOME and uv's cache while installing. */
   scratchDir: string;
+  /** Wheels only: no source build (no package's build script) runs. */
+  noBuild: boolean;
 }
 
 export interface PythonEngineOptions extends PythonSettings, BundleEngineOptions {
@@ -142,6 +144,7 @@ export function pythonRequirements(
     log,
     scratchDir: s.scratchDir,
     allowIndexOptions: s.allowIndexOptions,
+    noBuild: s.noBuild,
   });
 }
 

@@ -115,14 +115,14 @@ def touch(path):
     os.utime(path)
 
 
-def lock(path, timeout_s):
-    """Exclusive flock on path, waiting up to timeout_s; the descriptor (closing it, or dying, releases it)."""
+def lock(path, timeout_s, shared=False):
+    """flock on path (exclusive, or shared), waiting up to timeout_s; the descriptor (closing it, or dying, releases it)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
     deadline = time.monotonic() + timeout_s
     said = False
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             return fd
         except OSError as err:
             if err.errno not in (errno.EAGAIN, errno.EACCES):
@@ -160,6 +160,8 @@ def build(req, final_id):
     # Copies, not hard links into uv's cache: an environment shares no inode with anything else.
     args = [req["uv"], "pip", "install", "--no-config", "--quiet", "--compile-bytecode", "--link-mode", "copy",
             "--python", req["python"], "--target", building, "-r", req["requirements"]]
+    if req.get("noBuild"):
+        args.append("--no-build")  # wheels only: no package's build script runs with the cache writable
     if req.get("wheelsDir"):
         args += ["--no-index", "--find-links", req["wheelsDir"]]
     elif req.get("indexUrl"):
@@ -218,17 +220,28 @@ def collect(env_dir, max_idle_days):
                     os.close(fd)
         elif name.endswith(".inuse"):
             env = path[: -len(".inuse")]
-            idle_days = (now - os.stat(path).st_mtime) / 86400
-            if idle_days < max_idle_days:
+            if (now - os.stat(path).st_mtime) / 86400 < max_idle_days:
                 continue
-            fd = try_lock(path)
-            if fd is not None:  # no worker holds it
+            # Under its key's lock, so no prepare is verifying or touching it meanwhile; then idle again, looked at
+            # under the lock; then no worker holding it.
+            key_fd = try_lock(os.path.join(env_dir, os.path.basename(env).rsplit("-", 2)[0] + ".lock"))
+            if key_fd is None:
+                continue
+            try:
+                idle_days = (time.time() - os.stat(path).st_mtime) / 86400
+                if idle_days < max_idle_days:
+                    continue
+                fd = try_lock(path)
+                if fd is None:  # a worker holds it
+                    continue
                 try:
                     shutil.rmtree(env, ignore_errors=True)
                     os.unlink(path)
                     emit({"event": "collected", "path": env, "why": "no pod started from it for %d days" % idle_days})
                 finally:
                     os.close(fd)
+            finally:
+                os.close(key_fd)
 
 
 def prepare(req):
@@ -250,7 +263,12 @@ def prepare(req):
             emit({"event": "tampered", "env": path, "detail": problem})
         return None
 
-    found = usable()
+    # Verifying and marking it used, under the key's lock shared: the collector (exclusive) waits meanwhile.
+    shared = lock(os.path.join(env_dir, key + ".lock"), req["timeoutS"], shared=True)
+    try:
+        found = usable()
+    finally:
+        os.close(shared)
     if found:
         return found
     fd = lock(os.path.join(env_dir, key + ".lock"), req["timeoutS"])

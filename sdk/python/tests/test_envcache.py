@@ -182,3 +182,22 @@ def test_collects_environments_unused_for_days_unless_a_worker_holds_them(bundle
     lines = run(other)
     assert not os.path.exists(env) and not os.path.exists(env + ".inuse")
     assert any(e["path"] == env for e in events(lines, "collected"))
+
+
+def test_no_build_refuses_a_source_package_so_no_build_script_runs(tmp_path):
+    import tarfile
+
+    wheels = tmp_path / "bundle" / "wheels"
+    wheels.mkdir(parents=True)
+    marker = tmp_path / "build-script-ran"
+    src = tmp_path / "src" / "msbuild-1.0"
+    src.mkdir(parents=True)
+    (src / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: msbuild\nVersion: 1.0\n")
+    (src / "setup.py").write_text("open(%r, 'w').write('ran')\nfrom setuptools import setup\nsetup(name='msbuild', version='1.0')\n" % str(marker))
+    with tarfile.open(wheels / "msbuild-1.0.tar.gz", "w:gz") as tar:
+        tar.add(str(src), arcname="msbuild-1.0")
+    (tmp_path / "bundle" / "requirements.txt").write_text("msbuild==1.0\n")
+    lines = run(request(tmp_path, noBuild=True))
+    assert lines[-1]["error"]["code"] == "MS_ERR_PYTHON_DEPS_FAILED"
+    assert "build" in lines[-1]["error"]["detail"].lower()
+    assert not marker.exists()
