@@ -388,7 +388,7 @@ describe('the real node', () => {
     await Promise.all([ms.delete('snoop-js'), ms.delete('snoop-py')]);
   });
 
-  it('refuses a requirements.txt that names its own index: the prepare container fails, naming the line', async () => {
+  it('refuses a requirements.txt that names its own index: the install container fails, naming the line', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'extra-index-'));
     await writeFile(join(dir, 'predict.py'), 'def predict(x):\n    return x\n');
     await writeFile(join(dir, 'requirements.txt'), 'six==1.16.0\n--extra-index-url https://pypi.example.invalid/simple\n');
