@@ -145,16 +145,20 @@ function recorderContainer(ms: ModelServing, config: OperatorConfig): V1Containe
 }
 
 /**
- * The prepare init container: the same image with `prepare`. It alone gets the storage keys (and none of the user's
- * variables); it fetches, verifies and unpacks into the work volume, and runs nothing of the bundle's.
+ * An init step (`main.ts <step>`) in the runtime's image, writing the work volume, with its own /tmp:
+ * - prepare: the only one with the storage keys (and none of the user's variables); fetches, verifies and unpacks,
+ *   and runs nothing of the bundle's;
+ * - install (Python): no keys, as the build scripts of the packages a requirements.txt names run there; the only one
+ *   that writes the environment cache.
  */
-function prepareContainer(ms: ModelServing, config: OperatorConfig, resources: V1Container['resources']): V1Container {
+function initStep(ms: ModelServing, config: OperatorConfig, step: 'prepare' | 'install', resources: V1Container['resources']): V1Container {
+  const prepare = step === 'prepare';
   return {
-    name: PREPARE_CONTAINER_NAME,
+    name: prepare ? PREPARE_CONTAINER_NAME : INSTALL_CONTAINER_NAME,
     image: image(ms, config),
     imagePullPolicy: 'IfNotPresent',
-    args: ['prepare'],
-    env: [...commonEnv(ms), ...fetchEnv(ms)],
+    args: [step],
+    env: [...commonEnv(ms), ...(prepare ? fetchEnv(ms) : installEnv(ms, config))],
     // The same as the serving container's: an init container's count only while it runs (max, not sum).
     resources,
     securityContext: SECURITY_CONTEXT,
@@ -163,29 +167,7 @@ function prepareContainer(ms: ModelServing, config: OperatorConfig, resources: V
     volumeMounts: [
       { name: 'work', mountPath: PATHS.workDir },
       { name: INIT_TMP_VOLUME, mountPath: '/tmp' },
-    ],
-  };
-}
-
-/**
- * The install init container of a Python bundle: the same image with `install`. No keys: the build scripts of the
- * packages a requirements.txt names run here. It alone writes the environment cache.
- */
-function installContainer(ms: ModelServing, config: OperatorConfig, resources: V1Container['resources']): V1Container {
-  return {
-    name: INSTALL_CONTAINER_NAME,
-    image: image(ms, config),
-    imagePullPolicy: 'IfNotPresent',
-    args: ['install'],
-    env: [...commonEnv(ms), ...installEnv(ms, config)],
-    resources,
-    securityContext: SECURITY_CONTEXT,
-    terminationMessagePath: PATHS.terminationLog,
-    terminationMessagePolicy: 'FallbackToLogsOnError',
-    volumeMounts: [
-      { name: 'work', mountPath: PATHS.workDir },
-      { name: INIT_TMP_VOLUME, mountPath: '/tmp' },
-      { name: PYTHON_ENVS_VOLUME, mountPath: PATHS.pythonEnvDir },
+      ...(prepare ? [] : [{ name: PYTHON_ENVS_VOLUME, mountPath: PATHS.pythonEnvDir }]),
     ],
   };
 }
@@ -299,8 +281,8 @@ export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1D
           ...(ms.spec.nodeSelector ? { nodeSelector: ms.spec.nodeSelector } : {}),
           ...(ms.spec.tolerations?.length ? { tolerations: ms.spec.tolerations } : {}),
           initContainers: [
-            prepareContainer(ms, config, c.resources),
-            ...(isPython(ms) ? [installContainer(ms, config, c.resources)] : []),
+            initStep(ms, config, 'prepare', c.resources),
+            ...(isPython(ms) ? [initStep(ms, config, 'install', c.resources)] : []),
             ...(wantsRecorder(ms, config) ? [recorderContainer(ms, config)] : []),
           ],
           containers: [c],

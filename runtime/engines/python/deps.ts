@@ -233,33 +233,22 @@ function runHelper(o: DepsOptions, request: Record<string, unknown>): Promise<Re
   });
 }
 
+/** The helper's events as log lines (a tampered environment is a warning with its code). */
+const EVENTS: Record<string, string> = {
+  found: 'environment found in the cache',
+  installing: 'installing with uv',
+  installed: 'installed',
+  waiting: 'another pod is installing this environment; waiting for it',
+  collected: 'collected from the cache',
+  tampered: 'an environment in the cache does not match what was built; refused, building another',
+};
+
 function report(log: Logger, line: { event: string; [k: string]: unknown }): void {
   const { event, ...fields } = line;
-  switch (event) {
-    case 'found':
-      log.info(fields, 'requirements.txt: environment found in the cache');
-      break;
-    case 'installing':
-      log.info(fields, 'requirements.txt: installing with uv');
-      break;
-    case 'installed':
-      log.info(fields, 'requirements.txt: installed');
-      break;
-    case 'tampered':
-      log.warn(
-        { ...fields, code: 'MS_ERR_PYTHON_ENV_TAMPERED' },
-        'requirements.txt: an environment in the cache does not match what was built; refused, building another',
-      );
-      break;
-    case 'waiting':
-      log.info(fields, 'requirements.txt: another pod is installing this environment; waiting for it');
-      break;
-    case 'collected':
-      log.info(fields, 'requirements.txt: collected from the cache');
-      break;
-    default:
-      log.warn(fields, `requirements.txt: ${event}`);
-  }
+  const msg = `requirements.txt: ${EVENTS[event] ?? event}`;
+  if (event === 'tampered') log.warn({ ...fields, code: 'MS_ERR_PYTHON_ENV_TAMPERED' }, msg);
+  else if (event in EVENTS) log.info(fields, msg);
+  else log.warn(fields, msg);
 }
 
 /** The environment for the bundle's requirements.txt (built if missing and allowed), or undefined without one. */
