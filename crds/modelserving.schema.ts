@@ -196,6 +196,50 @@ export const RuntimeOverrides = Type.Object(
       }),
     ),
     logLevel: Type.Optional(Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], { description: 'Runtime log level' })),
+    admission: Type.Optional(
+      Type.Object(
+        {
+          maxConcurrency: Type.Optional(
+            Type.Integer({
+              minimum: 1,
+              maximum: 100000,
+              description:
+                "Requests at the model at once, per replica (default: from the engine: Python workers × their pipeline of 4, worker threads, or 64 for plugins in the server's thread; times maxBatchSize with batching)",
+            }),
+          ),
+          maxQueue: Type.Optional(
+            Type.Integer({
+              minimum: 1,
+              maximum: 100000,
+              description: 'Most requests waiting for the model, per replica (default: as many as fit maxQueueWaitMs, at most 1024)',
+            }),
+          ),
+          maxQueueWaitMs: Type.Optional(
+            Type.Integer({
+              minimum: 1,
+              maximum: 600000,
+              default: 1000,
+              description:
+                'Longest a request waits for the model; a request whose expected wait exceeds it is refused at once with 503 MS_ERR_MODEL_OVERLOADED and Retry-After',
+            }),
+          ),
+        },
+        {
+          description:
+            "Admission control: beyond these bounds requests are refused at once (503, gRPC UNAVAILABLE) instead of queueing without end; liveness answers on its own port whatever the load",
+          additionalProperties: false,
+        },
+      ),
+    ),
+    timeoutKillsPerMinute: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1000,
+        default: 6,
+        description:
+          'Python workers or worker threads the server timeout (timeoutSeconds) may kill per minute to stop a call that runs too long; beyond it the call runs on and its answer is dropped. A caller deadline never kills a worker',
+      }),
+    ),
     env: Type.Optional(
       Type.Array(EnvVar, {
         maxItems: 64,

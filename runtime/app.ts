@@ -1,10 +1,9 @@
 // build(opts) → the runtime's fastify instance, not listening. Tested with inject().
-import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { DEFAULTS, PROBES, REQUEST_ID_PATTERN } from './contract.ts';
+import { DEFAULTS, PROBES } from './contract.ts';
 import type { BatchingSettings } from './batching.ts';
-import { DataPlane } from './dataplane.ts';
+import { type AdmissionConfig, DataPlane, requestIdFrom } from './dataplane.ts';
 import { isModelshipError, type ModelshipError, msError } from './errors.ts';
 import type { Recorder } from './inference-log/recorder.ts';
 import type { ServedModel } from './model.ts';
@@ -23,9 +22,9 @@ export interface BuildOptions {
   recorder: Recorder;
   /** Adaptive batching from the ModelServing; unset: the manifest's. */
   batching?: BatchingSettings | undefined;
+  /** Admission bounds; unset: from the engine. */
+  admission?: Partial<AdmissionConfig> | undefined;
 }
-
-const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -35,8 +34,7 @@ declare module 'fastify' {
 }
 
 function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
-  const h = req.headers['x-request-id'];
-  return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
+  return requestIdFrom(req.headers['x-request-id']);
 }
 
 /** Maps any error to a ModelshipError (status + stable code). */
@@ -72,6 +70,12 @@ function toModelshipError(err: FastifyError, bodyLimit: number): ModelshipError 
   return msError('MS_ERR_SERVER_INTERNAL', { detail: err.message }, err);
 }
 
+/** The readiness answer: ready, or why not. */
+export function readiness(model: ServedModel): { ready: boolean; status?: string; reason?: string } {
+  if (model.ready) return { ready: true };
+  return { ready: false, status: model.status, reason: model.reason || 'no worker is running; restarting' };
+}
+
 export function build(opts: BuildOptions): FastifyInstance {
   const { model, metrics, log } = opts;
   const bodyLimit = opts.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes;
@@ -101,6 +105,7 @@ export function build(opts: BuildOptions): FastifyInstance {
     recorder: opts.recorder,
     requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
     batching: opts.batching,
+    admission: opts.admission,
   });
   const debug = log.isLevelEnabled('debug');
   metrics.setModel(model.name);
@@ -115,7 +120,8 @@ export function build(opts: BuildOptions): FastifyInstance {
   });
   app.setErrorHandler((error: FastifyError, req, reply) => {
     const err = toModelshipError(error, bodyLimit);
-    if (err.statusCode >= 500) {
+    if (err.retryAfterSeconds !== undefined) reply.header('retry-after', err.retryAfterSeconds);
+    if (err.statusCode >= 500 && err.code !== 'MS_ERR_MODEL_OVERLOADED') {
       log.error({ requestId: req.id, code: err.code, err: error, url: req.url }, err.message);
     } else if (debug) {
       log.debug({ requestId: req.id, code: err.code, url: req.url }, err.message);
@@ -126,11 +132,13 @@ export function build(opts: BuildOptions): FastifyInstance {
     reply.code(404).send(msError('MS_ERR_HTTP_NOT_FOUND', { method: req.method, url: req.url }).toJSON());
   });
 
+  // OIP's health endpoints on the inference port too (clients ask them there); the kubelet asks the health
+  // listener (runtime/health.ts), which answers the same.
   app.get(PROBES.live, () => ({ live: true }));
   app.get(PROBES.ready, (_req, reply) => {
-    if (model.ready) return { ready: true };
-    reply.code(503);
-    return { ready: false, status: model.status, reason: model.reason };
+    const r = readiness(model);
+    if (!r.ready) reply.code(503);
+    return r;
   });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);

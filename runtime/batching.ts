@@ -2,8 +2,10 @@
 // and up to `maxBatchSize` rows go to the engine in one call (JS predictBatch, Python predict_batch or the
 // vectorised estimator). Each request gets exactly its own rows back; a batch that fails fails only its own
 // requests (one whose caller made a mistake, a 4xx, is run again request by request, so only the culprit
-// fails); a request whose deadline passes while it waits answers 504 and never runs. Requests that ask for
-// different outputs, another v1 verb or carry parameters are not mixed: each such kind batches on its own.
+// fails); a request whose caller's deadline has passed when its batch is sent never runs (the data plane has
+// answered it 504 already). The batch itself runs under the server's timeout: a caller's short deadline never
+// cuts the others' work short. Requests that ask for different outputs, another v1 verb or carry parameters
+// are not mixed: each such kind batches on its own.
 import type { Outputs } from './engines/outputs.ts';
 import type { Prediction, PredictOptions } from './engines/types.ts';
 import { isModelshipError, type ModelshipError } from './errors.ts';
@@ -14,21 +16,16 @@ export interface BatchingSettings {
 }
 
 /** What the batcher needs from the data plane: run one engine call for a whole batch. */
-export type RunBatch = (
-  requestId: string,
-  rows: Record<string, unknown>[],
-  opts: PredictOptions | undefined,
-  deadline: number,
-) => Promise<Prediction>;
+export type RunBatch = (requestId: string, rows: Record<string, unknown>[], opts: PredictOptions | undefined) => Promise<Prediction>;
 
 interface Waiting {
   requestId: string;
   rows: Record<string, unknown>[];
+  /** The caller's deadline (epoch ms). */
   deadline: number;
   enqueued: number;
   resolve: (p: Prediction) => void;
   reject: (e: unknown) => void;
-  done: boolean;
 }
 
 interface Queue {
@@ -57,19 +54,21 @@ export class Batcher {
   private readonly observer: BatchObserver | undefined;
   private readonly timeout: () => ModelshipError;
   private readonly queues = new Map<string, Queue>();
+  private readonly now: () => number;
 
-  constructor(settings: BatchingSettings, run: RunBatch, timeout: () => ModelshipError, observer?: BatchObserver) {
+  constructor(settings: BatchingSettings, run: RunBatch, timeout: () => ModelshipError, observer?: BatchObserver, now = Date.now) {
     this.settings = settings;
     this.run = run;
     this.timeout = timeout;
     this.observer = observer;
+    this.now = now;
   }
 
-  /** Queues one request's rows; resolves with its own predictions. */
+  /** Queues one request's rows (`deadline`: its caller's, epoch ms); resolves with its own predictions. */
   submit(requestId: string, rows: Record<string, unknown>[], opts: PredictOptions | undefined, deadline: number): Promise<Prediction> {
     const key = batchKey(opts);
     // Alone: it cannot share, or it fills a batch by itself.
-    if (key === undefined || rows.length >= this.settings.maxBatchSize) return this.run(requestId, rows, opts, deadline);
+    if (key === undefined || rows.length >= this.settings.maxBatchSize) return this.run(requestId, rows, opts);
     return new Promise<Prediction>((resolve, reject) => {
       let q = this.queues.get(key);
       // A request that would overflow the waiting batch sends it off and starts the next one.
@@ -81,7 +80,7 @@ export class Batcher {
         q = { opts, waiting: [], rows: 0, timer: undefined };
         this.queues.set(key, q);
       }
-      const w: Waiting = { requestId, rows, deadline, enqueued: performance.now(), resolve, reject, done: false };
+      const w: Waiting = { requestId, rows, deadline, enqueued: performance.now(), resolve, reject };
       q.waiting.push(w);
       q.rows += rows.length;
       if (q.rows >= this.settings.maxBatchSize) this.flush(key, q);
@@ -89,45 +88,34 @@ export class Batcher {
         const queue = q;
         q.timer = setTimeout(() => this.flush(key, queue), this.settings.maxLatencyMs);
       }
-      // A deadline that passes while the request waits answers it now; it is skipped at the flush.
-      const left = deadline - Date.now();
-      if (left < this.settings.maxLatencyMs) {
-        setTimeout(
-          () => {
-            if (!w.done && this.queues.get(key)?.waiting.includes(w)) {
-              w.done = true;
-              reject(this.timeout());
-            }
-          },
-          Math.max(0, left),
-        ).unref();
-      }
     });
   }
 
   private flush(key: string, q: Queue): void {
     if (q.timer) clearTimeout(q.timer);
     this.queues.delete(key);
-    const members = q.waiting.filter((w) => !w.done);
+    const wall = this.now();
+    const members: Waiting[] = [];
+    for (const w of q.waiting) {
+      if (w.deadline <= wall) w.reject(this.timeout());
+      else members.push(w);
+    }
     if (members.length === 0) return;
     const now = performance.now();
     const rows: Record<string, unknown>[] = [];
-    let deadline = Number.POSITIVE_INFINITY;
     for (const w of members) {
       for (const r of w.rows) rows.push(r);
-      deadline = Math.min(deadline, w.deadline);
       this.observer?.waited((now - w.enqueued) / 1000);
     }
     this.observer?.batch(rows.length, members.length);
     const first = members[0] as Waiting;
     const id = members.length === 1 ? first.requestId : `${first.requestId}+${members.length - 1}`;
-    this.run(id, rows, q.opts, deadline).then(
+    this.run(id, rows, q.opts).then(
       (p) => {
         let at = 0;
         for (const w of members) {
           const own: Outputs[] = p.outputs.slice(at, at + w.rows.length);
           at += w.rows.length;
-          w.done = true;
           // The batch's metrics and events go with its first request (they are the plugin's, once per call).
           w.resolve(w === first && p.signals ? { outputs: own, signals: p.signals } : { outputs: own });
         }
@@ -135,13 +123,10 @@ export class Batcher {
       (err: unknown) => {
         // The caller's mistake in one request must not fail the others: run each again on its own.
         if (members.length > 1 && isModelshipError(err) && err.statusCode < 500) {
-          for (const w of members) this.run(w.requestId, w.rows, q.opts, w.deadline).then(w.resolve, w.reject);
+          for (const w of members) this.run(w.requestId, w.rows, q.opts).then(w.resolve, w.reject);
           return;
         }
-        for (const w of members) {
-          w.done = true;
-          w.reject(err);
-        }
+        for (const w of members) w.reject(err);
       },
     );
   }

@@ -8,7 +8,9 @@ import { msError } from './errors.ts';
 import type { BatchingSettings } from './batching.ts';
 import type { S3Settings } from './bundle/fetch.ts';
 import type { PythonSettings } from './engines/python/index.ts';
-import { type DependencyTarget, parseDependencies } from './dependencies.ts';
+import type { DependencyTarget } from './contract.ts';
+import type { AdmissionConfig } from './dataplane.ts';
+import { parseDependencies } from './dependencies.ts';
 
 export interface RuntimeConfig {
   modelName: string;
@@ -22,6 +24,11 @@ export interface RuntimeConfig {
   host: string;
   port: number;
   grpcPort: number;
+  healthPort: number;
+  /** Admission control's bounds (0: from the engine / by the wait bound). */
+  admission: AdmissionConfig;
+  /** Workers the server's own timeout may kill per minute. */
+  timeoutKillsPerMinute: number;
   workDir: string;
   logLevel: string;
   workers: number;
@@ -161,6 +168,13 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
     host: overrides.host ?? env[ENV.host] ?? DEFAULTS.host,
     port,
     grpcPort: overrides.grpcPort ?? int(env, ENV.grpcPort, 0, 0, 65535),
+    healthPort: overrides.healthPort ?? int(env, ENV.healthPort, 0, 0, 65535),
+    admission: {
+      maxConcurrency: int(env, ENV.maxConcurrency, 0, 0, 1_000_000),
+      maxQueue: int(env, ENV.maxQueue, DEFAULTS.maxQueue, 0, 1_000_000),
+      maxQueueWaitMs: int(env, ENV.maxQueueWaitMs, DEFAULTS.maxQueueWaitMs, 1, 3_600_000),
+    },
+    timeoutKillsPerMinute: int(env, ENV.timeoutKillsPerMinute, DEFAULTS.timeoutKillsPerMinute, 0, 10_000),
     workDir: overrides.workDir ?? env[ENV.workDir] ?? PATHS.workDir,
     logLevel,
     workers: overrides.workers ?? int(env, ENV.workers, DEFAULTS.workers, 0, 256),
@@ -183,7 +197,18 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
       : undefined,
     python: pythonSettings(env, overrides.workDir ?? env[ENV.workDir] ?? PATHS.workDir),
     dependencies: parseDependencies(env[ENV.dependencies]),
-    ...pick(overrides, ['requestTimeoutMs', 'initTimeoutMs', 'drainTimeoutMs', 'logLevel', 's3', 'kafka', 'inferenceLog', 'eventTopics']),
+    ...pick(overrides, [
+      'requestTimeoutMs',
+      'initTimeoutMs',
+      'drainTimeoutMs',
+      'logLevel',
+      's3',
+      'kafka',
+      'inferenceLog',
+      'eventTopics',
+      'admission',
+      'timeoutKillsPerMinute',
+    ]),
   };
 }
 

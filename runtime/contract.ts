@@ -15,6 +15,11 @@ export const RECORDER_UID = 65533;
 export const HTTP_PORT = 8080;
 /** The OIP gRPC port (inference.GRPCInferenceService and grpc.health.v1). */
 export const GRPC_PORT = 8081;
+/**
+ * The health and metrics port: liveness, readiness and /metrics on a listener of their own, so a flood of
+ * inference requests (or their authentication) never stands between the kubelet or Prometheus and an answer.
+ */
+export const HEALTH_PORT = 8082;
 
 /** Paths inside the runtime container. The operator mounts an emptyDir at WORK_DIR (root FS is read-only). */
 export const PATHS = {
@@ -30,6 +35,21 @@ export const PATHS = {
 
 /** What an `x-request-id` (and a feedback `id`) may be; anything else gets a generated id. */
 export const REQUEST_ID_PATTERN = '^[A-Za-z0-9._:@/+=-]{1,128}$';
+
+/**
+ * The caller's remaining time in milliseconds (an HTTP header, or gRPC metadata). It bounds how long the request
+ * waits and whether its answer is still wanted; it never cuts short work already running (that is the server's own
+ * timeout). Composing models send it to their dependencies.
+ */
+export const TIMEOUT_HEADER = 'x-modelship-timeout-ms';
+
+/** Where a dependency (spec.dependencies) is served: its Service's base URL and the name its runtime serves. */
+export interface DependencyTarget {
+  url: string;
+  model: string;
+  /** The ModelServing (same namespace), for messages. */
+  modelServing: string;
+}
 
 /** HTTP endpoints the operator points its probes at. */
 export const PROBES = {
@@ -57,6 +77,17 @@ export const ENV = {
   port: 'MODELSHIP_PORT',
   /** The gRPC port (the images and the operator set GRPC_PORT); unset: an ephemeral port, logged. */
   grpcPort: 'MODELSHIP_GRPC_PORT',
+  /** The health and metrics listener's port (the operator sets HEALTH_PORT); unset: an ephemeral port, logged. */
+  healthPort: 'MODELSHIP_HEALTH_PORT',
+  // Admission control (spec.runtime.admission; unset: derived from the engine)
+  /** Requests the engine runs at once; beyond it they wait. 0: from the engine (workers, threads, pipeline). */
+  maxConcurrency: 'MODELSHIP_MAX_CONCURRENCY',
+  /** Most requests waiting for the engine; beyond it (or past the expected-wait bound) a request gets 503 at once. */
+  maxQueue: 'MODELSHIP_MAX_QUEUE',
+  /** Longest a request waits for the engine before it gets 503 (and what the queue is sized to). */
+  maxQueueWaitMs: 'MODELSHIP_MAX_QUEUE_WAIT_MS',
+  /** Workers the server's own timeout may kill per minute; beyond it a timed-out call runs on, its answer dropped. */
+  timeoutKillsPerMinute: 'MODELSHIP_TIMEOUT_KILLS_PER_MINUTE',
   workDir: 'MODELSHIP_WORK_DIR',
   logLevel: 'MODELSHIP_LOG_LEVEL',
   workers: 'MODELSHIP_WORKERS',
@@ -139,6 +170,12 @@ export const DEFAULTS = {
   drainTimeoutMs: 25_000,
   bodyLimitBytes: 16 * 1024 * 1024,
   fetchTimeoutMs: 300_000,
+  /** Requests in flight for engines that run calls in the server's own thread (no capacity of their own). */
+  inProcessConcurrency: 64,
+  maxQueueWaitMs: 1_000,
+  /** 0: sized by the wait bound alone (a request is let in to wait only if its expected wait fits), at most 1024. */
+  maxQueue: 0,
+  timeoutKillsPerMinute: 6,
   maxBundleBytes: 4 * 1024 * 1024 * 1024,
   maxBundleEntries: 10_000,
   maxCompressionRatio: 200,

@@ -1,29 +1,15 @@
 // Handles to other ModelServings (spec.dependencies), for composing models: `ctx.models.svm.predict(input)`
-// in JS plugins. Each dependency gets a pool of keep-alive connections to its Service. A call carries the
-// caller's request id (so the inference records of a whole call tree join on it) and the caller's remaining
-// time (the callee's deadline, in MODELSHIP_TIMEOUT_HEADER); the callee's failure comes back as a coded error
-// naming the dependency, with the callee's own code and message in it.
-import { Agent, request } from 'node:http';
-import type { RequestContext } from './engines/types.ts';
+// in JS plugins. Each dependency gets a pool of keep-alive connections to its Service (undici). A call carries
+// the caller's request id (so the inference records of a whole call tree join on it), the caller's remaining
+// time (TIMEOUT_HEADER) and the caller's credentials (where the callee requires authentication, the caller's
+// identity is the one checked); the callee's failure comes back as a coded error naming the dependency, with
+// the callee's own code and message in it.
+import { Pool } from 'undici';
+import { type DependencyTarget, TIMEOUT_HEADER } from './contract.ts';
+import type { ModelHandle, RequestContext } from './engines/types.ts';
 import { msError } from './errors.ts';
 
-/** Milliseconds the caller still has for this request; the callee's deadline is no later. */
-export const TIMEOUT_HEADER = 'x-modelship-timeout-ms';
-
-/** Where a dependency is served: its Service's base URL and the name its runtime serves the model under. */
-export interface DependencyTarget {
-  url: string;
-  model: string;
-  /** The ModelServing (same namespace), for messages. */
-  modelServing: string;
-}
-
-export interface ModelHandle {
-  /** KServe v1: one instance (an object) → its prediction; an array of instances → the array of predictions. */
-  predict(input: unknown): Promise<unknown>;
-  /** OIP v2: a whole inference request (`inputs`, optional `outputs`, `parameters`) → the response. */
-  infer(request: Record<string, unknown>): Promise<Record<string, unknown>>;
-}
+export type { DependencyTarget, ModelHandle };
 
 export interface DependencyMetrics {
   observe(dependency: string, outcome: string, seconds: number): void;
@@ -52,6 +38,13 @@ export function parseDependencies(text: string | undefined): Record<string, Depe
   return out;
 }
 
+/** Who calls a dependency: the request the call is part of. */
+interface Caller {
+  requestId: string;
+  deadline: number;
+  authorization: string | undefined;
+}
+
 interface Answer {
   status: number;
   body: string;
@@ -69,7 +62,7 @@ function calleeError(body: string): { code?: string; error?: string } {
 
 export class Dependencies {
   readonly names: string[];
-  private readonly agents = new Map<string, Agent>();
+  private readonly pools = new Map<string, Pool>();
   private readonly targets: Record<string, DependencyTarget>;
   private readonly metrics: DependencyMetrics | undefined;
 
@@ -77,14 +70,15 @@ export class Dependencies {
     this.targets = targets;
     this.metrics = metrics;
     this.names = Object.keys(targets).sort();
-    for (const name of this.names) this.agents.set(name, new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16 }));
+    for (const name of this.names) this.pools.set(name, new Pool(new URL(targets[name]?.url as string).origin, { connections: 64 }));
   }
 
   /**
-   * The handles a plugin call gets: bound to its request id and deadline. An unknown name is an error that
-   * lists the known ones (a typo must not read as `undefined is not a function`).
+   * The handles a plugin call gets: bound to its request id, deadline and credentials. An unknown name is an
+   * error that lists the known ones (a typo must not read as `undefined is not a function`).
    */
-  handles(requestId: string, deadline: number): Record<string, ModelHandle> {
+  handles(requestId: string, deadline: number, authorization?: string): Record<string, ModelHandle> {
+    const call = { requestId, deadline, authorization };
     const made = new Map<string, ModelHandle>();
     const names = this.names;
     return new Proxy({} as Record<string, ModelHandle>, {
@@ -102,14 +96,7 @@ export class Dependencies {
           h = {
             predict: async (input) => {
               const instances = Array.isArray(input) ? input : [input];
-              const r = (await this.call(
-                prop,
-                target,
-                `/v1/models/${encodeURIComponent(target.model)}:predict`,
-                { instances },
-                requestId,
-                deadline,
-              )) as {
+              const r = (await this.call(prop, target, `/v1/models/${encodeURIComponent(target.model)}:predict`, { instances }, call)) as {
                 predictions?: unknown[];
               };
               if (!Array.isArray(r.predictions)) {
@@ -121,7 +108,7 @@ export class Dependencies {
               }
               return Array.isArray(input) ? r.predictions : r.predictions[0];
             },
-            infer: (req) => this.call(prop, target, `/v2/models/${encodeURIComponent(target.model)}/infer`, req, requestId, deadline),
+            infer: (req) => this.call(prop, target, `/v2/models/${encodeURIComponent(target.model)}/infer`, req, call),
           };
           made.set(prop, h);
         }
@@ -139,9 +126,9 @@ export class Dependencies {
     target: DependencyTarget,
     path: string,
     body: unknown,
-    requestId: string,
-    deadline: number,
+    caller: Caller,
   ): Promise<Record<string, unknown>> {
+    const deadline = caller.deadline;
     const started = performance.now();
     const remaining = Math.floor(deadline - Date.now());
     let outcome = 'error';
@@ -152,7 +139,12 @@ export class Dependencies {
       }
       let answer: Answer;
       try {
-        answer = await this.postRetryingRefused(name, `${target.url}${path}`, JSON.stringify(body), requestId, deadline);
+        answer = await this.postRetryingRefused(
+          name,
+          `${new URL(target.url).pathname.replace(/\/$/, '')}${path}`,
+          JSON.stringify(body),
+          caller,
+        );
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         if (e.name === 'TimeoutError' || e.code === 'ETIMEDOUT') {
@@ -195,47 +187,43 @@ export class Dependencies {
    * A refused connection never carried the request, so it is tried again (a Service between two endpoints in a
    * rollout, or one kube-proxy has not programmed yet): after 50, 100 and 200 ms, within the deadline.
    */
-  private async postRetryingRefused(name: string, url: string, body: string, requestId: string, deadline: number): Promise<Answer> {
+  private async postRetryingRefused(name: string, path: string, body: string, caller: Caller): Promise<Answer> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.post(name, url, body, requestId, Math.max(1, Math.floor(deadline - Date.now())));
+        return await this.post(name, path, body, caller);
       } catch (err) {
         const pause = 50 * 2 ** attempt;
-        if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || attempt >= 3 || Date.now() + pause >= deadline) throw err;
+        if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || attempt >= 3 || Date.now() + pause >= caller.deadline) throw err;
         await new Promise((r) => setTimeout(r, pause));
       }
     }
   }
 
-  private post(name: string, url: string, body: string, requestId: string, timeoutMs: number): Promise<Answer> {
-    return new Promise((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method: 'POST',
-          agent: this.agents.get(name),
-          headers: {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-            'x-request-id': requestId,
-            [TIMEOUT_HEADER]: String(timeoutMs),
-          },
-          signal: AbortSignal.timeout(timeoutMs),
+  private async post(name: string, path: string, body: string, caller: Caller): Promise<Answer> {
+    const timeoutMs = Math.max(1, Math.floor(caller.deadline - Date.now()));
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      const res = await (this.pools.get(name) as Pool).request({
+        path,
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-request-id': caller.requestId,
+          [TIMEOUT_HEADER]: String(timeoutMs),
+          ...(caller.authorization ? { authorization: caller.authorization } : {}),
         },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', (err) => reject(err.name === 'AbortError' ? Object.assign(new Error('timed out'), { name: 'TimeoutError' }) : err));
-      req.end(body);
-    });
+        body,
+        signal,
+      });
+      return { status: res.statusCode, body: await res.body.text() };
+    } catch (err) {
+      if (signal.aborted) throw Object.assign(new Error('timed out'), { name: 'TimeoutError' });
+      throw err;
+    }
   }
 
   close(): void {
-    for (const a of this.agents.values()) a.destroy();
+    for (const p of this.pools.values()) void p.destroy();
   }
 }
 
@@ -250,7 +238,7 @@ export function withModels(ctx: RequestContext, deps: Dependencies | undefined):
   return new Proxy(ctx, {
     get(target, prop) {
       if (prop === 'models') {
-        models ??= deps.handles(target.requestId, target.deadline ?? Date.now() + 30_000);
+        models ??= deps.handles(target.requestId, target.deadline ?? Date.now() + 30_000, target.authorization);
         return models;
       }
       return Reflect.get(target, prop, target);

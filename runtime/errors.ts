@@ -83,6 +83,9 @@ export const ERRORS = {
     message: 'model "{name}" has no version "{version}"; this server serves version "{served}"',
   },
   MS_ERR_MODEL_NOT_READY: { status: 503, message: 'model "{name}" is not ready: {detail}' },
+  MS_ERR_MODEL_OVERLOADED: { status: 503, message: 'model "{name}" is overloaded ({detail}); retry after {seconds} s' },
+  MS_ERR_AUTH_UNAUTHENTICATED: { status: 401, message: 'authentication required: {detail}' },
+  MS_ERR_AUTH_FORBIDDEN: { status: 403, message: '{subject} may not {verb} model "{name}": {detail}' },
   MS_ERR_HTTP_NOT_FOUND: { status: 404, message: 'no route {method} {url}' },
   MS_ERR_HTTP_METHOD_NOT_ALLOWED: { status: 405, message: 'method {method} is not allowed on {url}' },
   MS_ERR_SERVER_INTERNAL: { status: 500, message: 'internal error: {detail}' },
@@ -117,12 +120,15 @@ function render(template: string, params: ErrorParams): string {
 export class ModelshipError extends Error {
   readonly code: ErrorCode;
   readonly statusCode: number;
+  /** Seconds after which a retry may succeed (MS_ERR_MODEL_OVERLOADED): the response's Retry-After. */
+  retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, params: ErrorParams = {}, options?: { cause?: unknown }) {
     super(render(ERRORS[code].message, params), options);
     this.name = 'ModelshipError';
     this.code = code;
     this.statusCode = ERRORS[code].status;
+    this.retryAfterSeconds = undefined;
   }
 
   /** Rebuilds an error that crossed a thread boundary as plain data. */

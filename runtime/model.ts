@@ -43,8 +43,8 @@ export class ServedModel {
     this.manifest = manifest;
     this.bundleSha256 = bundleSha256;
     this.version ??= manifest.version;
-    this.inputs = engine.pluginMetadata?.inputs ?? manifest.inputs ?? [];
-    this.outputs = engine.pluginMetadata?.outputs ?? manifest.outputs ?? [];
+    this.inputs = engine.metadata.inputs ?? manifest.inputs ?? [];
+    this.outputs = engine.metadata.outputs ?? manifest.outputs ?? [];
     this.status = 'ready';
     this.reason = '';
   }
@@ -61,8 +61,9 @@ export class ServedModel {
     }
   }
 
+  /** Loaded, not draining, and its engine can take a call (not every worker down and restarting). */
   get ready(): boolean {
-    return this.status === 'ready';
+    return this.status === 'ready' && (this.engine?.serving() ?? false);
   }
 
   /** The engine, or a 503 error saying why there is none. */

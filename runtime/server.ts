@@ -25,6 +25,8 @@ export interface Runtime {
   url: string;
   /** The bound gRPC port. */
   grpcPort: number;
+  /** The bound health and metrics port. */
+  healthPort: number;
   /** Resolves when the model is ready; rejects with the load failure. */
   loaded: Promise<void>;
   /** Graceful shutdown: not ready, drain in-flight requests (bounded by drainTimeoutMs), flush records, close. */
@@ -71,6 +73,8 @@ export async function start(
       logLevel: config.logLevel,
       dependencies: config.dependencies,
       dependencyMetrics: metrics.dependencyObserver(),
+      timeoutKillsPerMinute: config.timeoutKillsPerMinute,
+      onWorkerRestart: (reason) => metrics.workerRestarts.labels(model.name, reason).inc(),
       onFatal: (err) => {
         metrics.modelReady.labels(model.name).set(0);
         hooks.onFatal?.(err);
@@ -98,6 +102,7 @@ export async function start(
     requestTimeoutMs: config.requestTimeoutMs,
     bodyLimitBytes: config.bodyLimitBytes,
     batching: config.batching,
+    admission: config.admission,
   });
   // A port that cannot be bound stops the start whole: nothing stays up half-started, the load included.
   const abandon = async (err: unknown): Promise<never> => {
@@ -119,7 +124,12 @@ export async function start(
   const grpc = await startGrpc(app.plane, { host: config.host, port: config.grpcPort, log, maxMessageBytes: config.bodyLimitBytes }).catch(
     abandon,
   );
-  log.info({ url, grpcPort: grpc.port }, 'listening; loading the model');
+  const { startHealth } = await import('./health.ts');
+  const health = await startHealth(model, metrics, config.host, config.healthPort).catch(async (err) => {
+    await grpc.close(0);
+    return abandon(err);
+  });
+  log.info({ url, grpcPort: grpc.port, healthPort: health.port }, 'listening; loading the model');
 
   const loaded = loading.then(({ bundle, loadSeconds }) => {
     metrics.modelLoadSeconds.set(loadSeconds);
@@ -166,10 +176,11 @@ export async function start(
       // Requests are done: what they recorded is all there is to flush (bounded).
       await recorder.close();
       await model.engine?.close();
+      await health.close();
     })();
     return closing;
   };
-  return { app, model, metrics, recorder, log, url, grpcPort: grpc.port, loaded, shutdown };
+  return { app, model, metrics, recorder, log, url, grpcPort: grpc.port, healthPort: health.port, loaded, shutdown };
 }
 
 function writeTerminationLog(path: string, text: string): void {

@@ -7,7 +7,8 @@ import { createOnnxEngine } from './onnx/index.ts';
 import type { RequirementsEnv } from './python/deps.ts';
 import { createPythonEngine, type PythonSettings, workerCount } from './python/index.ts';
 import type { Engine } from './types.ts';
-import type { DependencyMetrics, DependencyTarget } from '../dependencies.ts';
+import type { DependencyTarget } from '../contract.ts';
+import type { DependencyMetrics } from '../dependencies.ts';
 
 export interface EngineOptions {
   modelName: string;
@@ -24,6 +25,10 @@ export interface EngineOptions {
   /** spec.dependencies: the handles plugins get (JS ctx.models, Python modelship.models). */
   dependencies?: Record<string, DependencyTarget> | undefined;
   dependencyMetrics?: DependencyMetrics | undefined;
+  /** Workers the server's own timeout may kill per minute (engines/kill-budget.ts). */
+  timeoutKillsPerMinute?: number | undefined;
+  /** A worker was replaced: after a crash, or killed by the server's timeout. */
+  onWorkerRestart?: ((reason: 'crash' | 'timeout') => void) | undefined;
 }
 
 export async function createEngine(
@@ -47,6 +52,8 @@ export async function createEngine(
         inputs: bundle.manifest.inputs,
         outputs: bundle.manifest.outputs,
         log: opts.log,
+        timeoutKillsPerMinute: opts.timeoutKillsPerMinute,
+        onWorkerRestart: opts.onWorkerRestart,
       });
     case 'python':
       return createPythonEngine({
@@ -63,6 +70,8 @@ export async function createEngine(
         log: opts.log,
         maxFrameBytes: 1 << 30,
         dependencies: opts.dependencies ?? {},
+        timeoutKillsPerMinute: opts.timeoutKillsPerMinute ?? 6,
+        onWorkerRestart: opts.onWorkerRestart,
         onFatal: opts.onFatal ?? ((err) => opts.log.fatal({ code: err.code }, err.message)),
       });
   }

@@ -2,7 +2,7 @@
 // Errors travel back as data (code + message), since class identity does not survive the thread boundary.
 import { workerData } from 'node:worker_threads';
 import { pino } from 'pino';
-import { describe, isModelshipError } from '../errors.ts';
+import { describe, isModelshipError, msError } from '../errors.ts';
 import { Dependencies, withModels } from '../dependencies.ts';
 import { PluginHost } from './plugin-host.ts';
 import type { BundleEngineOptions, CustomRouteRequest, RequestContext } from './types.ts';
@@ -12,17 +12,14 @@ export interface WorkerInit extends Omit<BundleEngineOptions, 'log' | 'workers'>
   logLevel: string;
 }
 
+/** A call: with its caller's deadline (a call whose caller has gone is skipped) and credentials (for dependencies). */
 export type WorkerTask =
   | { op: 'ping' }
-  | {
-      op: 'predict';
-      rows: Record<string, unknown>[];
-      requestId: string;
-      parameters?: Record<string, unknown> | undefined;
-      deadline?: number | undefined;
-    }
-  | { op: 'feedback'; record: Record<string, unknown>; requestId: string }
-  | { op: 'route'; index: number; req: CustomRouteRequest; requestId: string };
+  | ((
+      | { op: 'predict'; rows: Record<string, unknown>[]; parameters?: Record<string, unknown> | undefined }
+      | { op: 'feedback'; record: Record<string, unknown> }
+      | { op: 'route'; index: number; req: CustomRouteRequest }
+    ) & { requestId: string; deadline?: number | undefined; authorization?: string | undefined });
 
 export type WorkerReply = { ok: true; value: unknown } | { ok: false; code: string; message: string };
 
@@ -47,24 +44,32 @@ const neverAborted = new AbortController().signal;
 // Each thread its own pool of connections to the dependencies (their calls are not in the runtime's metrics).
 const deps = init.dependencies && Object.keys(init.dependencies).length ? new Dependencies(init.dependencies) : undefined;
 
-function ctx(requestId: string, parameters?: Record<string, unknown>, deadline?: number): RequestContext {
+function ctx(task: Exclude<WorkerTask, { op: 'ping' }>, parameters?: Record<string, unknown>): RequestContext {
+  const { requestId } = task;
   const c: RequestContext = { requestId, modelName: init.modelName, signal: neverAborted, log: log.child({ requestId }), parameters };
-  if (deadline !== undefined) c.deadline = deadline;
+  if (task.deadline !== undefined) c.deadline = task.deadline;
+  if (task.authorization !== undefined) c.authorization = task.authorization;
   return withModels(c, deps);
 }
 
 export default async function handle(task: WorkerTask): Promise<WorkerReply> {
   try {
     const host = await ready;
+    if (task.op === 'ping') {
+      return { ok: true, value: { routes: host.routes, pluginMetadata: host.pluginMetadata, hasFeedback: host.hasFeedback } };
+    }
+    // Its caller has gone (it waited in the pool's queue past the caller's deadline): not run at all.
+    if (task.deadline !== undefined && Date.now() >= task.deadline) {
+      const err = msError('MS_ERR_PREDICT_TIMEOUT', { ms: 0 });
+      return { ok: false, code: err.code, message: 'the caller stopped waiting before the call began' };
+    }
     switch (task.op) {
-      case 'ping':
-        return { ok: true, value: { routes: host.routes, pluginMetadata: host.pluginMetadata, hasFeedback: host.hasFeedback } };
       case 'predict':
-        return { ok: true, value: await host.predict(task.rows, ctx(task.requestId, task.parameters, task.deadline)) };
+        return { ok: true, value: await host.predict(task.rows, ctx(task, task.parameters)) };
       case 'feedback':
-        return { ok: true, value: await host.feedback(task.record, ctx(task.requestId)) };
+        return { ok: true, value: await host.feedback(task.record, ctx(task)) };
       case 'route':
-        return { ok: true, value: await host.callRoute(task.index, task.req, ctx(task.requestId)) };
+        return { ok: true, value: await host.callRoute(task.index, task.req, ctx(task)) };
     }
   } catch (err) {
     if (isModelshipError(err)) return { ok: false, code: err.code, message: err.message };

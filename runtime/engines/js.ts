@@ -1,11 +1,15 @@
 // The JS engine: runs a bundle's predict plugin in-process, or, for CPU-heavy plugins, in a pool of worker
 // threads (each loads the plugin and runs its own init()) so one slow request does not stall the others.
-// In the pool a request that times out has its worker terminated and replaced: a real cancellation.
+// In the pool a request that passes the server's timeout has its worker terminated and replaced (a real
+// cancellation), at most `timeoutKillsPerMinute` times a minute; beyond that it runs on and its answer is dropped.
+// A caller's shorter deadline never terminates a worker: a call whose caller has gone is skipped when its turn
+// comes.
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { type ErrorCode, ModelshipError, msError } from '../errors.ts';
 import { Dependencies, type DependencyMetrics, withModels } from '../dependencies.ts';
 import { PluginHost } from './plugin-host.ts';
+import { KillBudget } from './kill-budget.ts';
 import type {
   BundleEngineOptions,
   CustomRouteRequest,
@@ -24,6 +28,8 @@ export interface JsEngineOptions extends BundleEngineOptions {
   workers: number;
   logLevel: string;
   dependencyMetrics?: DependencyMetrics | undefined;
+  timeoutKillsPerMinute?: number | undefined;
+  onWorkerRestart?: ((reason: 'crash' | 'timeout') => void) | undefined;
 }
 
 const PREDICT_ONLY = ['predict'] as const;
@@ -43,10 +49,14 @@ async function createInProcessEngine(opts: JsEngineOptions): Promise<Engine> {
   );
   return {
     format: 'js',
-    verbs: PREDICT_ONLY,
-    pluginMetadata: host.pluginMetadata,
-    routes: host.routes,
-    hasFeedback: host.hasFeedback,
+    metadata: {
+      ...host.pluginMetadata,
+      methods: PREDICT_ONLY,
+      routes: host.routes,
+      hasFeedback: host.hasFeedback,
+      capacity: undefined,
+    },
+    serving: () => true,
     predict: (rows, ctx) => host.predict(rows, withModels(ctx, deps)),
     feedback: (record, ctx) => host.feedback(record, withModels(ctx, deps)),
     callRoute: (i, req, ctx) => host.callRoute(i, req, withModels(ctx, deps)),
@@ -91,9 +101,16 @@ async function createPoolEngine(opts: JsEngineOptions): Promise<Engine> {
     if (err instanceof ModelshipError) throw err;
     throw msError('MS_ERR_PLUGIN_INIT_FAILED', { detail: `worker: ${(err as Error).message}` }, err);
   }
+  const budget = new KillBudget(opts.timeoutKillsPerMinute ?? 6);
   const run = async <T>(task: WorkerTask, ctx: RequestContext): Promise<T> => {
+    // Terminating the thread is the only way to stop a running call: done on the server's timeout, within the budget.
+    const signal = budget.guard(ctx.signal, () => {
+      opts.onWorkerRestart?.('timeout');
+      opts.log.warn({ requestId: ctx.requestId }, 'request passed the server timeout; terminating its worker thread');
+    });
     try {
-      return unwrap<T>((await pool.run(task, { signal: ctx.signal })) as WorkerReply);
+      const framed = { ...task, deadline: ctx.deadline, ...(ctx.authorization ? { authorization: ctx.authorization } : {}) } as WorkerTask;
+      return unwrap<T>((await pool.run(framed, { signal })) as WorkerReply);
     } catch (err) {
       if (err instanceof ModelshipError) throw err;
       if (ctx.signal.aborted) throw ctx.signal.reason ?? err;
@@ -102,12 +119,15 @@ async function createPoolEngine(opts: JsEngineOptions): Promise<Engine> {
   };
   return {
     format: 'js',
-    verbs: PREDICT_ONLY,
-    pluginMetadata: info.pluginMetadata,
-    routes: info.routes,
-    hasFeedback: info.hasFeedback,
-    predict: (rows, ctx) =>
-      run<Prediction>({ op: 'predict', rows, requestId: ctx.requestId, parameters: ctx.parameters, deadline: ctx.deadline }, ctx),
+    metadata: {
+      ...info.pluginMetadata,
+      methods: PREDICT_ONLY,
+      routes: info.routes,
+      hasFeedback: info.hasFeedback,
+      capacity: opts.workers,
+    },
+    serving: () => true,
+    predict: (rows, ctx) => run<Prediction>({ op: 'predict', rows, requestId: ctx.requestId, parameters: ctx.parameters }, ctx),
     feedback: (record, ctx) => run<FeedbackResult>({ op: 'feedback', record, requestId: ctx.requestId }, ctx),
     callRoute: (index: number, req: CustomRouteRequest, ctx: RequestContext) =>
       run<CustomRouteResponse>({ op: 'route', index, req, requestId: ctx.requestId }, ctx),

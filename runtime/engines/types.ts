@@ -1,6 +1,8 @@
-// The interface every engine (one per bundle format) offers the protocol layer.
-import type { DependencyTarget, ModelHandle } from '../dependencies.ts';
+// The interface every engine (one per bundle format) offers the data plane: made by loading a bundle (each
+// engine's create function), then predict (with feedback and custom routes, the plugin's other calls), its
+// metadata, and close. Nothing here knows a protocol.
 import type { Logger } from 'pino';
+import type { DependencyTarget } from '../contract.ts';
 import type { BundleFormat, TensorMetadata } from '../bundle/manifest.ts';
 import type { Outputs } from './outputs.ts';
 import type { Signals } from './signals.ts';
@@ -41,17 +43,30 @@ export interface InitContext {
   log: Logger;
 }
 
+/** A handle to another ModelServing of spec.dependencies (runtime/dependencies.ts makes them). */
+export interface ModelHandle {
+  /** KServe v1: one instance (an object) → its prediction; an array of instances → the array of predictions. */
+  predict(input: unknown): Promise<unknown>;
+  /** OIP v2: a whole inference request (`inputs`, optional `outputs`, `parameters`) → the response. */
+  infer(request: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
 /** Passed to predict(), predictBatch(), feedback() and custom route handlers. */
 export interface RequestContext {
   requestId: string;
   modelName: string;
-  /** Aborted when the request times out or the client goes away. */
+  /**
+   * Aborted when the server's own request timeout passes: the call should stop (an engine that cannot stop it
+   * otherwise kills its worker, within a budget). A caller's shorter deadline never aborts it.
+   */
   signal: AbortSignal;
   log: Logger;
   /** The request's OIP v2 `parameters`, when it had any. */
   parameters?: Record<string, unknown> | undefined;
-  /** When the request times out (epoch ms); a worker skips what is already past it. */
+  /** When the caller stops waiting for the answer (epoch ms); a worker skips a call that is already past it. */
   deadline?: number;
+  /** The caller's credentials (an Authorization header value), passed on to the dependencies it calls. */
+  authorization?: string | undefined;
   /** Handles to the ModelServings of spec.dependencies (`ctx.models.svm.predict(input)`). */
   models?: Record<string, ModelHandle>;
 }
@@ -94,16 +109,29 @@ export interface PredictOptions {
   parameters?: Record<string, unknown>;
 }
 
+/** What an engine knows of its model once loaded. */
+export interface EngineMetadata {
+  /** From the plugin's metadata() (or the graph): merged over the manifest's. */
+  inputs?: readonly TensorMetadata[] | undefined;
+  outputs?: readonly TensorMetadata[] | undefined;
+  /** Prediction methods: predict, and Hopsworks' classify and regress where the bundle has them (KServe v1 verbs). */
+  methods: readonly string[];
+  /** The output a prediction stands for, where the model has one natural answer (a scikit-learn estimator's). */
+  primaryOutput?: string | undefined;
+  routes: readonly CustomRouteSpec[];
+  hasFeedback: boolean;
+  /**
+   * Calls it runs at once without one waiting for another (worker processes × their pipeline, threads); undefined
+   * when calls run in the server's own thread (admission control then uses its configured default).
+   */
+  capacity: number | undefined;
+}
+
 export interface Engine {
   readonly format: BundleFormat;
-  /** The KServe v1 verbs it serves: always predict; Hopsworks bundles add classify and regress. */
-  readonly verbs: readonly string[];
-  /** The output a KServe v1 prediction is made of, instead of the whole output object (no-code sklearn: predict). */
-  readonly v1Output?: string | undefined;
-  /** From the plugin's metadata(), if any. */
-  readonly pluginMetadata: PluginMetadata | undefined;
-  readonly routes: readonly CustomRouteSpec[];
-  readonly hasFeedback: boolean;
+  readonly metadata: EngineMetadata;
+  /** False while it cannot take a call (every worker down and restarting): the model is not ready then. */
+  serving(): boolean;
   /** One output object per input row, validated. */
   predict(rows: Record<string, unknown>[], ctx: RequestContext, opts?: PredictOptions): Promise<Prediction>;
   feedback(record: Record<string, unknown>, ctx: RequestContext): Promise<FeedbackResult>;

@@ -25,8 +25,12 @@ export class RuntimeMetrics {
   readonly dependencyCalls: Counter<'dependency' | 'outcome'>;
   readonly dependencyDuration: Histogram<'dependency'>;
   readonly batchWait: Histogram<'model'>;
-  /** Requests in flight; read into the gauge at scrape time, so the hot path only adds and subtracts. */
-  inFlightCount = 0;
+  readonly queueDepth: Gauge<'model'>;
+  readonly rejected: Counter<'model' | 'reason'>;
+  readonly workerRestarts: Counter<'model' | 'reason'>;
+  /** Requests at the engine and waiting for it: read into the gauges at scrape time (the data plane sets them). */
+  inFlightCount: () => number = () => 0;
+  queued: () => number = () => 0;
   private inFlightModel = 'model';
   private readonly durationChildren = new Map<string, ReturnType<Histogram<'model' | 'protocol'>['labels']>>();
   private readonly requestChildren = new Map<string, ReturnType<Counter<'model' | 'protocol' | 'status'>['labels']>>();
@@ -49,12 +53,33 @@ export class RuntimeMetrics {
     const self = this;
     this.inFlight = new Gauge({
       name: 'modelship_requests_in_flight',
-      help: 'Inference requests being processed',
+      help: 'Requests (inference, feedback, custom routes) admitted to the engine and not yet done with it',
       labelNames: ['model'],
       registers,
       collect() {
-        this.set({ model: self.inFlightModel }, self.inFlightCount);
+        this.set({ model: self.inFlightModel }, self.inFlightCount());
       },
+    });
+    this.queueDepth = new Gauge({
+      name: 'modelship_requests_queued',
+      help: 'Requests waiting for the engine (admission control)',
+      labelNames: ['model'],
+      registers,
+      collect() {
+        this.set({ model: self.inFlightModel }, self.queued());
+      },
+    });
+    this.rejected = new Counter({
+      name: 'modelship_requests_rejected_total',
+      help: 'Requests refused with 503 MS_ERR_MODEL_OVERLOADED, by reason: full (refused on arrival), wait (waited the most it may)',
+      labelNames: ['model', 'reason'],
+      registers,
+    });
+    this.workerRestarts = new Counter({
+      name: 'modelship_worker_restarts_total',
+      help: 'Engine workers (Python processes, worker threads) replaced, by reason: crash, timeout (killed by the server timeout)',
+      labelNames: ['model', 'reason'],
+      registers,
     });
     this.dependencyCalls = new Counter({
       name: 'modelship_dependency_requests_total',

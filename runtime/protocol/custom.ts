@@ -1,49 +1,49 @@
 // Custom endpoints a plugin registers (JS routes(register), ml-deploy endpoints(app)): served below
-// /v2/models/{name}/custom/. The plugin is loaded after the server starts listening, so one wildcard
-// route dispatches to them.
+// /v2/models/{name}/custom/. The plugin is loaded after the server starts listening, so one wildcard route
+// dispatches to them, through a find-my-way router (fastify's own) made once per loaded engine. A call is admitted
+// and bounded like a prediction (DataPlane.route).
 import type { FastifyInstance } from 'fastify';
+import FindMyWay from 'find-my-way';
+import { TIMEOUT_HEADER } from '../contract.ts';
 import type { DataPlane } from '../dataplane.ts';
 import type { CustomRouteSpec } from '../engines/types.ts';
 import { msError } from '../errors.ts';
 
-/** Matches a request path against a route path with `:param` segments. Pure. */
-export function matchRoute(pattern: string, path: string): Record<string, string> | undefined {
-  const p = pattern.split('/').filter(Boolean);
-  const s = path.split('/').filter(Boolean);
-  if (p.length !== s.length) return undefined;
-  const params: Record<string, string> = {};
-  for (let i = 0; i < p.length; i++) {
-    const seg = p[i] as string;
-    const val = s[i] as string;
-    if (seg.startsWith(':')) params[seg.slice(1)] = decodeURIComponent(val);
-    else if (seg !== val) return undefined;
-  }
-  return params;
-}
+type Found = { index: number; params: Record<string, string> } | 'method' | undefined;
 
-export function findRoute(routes: readonly CustomRouteSpec[], method: string, path: string) {
-  let pathMatched = false;
-  for (let i = 0; i < routes.length; i++) {
-    const route = routes[i] as CustomRouteSpec;
-    const params = matchRoute(route.path, path);
-    if (!params) continue;
-    pathMatched = true;
-    if (route.method === method) return { index: i, params };
-  }
-  return pathMatched ? 'method' : undefined;
+const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'] as const;
+
+/** A router over a plugin's routes: the route a request takes, 'method' when only the method differs. */
+export function routeFinder(routes: readonly CustomRouteSpec[]): (method: string, path: string) => Found {
+  const router = FindMyWay({ ignoreTrailingSlash: true });
+  routes.forEach((route, index) => {
+    // The first registration of a method and path wins, as the plugin listed them.
+    if (!router.hasRoute(route.method, route.path)) router.on(route.method, route.path, () => index);
+  });
+  return (method, path) => {
+    const hit = router.find(method as (typeof METHODS)[number], path);
+    if (hit) return { index: (hit.handler as () => number)(), params: hit.params as Record<string, string> };
+    return METHODS.some((m) => m !== method && router.find(m, path)) ? 'method' : undefined;
+  };
 }
 
 export function registerCustom(app: FastifyInstance, plane: DataPlane): void {
+  const finders = new WeakMap<readonly CustomRouteSpec[], ReturnType<typeof routeFinder>>();
   app.route({
-    method: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'],
+    method: [...METHODS],
     url: '/v2/models/:name/custom/*',
     config: { protocol: 'custom' },
     handler: async (req, reply) => {
       const { name, '*': rest } = req.params as { name: string; '*': string };
       plane.checkModel(name);
-      const engine = plane.model.requireEngine();
+      const routes = plane.model.requireEngine().metadata.routes;
+      let find = finders.get(routes);
+      if (!find) {
+        find = routeFinder(routes);
+        finders.set(routes, find);
+      }
       const path = `/${rest ?? ''}`;
-      const found = findRoute(engine.routes, req.method, path);
+      const found = find(req.method, path);
       if (found === 'method') throw msError('MS_ERR_HTTP_METHOD_NOT_ALLOWED', { method: req.method, url: req.url });
       if (!found) throw msError('MS_ERR_HTTP_NOT_FOUND', { method: req.method, url: req.url });
       const res = await plane.route(
@@ -57,6 +57,7 @@ export function registerCustom(app: FastifyInstance, plane: DataPlane): void {
           body: req.body,
         },
         req.id,
+        req.headers[TIMEOUT_HEADER],
       );
       reply.code(res.status ?? 200);
       return res.body ?? null;

@@ -1,23 +1,18 @@
 // OIP v2 over gRPC (`inference.GRPCInferenceService`, ./proto/grpc_predict_v2.proto) and gRPC health
-// (`grpc.health.v1`), on their own port: a thin adapter onto the same data plane as REST, so the model
-// check, input checks, deadline, metrics, inference records and error codes are the same. Tensors arrive
+// (`grpc.health.v1`), on their own port: decode → DataPlane.infer → encode, as REST, so the model check,
+// admission, deadlines, input checks, metrics, inference records and error codes are the same. Tensors arrive
 // as typed `contents` or as `raw_input_contents`; outputs always go back as `raw_output_contents` (what
-// Triton's clients read). An error's gRPC status comes from its HTTP one; our code rides in the
-// `ms-error-code` trailer.
-import { TIMEOUT_HEADER } from '../dependencies.ts';
-import { randomUUID } from 'node:crypto';
+// Triton's clients read). A call's deadline (grpc-timeout) is the caller's deadline, as TIMEOUT_HEADER is over
+// HTTP. An error's gRPC status comes from its HTTP one; our code rides in the `ms-error-code` trailer.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { REQUEST_ID_PATTERN } from '../contract.ts';
-import type { DataPlane } from '../dataplane.ts';
+import { TIMEOUT_HEADER } from '../contract.ts';
+import { type DataPlane, requestIdFrom } from '../dataplane.ts';
 import { isModelshipError, type ModelshipError, msError } from '../errors.ts';
-import { SERVER_VERSION } from '../../common/version.ts';
 import { encodeBinary } from './binary.ts';
 import { oipPackage } from './grpc-proto.ts';
-import { type InferInput, inputsToRows, rowsToOutputs } from './tensors.ts';
-import { EXTENSIONS, SERVER_NAME } from './v2.ts';
+import { type InferInput, inputsForRecord, inputsToRows, rowsToOutputs } from './tensors.ts';
 
-const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
 const UNDECODABLE = Symbol('undecodable');
 
 interface Contents {
@@ -47,6 +42,10 @@ export function grpcStatus(http: number): grpc.status {
     case 400:
     case 415:
       return grpc.status.INVALID_ARGUMENT;
+    case 401:
+      return grpc.status.UNAUTHENTICATED;
+    case 403:
+      return grpc.status.PERMISSION_DENIED;
     case 404:
       return grpc.status.NOT_FOUND;
     case 405:
@@ -69,6 +68,7 @@ function toServiceError(err: unknown): Partial<grpc.ServiceError> {
     : msError('MS_ERR_SERVER_INTERNAL', { detail: (err as Error)?.message ?? String(err) });
   const metadata = new grpc.Metadata();
   metadata.set('ms-error-code', e.code);
+  if (e.retryAfterSeconds !== undefined) metadata.set('retry-after', String(e.retryAfterSeconds));
   return { code: grpcStatus(e.statusCode), details: e.message, metadata };
 }
 
@@ -130,31 +130,27 @@ export async function startGrpc(
   o: { host: string; port: number; log: Logger; maxMessageBytes: number },
 ): Promise<GrpcServer> {
   const pkg = oipPackage();
-  const { model, metrics } = plane;
+  const { model } = plane;
   const server = new grpc.Server({
     'grpc.max_receive_message_length': o.maxMessageBytes,
     'grpc.max_send_message_length': -1,
   });
 
-  /** A unary handler: our errors become gRPC statuses with our code; each inference call is measured. */
+  /** A unary handler: our errors become gRPC statuses with our code. */
   const unary =
-    <Req, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>, measured = false) =>
+    <Req, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
-      const t0 = performance.now();
       Promise.resolve()
         .then(() => {
           undecodable(call.request);
           return fn(call.request, call);
         })
         .then(
-          (res) => {
-            if (measured) metrics.observeRequest(model.name, 'grpc', 200, (performance.now() - t0) / 1000);
-            callback(null, res);
-          },
+          (res) => callback(null, res),
           (err: unknown) => {
-            if (measured)
-              metrics.observeRequest(model.name, 'grpc', isModelshipError(err) ? err.statusCode : 500, (performance.now() - t0) / 1000);
-            if (!isModelshipError(err) || err.statusCode >= 500) o.log.error({ err, rpc: call.getPath() }, 'gRPC call failed');
+            const overload = isModelshipError(err) && (err.code === 'MS_ERR_MODEL_OVERLOADED' || err.code === 'MS_ERR_PREDICT_TIMEOUT');
+            if ((!isModelshipError(err) || err.statusCode >= 500) && !overload)
+              o.log.error({ err, rpc: call.getPath() }, 'gRPC call failed');
             callback(toServiceError(err) as grpc.ServiceError);
           },
         );
@@ -190,60 +186,74 @@ export async function startGrpc(
       plane.checkModel(req.name, req.version || undefined);
       return { ready: model.ready };
     }),
-    ServerMetadata: unary(() => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS })),
+    ServerMetadata: unary(() => plane.serverMetadata()),
     ModelMetadata: unary((req: { name: string; version: string }) => {
       plane.checkModel(req.name, req.version || undefined);
+      const m = plane.metadata();
       return {
-        name: model.name,
-        versions: model.version ? [model.version] : [],
-        platform: `modelship-${model.engine?.format ?? model.manifest.format ?? 'js'}`,
-        inputs: model.inputs.map(tensorMeta),
-        outputs: model.outputs.map(tensorMeta),
+        name: m.name,
+        versions: m.versions,
+        platform: m.platform,
+        inputs: m.inputs.map(tensorMeta),
+        outputs: m.outputs.map(tensorMeta),
       };
     }),
-    ModelInfer: unary(async (req: InferRequest, call) => {
-      plane.checkModel(req.model_name, req.model_version || undefined);
-      const header = call.metadata.get('x-request-id')[0];
-      const requestId = typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
+    ModelInfer: unary((req: InferRequest, call) => {
+      const requestId = requestIdFrom(call.metadata.get('x-request-id')[0]);
       const raw = req.raw_input_contents;
-      if (raw.length > 0 && raw.length !== req.inputs.length) {
-        throw msError('MS_ERR_REQUEST_INVALID', { detail: `raw_input_contents has ${raw.length} entries for ${req.inputs.length} inputs` });
-      }
-      const inputs: InferInput[] = req.inputs.map((t, i) =>
-        raw.length > 0
-          ? { name: t.name, datatype: t.datatype, shape: t.shape, parameters: { binary_data_size: (raw[i] as Buffer).length } }
-          : { name: t.name, datatype: t.datatype, shape: t.shape, data: contentsData(t.name, t.datatype, t.contents) },
-      );
-      const t0 = performance.now();
-      const inf = plane.begin(requestId, 'grpc', inputs, req.id || undefined, call.metadata.get(TIMEOUT_HEADER)[0]);
-      let failure: unknown;
-      try {
-        const rows = inputsToRows(inputs, raw.length > 0 ? Buffer.concat(raw) : undefined);
-        const requested = req.outputs.length > 0 ? req.outputs.map((r) => r.name) : undefined;
-        const parameters = plainParameters(req.parameters);
-        const outputs = rowsToOutputs(
-          await plane.predict(inf, rows, { ...(requested ? { outputs: requested } : {}), ...(parameters ? { parameters } : {}) }),
-          model.outputs,
-          requested,
+      const requested = req.outputs.length > 0 ? req.outputs.map((r) => r.name) : undefined;
+      const parameters = plainParameters(req.parameters);
+      let inputs: InferInput[] | undefined;
+      let tail: Buffer | undefined;
+      const decoded = () => {
+        if (raw.length > 0 && raw.length !== req.inputs.length) {
+          throw msError('MS_ERR_REQUEST_INVALID', {
+            detail: `raw_input_contents has ${raw.length} entries for ${req.inputs.length} inputs`,
+          });
+        }
+        inputs ??= req.inputs.map((t, i) =>
+          raw.length > 0
+            ? { name: t.name, datatype: t.datatype, shape: t.shape, parameters: { binary_data_size: (raw[i] as Buffer).length } }
+            : { name: t.name, datatype: t.datatype, shape: t.shape, data: contentsData(t.name, t.datatype, t.contents) },
         );
-        inf.output = outputs;
-        const sent = new grpc.Metadata();
-        sent.set('x-request-id', requestId);
-        call.sendMetadata(sent);
-        return {
-          model_name: model.name,
-          model_version: model.version ?? '',
-          id: req.id || requestId,
-          outputs: outputs.map(tensorMeta),
-          raw_output_contents: outputs.map((t) => encodeBinary(t.name, t.datatype, t.data)),
-        };
-      } catch (err) {
-        failure = err;
-        throw err;
-      } finally {
-        plane.finish(inf, performance.now() - t0, failure);
-      }
-    }, true),
+        tail ??= raw.length > 0 ? Buffer.concat(raw) : undefined;
+        return inputs;
+      };
+      const deadline = call.getDeadline();
+      const grpcMs =
+        deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : undefined;
+      const header = Number(call.metadata.get(TIMEOUT_HEADER)[0]);
+      const callerMs = [grpcMs, Number.isInteger(header) && header > 0 ? header : undefined].filter((v): v is number => v !== undefined);
+      const auth = call.metadata.get('authorization')[0];
+      return plane.infer({
+        protocol: 'grpc',
+        requestId,
+        model: req.model_name,
+        version: req.model_version || undefined,
+        inferenceId: req.id || undefined,
+        callerTimeout: callerMs.length ? Math.max(1, Math.floor(Math.min(...callerMs))) : undefined,
+        authorization: typeof auth === 'string' ? auth : undefined,
+        opts: { ...(requested ? { outputs: requested } : {}), ...(parameters ? { parameters } : {}) },
+        decode: () => inputsToRows(decoded(), tail),
+        recordInput: () => inputsForRecord(decoded(), tail),
+        encode: (predictions) => {
+          const outputs = rowsToOutputs(predictions, model.outputs, requested);
+          const sent = new grpc.Metadata();
+          sent.set('x-request-id', requestId);
+          call.sendMetadata(sent);
+          return {
+            response: {
+              model_name: model.name,
+              model_version: model.version ?? '',
+              id: req.id || requestId,
+              outputs: outputs.map(tensorMeta),
+              raw_output_contents: outputs.map((t) => encodeBinary(t.name, t.datatype, t.data)),
+            },
+            recorded: outputs,
+          };
+        },
+      });
+    }),
   });
 
   const HEALTH_SERVICES = new Set(['', 'inference.GRPCInferenceService']);

@@ -197,6 +197,30 @@ export function inputsToRows(inputs: InferInput[], binary?: Uint8Array): Record<
   return rows;
 }
 
+/** A decoded element as JSON holds it: a bigint within the safe range as a number, beyond it as a string. Pure. */
+function jsonElement(v: unknown): unknown {
+  if (typeof v !== 'bigint') return v;
+  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+}
+
+/**
+ * The request's tensors as the inference record holds them: every tensor with its `data`, flat, whether it came
+ * as JSON or as binary (the binary extension, gRPC's raw contents), so a record never depends on how the client
+ * chose to send it. Call it only for a request `inputsToRows` decoded. Pure.
+ */
+export function inputsForRecord(inputs: readonly InferInput[], binary?: Uint8Array): InferInput[] {
+  let offset = 0;
+  return inputs.map((input) => {
+    const size = input.parameters?.binary_data_size;
+    if (size === undefined || !binary) return { name: input.name, datatype: input.datatype, shape: input.shape, data: input.data ?? [] };
+    const end = offset + (size as number);
+    const count = input.shape.reduce((a, d) => a * d, 1);
+    const decoded = decodeBinary(input.name, input.datatype, count, binary.subarray(offset, end));
+    offset = end;
+    return { name: input.name, datatype: input.datatype, shape: input.shape, data: Array.from(decoded as ArrayLike<unknown>, jsonElement) };
+  });
+}
+
 const TYPED_DATATYPE: Record<string, Datatype> = {
   Float32Array: 'FP32',
   Float64Array: 'FP64',

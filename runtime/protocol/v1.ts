@@ -1,14 +1,14 @@
-// KServe v1 REST endpoints: a thin adapter onto the data plane. Each instance is one plugin input: an
-// object instance is passed as it is; any other instance (an array, a number) is bound to the model's
-// single declared input, or to "input" when the model declares none. Each prediction is the plugin's
-// output object for its instance, or the value of one output when the engine names it (a Hopsworks
-// bundle's predictions, a scikit-learn estimator's predict). Verbs: predict, feedback, and the engine's
-// own (Hopsworks' classify and regress).
-import { TIMEOUT_HEADER } from '../dependencies.ts';
+// KServe v1 REST endpoints: decode → DataPlane.infer → encode. Each instance is one plugin input: an object
+// instance is passed as it is; any other instance (an array, a number) is bound to the model's single declared
+// input, or to "input" when the model declares none. Each prediction is the plugin's output object for its
+// instance, or the value of the model's primary output where it has one (a Hopsworks bundle's predictions, a
+// scikit-learn estimator's predict). Verbs: predict, feedback, and the model's other prediction methods
+// (Hopsworks' classify and regress).
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
+import { TIMEOUT_HEADER } from '../contract.ts';
 import type { DataPlane } from '../dataplane.ts';
 import type { Outputs } from '../engines/outputs.ts';
 import { msError } from '../errors.ts';
@@ -22,8 +22,8 @@ export const V1PredictSchema = Type.Object({
 
 const NameParams = Type.Object({ name: Type.String() });
 const TargetParams = Type.Object({ target: Type.String() });
-/** Verbs some engines add beside predict; whether this model has them is known once it is loaded. */
-const ENGINE_VERBS = new Set(['classify', 'regress']);
+/** Verbs some models add beside predict; whether this model has them is known once it is loaded. */
+const MODEL_VERBS = new Set(['classify', 'regress']);
 
 export function registerV1(app: FastifyInstance, plane: DataPlane): void {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -37,7 +37,7 @@ export function registerV1(app: FastifyInstance, plane: DataPlane): void {
   });
 
   const prediction = (o: Outputs) => {
-    const key = model.engine?.v1Output;
+    const key = model.engine?.metadata.primaryOutput;
     return key !== undefined && key in o ? valueToJson(key, o[key] as Outputs[string]) : outputsToJson(o);
   };
 
@@ -54,11 +54,11 @@ export function registerV1(app: FastifyInstance, plane: DataPlane): void {
         const { target } = req.params as { target: string };
         const at = target.lastIndexOf(':');
         const verb = target.slice(at + 1);
-        if (at < 0 || (verb !== 'predict' && verb !== 'feedback' && !ENGINE_VERBS.has(verb))) {
+        if (at < 0 || (verb !== 'predict' && verb !== 'feedback' && !MODEL_VERBS.has(verb))) {
           throw msError('MS_ERR_HTTP_NOT_FOUND', { method: req.method, url: req.url });
         }
         plane.checkModel(target.slice(0, at));
-        if (ENGINE_VERBS.has(verb) && model.engine && !model.engine.verbs.includes(verb)) {
+        if (MODEL_VERBS.has(verb) && model.engine && !model.engine.metadata.methods.includes(verb)) {
           throw msError('MS_ERR_HTTP_NOT_FOUND', { method: req.method, url: req.url });
         }
         const validator = verb === 'feedback' ? feedbackBody : predictBody;
@@ -70,18 +70,30 @@ export function registerV1(app: FastifyInstance, plane: DataPlane): void {
     },
     async (req) => {
       const { target } = req.params as { target: string };
-      const verb = target.slice(target.lastIndexOf(':') + 1);
-      if (verb === 'feedback') return plane.feedback('v1', req.id, req.body as FeedbackBody);
+      const at = target.lastIndexOf(':');
+      const verb = target.slice(at + 1);
+      if (verb === 'feedback') return plane.feedback('v1', req.id, req.body as FeedbackBody, req.headers[TIMEOUT_HEADER]);
       const instances = (req.body as Static<typeof V1PredictSchema>).instances;
-      const inf = plane.begin(req.id, 'v1', instances, undefined, req.headers[TIMEOUT_HEADER]);
-      req.inference = inf;
-      const single = model.inputs.length === 1 ? (model.inputs[0]?.name ?? 'input') : 'input';
-      const rows = instances.map((inst) =>
-        inst !== null && typeof inst === 'object' && !Array.isArray(inst) ? (inst as Record<string, unknown>) : { [single]: inst },
-      );
-      const predictions = (await plane.predict(inf, rows, verb === 'predict' ? undefined : { method: verb })).map(prediction);
-      inf.output = predictions;
-      return { predictions };
+      req.observed = true;
+      return plane.infer({
+        protocol: 'v1',
+        requestId: req.id,
+        model: target.slice(0, at),
+        callerTimeout: req.headers[TIMEOUT_HEADER],
+        authorization: req.headers.authorization,
+        opts: verb === 'predict' ? undefined : { method: verb },
+        decode: () => {
+          const single = model.inputs.length === 1 ? (model.inputs[0]?.name ?? 'input') : 'input';
+          return instances.map((inst) =>
+            inst !== null && typeof inst === 'object' && !Array.isArray(inst) ? (inst as Record<string, unknown>) : { [single]: inst },
+          );
+        },
+        recordInput: () => instances,
+        encode: (outputs) => {
+          const predictions = outputs.map(prediction);
+          return { response: { predictions }, recorded: predictions };
+        },
+      });
     },
   );
 }

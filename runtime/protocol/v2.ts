@@ -1,17 +1,13 @@
-// Open Inference Protocol (KServe v2) REST endpoints: a thin adapter onto the data plane.
-import { TIMEOUT_HEADER } from '../dependencies.ts';
+// Open Inference Protocol (KServe v2) REST endpoints: decode → DataPlane.infer → encode.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type, { type Static } from 'typebox';
+import { TIMEOUT_HEADER } from '../contract.ts';
 import type { DataPlane } from '../dataplane.ts';
-import { SERVER_VERSION } from '../../common/version.ts';
 import { type FeedbackBody, FeedbackSchema } from './feedback.ts';
 import { encodeBinary } from './binary.ts';
 import { binaryTail, HEADER_LENGTH } from './body.ts';
-import { type InferInput, type InferOutput, inputsToRows, rowsToOutputs } from './tensors.ts';
-
-export const SERVER_NAME = 'modelship';
-export const EXTENSIONS = ['binary_tensor_data', 'model_repository'];
+import { type InferInput, type InferOutput, inputsForRecord, inputsToRows, rowsToOutputs } from './tensors.ts';
 
 const Parameters = Type.Record(Type.String(), Type.Unknown());
 
@@ -52,7 +48,7 @@ export function registerV2(app: FastifyInstance, plane: DataPlane): void {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const { model } = plane;
 
-  r.get('/v2', () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS }));
+  r.get('/v2', () => plane.serverMetadata());
 
   // The model repository extension: this server's one model and its state.
   const RepositoryIndexSchema = Type.Object({ ready: Type.Optional(Type.Boolean()) });
@@ -66,14 +62,10 @@ export function registerV2(app: FastifyInstance, plane: DataPlane): void {
     return req.body?.ready && !model.ready ? [] : [entry];
   });
 
-  const metadata = () => ({
-    name: model.name,
-    ...(model.version ? { versions: [model.version] } : {}),
-    platform: `modelship-${model.engine?.format ?? model.manifest.format ?? 'js'}`,
-    inputs: model.inputs,
-    outputs: model.outputs,
-    ...(model.manifest.description ? { parameters: { description: model.manifest.description } } : {}),
-  });
+  const metadata = () => {
+    const { versions, ...rest } = plane.metadata();
+    return versions.length ? { ...rest, versions } : rest;
+  };
   const ready = (reply: { code(n: number): unknown }) => {
     if (!model.ready) reply.code(503);
     return { name: model.name, ready: model.ready };
@@ -94,40 +86,53 @@ export function registerV2(app: FastifyInstance, plane: DataPlane): void {
       { schema: { params, body: InferRequestSchema }, config: { protocol: 'v2' }, preValidation },
       async (req, reply) => {
         const body = req.body;
-        const inf = plane.begin(req.id, 'v2', body.inputs, body.id, req.headers[TIMEOUT_HEADER]);
-        req.inference = inf;
+        const params = req.params as ModelParams;
+        const inputs = body.inputs as InferInput[];
         const requested = body.outputs?.map((o) => o.name);
-        const rows = inputsToRows(body.inputs as InferInput[], binaryTail(body));
-        const opts = {
-          ...(requested ? { outputs: requested } : {}),
-          ...(body.parameters ? { parameters: body.parameters } : {}),
-        };
-        const outputs = rowsToOutputs(await plane.predict(inf, rows, opts), model.outputs, requested);
-        inf.output = outputs;
-        const response = {
-          model_name: model.name,
-          ...(model.version ? { model_version: model.version } : {}),
-          id: body.id ?? req.id,
-          outputs: outputs as (InferOutput | Omit<InferOutput, 'data'>)[],
-        };
+        const tail = binaryTail(body);
         const binary = binaryOutputs(body);
-        if (!binary) return response;
-        // The binary extension: the outputs asked for as binary carry their size; their bytes follow the JSON.
-        const parts: Uint8Array[] = [];
-        response.outputs = outputs.map((o) => {
-          if (!binary(o.name)) return o;
-          const bytes = encodeBinary(o.name, o.datatype, o.data);
-          parts.push(bytes);
-          const { data: _data, ...rest } = o;
-          return { ...rest, parameters: { binary_data_size: bytes.byteLength } };
+        req.observed = true;
+        return plane.infer({
+          protocol: 'v2',
+          requestId: req.id,
+          model: params.name,
+          version: params.version,
+          inferenceId: body.id,
+          callerTimeout: req.headers[TIMEOUT_HEADER],
+          authorization: req.headers.authorization,
+          opts: {
+            ...(requested ? { outputs: requested } : {}),
+            ...(body.parameters ? { parameters: body.parameters } : {}),
+          },
+          decode: () => inputsToRows(inputs, tail),
+          recordInput: () => inputsForRecord(inputs, tail),
+          encode: (predictions) => {
+            const outputs = rowsToOutputs(predictions, model.outputs, requested);
+            const response = {
+              model_name: model.name,
+              ...(model.version ? { model_version: model.version } : {}),
+              id: body.id ?? req.id,
+              outputs: outputs as (InferOutput | Omit<InferOutput, 'data'>)[],
+            };
+            if (!binary) return { response: response as unknown, recorded: outputs };
+            // The binary extension: the outputs asked for as binary carry their size; their bytes follow the JSON.
+            const parts: Uint8Array[] = [];
+            response.outputs = outputs.map((o) => {
+              if (!binary(o.name)) return o;
+              const bytes = encodeBinary(o.name, o.datatype, o.data);
+              parts.push(bytes);
+              const { data: _data, ...rest } = o;
+              return { ...rest, parameters: { binary_data_size: bytes.byteLength } };
+            });
+            const json = Buffer.from(JSON.stringify(response));
+            reply.header(HEADER_LENGTH, json.length).type('application/octet-stream');
+            return { response: Buffer.concat([json, ...parts]) as unknown, recorded: outputs };
+          },
         });
-        const json = Buffer.from(JSON.stringify(response));
-        reply.header(HEADER_LENGTH, json.length).type('application/octet-stream');
-        return Buffer.concat([json, ...parts]);
       },
     );
     r.post(`${prefix}/feedback`, { schema: { params, body: FeedbackSchema }, config: { protocol: 'v2' }, preValidation }, (req) =>
-      plane.feedback('v2', req.id, req.body as FeedbackBody),
+      plane.feedback('v2', req.id, req.body as FeedbackBody, req.headers[TIMEOUT_HEADER]),
     );
   }
 }

@@ -1,5 +1,4 @@
 // Test helpers for the runtime: throwaway bundles on disk and an app built around them.
-import type { DependencyTarget } from '../../runtime/dependencies.ts';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -7,7 +6,8 @@ import { type Logger, pino } from 'pino';
 import { build } from '../../runtime/app.ts';
 import type { BatchingSettings } from '../../runtime/batching.ts';
 import { pythonSettings } from '../../runtime/config.ts';
-import { DEFAULTS } from '../../runtime/contract.ts';
+import { DEFAULTS, type DependencyTarget } from '../../runtime/contract.ts';
+import type { AdmissionConfig } from '../../runtime/dataplane.ts';
 import type { PythonSettings } from '../../runtime/engines/python/index.ts';
 import type { ModelshipError } from '../../runtime/errors.ts';
 import { localRecorder, type Recorder } from '../../runtime/inference-log/recorder.ts';
@@ -41,6 +41,8 @@ export interface AppOptions {
   batching?: BatchingSettings;
   /** spec.dependencies, resolved (name → {url, model, modelServing}). */
   dependencies?: Record<string, DependencyTarget>;
+  admission?: Partial<AdmissionConfig>;
+  timeoutKillsPerMinute?: number;
 }
 
 /** Builds an app serving the bundle in `dir`, loaded (by the server's loadModel) and ready. */
@@ -63,6 +65,8 @@ export async function appFor(dir: string, opts: AppOptions = {}) {
       ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
       dependencies: opts.dependencies,
       dependencyMetrics: metrics.dependencyObserver(),
+      timeoutKillsPerMinute: opts.timeoutKillsPerMinute,
+      onWorkerRestart: (reason) => metrics.workerRestarts.labels(model.name, reason).inc(),
     },
   });
   const app = build({
@@ -73,6 +77,7 @@ export async function appFor(dir: string, opts: AppOptions = {}) {
     requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
     bodyLimitBytes: opts.bodyLimitBytes ?? 1024 * 1024,
     batching: opts.batching,
+    admission: opts.admission,
   });
   return { app, model, metrics, engine };
 }

@@ -66,7 +66,7 @@ describe('Python bundles, one per style', () => {
 
   it('Hopsworks: Predict with a joblib KNN, KServe v1 :predict, :classify and :regress, v2 infer', async () => {
     const { app, engine } = await serve(join(EXAMPLES, 'hopsworks-iris'));
-    expect(engine.verbs).toEqual(['predict', 'classify', 'regress']);
+    expect(engine.metadata.methods).toEqual(['predict', 'classify', 'regress']);
     const v1 = (verb: string) =>
       app.inject({ method: 'POST', url: `/v1/models/hopsworks-iris:${verb}`, payload: { instances: [SETOSA, VIRGINICA] } });
     expect((await v1('predict')).json()).toEqual({ predictions: [0, 2] });
@@ -321,6 +321,33 @@ describe('Python requests that go wrong', async () => {
     expect(rest.map((r) => r.statusCode)).toEqual([200, 200, 200]);
   });
 
+  it("an input holding the wire's $nd marker, or nesting past Python's limit, is a 400; the worker lives on", async () => {
+    const pid = (await call('ok')).json().predictions[0].pid;
+    const send = (instance: unknown) => app.inject({ method: 'POST', url: '/v1/models/model:predict', payload: { instances: [instance] } });
+    // Refused before the frame is written: the worker would read the marker as an array of the frame's bytes.
+    const marker = await send({ do: 'ok', x: { $nd: ['<f8', [4], 0, 32] } });
+    expect(marker.statusCode).toBe(400);
+    expect(marker.json()).toEqual({
+      code: 'MS_ERR_REQUEST_INVALID',
+      error:
+        'invalid request: the key "$nd" (at rows[0].x.$nd) is reserved: it marks numeric arrays on the way to the Python workers; rename it',
+    });
+    // Decoded by the worker, which cannot: that request fails, the worker answers and reads the next.
+    const deep = await app.inject({
+      method: 'POST',
+      url: '/v1/models/model:predict',
+      headers: { 'content-type': 'application/json' },
+      payload: `{"instances":[{"do":"ok","x":${'['.repeat(3000)}${']'.repeat(3000)}}]}`,
+    });
+    expect(deep.statusCode).toBe(400);
+    expect(deep.json().code).toBe('MS_ERR_REQUEST_INVALID');
+    expect(deep.json().error).toContain('the Python worker cannot decode it (RecursionError: maximum recursion depth exceeded');
+    const after = await call('ok');
+    expect(after.statusCode).toBe(200);
+    expect(after.json().predictions[0].pid).toBe(pid);
+    expect(fatal).toEqual([]);
+  });
+
   it('a request past its deadline answers 504 and its worker is replaced', async () => {
     const before = (await call('ok')).json().predictions[0].pid;
     const t0 = performance.now();
@@ -330,6 +357,50 @@ describe('Python requests that go wrong', async () => {
     const after = await call('ok');
     expect(after.statusCode).toBe(200);
     expect(after.json().predictions[0].pid).not.toBe(before);
+  });
+});
+
+describe("a caller's deadline never kills a Python worker", () => {
+  it('100 requests with a 5 ms deadline against a 100 ms predict: every one 504, the same worker, the next request in its usual time', async () => {
+    const dir = await makeBundle({ 'predict.py': 'import os, time\ndef predict(x):\n    time.sleep(0.1)\n    return {"pid": os.getpid()}\n' });
+    const { app, metrics, model } = await serve(dir, { requestTimeoutMs: 30_000, cpuLimit: 1 });
+    const once = () => app.inject({ method: 'POST', url: '/v1/models/model:predict', payload: { instances: [{}] } });
+    const t0 = performance.now();
+    const first = await once();
+    const usualMs = performance.now() - t0;
+    const pid = first.json().predictions[0].pid;
+    const hasty = await Promise.all(
+      Array.from({ length: 100 }, () =>
+        app.inject({
+          method: 'POST',
+          url: '/v1/models/model:predict',
+          headers: { 'x-modelship-timeout-ms': '5' },
+          payload: { instances: [{}] },
+        }),
+      ),
+    );
+    expect(hasty.map((r) => r.statusCode)).toEqual(Array(100).fill(504));
+    expect(new Set(hasty.map((r) => r.json().code))).toEqual(new Set(['MS_ERR_PREDICT_TIMEOUT']));
+    const t1 = performance.now();
+    const next = await once();
+    expect(next.statusCode).toBe(200);
+    expect(next.json().predictions[0].pid).toBe(pid);
+    // At most the one predict that was already running is ahead of it; the callers that left were never run.
+    expect(performance.now() - t1).toBeLessThan(usualMs + 150);
+    expect(model.ready).toBe(true);
+    expect(await metrics.registry.metrics()).not.toMatch(/modelship_worker_restarts_total\{[^}]*\} [1-9]/);
+  });
+
+  it("the server's own timeout kills the worker, and the model is not ready until a new one is up", async () => {
+    const dir = await makeBundle({ 'predict.py': 'import os, time\ndef predict(x):\n    time.sleep(x.get("s", 0))\n    return {"pid": os.getpid()}\n' });
+    const { app, metrics, model } = await serve(dir, { requestTimeoutMs: 300, cpuLimit: 1 });
+    const call = (s: number) => app.inject({ method: 'POST', url: '/v1/models/model:predict', payload: { instances: [{ s }] } });
+    const pid = (await call(0)).json().predictions[0].pid;
+    expect((await call(5)).statusCode).toBe(504);
+    await expect.poll(() => model.ready, { interval: 10, timeout: 5000 }).toBe(false);
+    await expect.poll(() => model.ready, { interval: 50, timeout: 30_000 }).toBe(true);
+    expect((await call(0)).json().predictions[0].pid).not.toBe(pid);
+    expect(await metrics.registry.metrics()).toContain('modelship_worker_restarts_total{model="model",reason="timeout"} 1');
   });
 });
 

@@ -4,7 +4,7 @@ import { dependencyTargets } from '../dependencies.ts';
 import { createHash } from 'node:crypto';
 import type { V1Container, V1Deployment, V1EnvVar, V1PersistentVolumeClaim, V1Volume } from '@kubernetes/client-node';
 import type { ModelServing } from '../../../crds/modelserving.schema.ts';
-import { ENV, GRPC_PORT, HTTP_PORT, PATHS, PROBES, RECORDER_UID, RUNTIME_UID } from '../../../runtime/contract.ts';
+import { ENV, GRPC_PORT, HEALTH_PORT, HTTP_PORT, PATHS, PROBES, RECORDER_UID, RUNTIME_UID } from '../../../runtime/contract.ts';
 import type { OperatorConfig } from '../../config.ts';
 import { BUNDLE_HASH_ANNOTATION, commonLabels, FIELD_MANAGER, MANAGED_BY, objectMeta, selectorLabels } from './labels.ts';
 import { loggingEnv, recorderEnv, wantsRecorder } from './logging.ts';
@@ -84,6 +84,7 @@ function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
     ...commonEnv(ms),
     { name: ENV.bundlePrepared, value: 'true' },
     { name: ENV.grpcPort, value: String(GRPC_PORT) },
+    { name: ENV.healthPort, value: String(HEALTH_PORT) },
   ];
   const targets = dependencyTargets(ms);
   if (targets) vars.push({ name: ENV.dependencies, value: targets });
@@ -92,6 +93,13 @@ function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
     { name: ENV.drainTimeoutMs, value: String(config.drainSeconds * 1000) },
   );
   if (spec.runtime?.workers !== undefined) vars.push({ name: ENV.workers, value: String(spec.runtime.workers) });
+  const admission = spec.runtime?.admission;
+  if (admission?.maxConcurrency !== undefined) vars.push({ name: ENV.maxConcurrency, value: String(admission.maxConcurrency) });
+  if (admission?.maxQueue !== undefined) vars.push({ name: ENV.maxQueue, value: String(admission.maxQueue) });
+  if (admission?.maxQueueWaitMs !== undefined) vars.push({ name: ENV.maxQueueWaitMs, value: String(admission.maxQueueWaitMs) });
+  if (spec.runtime?.timeoutKillsPerMinute !== undefined) {
+    vars.push({ name: ENV.timeoutKillsPerMinute, value: String(spec.runtime.timeoutKillsPerMinute) });
+  }
   // Whole CPUs of the limit (rounded up; the node's when there is no limit): Python's default worker count.
   vars.push({
     name: ENV.cpuLimit,
@@ -183,15 +191,17 @@ function container(ms: ModelServing, config: OperatorConfig): V1Container {
     ports: [
       { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
       { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' },
+      { name: 'health', containerPort: HEALTH_PORT, protocol: 'TCP' },
     ],
     env: env(ms, config),
     resources: { requests, ...(Object.keys(limits).length ? { limits } : {}) },
     securityContext: SECURITY_CONTEXT,
     // Live as soon as it listens; ready only with the model loaded. The startup probe gives a slow
-    // process start room without weakening liveness later.
-    startupProbe: { httpGet: { path: PROBES.live, port: 'http' }, periodSeconds: 2, failureThreshold: 60, timeoutSeconds: 2 },
-    livenessProbe: { httpGet: { path: PROBES.live, port: 'http' }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 2 },
-    readinessProbe: { httpGet: { path: PROBES.ready, port: 'http' }, periodSeconds: 2, failureThreshold: 2, timeoutSeconds: 2 },
+    // process start room without weakening liveness later. The probes ask the health listener, which inference
+    // traffic (and its authentication) never stands in front of.
+    startupProbe: { httpGet: { path: PROBES.live, port: 'health' }, periodSeconds: 2, failureThreshold: 60, timeoutSeconds: 2 },
+    livenessProbe: { httpGet: { path: PROBES.live, port: 'health' }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 2 },
+    readinessProbe: { httpGet: { path: PROBES.ready, port: 'health' }, periodSeconds: 2, failureThreshold: 2, timeoutSeconds: 2 },
     // Endpoints controllers and proxies need a moment to stop sending traffic before the drain starts.
     lifecycle: config.preStopSeconds > 0 ? { preStop: { sleep: { seconds: config.preStopSeconds } } } : undefined,
     terminationMessagePath: PATHS.terminationLog,

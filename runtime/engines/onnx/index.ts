@@ -3,13 +3,15 @@
 // batch, are stacked into one tensor per input and run in one call. session.run() holds its thread, so a
 // model that runs in about a millisecond or less stays in the server's thread, and a heavier one (timed on
 // a warm-up run at load, or a large bundle) runs in a pool of worker threads, each with its own session,
-// where a request that times out has its thread terminated and replaced.
+// where a request that passes the server's timeout has its thread terminated and replaced (within a budget: see
+// kill-budget.ts); a caller's shorter deadline never terminates a thread.
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { TensorMetadata } from '../../bundle/manifest.ts';
 import { type ErrorCode, ModelshipError, msError } from '../../errors.ts';
+import { KillBudget } from '../kill-budget.ts';
 import type { BundleEngineOptions, Engine, Prediction, RequestContext } from '../types.ts';
 import {
   allocate,
@@ -33,6 +35,8 @@ export interface OnnxEngineOptions extends BundleEngineOptions {
   /** The manifest's `inputs` / `outputs`, laid over the graph's by name. */
   inputs?: readonly TensorMetadata[] | undefined;
   outputs?: readonly TensorMetadata[] | undefined;
+  timeoutKillsPerMinute?: number | undefined;
+  onWorkerRestart?: ((reason: 'crash' | 'timeout') => void) | undefined;
 }
 
 /** A warm-up run of one instance slower than this moves the model to worker threads. */
@@ -113,7 +117,7 @@ export async function createOnnxEngine(opts: OnnxEngineOptions): Promise<Engine>
     },
     'ONNX model loaded',
   );
-  return engineOver(spec, runner, close, threads > 0);
+  return engineOver(spec, runner, close, threads);
 }
 
 function unwrap(reply: OnnxReply): Record<string, FlatTensor> | null {
@@ -143,9 +147,14 @@ async function pooled(opts: OnnxEngineOptions, path: string, threads: number) {
   } finally {
     clearTimeout(timer);
   }
+  const budget = new KillBudget(opts.timeoutKillsPerMinute ?? 6);
   const runner: Runner = async (feeds, fetches, ctx) => {
+    const signal = budget.guard(ctx.signal, () => {
+      opts.onWorkerRestart?.('timeout');
+      opts.log.warn({ requestId: ctx.requestId }, 'run passed the server timeout; terminating its worker thread');
+    });
     try {
-      const reply = (await pool.run({ op: 'run', feeds, fetches } satisfies OnnxTask, { signal: ctx.signal })) as OnnxReply;
+      const reply = (await pool.run({ op: 'run', feeds, fetches, deadline: ctx.deadline } satisfies OnnxTask, { signal })) as OnnxReply;
       return unwrap(reply) as Record<string, FlatTensor>;
     } catch (err) {
       if (err instanceof ModelshipError) throw err;
@@ -178,7 +187,8 @@ export function firstRows(t: FlatTensor, n: number): FlatTensor {
   return { type: t.type, data: t.data.slice(0, n * per) as FlatTensor['data'], dims: [n, ...t.dims.slice(1)] };
 }
 
-function engineOver(spec: GraphSpec, runner: Runner, close: () => Promise<void>, parallel: boolean): Engine {
+function engineOver(spec: GraphSpec, runner: Runner, close: () => Promise<void>, threads: number): Engine {
+  const parallel = threads > 0;
   const outputNames = spec.outputs.map((s) => s.name);
   const fixed = spec.inputs.find((s) => s.fixedBatch !== undefined)?.fixedBatch;
   const runChunk = async (chunk: readonly Record<string, unknown>[], keep: number, fetches: string[], ctx: RequestContext) => {
@@ -193,12 +203,18 @@ function engineOver(spec: GraphSpec, runner: Runner, close: () => Promise<void>,
   };
   return {
     format: 'onnx',
-    verbs: ['predict'],
-    // KServe v1 predictions are the first output's values (a converted classifier's label comes first).
-    v1Output: outputNames[0],
-    pluginMetadata: { inputs: spec.inputs.map((s) => s.meta), outputs: spec.outputs.map((s) => s.meta) },
-    routes: [],
-    hasFeedback: false,
+    metadata: {
+      inputs: spec.inputs.map((s) => s.meta),
+      outputs: spec.outputs.map((s) => s.meta),
+      methods: ['predict'],
+      // A prediction stands for the first output (a converted classifier's label comes first).
+      primaryOutput: outputNames[0],
+      routes: [],
+      hasFeedback: false,
+      // In the server's thread a run holds the thread: one at a time.
+      capacity: parallel ? threads : 1,
+    },
+    serving: () => true,
     async predict(rows, ctx, opts): Promise<Prediction> {
       if (rows.length === 0) return { outputs: [] };
       const asked = opts?.outputs?.filter((n) => outputNames.includes(n));

@@ -11,7 +11,8 @@ export interface OnnxWorkerInit {
   entrypoint: string;
 }
 
-export type OnnxTask = { op: 'ping' } | { op: 'run'; feeds: Record<string, FlatTensor>; fetches: string[] };
+/** A run carries its caller's deadline: a run whose caller has gone is skipped when its turn comes. */
+export type OnnxTask = { op: 'ping' } | { op: 'run'; feeds: Record<string, FlatTensor>; fetches: string[]; deadline?: number | undefined };
 
 export type OnnxReply = { ok: true; value: Record<string, FlatTensor> | null } | { ok: false; code: string; message: string };
 
@@ -24,6 +25,9 @@ export default async function run(task: OnnxTask): Promise<OnnxReply> {
   try {
     const session = await ready;
     if (task.op === 'ping') return { ok: true, value: null };
+    if (task.deadline !== undefined && Date.now() >= task.deadline) {
+      return { ok: false, code: 'MS_ERR_PREDICT_TIMEOUT', message: 'the caller stopped waiting before the run began' };
+    }
     return { ok: true, value: await session.run(task.feeds, task.fetches) };
   } catch (err) {
     if (isModelshipError(err)) return { ok: false, code: err.code, message: err.message };

@@ -12,7 +12,7 @@ import type { Outputs } from '../outputs.ts';
 import type { Signals } from '../signals.ts';
 import type { BundleEngineOptions, CustomRouteSpec, Engine, PluginMetadata, Prediction, RequestContext } from '../types.ts';
 import { type RequirementsEnv, requirementsEnv } from './deps.ts';
-import { WorkerPool } from './pool.ts';
+import { PIPELINE_DEPTH, WorkerPool } from './pool.ts';
 import { isNdArray } from './wire.ts';
 import { PythonWorker, type Reply, replyError } from './worker.ts';
 
@@ -43,6 +43,8 @@ export interface PythonEngineOptions extends PythonSettings, BundleEngineOptions
   cpuLimit: number | undefined;
   maxFrameBytes: number;
   onFatal: (err: ModelshipError) => void;
+  timeoutKillsPerMinute: number;
+  onWorkerRestart?: ((reason: 'crash' | 'timeout') => void) | undefined;
 }
 
 interface WorkerMeta {
@@ -169,6 +171,8 @@ export async function createPythonEngine(o: PythonEngineOptions): Promise<Engine
     backoffMs: 100,
     onFatal: o.onFatal,
     modelName: o.modelName,
+    timeoutKillsPerMinute: o.timeoutKillsPerMinute,
+    onRestart: o.onWorkerRestart,
   });
   const meta = (await pool.start()).meta as WorkerMeta;
   o.log.info({ style: meta.style, workers: size, python: identity.split(' ')[2], requirementsEnv: env?.path }, 'Python bundle loaded');
@@ -177,10 +181,16 @@ export async function createPythonEngine(o: PythonEngineOptions): Promise<Engine
   const call = async (message: Record<string, unknown>, ctx: RequestContext, failCode?: ErrorCode, extra?: Record<string, string>) => {
     let reply: Reply;
     try {
-      // The deadline travels along: a request that timed out while waiting in a worker's pipe is skipped there.
-      // So does the request id: modelship.models passes both on to the dependencies it calls.
-      const framed = { ...message, requestId: ctx.requestId, ...(ctx.deadline ? { deadline: ctx.deadline } : {}) };
-      reply = await pool.run(framed, ctx.requestId, ctx.signal);
+      // The caller's deadline travels along: a request whose caller has gone while it waited in a worker's pipe is
+      // skipped there. So do the request id and the caller's credentials: modelship.models passes them on to the
+      // dependencies it calls.
+      const framed = {
+        ...message,
+        requestId: ctx.requestId,
+        ...(ctx.deadline ? { deadline: ctx.deadline } : {}),
+        ...(ctx.authorization ? { authorization: ctx.authorization } : {}),
+      };
+      reply = await pool.run(framed, ctx.requestId, ctx.signal, ctx.deadline);
     } catch (err) {
       if (isModelshipError(err) && err.code === 'MS_ERR_WORKER_CRASHED') {
         o.log.error({ requestId: ctx.requestId, code: err.code }, err.message);
@@ -196,14 +206,17 @@ export async function createPythonEngine(o: PythonEngineOptions): Promise<Engine
 
   return {
     format: 'python',
-    pluginMetadata: {
+    metadata: {
       ...(meta.inputs ? { inputs: meta.inputs } : {}),
       ...(meta.outputs ? { outputs: meta.outputs } : {}),
+      routes: meta.routes,
+      hasFeedback: meta.hasFeedback,
+      methods: meta.verbs,
+      primaryOutput: meta.v1Output,
+      // Each worker runs one call and holds the next ones in its pipe.
+      capacity: size * PIPELINE_DEPTH,
     },
-    routes: meta.routes,
-    hasFeedback: meta.hasFeedback,
-    verbs: meta.verbs,
-    v1Output: meta.v1Output,
+    serving: () => pool.serving,
     async predict(rows, ctx, opts): Promise<Prediction> {
       const method = opts?.method ?? 'predict';
       const reply = await call(

@@ -1,12 +1,17 @@
 // A fixed pool of Python worker processes, each with its own init. Requests wait in one queue and go to
 // the least busy worker; each worker holds up to PIPELINE_DEPTH of them (one running, the next already in
-// its pipe, so it never idles while this process handles a reply). A request whose deadline passes while
-// it runs kills and replaces its worker (the only real cancellation of Python code); one that passes while
-// queued never runs. A worker that dies fails only the request it was running (those behind it go back
-// to the queue) and is restarted with backoff; `maxCrashes` crashes in a row (no request answered in
-// between) are fatal: the model is not ready and the runtime reports why.
+// its pipe, so it never idles while this process handles a reply). Two deadlines:
+// - a request whose caller's deadline (`deadline`) has passed when its turn comes never runs (here, or in the
+//   worker, which skips it); a caller's deadline never kills a worker;
+// - a request that passes the server's own timeout (its AbortSignal) while it runs kills and replaces its worker
+//   (the only real cancellation of Python code), within a budget of kills per minute (kill-budget.ts) and with
+//   backoff; past the budget it runs on and its answer is dropped.
+// A worker that dies fails only the request it was running (those behind it go back to the queue) and is
+// restarted with backoff; `maxCrashes` crashes in a row (no request answered in between) are fatal: the model
+// is not ready and the runtime reports why. While no worker is up the engine is not serving (not ready).
 import type { Logger } from 'pino';
 import { type ModelshipError, isModelshipError, msError } from '../../errors.ts';
+import { KillBudget } from '../kill-budget.ts';
 import { NotStarted, type PythonWorker, type Reply, replyError } from './worker.ts';
 
 /** Requests a worker holds at once: the one running and the next ones, waiting in its pipe (bench:python: 4
@@ -25,11 +30,16 @@ export interface PoolOptions {
   backoffMs: number;
   onFatal: (err: ModelshipError) => void;
   modelName: string;
+  /** Kills the server's timeout may make per minute. */
+  timeoutKillsPerMinute: number;
+  onRestart?: ((reason: 'crash' | 'timeout') => void) | undefined;
 }
 
 interface Task {
   message: unknown;
   requestId: string;
+  /** The caller's deadline (epoch ms): past it, the task is not started. */
+  deadline: number | undefined;
   signal: AbortSignal | undefined;
   resolve: (r: Reply) => void;
   reject: (e: unknown) => void;
@@ -57,9 +67,11 @@ export class WorkerPool {
   private requeued = 0;
   private closing = false;
   private fatal: ModelshipError | undefined;
+  private readonly kills: KillBudget;
 
   constructor(o: PoolOptions) {
     this.o = o;
+    this.kills = new KillBudget(o.timeoutKillsPerMinute);
     this.slots = Array.from({ length: o.size }, (_, index) => ({ index, worker: undefined, ready: false, tasks: [], killed: false }));
   }
 
@@ -114,11 +126,19 @@ export class WorkerPool {
     slot.worker = undefined;
     slot.ready = false;
     if (slot.killed) {
-      this.o.log.warn({ worker: slot.index, pid: worker.pid }, 'worker killed after a request timed out; starting a new one');
-      this.respawn(slot, 0);
+      // Back off by the kills of the last minute: a model whose calls keep running too long is not restarted
+      // back to back.
+      const delay = Math.min(10_000, this.o.backoffMs * 2 ** Math.max(0, this.kills.recent - 1));
+      this.o.log.warn(
+        { worker: slot.index, pid: worker.pid, delayMs: delay },
+        'worker killed after a request passed the server timeout; starting a new one',
+      );
+      this.o.onRestart?.('timeout');
+      this.respawn(slot, delay);
       return;
     }
     this.crashes++;
+    this.o.onRestart?.('crash');
     this.o.log.error({ worker: slot.index, pid: worker.pid, how, crashesInARow: this.crashes }, 'worker died; restarting it');
     this.afterCrash(slot, how);
   }
@@ -158,12 +178,20 @@ export class WorkerPool {
     timer.unref();
   }
 
-  /** Runs one message on the next idle worker. */
-  run(message: unknown, requestId: string, signal: AbortSignal | undefined): Promise<Reply> {
+  /** Whether a worker is up to take a call. */
+  get serving(): boolean {
+    return !this.fatal && this.slots.some((s) => s.ready && s.worker?.alive);
+  }
+
+  /**
+   * Runs one message on the next idle worker. `deadline`: the caller's (not started past it); `signal`: the
+   * server's timeout (kills the worker running it, within the budget).
+   */
+  run(message: unknown, requestId: string, signal: AbortSignal | undefined, deadline?: number): Promise<Reply> {
     if (this.fatal) return Promise.reject(this.fatal);
     if (this.closing) return Promise.reject(msError('MS_ERR_MODEL_NOT_READY', { name: this.o.modelName, detail: 'shutting down' }));
     return new Promise<Reply>((resolve, reject) => {
-      const task: Task = { message, requestId, signal, resolve, reject, onAbort: undefined, slot: undefined, aborted: false };
+      const task: Task = { message, requestId, deadline, signal, resolve, reject, onAbort: undefined, slot: undefined, aborted: false };
       if (signal) {
         if (signal.aborted) {
           reject(signal.reason);
@@ -178,19 +206,40 @@ export class WorkerPool {
   }
 
   private abort(task: Task): void {
-    task.aborted = true;
     const slot = task.slot;
     if (slot && slot.tasks[0] === task) {
-      // Python code cannot be interrupted from outside: the worker goes, a new one replaces it (the
-      // requests behind this one in its pipe go back to the queue).
+      // Python code cannot be interrupted from outside: the worker goes, a new one replaces it (the requests
+      // behind this one in its pipe go back to the queue). Past the budget it runs on; its answer is dropped.
+      if (!this.kills.take()) {
+        this.o.log.warn(
+          { worker: slot.index, requestId: task.requestId },
+          'request passed the server timeout; the kill budget is spent, so it runs on',
+        );
+        return;
+      }
+      task.aborted = true;
       slot.killed = true;
       slot.worker?.kill();
     } else if (!slot) {
+      task.aborted = true;
       const i = this.queue.indexOf(task);
       if (i >= 0) this.queue.splice(i, 1);
     }
-    // Still in a worker's pipe: it will run, and its answer is dropped.
+    // Still in a worker's pipe: the worker skips it (its caller's deadline has passed), or runs it and the
+    // answer is dropped.
+    else task.aborted = true;
     task.reject(task.signal?.reason);
+  }
+
+  /** The next task whose caller still waits; those whose caller has gone are answered, never sent. */
+  private next(): Task | undefined {
+    const now = Date.now();
+    for (;;) {
+      const task = this.queue.shift();
+      if (!task || task.deadline === undefined || task.deadline > now) return task;
+      if (task.onAbort) task.signal?.removeEventListener('abort', task.onAbort);
+      task.reject(msError('MS_ERR_PREDICT_TIMEOUT', { ms: 0 }));
+    }
   }
 
   private dispatch(): void {
@@ -199,7 +248,9 @@ export class WorkerPool {
       for (const slot of this.slots) {
         if (this.queue.length === 0) return;
         if (!slot.ready || slot.tasks.length !== depth || !slot.worker?.alive) continue;
-        this.send(slot, slot.worker, this.queue.shift() as Task);
+        const task = this.next();
+        if (!task) return;
+        this.send(slot, slot.worker, task);
       }
     }
   }
