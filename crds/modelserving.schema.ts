@@ -226,7 +226,7 @@ export const RuntimeOverrides = Type.Object(
         },
         {
           description:
-            "Admission control: beyond these bounds requests are refused at once (503, gRPC UNAVAILABLE) instead of queueing without end; liveness answers on its own port whatever the load",
+            'Admission control: beyond these bounds requests are refused at once (503, gRPC UNAVAILABLE) instead of queueing without end; liveness answers on its own port whatever the load',
           additionalProperties: false,
         },
       ),
