@@ -362,7 +362,9 @@ describe('Python requests that go wrong', async () => {
 
 describe("a caller's deadline never kills a Python worker", () => {
   it('100 requests with a 5 ms deadline against a 100 ms predict: every one 504, the same worker, the next request in its usual time', async () => {
-    const dir = await makeBundle({ 'predict.py': 'import os, time\ndef predict(x):\n    time.sleep(0.1)\n    return {"pid": os.getpid()}\n' });
+    const dir = await makeBundle({
+      'predict.py': 'import os, time\ndef predict(x):\n    time.sleep(0.1)\n    return {"pid": os.getpid()}\n',
+    });
     const { app, metrics, model } = await serve(dir, { requestTimeoutMs: 30_000, cpuLimit: 1 });
     const once = () => app.inject({ method: 'POST', url: '/v1/models/model:predict', payload: { instances: [{}] } });
     const t0 = performance.now();
@@ -392,7 +394,9 @@ describe("a caller's deadline never kills a Python worker", () => {
   });
 
   it("the server's own timeout kills the worker, and the model is not ready until a new one is up", async () => {
-    const dir = await makeBundle({ 'predict.py': 'import os, time\ndef predict(x):\n    time.sleep(x.get("s", 0))\n    return {"pid": os.getpid()}\n' });
+    const dir = await makeBundle({
+      'predict.py': 'import os, time\ndef predict(x):\n    time.sleep(x.get("s", 0))\n    return {"pid": os.getpid()}\n',
+    });
     const { app, metrics, model } = await serve(dir, { requestTimeoutMs: 300, cpuLimit: 1 });
     const call = (s: number) => app.inject({ method: 'POST', url: '/v1/models/model:predict', payload: { instances: [{ s }] } });
     const pid = (await call(0)).json().predictions[0].pid;
