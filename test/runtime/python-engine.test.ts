@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkRequirements, envKey, refusedRequirement, tail } from '../../runtime/engines/python/deps.ts';
 import { columnsToRows, workerCount, workerEnv } from '../../runtime/engines/python/index.ts';
-import { decodeBody, encodeFrame, FrameReader } from '../../runtime/engines/python/wire.ts';
+import type { ModelshipError } from '../../runtime/errors.ts';
+import { decodeBody, encodeFrame, FrameReader, markerPath } from '../../runtime/engines/python/wire.ts';
 
 describe('frames', () => {
   it('round-trips JSON, and typed arrays as raw buffers, through any chunking', () => {
@@ -31,6 +32,32 @@ describe('frames', () => {
     expect(new FrameReader(1024).push(two)).toEqual([{ a: 1 }, { b: 2 }]);
     const big = encodeFrame({ pad: 'x'.repeat(100) });
     expect(() => new FrameReader(50).push(big)).toThrow('a Python worker sent a malformed message: frame of');
+  });
+
+  it("refuses a message whose data holds the wire's marker key, naming where (a 400, never an array to the worker)", () => {
+    const refused = (msg: unknown) => {
+      try {
+        encodeFrame(msg);
+      } catch (err) {
+        return err as ModelshipError;
+      }
+      throw new Error('encoded');
+    };
+    // Without arrays of the runtime's own in the frame, and with them (the worker would read the frame's bytes).
+    for (const x of [1, Float64Array.from([1, 2])]) {
+      const err = refused({ op: 'predict', rows: [{ x }, { y: [{ ok: 1 }, { $nd: ['<f8', [1], 0, 8] }] }] });
+      expect(err.code).toBe('MS_ERR_REQUEST_INVALID');
+      expect(err.statusCode).toBe(400);
+      expect(err.message).toBe(
+        'invalid request: the key "$nd" (at rows[1].y[1].$nd) is reserved: it marks numeric arrays on the way to the Python workers; rename it',
+      );
+    }
+    expect(markerPath({ body: { deep: [[{ a: { $nd: 0 } }]] } })).toBe('body.deep[0][0].a.$nd');
+    // Where "$nd" is only text, the message goes as it is.
+    for (const ok of [{ s: '$nd' }, { s: '"$nd":' }, { 'a"$nd': 1 }, { $nd2: 1 }, { x: Int32Array.from([1]), s: '{"$nd":1}' }]) {
+      expect(new FrameReader(1 << 20).push(encodeFrame(ok))).toHaveLength(1);
+    }
+    expect(markerPath({ 'a"$nd': 1 })).toBeUndefined();
   });
 
   it('refuses an array that points outside its frame', () => {

@@ -3,8 +3,10 @@
 // message, zero padding to a multiple of 8, then raw buffers, each padded to 8. A numeric array travels
 // as `{"$nd": [dtype, shape, offset, nbytes]}` in the JSON (numpy's dtype string, e.g. `<f8`) and its
 // bytes in the buffer region, so it arrives here as a typed array without a number ever being printed.
+// The marker key is the wire's own: a message whose data (a client's input, a feedback body, a route's request)
+// holds an object with a `$nd` key is refused with a 400, never read by the worker as an array of the frame.
 // Pure, apart from the reader's state.
-import { msError } from '../../errors.ts';
+import { type ModelshipError, msError } from '../../errors.ts';
 import type { TypedArray } from '../outputs.ts';
 
 export const ND = '$nd';
@@ -62,12 +64,49 @@ function hasTypedArray(value: unknown, depth: number): boolean {
   return false;
 }
 
-/** A message → one frame. Typed arrays anywhere in it go as raw buffers. */
+/** Where the first object with the wire's marker key is in `message` (`rows[0].x`), or undefined. */
+export function markerPath(message: unknown): string | undefined {
+  // Iterative: a client's nesting is as deep as JSON allows, deeper than a recursion's stack.
+  const stack: [unknown, string][] = [[message, '']];
+  while (stack.length > 0) {
+    const [value, path] = stack.pop() as [unknown, string];
+    if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) continue;
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push([value[i], `${path}[${i}]`]);
+      continue;
+    }
+    if (Object.hasOwn(value, ND)) return path ? `${path}.${ND}` : ND;
+    const keys = Object.keys(value);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const k = keys[i] as string;
+      stack.push([(value as Record<string, unknown>)[k], path ? `${path}.${k}` : k]);
+    }
+  }
+  return undefined;
+}
+
+function reservedKey(path: string): ModelshipError {
+  return msError('MS_ERR_REQUEST_INVALID', {
+    detail: `the key "${ND}" (at ${path}) is reserved: it marks numeric arrays on the way to the Python workers; rename it`,
+  });
+}
+
+/** Thrown out of JSON.stringify when the replacer meets a marker key that is not its own. */
+const MARKER_FOUND = new Error('marker');
+
+/**
+ * A message → one frame. Typed arrays anywhere in it go as raw buffers. A message holding an object with the
+ * marker key (`$nd`) is refused with MS_ERR_REQUEST_INVALID (a 400): the worker would read it as an array.
+ */
 export function encodeFrame(message: unknown): Buffer {
   const buffers: Uint8Array[] = [];
   let size = 0;
   const replacer = (_key: string, value: unknown) => {
-    if (!ArrayBuffer.isView(value) || value instanceof DataView) return value;
+    if (!ArrayBuffer.isView(value) || value instanceof DataView) {
+      // The markers this replacer makes are never passed back to it: any other one is the message's own.
+      if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.hasOwn(value, ND)) throw MARKER_FOUND;
+      return value;
+    }
     const dtype = DTYPE_OF[value.constructor.name];
     if (!dtype) return Array.from(value as unknown as ArrayLike<number>);
     const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
@@ -76,7 +115,23 @@ export function encodeFrame(message: unknown): Buffer {
     size += bytes.byteLength + pad8(bytes.byteLength);
     return { [ND]: [dtype, [(value as TypedArray).length], offset, bytes.byteLength] };
   };
-  const text = JSON.stringify(message, hasTypedArray(message, 0) ? replacer : undefined);
+  let text: string;
+  if (hasTypedArray(message, 0)) {
+    try {
+      text = JSON.stringify(message, replacer);
+    } catch (err) {
+      if (err === MARKER_FOUND) throw reservedKey(markerPath(message) ?? ND);
+      throw err;
+    }
+  } else {
+    text = JSON.stringify(message);
+    // Without arrays of its own a frame holds no marker: one in the text is the message's (a key, as `"$nd":`
+    // only ends a key; the walk makes sure, and names where).
+    if (text.includes(`"${ND}":`)) {
+      const path = markerPath(message);
+      if (path !== undefined) throw reservedKey(path);
+    }
+  }
   const jsonLength = Buffer.byteLength(text, 'utf8');
   const region = buffers.length ? jsonLength + pad8(jsonLength) : jsonLength;
   const frame = Buffer.allocUnsafe(HEADER + region + size);

@@ -133,12 +133,21 @@ export class PythonWorker {
     return this.calls[0]?.requestId;
   }
 
-  /** Sends one message; resolves with its reply, in order behind the calls already sent. */
+  /**
+   * Sends one message; resolves with its reply, in order behind the calls already sent. A message the wire
+   * refuses (a client's `$nd` key) is rejected before it is queued, so every call still meets its own reply.
+   */
   call(message: unknown, requestId?: string): Promise<Reply> {
     if (this.ended) return Promise.reject(this.crashed());
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(message);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise<Reply>((resolve, reject) => {
       this.calls.push({ resolve, reject, requestId });
-      this.input.write(encodeFrame(message));
+      this.input.write(frame);
     });
   }
 

@@ -2,7 +2,9 @@
 
 It reads request frames on fd 3 and writes replies on fd 4 (modelship.wire), one request at a time, so
 stdout and stderr stay the plugin's own (the runtime turns them into log lines). The first message is
-``init``; then ``predict``, ``feedback`` and ``route``. A reply is ``{"ok": true, ...}`` or ``{"ok":
+``init``; then ``predict``, ``feedback`` and ``route``. Every frame gets one reply: a frame that cannot be
+decoded (nesting deeper than the interpreter's limit, a bad array marker) gets MS_ERR_REQUEST_INVALID, and the
+worker reads the next. A reply is ``{"ok": true, ...}`` or ``{"ok":
 false, "code", "params", "trace"}``: codes as in docs/errors.md; the traceback's last lines are for the
 runtime's log, never for the client.
 """
@@ -19,6 +21,7 @@ from .bundle import Result, describe, load_bundle, to_jsonable
 from .models import _set_current
 from .errors import BundleError
 from .outputs import check_column
+from .wire import FrameError
 
 TRACE_LINES = 12
 
@@ -48,8 +51,27 @@ def _reply_predict(result):
     return reply
 
 
+def _undecodable(err):
+    """The reply to a frame whose message could not be decoded: that request fails, the worker goes on."""
+    return {"ok": False, "code": "MS_ERR_REQUEST_INVALID", "params": {"detail": "the Python worker cannot decode it (%s)" % err}}
+
+
+def _read(channel):
+    """The next message, or an error reply for a frame that cannot be decoded (or is not a message)."""
+    try:
+        msg = channel.read()
+    except FrameError as err:
+        return None, _undecodable(err)
+    if msg is not None and not isinstance(msg, dict):
+        return None, _undecodable("a %s, not a message" % type(msg).__name__)
+    return msg, None
+
+
 def serve(channel):
-    msg = channel.read()
+    msg, refused = _read(channel)
+    if refused is not None:
+        channel.write(refused)
+        return 2
     if msg is None or msg.get("op") != "init":
         return 2
     try:
@@ -65,7 +87,10 @@ def serve(channel):
     # full collection walks only what requests allocate, not hundreds of thousands of objects per pass.
     gc.freeze()
     while True:
-        msg = channel.read()
+        msg, refused = _read(channel)
+        if refused is not None:
+            channel.write(refused)
+            continue
         if msg is None or msg.get("op") == "exit":
             return 0
         op = msg.get("op")

@@ -67,8 +67,48 @@ def encode(message):
     return chunks
 
 
+class FrameError(ValueError):
+    """A whole frame was read but its message cannot be decoded. The stream is still in step: that one request
+    fails (the worker answers it with an error), the next frame is read as usual."""
+
+
+def _is_count(v):
+    return type(v) is int and v >= 0
+
+
+def _array(spec, region):
+    """A marker's array, checked against the frame before any byte is read."""
+    ok = isinstance(spec, list) and len(spec) == 4
+    if ok:
+        dtype, shape, offset, nbytes = spec
+        ok = (
+            isinstance(dtype, str)
+            and len(dtype) == 3
+            and dtype[0] in "<|"
+            and dtype[1:] in _FORMATS
+            and isinstance(shape, list)
+            and all(_is_count(n) for n in shape)
+            and _is_count(offset)
+            and _is_count(nbytes)
+            and offset % 8 == 0
+            and offset + nbytes <= len(region)
+        )
+    if ok:
+        count = 1
+        for n in shape:
+            count *= n
+        ok = count * int(dtype[2:]) == nbytes
+    if not ok:
+        raise ValueError("bad array marker %s" % json.dumps(spec)[:200])
+    raw = region[offset : offset + nbytes]
+    if _np is not None:
+        return _np.frombuffer(raw, dtype=_np.dtype(dtype)).reshape(shape)
+    return raw.cast(_FORMATS[dtype[1:]]).tolist()
+
+
 def decode(body, json_len):
-    """One frame's body → the message; arrays become numpy arrays (or lists without numpy)."""
+    """One frame's body → the message; arrays become numpy arrays (or lists without numpy). Raises ValueError
+    (a bad array marker) or whatever json raises (RecursionError for nesting deeper than the interpreter's limit)."""
     text = bytes(body[:json_len])
     if json_len == len(body):
         return json.loads(text)
@@ -78,11 +118,7 @@ def decode(body, json_len):
         spec = obj.get(ND)
         if spec is None or len(obj) != 1:
             return obj
-        dtype, shape, offset, nbytes = spec
-        raw = region[offset : offset + nbytes]
-        if _np is not None:
-            return _np.frombuffer(raw, dtype=_np.dtype(dtype)).reshape(shape)
-        return raw.cast(_FORMATS[dtype[-2:]]).tolist()
+        return _array(spec, region)
 
     return json.loads(text, object_hook=hook)
 
@@ -98,6 +134,7 @@ class Channel:
         self._w = wfd
 
     def read(self):
+        """The next message; None at the end of the stream; FrameError for a frame read whole but not decodable."""
         head = self._r.read(HEADER.size)
         if len(head) < HEADER.size:
             return None
@@ -105,7 +142,10 @@ class Channel:
         body = self._r.read(body_len)
         if len(body) < body_len:
             return None
-        return decode(body, json_len)
+        try:
+            return decode(body, json_len)
+        except Exception as err:  # noqa: BLE001 - whatever the bytes make the decoder raise fails this frame only
+            raise FrameError("%s: %s" % (type(err).__name__, err)) from None
 
     def write(self, message):
         chunks = encode(message)
