@@ -3,6 +3,7 @@ import Fastify, { type FastifyError, type FastifyInstance, LogController } from 
 import type { Logger } from 'pino';
 import { DEFAULTS, PROBES } from './contract.ts';
 import type { BatchingSettings } from './batching.ts';
+import { type AuthGate, FORWARDED_AUTH_HEADER } from './auth/gate.ts';
 import { type AdmissionConfig, DataPlane, requestIdFrom } from './dataplane.ts';
 import { isModelshipError, type ModelshipError, msError } from './errors.ts';
 import type { Recorder } from './inference-log/recorder.ts';
@@ -24,6 +25,8 @@ export interface BuildOptions {
   batching?: BatchingSettings | undefined;
   /** Admission bounds; unset: from the engine. */
   admission?: Partial<AdmissionConfig> | undefined;
+  /** spec.auth: inference, feedback, custom routes and /metrics here need a caller it accepts. */
+  auth?: AuthGate | undefined;
 }
 
 declare module 'fastify' {
@@ -140,12 +143,17 @@ export function build(opts: BuildOptions): FastifyInstance {
     if (!r.ready) reply.code(503);
     return r;
   });
-  app.get('/metrics', async (_req, reply) => {
+  const { auth } = opts;
+  const authenticate = auth
+    ? async (req: { headers: Record<string, string | string[] | undefined> }) =>
+        auth.check(req.headers.authorization, req.headers[FORWARDED_AUTH_HEADER])
+    : undefined;
+  app.get('/metrics', { ...(authenticate ? { onRequest: authenticate } : {}) }, async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
 
-  app.register(inferenceRoutes(plane, log));
+  app.register(inferenceRoutes(plane, log, authenticate));
   app.decorate('plane', plane);
   return app;
 }

@@ -45,6 +45,8 @@ export interface RuntimeConfig {
   kafka: KafkaSettings | undefined;
   /** The recorder sidecar's socket: records and events go there (it holds the Kafka credentials), not to Kafka. */
   recorderSocket: string | undefined;
+  /** spec.auth is on: the auth sidecar's socket, which every inference request is checked with. */
+  authSocket: string | undefined;
   inferenceLog: InferenceLogSettings;
   /** Topics the plugin may publish events to. */
   eventTopics: string[];
@@ -189,6 +191,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
     terminationLog: env[ENV.terminationLog] ?? PATHS.terminationLog,
     kafka: kafkaSettings(env),
     recorderSocket: env[ENV.recorderSocket] || undefined,
+    authSocket: authSocket(env),
     inferenceLog: inferenceLogSettings(env),
     eventTopics: list(env[ENV.eventTopics]).map((t) => topicName(ENV.eventTopics, t)),
     cpuLimit: env[ENV.cpuLimit] ? int(env, ENV.cpuLimit, 1, 1, 1024) : undefined,
@@ -210,6 +213,14 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
       'timeoutKillsPerMinute',
     ]),
   };
+}
+
+/** With MODELSHIP_AUTH_MODE set, the auth sidecar's socket (required then). */
+function authSocket(env: Env): string | undefined {
+  if (!env[ENV.authMode]) return undefined;
+  const socket = env[ENV.authSocket];
+  if (!socket) throw msError('MS_ERR_CONFIG_INVALID', { detail: `${ENV.authMode} is set but ${ENV.authSocket} is not` });
+  return socket;
 }
 
 /** Python settings from the environment; `pythonSettings({}, dir)` gives the defaults. */

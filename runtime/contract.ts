@@ -27,6 +27,9 @@ export const PATHS = {
   /** The volume the runtime and the recorder sidecar share, and the socket in it. */
   recorderDir: '/var/run/modelship',
   recorderSocket: '/var/run/modelship/recorder.sock',
+  authSocket: '/var/run/modelship/auth.sock',
+  /** The API keys' Secret, in the auth sidecar only. */
+  authKeysDir: '/var/run/secrets/modelship/api-keys',
   terminationLog: '/dev/termination-log',
   s3SecretDir: '/var/run/secrets/modelship/storage',
   /** Requirements environments of Python bundles, keyed by content; the operator mounts a volume here. */
@@ -148,6 +151,12 @@ export const ENV = {
    * Kafka credentials itself (runtime/inference-log/recorder-sidecar.ts). The sidecar listens on it.
    */
   recorderSocket: 'MODELSHIP_RECORDER_SOCKET',
+  /** spec.auth: kubernetes | apiKeys; unset: no authentication. The runtime and the auth sidecar read it. */
+  authMode: 'MODELSHIP_AUTH_MODE',
+  /** The auth sidecar's Unix socket (runtime/auth/sidecar.ts): the runtime asks it whether a caller may go on. */
+  authSocket: 'MODELSHIP_AUTH_SOCKET',
+  /** apiKeys: the directory of the mounted Secret whose values are the keys (the auth sidecar only). */
+  authKeysDir: 'MODELSHIP_AUTH_KEYS_DIR',
   /**
    * `true`: the prepare init container has fetched, verified and unpacked the bundle into the work directory and
    * built its Python environment; this process only loads them (and holds no storage credentials).

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 // Best effort: on a read-only filesystem the cache is read if present and otherwise skipped.
 enableCompileCache?.(process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'modelship-compile-cache'));
-// `prepare`, `install`: the pod's init steps (runtime/prepare.ts); `recorder`: its recorder sidecar; else the server.
+// `prepare`, `install`: the pod's init steps (runtime/prepare.ts); `recorder`, `auth`: its sidecars; else the server.
 const role = process.argv[2];
 const main =
   role === 'prepare'
@@ -16,5 +16,7 @@ const main =
       ? (await import('./prepare.ts')).install
       : role === 'recorder'
         ? (await import('./inference-log/recorder-sidecar.ts')).main
-        : (await import('./server.ts')).main;
+        : role === 'auth'
+          ? (await import('./auth/sidecar.ts')).main
+          : (await import('./server.ts')).main;
 await main();

@@ -94,6 +94,7 @@ export async function start(
     metrics,
     log,
   });
+  const auth = config.authSocket ? new (await import('./auth/gate.ts')).AuthGate(config.authSocket) : undefined;
   const app = build({
     model,
     metrics,
@@ -103,6 +104,7 @@ export async function start(
     bodyLimitBytes: config.bodyLimitBytes,
     batching: config.batching,
     admission: config.admission,
+    auth,
   });
   // A port that cannot be bound stops the start whole: nothing stays up half-started, the load included.
   const abandon = async (err: unknown): Promise<never> => {
@@ -121,9 +123,13 @@ export async function start(
       ),
     );
   const { startGrpc } = await import('./protocol/grpc.ts');
-  const grpc = await startGrpc(app.plane, { host: config.host, port: config.grpcPort, log, maxMessageBytes: config.bodyLimitBytes }).catch(
-    abandon,
-  );
+  const grpc = await startGrpc(app.plane, {
+    host: config.host,
+    port: config.grpcPort,
+    log,
+    maxMessageBytes: config.bodyLimitBytes,
+    auth,
+  }).catch(abandon);
   const { startHealth } = await import('./health.ts');
   const health = await startHealth(model, metrics, config.host, config.healthPort).catch(async (err) => {
     await grpc.close(0);
@@ -177,6 +183,7 @@ export async function start(
       await recorder.close();
       await model.engine?.close();
       await health.close();
+      await auth?.close();
     })();
     return closing;
   };

@@ -6,6 +6,7 @@
 // HTTP. An error's gRPC status comes from its HTTP one; our code rides in the `ms-error-code` trailer.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { type AuthGate, FORWARDED_AUTH_HEADER } from '../auth/gate.ts';
 import { TIMEOUT_HEADER } from '../contract.ts';
 import { type DataPlane, requestIdFrom } from '../dataplane.ts';
 import { isModelshipError, type ModelshipError, msError } from '../errors.ts';
@@ -127,7 +128,7 @@ export interface GrpcServer {
 
 export async function startGrpc(
   plane: DataPlane,
-  o: { host: string; port: number; log: Logger; maxMessageBytes: number },
+  o: { host: string; port: number; log: Logger; maxMessageBytes: number; auth?: AuthGate | undefined },
 ): Promise<GrpcServer> {
   const pkg = oipPackage();
   const { model } = plane;
@@ -198,7 +199,9 @@ export async function startGrpc(
         outputs: m.outputs.map(tensorMeta),
       };
     }),
-    ModelInfer: unary((req: InferRequest, call) => {
+    ModelInfer: unary(async (req: InferRequest, call) => {
+      const auth = call.metadata.get('authorization')[0];
+      await o.auth?.check(auth, call.metadata.get(FORWARDED_AUTH_HEADER)[0]);
       const requestId = requestIdFrom(call.metadata.get('x-request-id')[0]);
       const raw = req.raw_input_contents;
       const requested = req.outputs.length > 0 ? req.outputs.map((r) => r.name) : undefined;
@@ -224,7 +227,6 @@ export async function startGrpc(
         deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : undefined;
       const header = Number(call.metadata.get(TIMEOUT_HEADER)[0]);
       const callerMs = [grpcMs, Number.isInteger(header) && header > 0 ? header : undefined].filter((v): v is number => v !== undefined);
-      const auth = call.metadata.get('authorization')[0];
       return plane.infer({
         protocol: 'grpc',
         requestId,

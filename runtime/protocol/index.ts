@@ -19,11 +19,22 @@ declare module 'fastify' {
   }
 }
 
-export function inferenceRoutes(plane: DataPlane, log: Logger) {
+export function inferenceRoutes(
+  plane: DataPlane,
+  log: Logger,
+  authenticate?: (req: { headers: Record<string, string | string[] | undefined> }) => Promise<void>,
+) {
   const debug = log.isLevelEnabled('debug');
   const { metrics, model } = plane;
   return async function routes(app: FastifyInstance): Promise<void> {
     app.decorateRequest('observed', false);
+    // Inference, feedback and custom routes (the measured ones); metadata and readiness stay open. Before the body
+    // is read: a caller that may not use the model costs no parsing.
+    if (authenticate) {
+      app.addHook('onRequest', async (req) => {
+        if (req.routeOptions.config.protocol) await authenticate(req);
+      });
+    }
     app.addHook('onResponse', (req, reply, done) => {
       const protocol = reply.routeOptions.config.protocol;
       if (protocol && !req.observed) metrics.observeRequest(model.name, protocol, reply.statusCode, reply.elapsedTime / 1000);
