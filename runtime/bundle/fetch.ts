@@ -4,6 +4,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client as MinioClient } from 'minio';
@@ -71,7 +73,8 @@ async function sha256OfFile(path: string): Promise<{ sha256: string; bytes: numb
   return { sha256: hash.digest('hex'), bytes };
 }
 
-export function minioClientFor(s3: S3Settings): MinioClient {
+/** A client for `s3`; with `agent`, its requests use that agent's sockets (so destroying it ends them). */
+export function minioClientFor(s3: S3Settings, agent?: HttpAgent): MinioClient {
   const endpoint = new URL(s3.endpoint ?? 'https://s3.amazonaws.com');
   const useSSL = endpoint.protocol === 'https:';
   return new MinioClient({
@@ -82,15 +85,39 @@ export function minioClientFor(s3: S3Settings): MinioClient {
     accessKey: s3.accessKey ?? '',
     secretKey: s3.secretKey ?? '',
     pathStyle: true,
+    ...(agent ? { transportAgent: agent } : {}),
   });
 }
 
-async function openS3(loc: Extract<BundleLocation, { kind: 's3' }>, opts: FetchOptions): Promise<Readable> {
-  const client = minioClientFor(opts.s3 ?? { region: 'us-east-1' });
+/**
+ * The object's body stream. The request itself is under the deadline too: the minio client takes no signal, so its
+ * sockets come from an agent of this attempt's own, destroyed when the deadline passes (a server that accepts and
+ * never answers would otherwise hold the fetch past it).
+ */
+async function openS3(loc: Extract<BundleLocation, { kind: 's3' }>, opts: FetchOptions, deadline: AbortSignal): Promise<Readable> {
+  const s3 = opts.s3 ?? { region: 'us-east-1' };
+  const agent = new URL(s3.endpoint ?? 'https://s3.amazonaws.com').protocol === 'https:' ? new HttpsAgent() : new HttpAgent();
+  const client = minioClientFor(s3, agent);
+  // Without keep-alive a socket ends with its response: nothing of the agent outlives this attempt.
+  let onAbort: () => void = () => {};
+  const timedOut = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      agent.destroy();
+      reject(new TransientError('timed out'));
+    };
+    if (deadline.aborted) onAbort();
+    else deadline.addEventListener('abort', onAbort, { once: true });
+  });
+  const request = client.getObject(loc.bucket, loc.key);
+  // Ended by the deadline, the request still fails on its own, later: that failure is the deadline's.
+  request.catch(() => {});
   try {
-    return await client.getObject(loc.bucket, loc.key);
+    return await Promise.race([request, timedOut]);
   } catch (err) {
+    if (deadline.aborted) throw new TransientError('timed out');
     throw classifyS3(err, loc.display);
+  } finally {
+    deadline.removeEventListener('abort', onAbort);
   }
 }
 
@@ -150,7 +177,7 @@ export async function fetchBundle(loc: BundleLocation, destFile: string, opts: F
     if (deadline.aborted) break;
     let source: Readable | undefined;
     try {
-      source = loc.kind === 's3' ? await openS3(loc, opts) : await openHttp(loc, deadline);
+      source = loc.kind === 's3' ? await openS3(loc, opts, deadline) : await openHttp(loc, deadline);
       const m = meter(opts.maxBytes, loc.display, opts.onBytes);
       const onAbort = () => source?.destroy(new TransientError('timed out'));
       deadline.addEventListener('abort', onAbort, { once: true });

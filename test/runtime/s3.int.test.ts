@@ -1,5 +1,6 @@
 // The runtime against the real MinIO of the local environment: bundles fetched from S3, verified, refused.
 import { createServer } from 'node:http';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { packBundle } from '../../cli/pack.ts';
 import { pushBundle } from '../../cli/push.ts';
 import { loadConfig } from '../../runtime/config.ts';
 import { start } from '../../runtime/server.ts';
+import { eventually } from '../../env/wait.ts';
 import { useTestEnv } from '../env/fixtures.ts';
 import { silent } from './helpers.ts';
 
@@ -103,6 +105,40 @@ describe('runtime with bundles in MinIO', () => {
       expect(err.message).not.toContain(env.info.s3.accessKey);
     } finally {
       await rt.shutdown();
+    }
+  });
+
+  it('bounds the getObject request itself by the fetch deadline: an endpoint that accepts and never answers', async () => {
+    const held: Socket[] = [];
+    let closed = 0;
+    const silentS3 = createNetServer((socket) => {
+      held.push(socket);
+      socket.on('close', () => closed++);
+      socket.resume(); // reads the request, never answers
+    });
+    await new Promise<void>((r) => silentS3.listen(0, '127.0.0.1', r));
+    const port = (silentS3.address() as { port: number }).port;
+    try {
+      const t0 = performance.now();
+      const rt = await runtimeFor({
+        MODELSHIP_BUNDLE_URI: `s3://${bucket}/iris/1/bundle.zip`,
+        MODELSHIP_S3_ENDPOINT: `http://127.0.0.1:${port}`,
+        MODELSHIP_FETCH_TIMEOUT_MS: '700',
+      });
+      try {
+        const err = (await rt.loaded.catch((e: unknown) => e)) as Error & { code: string };
+        expect(err.code).toBe('MS_ERR_BUNDLE_FETCH_TIMEOUT');
+        expect(err.message).toBe(`fetching bundle s3://${bucket}/iris/1/bundle.zip timed out after 1 s`);
+        expect(performance.now() - t0).toBeLessThan(5000);
+        // The request reached the endpoint (it was the answer that never came), and its socket was closed.
+        expect(held.length).toBeGreaterThan(0);
+        await eventually(async () => closed === held.length, 'the client closed its sockets', 5000);
+      } finally {
+        await rt.shutdown();
+      }
+    } finally {
+      for (const s of held) s.destroy();
+      silentS3.close();
     }
   });
 
