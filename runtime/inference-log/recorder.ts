@@ -59,7 +59,7 @@ export class Recorder {
               this.log.warn({ topics, dropped: n }, 'inference log: the recorder refused records for topics this model may not write to');
             },
           })
-        : createProducer(o.kafka as KafkaSettings, `modelship-runtime-${o.model.name}`);
+        : createProducer(o.kafka as KafkaSettings, `modelship-runtime-${o.model.name}`, { log: o.log });
       const sent = m.logSent.labels(model);
       this.sink = new RecordSink({
         send: this.producer.send,

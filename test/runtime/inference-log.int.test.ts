@@ -2,6 +2,7 @@
 // Each test starts the runtime in-process on a packed bundle (so records carry its sha256) and reads what
 // reached the topics with a consumer of its own.
 import { spawn } from 'node:child_process';
+import type { Worker } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,10 +12,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { packBundle } from '../../cli/pack.ts';
 import { predictGrpc } from '../../cli/oip-client.ts';
 import { loadConfig } from '../../runtime/config.ts';
+import { createProducer } from '../../runtime/inference-log/kafka.ts';
+import { RecordSink } from '../../runtime/inference-log/sink.ts';
 import { createSocketProducer } from '../../runtime/inference-log/socket-producer.ts';
 import { type Runtime, start } from '../../runtime/server.ts';
 import { useTestEnv } from '../env/fixtures.ts';
 import { readTopic } from '../../env/kafka.ts';
+import { eventually } from '../../env/wait.ts';
 import { makeBundle, silent } from './helpers.ts';
 
 const env = useTestEnv();
@@ -353,6 +357,58 @@ describe('the recorder sidecar (real Kafka)', () => {
     } finally {
       await rt.shutdown();
       sidecar.kill('SIGTERM');
+    }
+  });
+});
+
+describe('the Kafka producer thread (real Kafka)', () => {
+  it('comes back after it exits: records wait within the bound meanwhile, the overflow is counted, then they flow', async () => {
+    const topic = await env.topic('producer-restart');
+    const producer = createProducer({ bootstrapServers: bootstrap, tls: false, tlsCa: undefined, sasl: undefined }, 'restart-test', {
+      minRestartMs: 300,
+    });
+    const drops: Record<string, number> = {};
+    let sent = 0;
+    const bufferBytes = 2_000;
+    const sink = new RecordSink({
+      send: producer.send,
+      log: silent,
+      bufferBytes,
+      minBackoffMs: 20,
+      maxBackoffMs: 100,
+      observer: {
+        sent: (n) => (sent += n),
+        dropped: (reason, n) => (drops[reason] = (drops[reason] ?? 0) + n),
+        sendFailed: () => {},
+      },
+    });
+    const value = (i: number) => JSON.stringify({ i, pad: 'x'.repeat(80) });
+    try {
+      for (const k of ['before-1', 'before-2']) expect(sink.offer(topic, k, value(0))).toBe(true);
+      await eventually(async () => sent === 2, 'the first records sent');
+
+      // The thread ends as a crash would end it (terminate: exit code 1, no close message).
+      const first = producer.thread as Worker;
+      expect(await first.terminate()).toBe(1);
+      expect(producer.thread).toBeUndefined();
+      let kept = 0;
+      for (let i = 0; i < 50; i++) if (sink.offer(topic, `during-${i}`, value(i))) kept++;
+      // The bound holds while the thread is away: what does not fit is dropped and counted, never queued.
+      expect(kept).toBeGreaterThan(0);
+      expect(kept).toBeLessThan(50);
+      expect(drops.buffer_full).toBe(50 - kept);
+      expect(sink.bufferedBytes).toBeLessThanOrEqual(bufferBytes);
+
+      await eventually(async () => producer.thread !== undefined && producer.thread !== first, 'a new producer thread', 10_000);
+      expect(producer.restarts).toBe(1);
+      await eventually(async () => sent === 2 + kept, 'the kept records sent by the new thread', 20_000);
+      const keys = (await readTopic(bootstrap, topic, 2 + kept)).map((r) => r.key);
+      expect(keys.slice(0, 2)).toEqual(['before-1', 'before-2']);
+      expect(keys.slice(2)).toEqual(Array.from({ length: kept }, (_, i) => `during-${i}`));
+      expect(sink.bufferedBytes).toBe(0);
+    } finally {
+      await sink.close(1000);
+      await producer.close();
     }
   });
 });
