@@ -113,9 +113,16 @@ export interface ProxyAnswer {
 
 /**
  * POSTs JSON to a path of a ModelServing's Service through the API server's service proxy (port `http`),
- * with the kubeconfig's credentials.
+ * with the kubeconfig's credentials (the API server keeps the Authorization header: a token for the model itself
+ * goes in `extraHeaders`, as x-modelship-authorization).
  */
-export async function postThroughApiServer(c: Cluster, service: string, path: string, body: unknown): Promise<ProxyAnswer> {
+export async function postThroughApiServer(
+  c: Cluster,
+  service: string,
+  path: string,
+  body: unknown,
+  extraHeaders: Record<string, string> = {},
+): Promise<ProxyAnswer> {
   const base = c.server.replace(/\/+$/, '');
   const url = new URL(
     `${base}/api/v1/namespaces/${encodeURIComponent(c.namespace)}/services/${encodeURIComponent(service)}:http/proxy${path}`,
@@ -126,7 +133,7 @@ export async function postThroughApiServer(c: Cluster, service: string, path: st
     hostname: url.hostname,
     port: url.port,
     path: url.pathname,
-    headers: { 'content-type': 'application/json', 'content-length': payload.length },
+    headers: { 'content-type': 'application/json', 'content-length': payload.length, ...extraHeaders },
     timeout: 60_000,
   };
   await c.kc.applyToHTTPSOptions(options);

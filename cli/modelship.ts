@@ -8,7 +8,7 @@ import { GROUP, type ModelServing, PLURAL, VERSION } from '../crds/modelserving.
 import { MANIFEST_FILE, type Manifest, parseManifest, resolveBundle } from '../runtime/bundle/manifest.ts';
 import { readZipEntry } from '../runtime/bundle/unzip.ts';
 import { loadConfig } from '../runtime/config.ts';
-import { ENV } from '../runtime/contract.ts';
+import { ENV, FORWARDED_AUTH_HEADER } from '../runtime/contract.ts';
 import { isModelshipError } from '../runtime/errors.ts';
 import { start } from '../runtime/server.ts';
 import { SERVER_VERSION } from '../common/version.ts';
@@ -174,15 +174,28 @@ export function program(): Command {
     .requiredOption('-i, --input <json|file>', 'input object, or array of objects, as JSON or a JSON file')
     .option('-n, --namespace <ns>', "with a ModelServing name: its namespace (default: the kubeconfig context's)")
     .option('--grpc', 'speak OIP gRPC: <target> is host:port of the gRPC port (8081)')
-    .action(async (target: string, opts: { model?: string; input: string; namespace?: string; grpc?: boolean }) => {
+    .option(
+      '--token <token>',
+      "the bearer token for a model with spec.auth (a Kubernetes token or an API key); default: $MODELSHIP_TOKEN, else the kubeconfig user's token",
+    )
+    .action(async (target: string, opts: { model?: string; input: string; namespace?: string; grpc?: boolean; token?: string }) => {
       const inputs = await readInput(opts.input);
+      const explicit = opts.token ?? (process.env.MODELSHIP_TOKEN || undefined);
       const byName = !opts.grpc && !/^https?:\/\//.test(target) && !target.includes(':');
       let result: { outputs: Record<string, unknown>[]; requestId: string | null | undefined };
       if (byName) {
         // The ModelServing's Service through the API server's proxy: nobody needs a pod address.
         const c = await connect(opts.namespace);
         const model = opts.model ?? target;
-        const r = await postThroughApiServer(c, target, `/v2/models/${encodeURIComponent(model)}/infer`, toInferRequest(inputs));
+        // The API server keeps Authorization for itself: the model's token travels in x-modelship-authorization.
+        const token = explicit ?? c.kc.getCurrentUser()?.token;
+        const r = await postThroughApiServer(
+          c,
+          target,
+          `/v2/models/${encodeURIComponent(model)}/infer`,
+          toInferRequest(inputs),
+          token ? { [FORWARDED_AUTH_HEADER]: `Bearer ${token}` } : {},
+        );
         const id = r.headers['x-request-id'];
         result = readInferAnswer(
           `ModelServing ${c.namespace}/${target} (through ${c.server})`,
@@ -192,7 +205,9 @@ export function program(): Command {
         );
       } else {
         if (!opts.model) throw new Error('-m, --model is required with a URL or --grpc');
-        result = opts.grpc ? await predictGrpc(target, opts.model, inputs) : await predictRemote(target, opts.model, inputs);
+        result = opts.grpc
+          ? await predictGrpc(target, opts.model, inputs, undefined, explicit)
+          : await predictRemote(target, opts.model, inputs, explicit);
       }
       console.log(JSON.stringify(result.outputs.length === 1 ? result.outputs[0] : result.outputs, null, 2));
       if (result.requestId) console.error(`request id ${result.requestId}`);

@@ -58,18 +58,18 @@ export function readInferAnswer(where: string, status: number, text: string, req
   return { requestId, outputs: fromInferOutputs(body.outputs ?? []) };
 }
 
-export async function predictRemote(baseUrl: string, model: string, inputs: Record<string, unknown>[]) {
+export async function predictRemote(baseUrl: string, model: string, inputs: Record<string, unknown>[], token?: string) {
   const url = `${baseUrl.replace(/\/+$/, '')}/v2/models/${encodeURIComponent(model)}/infer`;
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify(toInferRequest(inputs)),
   });
   return readInferAnswer(url, res.status, await res.text(), res.headers.get('x-request-id'));
 }
 
 /** The same over OIP gRPC (`host:port`): inputs as typed contents, outputs read from raw_output_contents. */
-export async function predictGrpc(target: string, model: string, inputs: Record<string, unknown>[], requestId?: string) {
+export async function predictGrpc(target: string, model: string, inputs: Record<string, unknown>[], requestId?: string, token?: string) {
   const Client = oipPackage().inference.GRPCInferenceService;
   const client = new Client(target, grpc.credentials.createInsecure());
   const tensors = toInferRequest(inputs).inputs.map((t) => ({
@@ -89,6 +89,7 @@ export async function predictGrpc(target: string, model: string, inputs: Record<
       let answeredId: string | undefined;
       const metadata = new grpc.Metadata();
       if (requestId) metadata.set('x-request-id', requestId);
+      if (token) metadata.set('authorization', `Bearer ${token}`);
       const call = (client as unknown as Record<string, (...a: unknown[]) => grpc.ClientUnaryCall>).ModelInfer?.(
         { model_name: model, inputs: tensors },
         metadata,

@@ -46,6 +46,12 @@ export const REQUEST_ID_PATTERN = '^[A-Za-z0-9._:@/+=-]{1,128}$';
  */
 export const TIMEOUT_HEADER = 'x-modelship-timeout-ms';
 
+/**
+ * A model's bearer token (spec.auth) for callers whose Authorization header a proxy keeps for itself (the API
+ * server's service proxy): `x-modelship-authorization: Bearer <token>`.
+ */
+export const FORWARDED_AUTH_HEADER = 'x-modelship-authorization';
+
 /** Where a dependency (spec.dependencies) is served: its Service's base URL and the name its runtime serves. */
 export interface DependencyTarget {
   url: string;

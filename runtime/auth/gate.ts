@@ -6,11 +6,11 @@
 // Health and model metadata stay open.
 import { createHash } from 'node:crypto';
 import { Client } from 'undici';
+import { FORWARDED_AUTH_HEADER } from '../contract.ts';
 import { type ModelshipError, msError } from '../errors.ts';
 import type { Verdict } from './sidecar.ts';
 
-/** The header for callers whose Authorization header a proxy consumes (the API server's service proxy). */
-export const FORWARDED_AUTH_HEADER = 'x-modelship-authorization';
+export { FORWARDED_AUTH_HEADER };
 
 const ALLOWED_TTL_MS = 10_000;
 const REFUSED_TTL_MS = 2_000;

@@ -96,10 +96,10 @@ def serve(channel):
         op = msg.get("op")
         deadline = msg.get("deadline")
         if deadline is not None and time.time() * 1000 >= deadline:
-            # Timed out while it waited in the pipe: its caller has had a 504 already; do not run it.
+            # Its caller stopped waiting while it sat in the pipe (it has had its 504): not run at all.
             channel.write({"ok": False, "code": "MS_ERR_PREDICT_TIMEOUT", "params": {"ms": "its"}})
             continue
-        _set_current(msg.get("requestId"), deadline)
+        _set_current(msg.get("requestId"), deadline, msg.get("authorization"))
         try:
             if op == "predict":
                 rows = msg["rows"]

@@ -102,8 +102,12 @@ class Client:
 
     def __init__(self, kubeconfig: PathLike | None = None, namespace: str | None = None,
                  storage: Mapping[str, str] | None = None, cli: str | Sequence[str] | None = None, echo: bool = True,
-                 deploy_defaults: Mapping[str, Any] | None = None) -> None:
-        """``cli``: the CLI's command, a list (``["node", "/src/cli/modelship.ts"]``) or a shell-quoted string."""
+                 deploy_defaults: Mapping[str, Any] | None = None, token: str | None = None) -> None:
+        """``cli``: the CLI's command, a list (``["node", "/src/cli/modelship.ts"]``) or a shell-quoted string.
+
+        ``token``: the bearer token ``predict`` sends to models with ``spec.auth`` (a Kubernetes token or an API
+        key); it reaches the CLI in its environment (``$MODELSHIP_TOKEN``), never on a command line.
+        """
         self.namespace = namespace
         self._defaults = dict(deploy_defaults or {})
         command = cli or os.environ.get("MODELSHIP_CLI") or "modelship"
@@ -112,6 +116,8 @@ class Client:
         self._env["MODELSHIP_ERROR_FORMAT"] = "json"
         if kubeconfig:
             self._env["KUBECONFIG"] = os.fspath(kubeconfig)
+        if token:
+            self._env["MODELSHIP_TOKEN"] = token
         for key, value in (storage or {}).items():
             if key not in _STORAGE_ENV:
                 raise ValueError(f"storage: unknown key {key!r} (known: {', '.join(sorted(_STORAGE_ENV))})")

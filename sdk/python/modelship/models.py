@@ -28,12 +28,15 @@ from .errors import BundleError
 TIMEOUT_HEADER = "x-modelship-timeout-ms"
 
 # The request the worker is running (one at a time per worker process): set by the worker around each call.
-_current = {"request_id": None, "deadline": None}
+# Its caller's credentials go with the calls it makes, so a dependency that requires authentication checks the
+# caller's identity.
+_current = {"request_id": None, "deadline": None, "authorization": None}
 
 
-def _set_current(request_id, deadline):
+def _set_current(request_id, deadline, authorization=None):
     _current["request_id"] = request_id
     _current["deadline"] = deadline
+    _current["authorization"] = authorization
 
 
 class _Handle:
@@ -71,6 +74,8 @@ class _Handle:
         headers = {"content-type": "application/json", TIMEOUT_HEADER: str(int(remaining))}
         if _current["request_id"]:
             headers["x-request-id"] = _current["request_id"]
+        if _current["authorization"]:
+            headers["authorization"] = _current["authorization"]
         data = json.dumps(body).encode()
         refused = 0
         attempt = 0
