@@ -38,7 +38,11 @@ export interface OperatorConfig {
    * modelship.dev/operator=<another name>: that namespace belongs to another operator (a second release).
    */
   name: string;
-  /** Size limit of the emptyDir the bundle is unpacked into. */
+  /**
+   * Size limit of the emptyDir the bundle is fetched and unpacked into. It also sets the largest bundle the prepare
+   * step takes (about half of it: the archive and its files are both there while it unpacks), so a bundle too large
+   * is refused with its error instead of the pod being evicted (desired/deployment.ts maxBundleBytes).
+   */
   bundleVolumeSize: string;
   /** Seconds the pod waits after SIGTERM is due before the runtime drains (endpoints propagation). */
   preStopSeconds: number;
@@ -107,7 +111,7 @@ export function loadOperatorConfig(env: Record<string, string | undefined> = pro
     pythonIndexUrlSecret: env.MODELSHIP_PYTHON_INDEX_URL_SECRET || undefined,
     namespaces: list(env.MODELSHIP_WATCH_NAMESPACES),
     name: env.MODELSHIP_OPERATOR_NAME || DEFAULT_CONFIG.name,
-    bundleVolumeSize: env.MODELSHIP_BUNDLE_VOLUME_SIZE || DEFAULT_CONFIG.bundleVolumeSize,
+    bundleVolumeSize: bundleVolumeSize(env.MODELSHIP_BUNDLE_VOLUME_SIZE || DEFAULT_CONFIG.bundleVolumeSize),
     preStopSeconds: int('MODELSHIP_PRESTOP_SECONDS', DEFAULT_CONFIG.preStopSeconds, 0, 300),
     drainSeconds: int('MODELSHIP_DRAIN_SECONDS', DEFAULT_CONFIG.drainSeconds, 1, 3600),
     workers: int('MODELSHIP_OPERATOR_WORKERS', DEFAULT_CONFIG.workers, 1, 64),
@@ -126,6 +130,35 @@ export function loadOperatorConfig(env: Record<string, string | undefined> = pro
 }
 
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/;
+const QUANTITY_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+};
+
+/** Bytes of a storage quantity (`2Gi`, `500M`, `1.5Gi`), whole; NaN when it is not one of the forms QUANTITY takes. */
+export function quantityBytes(quantity: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(quantity);
+  if (!m) return Number.NaN;
+  return Math.floor(Number(m[1]) * (QUANTITY_UNITS[m[2] ?? ''] as number));
+}
+
+/** The smallest work volume: room for the reserve and a bundle of a few MiB (deployment.ts WORK_VOLUME_RESERVE_BYTES). */
+export const MIN_BUNDLE_VOLUME_BYTES = 256 * 2 ** 20;
+
+function bundleVolumeSize(raw: string): string {
+  const bytes = quantityBytes(raw);
+  if (!(bytes >= MIN_BUNDLE_VOLUME_BYTES)) {
+    throw new Error(`MODELSHIP_BUNDLE_VOLUME_SIZE must be a quantity of at least 256Mi such as 2Gi, got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
 const DNS_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, loadOperatorConfig } from '../../operator/config.ts';
+import { DEFAULT_CONFIG, loadOperatorConfig, quantityBytes } from '../../operator/config.ts';
 import { SERVER_VERSION } from '../../common/version.ts';
 
 describe('loadOperatorConfig', () => {
@@ -27,6 +27,15 @@ describe('loadOperatorConfig', () => {
     ).toEqual({ kind: 'pvc', claimName: 'envs', create: { storageClassName: 'local', size: '20Gi' } });
   });
 
+  it('reads storage quantities as bytes', () => {
+    expect(quantityBytes('2Gi')).toBe(2 * 2 ** 30);
+    expect(quantityBytes('1.5Gi')).toBe(1.5 * 2 ** 30);
+    expect(quantityBytes('500M')).toBe(500e6);
+    expect(quantityBytes('4096')).toBe(4096);
+    expect(quantityBytes('2GB')).toBeNaN();
+    expect(loadOperatorConfig({ MODELSHIP_BUNDLE_VOLUME_SIZE: '8Gi' }).bundleVolumeSize).toBe('8Gi');
+  });
+
   it.each([
     [
       { MODELSHIP_PYTHON_ENV_CACHE: 'hostPath:/var/cache' },
@@ -38,6 +47,12 @@ describe('loadOperatorConfig', () => {
       'MODELSHIP_PYTHON_ENV_CACHE_STORAGE_CLASS must be a storage class name, got "Fast SSD"',
     ],
     [{ MODELSHIP_OPERATOR_WORKERS: '0' }, 'MODELSHIP_OPERATOR_WORKERS must be a whole number in [1, 64], got "0"'],
+    // The work volume sets the largest bundle (desired/deployment.ts maxBundleBytes): it must hold one.
+    [
+      { MODELSHIP_BUNDLE_VOLUME_SIZE: '100Mi' },
+      'MODELSHIP_BUNDLE_VOLUME_SIZE must be a quantity of at least 256Mi such as 2Gi, got "100Mi"',
+    ],
+    [{ MODELSHIP_BUNDLE_VOLUME_SIZE: '2 GB' }, 'MODELSHIP_BUNDLE_VOLUME_SIZE must be a quantity of at least 256Mi such as 2Gi, got "2 GB"'],
   ])('refuses %j', (env, message) => {
     expect(() => loadOperatorConfig(env)).toThrow(message);
   });

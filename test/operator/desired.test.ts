@@ -1,8 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
-import { DEFAULT_CONFIG } from '../../operator/config.ts';
+import { DEFAULT_CONFIG, quantityBytes } from '../../operator/config.ts';
 import { desiredHpa, desiredPdb } from '../../operator/controller/desired/autoscaling.ts';
-import { bundleHash, desiredDeployment, desiredEnvClaim } from '../../operator/controller/desired/deployment.ts';
+import {
+  bundleHash,
+  desiredDeployment,
+  desiredEnvClaim,
+  maxBundleBytes,
+  progressDeadlineSeconds,
+  START_MARGIN_SECONDS,
+  WORK_VOLUME_RESERVE_BYTES,
+} from '../../operator/controller/desired/deployment.ts';
 import { desiredService } from '../../operator/controller/desired/service.ts';
 import { claimedByAnother } from '../../operator/controller/desired/labels.ts';
 
@@ -244,6 +252,54 @@ describe('desiredDeployment', () => {
 
   it('is deterministic', () => {
     expect(desiredDeployment(ms(), DEFAULT_CONFIG)).toEqual(desiredDeployment(ms(), DEFAULT_CONFIG));
+  });
+
+  it('gives a first start the time its steps may take before the rollout counts as stalled: fetch + install + init + margin', () => {
+    const deadline = (d: ReturnType<typeof desiredDeployment>) => d.spec?.progressDeadlineSeconds;
+    // The runtime's bounds (contract.ts DEFAULTS): fetch 300 s, init 300 s; Python's install helper 2 × 600 s + 30 s.
+    expect(deadline(desiredDeployment(ms(), DEFAULT_CONFIG))).toBe(300 + 300 + START_MARGIN_SECONDS);
+    expect(deadline(desiredDeployment(ms({ bundle: { uri: 's3://m/b.zip', format: 'python' } }), DEFAULT_CONFIG))).toBe(
+      300 + 1230 + 300 + START_MARGIN_SECONDS,
+    );
+    // The margin covers at least the startup probe's 60 × 2 s (the image pull and unpacking besides).
+    expect(START_MARGIN_SECONDS).toBeGreaterThanOrEqual(120);
+    // A longer init (the serving container's variable) moves it; a fetch timeout there does not: that container
+    // fetches nothing, and the prepare container gets none of the user's variables.
+    const slowInit = ms({
+      runtime: {
+        timeoutSeconds: 30,
+        env: [
+          { name: 'MODELSHIP_INIT_TIMEOUT_MS', value: '1800000' },
+          { name: 'MODELSHIP_FETCH_TIMEOUT_MS', value: '3600000' },
+        ],
+      },
+    });
+    expect(deadline(desiredDeployment(slowInit, DEFAULT_CONFIG))).toBe(300 + 1800 + START_MARGIN_SECONDS);
+    // Read from the containers as built, so a step's variable counts wherever it is set.
+    const prepare = { name: 'prepare', env: [{ name: 'MODELSHIP_FETCH_TIMEOUT_MS', value: '1000000' }] };
+    const install = { name: 'install', env: [{ name: 'MODELSHIP_PYTHON_INSTALL_TIMEOUT_MS', value: '60000' }] };
+    expect(progressDeadlineSeconds([prepare, install], { name: 'runtime' })).toBe(1000 + 150 + 300 + START_MARGIN_SECONDS);
+    expect(progressDeadlineSeconds([prepare], { name: 'runtime', env: [{ name: 'MODELSHIP_INIT_TIMEOUT_MS', value: 'soon' }] })).toBe(
+      1000 + 300 + START_MARGIN_SECONDS,
+    );
+  });
+
+  it('sizes the bundle the prepare step takes to the work volume: a bundle too large is refused, never evicted', () => {
+    const gi = 2 ** 30;
+    expect(maxBundleBytes('2Gi')).toBe(Math.floor((2 * gi - WORK_VOLUME_RESERVE_BYTES) / 2));
+    for (const size of ['256Mi', '2Gi', '1.5Gi', '10G', '1Ti']) {
+      const max = maxBundleBytes(size);
+      // The archive and the files it unpacks to are both on the volume while it unpacks: with the reserve (prepared.json,
+      // the blocks 10000 small files round up to) they fit within the volume's size limit.
+      expect(2 * max + WORK_VOLUME_RESERVE_BYTES).toBeLessThanOrEqual(quantityBytes(size));
+      expect(max).toBeGreaterThan(0);
+    }
+    const d = desiredDeployment(ms(), { ...DEFAULT_CONFIG, bundleVolumeSize: '10Gi' });
+    expect(d.spec?.template.spec?.volumes?.find((v) => v.name === 'work')).toEqual({ name: 'work', emptyDir: { sizeLimit: '10Gi' } });
+    expect(prepareEnvOf(d).MODELSHIP_MAX_BUNDLE_BYTES).toBe(String(maxBundleBytes('10Gi')));
+    expect(envOf(d).MODELSHIP_MAX_BUNDLE_BYTES).toBeUndefined(); // the serving container fetches nothing
+    // The runtime's own default (4 GiB) would not fit the default volume: the prepare step gets the volume's.
+    expect(Number(prepareEnvOf(desiredDeployment(ms(), DEFAULT_CONFIG)).MODELSHIP_MAX_BUNDLE_BYTES)).toBeLessThan(gi);
   });
 });
 

@@ -4,8 +4,8 @@ import { dependencyTargets } from '../dependencies.ts';
 import { createHash } from 'node:crypto';
 import type { V1Container, V1Deployment, V1EnvVar, V1PersistentVolumeClaim, V1Volume } from '@kubernetes/client-node';
 import type { ModelServing } from '../../../crds/modelserving.schema.ts';
-import { ENV, GRPC_PORT, HEALTH_PORT, HTTP_PORT, PATHS, PROBES, RECORDER_UID, RUNTIME_UID } from '../../../runtime/contract.ts';
-import type { OperatorConfig } from '../../config.ts';
+import { DEFAULTS, ENV, GRPC_PORT, HEALTH_PORT, HTTP_PORT, PATHS, PROBES, RECORDER_UID, RUNTIME_UID } from '../../../runtime/contract.ts';
+import { type OperatorConfig, quantityBytes } from '../../config.ts';
 import { BUNDLE_HASH_ANNOTATION, commonLabels, FIELD_MANAGER, MANAGED_BY, objectMeta, selectorLabels } from './labels.ts';
 import { loggingEnv, recorderEnv, wantsRecorder } from './logging.ts';
 
@@ -25,10 +25,23 @@ export function bundleHash(ms: ModelServing): string {
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }
 
-/** What the prepare init container alone needs: where the bundle is and the keys to fetch it. */
-function fetchEnv(ms: ModelServing): V1EnvVar[] {
+/** Bytes of the work volume kept besides the bundle: prepared.json, and the blocks up to 10000 small files round up to. */
+export const WORK_VOLUME_RESERVE_BYTES = 64 * 2 ** 20 + DEFAULTS.maxBundleEntries * 4096;
+
+/**
+ * The largest bundle the prepare step takes into a work volume of `volumeSize`: the archive and its unpacked files
+ * are both on the volume while it unpacks (the archive is removed after), so half of what the reserve leaves. A
+ * larger one is refused (MS_ERR_BUNDLE_DOWNLOAD_TOO_LARGE while it downloads, MS_ERR_BUNDLE_TOO_LARGE while it
+ * unpacks) before the volume fills, which would have the kubelet evict the pod. Pure.
+ */
+export function maxBundleBytes(volumeSize: string): number {
+  return Math.max(0, Math.floor((quantityBytes(volumeSize) - WORK_VOLUME_RESERVE_BYTES) / 2));
+}
+
+/** What the prepare init container alone needs: where the bundle is, the keys to fetch it, and what it may weigh. */
+function fetchEnv(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
   const spec = ms.spec;
-  const vars: V1EnvVar[] = [];
+  const vars: V1EnvVar[] = [{ name: ENV.maxBundleBytes, value: String(maxBundleBytes(config.bundleVolumeSize)) }];
   if (spec.bundle.sha256) vars.push({ name: ENV.bundleSha256, value: spec.bundle.sha256 });
   const storage = spec.bundle.storage;
   if (storage?.endpoint) vars.push({ name: ENV.s3Endpoint, value: storage.endpoint });
@@ -166,7 +179,7 @@ function initStep(ms: ModelServing, config: OperatorConfig, step: 'prepare' | 'i
     image: image(ms, config),
     imagePullPolicy: 'IfNotPresent',
     args: [step],
-    env: [...commonEnv(ms), ...(prepare ? fetchEnv(ms) : installEnv(ms, config))],
+    env: [...commonEnv(ms), ...(prepare ? fetchEnv(ms, config) : installEnv(ms, config))],
     // The same as the serving container's: an init container's count only while it runs (max, not sum).
     resources,
     securityContext: SECURITY_CONTEXT,
@@ -262,9 +275,41 @@ function stringify(list: Record<string, string | number | undefined> | undefined
   return out;
 }
 
+/** What no timeout of the runtime bounds: scheduling, pulling the image, unpacking, starting the processes. */
+export const START_MARGIN_SECONDS = 180;
+
+/** A whole number of milliseconds a container's variable sets, else the runtime's default for it. */
+function envMs(c: V1Container | undefined, name: string, fallback: number): number {
+  const raw = c?.env?.find((e) => e.name === name)?.value;
+  const ms = raw === undefined || raw === '' ? Number.NaN : Number(raw);
+  return Number.isInteger(ms) && ms > 0 ? ms : fallback;
+}
+
+/**
+ * How long a new pod may take to become ready before the Deployment counts its rollout as stalled
+ * (ProgressDeadlineExceeded): the bound of each step, as the container that runs it is configured (else the runtime's
+ * defaults), plus START_MARGIN_SECONDS. The prepare container's fetch; the install container's requirements (the
+ * runtime gives its helper twice the install timeout and 30 s: a wait for another pod's install of the same
+ * environment, then its own); the plugin's init in the serving container. So a slow but healthy first start is never
+ * marked failed; a failing one says why sooner, in its pod's status. Pure.
+ */
+export function progressDeadlineSeconds(initContainers: V1Container[], serving: V1Container): number {
+  const prepare = initContainers.find((c) => c.name === PREPARE_CONTAINER_NAME);
+  const install = initContainers.find((c) => c.name === INSTALL_CONTAINER_NAME);
+  const fetchMs = envMs(prepare, ENV.fetchTimeoutMs, DEFAULTS.fetchTimeoutMs);
+  const installMs = install ? 2 * envMs(install, ENV.pythonInstallTimeoutMs, DEFAULTS.pythonInstallTimeoutMs) + 30_000 : 0;
+  const initMs = envMs(serving, ENV.initTimeoutMs, DEFAULTS.initTimeoutMs);
+  return Math.ceil((fetchMs + installMs + initMs) / 1000) + START_MARGIN_SECONDS;
+}
+
 export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1Deployment {
   const c = container(ms, config);
   if (!c.lifecycle) delete c.lifecycle;
+  const initContainers = [
+    initStep(ms, config, 'prepare', c.resources),
+    ...(isPython(ms) ? [initStep(ms, config, 'install', c.resources)] : []),
+    ...(wantsRecorder(ms, config) ? [recorderContainer(ms, config)] : []),
+  ];
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -274,6 +319,7 @@ export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1D
       ...(ms.spec.autoscaling ? {} : { replicas: ms.spec.replicas ?? 1 }),
       selector: { matchLabels: selectorLabels(ms) },
       revisionHistoryLimit: 3,
+      progressDeadlineSeconds: progressDeadlineSeconds(initContainers, c),
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: '25%' } },
       template: {
         metadata: { labels: commonLabels(ms), annotations: { [BUNDLE_HASH_ANNOTATION]: bundleHash(ms) } },
@@ -290,11 +336,7 @@ export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1D
           },
           ...(ms.spec.nodeSelector ? { nodeSelector: ms.spec.nodeSelector } : {}),
           ...(ms.spec.tolerations?.length ? { tolerations: ms.spec.tolerations } : {}),
-          initContainers: [
-            initStep(ms, config, 'prepare', c.resources),
-            ...(isPython(ms) ? [initStep(ms, config, 'install', c.resources)] : []),
-            ...(wantsRecorder(ms, config) ? [recorderContainer(ms, config)] : []),
-          ],
+          initContainers,
           containers: [c],
           volumes: [
             { name: 'work', emptyDir: { sizeLimit: config.bundleVolumeSize } },
