@@ -136,6 +136,66 @@ describe('computeStatus', () => {
     expect(podFailure(restarted, '2026-12-04T00:00:00Z')).toBeUndefined();
   });
 
+  it.each([
+    ['the runtime', 'runtime', 'MS_ERR_PLUGIN_INIT_FAILED: plugin init() failed: RuntimeError: no weights'],
+    ['the prepare init container', 'prepare', 'MS_ERR_BUNDLE_NOT_FOUND: bundle s3://m/iris.zip not found (NoSuchKey)'],
+  ])('keeps BundleReady, Degraded and Ready as they are through every phase of a CrashLoopBackOff of %s', (_, name, message) => {
+    const code = message.slice(0, message.indexOf(': '));
+    const text = message.slice(code.length + 2);
+    const at = (minutes: number) => new Date(Date.parse(T0) + minutes * 60_000);
+    // One container's status through a restart: it exits, waits out its back-off, runs again (not ready), exits again.
+    const crash = (minutes: number) => ({ exitCode: 1, message, finishedAt: at(minutes) });
+    const phases: Pick<V1ContainerStatus, 'state' | 'lastState' | 'restartCount'>[] = [
+      { state: { terminated: crash(0) }, restartCount: 1 },
+      {
+        state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 10s restarting failed container' } },
+        lastState: { terminated: crash(0) },
+        restartCount: 1,
+      },
+      { state: { running: { startedAt: at(1) } }, lastState: { terminated: crash(0) }, restartCount: 2 },
+      { state: { terminated: crash(2) }, lastState: { terminated: crash(0) }, restartCount: 2 },
+      {
+        state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 5m0s restarting failed container' } },
+        lastState: { terminated: crash(2) },
+        restartCount: 2,
+      },
+      { state: { running: { startedAt: at(7) } }, lastState: { terminated: crash(2) }, restartCount: 3 },
+    ];
+    const podIn = (phase: (typeof phases)[number]): V1Pod => {
+      const status = { name, image: 'x', imageID: '', ready: false, ...phase };
+      const waiting = {
+        name: 'runtime',
+        image: 'x',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason: 'PodInitializing' } },
+      };
+      return {
+        metadata: { name: 'a', labels: { 'modelship.dev/model': 'iris' }, annotations: { 'modelship.dev/bundle-hash': hash } },
+        status: {
+          conditions: [{ type: 'Ready', status: 'False' }],
+          ...(name === 'prepare' ? { initContainerStatuses: [status], containerStatuses: [waiting] } : { containerStatuses: [status] }),
+        },
+      };
+    };
+    const dep = deployment({ replicas: 2, readyReplicas: 0, updatedReplicas: 2 });
+    let status = computeStatus({ ms: base, deployment: dep, pods: [podIn(phases[0] as (typeof phases)[number])], now: T0 });
+    const first = ['Ready', 'BundleReady', 'Degraded'].map((t) => cond(status, t));
+    expect(first).toEqual([
+      { type: 'Ready', status: 'False', reason: code, message: `${text} (pod a)`, lastTransitionTime: T0, observedGeneration: 3 },
+      { type: 'BundleReady', status: 'False', reason: code, message: text, lastTransitionTime: T0, observedGeneration: 3 },
+      { type: 'Degraded', status: 'True', reason: code, message: `${text} (pod a)`, lastTransitionTime: T0, observedGeneration: 3 },
+    ]);
+    for (const [i, phase] of phases.entries()) {
+      const now = new Date(Date.parse(T0) + (i + 1) * 90_000).toISOString();
+      const next = computeStatus({ ms: { ...base, status }, deployment: dep, pods: [podIn(phase)], now });
+      // Not one of them moves: no status write, no transition, at any restart.
+      expect(next).toEqual(status);
+      status = next;
+    }
+  });
+
   it("reports the prepare init container's coded failure (a bundle that cannot be fetched or verified)", () => {
     const failing: V1Pod = {
       metadata: { name: 'p' },
