@@ -289,6 +289,29 @@ export const ModelServingSpec = Type.Object(
         },
       ),
     ),
+    auth: Type.Optional(
+      Type.Object(
+        {
+          mode: Type.Enum(['kubernetes', 'apiKeys'], {
+            description:
+              'kubernetes: callers send a Kubernetes token (a ServiceAccount\'s), checked by TokenReview, whose user must be allowed the verb "predict" on this ModelServing (resource modelservings, group modelship.dev); apiKeys: callers send one of the keys of apiKeysSecret',
+          }),
+          apiKeysSecret: Type.Optional(
+            Type.String({
+              pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$',
+              maxLength: 253,
+              description: "apiKeys: a Secret in the ModelServing's namespace; each of its values is a key",
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Authentication of inference, feedback and custom routes (REST and gRPC): Authorization: Bearer <token>, or x-modelship-authorization through the API server\'s proxy; 401/403 (UNAUTHENTICATED/PERMISSION_DENIED) otherwise. Health, readiness and metadata stay open. Off unless set',
+          ...rules({ rule: "self.mode != 'apiKeys' || has(self.apiKeysSecret)", message: 'apiKeys needs apiKeysSecret' }),
+        },
+      ),
+    ),
     dependencies: Type.Optional(
       Type.Array(
         Type.Object(

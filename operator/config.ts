@@ -57,6 +57,11 @@ export interface OperatorConfig {
   kafka: KafkaSettings | undefined;
   /** Secret (keys username, password) the runtime pods read SASL credentials from, in their own namespace. */
   kafkaSaslSecret: string | undefined;
+  /**
+   * The ClusterRoleBinding (to system:auth-delegator) the operator adds each namespace's modelship-auth ServiceAccount
+   * to, for models with spec.auth mode kubernetes (chart: auth.kubernetes); unset: such models are refused.
+   */
+  authBinding: string | undefined;
   /** Secret (key ca.crt) the runtime pods read the Kafka CA from, in their own namespace. */
   kafkaTlsCaSecret: string | undefined;
   /** Partitions and replication factor of topics made for `topic: CREATE`. */
@@ -87,6 +92,7 @@ export const DEFAULT_CONFIG: OperatorConfig = {
   metricsPort: 8081,
   kafka: undefined,
   kafkaSaslSecret: undefined,
+  authBinding: undefined,
   kafkaTlsCaSecret: undefined,
   topicPartitions: 3,
   topicReplicationFactor: 1,
@@ -121,6 +127,7 @@ export function loadOperatorConfig(env: Record<string, string | undefined> = pro
     metricsPort: int('MODELSHIP_OPERATOR_METRICS_PORT', DEFAULT_CONFIG.metricsPort, 0, 65535),
     kafka,
     kafkaSaslSecret,
+    authBinding: env.MODELSHIP_AUTH_BINDING || undefined,
     kafkaTlsCaSecret: env.MODELSHIP_KAFKA_TLS_CA_SECRET || undefined,
     topicPartitions: int('MODELSHIP_KAFKA_TOPIC_PARTITIONS', DEFAULT_CONFIG.topicPartitions, 1, 10_000),
     topicReplicationFactor: int('MODELSHIP_KAFKA_TOPIC_REPLICATION_FACTOR', DEFAULT_CONFIG.topicReplicationFactor, 1, 32),

@@ -11,6 +11,8 @@ export const RUNTIME_UID = 65532;
 /** The recorder sidecar's uid (in the runtime's group, which may use its socket): not the runtime's, so bundle code
  * cannot read its environment (the Kafka credentials). */
 export const RECORDER_UID = 65533;
+/** The auth sidecar's uid: it alone reads the token (or keys) it checks callers with. */
+export const AUTH_UID = 65531;
 /** The HTTP port for inference, health and metrics. */
 export const HTTP_PORT = 8080;
 /** The OIP gRPC port (inference.GRPCInferenceService and grpc.health.v1). */

@@ -65,6 +65,7 @@ export class ModelServingController {
   private readonly topics: TopicAdmin | undefined;
   private readonly topicChecks: TopicChecks = new Map();
   private readonly envClaims = new Set<string>();
+  private readonly authAccounts = new Set<string>();
 
   private readonly events: EventRecorder<CoreV1Event>;
 
@@ -228,6 +229,7 @@ export class ModelServingController {
           topics: this.topics,
           topicChecks: this.topicChecks,
           envClaims: this.envClaims,
+          authAccounts: this.authAccounts,
         });
         this.queue.forget(key);
         if (result.requeueAfterMs) {

@@ -8,6 +8,7 @@ import type {
   V1Pod,
   V1PodDisruptionBudget,
   V1Service,
+  V1ClusterRoleBinding,
   V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -17,6 +18,7 @@ import type { TopicAdmin } from '../kafka.ts';
 import { type Writer, needsApply, withHash } from '../kube/apply.ts';
 import { apiError, isNamespaceTerminating } from '../kube/errors.ts';
 import { desiredHpa, desiredPdb } from './desired/autoscaling.ts';
+import { authServiceAccount, bindingWithSubject, wantsAuthAccount } from './desired/auth.ts';
 import { desiredDeployment, desiredEnvClaim } from './desired/deployment.ts';
 import { MODEL_LABEL } from './desired/labels.ts';
 import { TOPIC_FINALIZER, wantsTopicFinalizer } from './desired/logging.ts';
@@ -50,6 +52,8 @@ export interface ReconcileDeps {
    * deleted and made again under its name holds new ModelServings, so its claim is made again.
    */
   envClaims?: Set<string>;
+  /** Namespaces (by a ModelServing's uid, as envClaims) whose auth ServiceAccount and binding are made sure of. */
+  authAccounts?: Set<string>;
 }
 
 export interface ReconcileResult {
@@ -59,6 +63,13 @@ export interface ReconcileResult {
 /** An object of ours that only a person can fix (a stranger's Deployment under our name): no retry. */
 export class TerminalError extends Error {
   override name = 'TerminalError';
+  /** The status reason it is reported under. */
+  readonly reason: string;
+
+  constructor(message: string, reason = 'Conflict') {
+    super(message);
+    this.reason = reason;
+  }
 }
 
 function ownedBy(obj: KubernetesObject | undefined, ms: ModelServing): boolean {
@@ -82,6 +93,43 @@ async function ensureEnvClaim(ms: ModelServing, deps: ReconcileDeps, changed: st
     if (apiError(err).code !== 409) throw err;
   }
   deps.envClaims?.add(uid);
+}
+
+/**
+ * spec.auth mode kubernetes: the namespace's auth ServiceAccount (made where missing; one someone made is used as
+ * it is) and its place among the subjects of the operator's binding to system:auth-delegator.
+ */
+async function ensureAuthAccount(ms: ModelServing, deps: ReconcileDeps, changed: string[]): Promise<void> {
+  const uid = ms.metadata.uid as string;
+  if (!wantsAuthAccount(ms) || deps.authAccounts?.has(uid)) return;
+  const bindingName = deps.config.authBinding;
+  if (!bindingName) {
+    throw new TerminalError(
+      "spec.auth.mode kubernetes needs the operator to bind auth ServiceAccounts (the chart's auth.kubernetes is false); use mode apiKeys, or enable it",
+      'AuthUnavailable',
+    );
+  }
+  const account = authServiceAccount(ms);
+  try {
+    if (!(await deps.writer.read(account))) {
+      await deps.writer.apply(account, { force: false });
+      changed.push(`created ServiceAccount ${account.metadata?.name}`);
+    }
+  } catch (err) {
+    if (apiError(err).code !== 409) throw err;
+  }
+  const binding = (await deps.writer.read({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: bindingName },
+  })) as V1ClusterRoleBinding | undefined;
+  if (!binding) throw new TerminalError(`ClusterRoleBinding ${bindingName} (the chart's, for spec.auth) does not exist`, 'AuthUnavailable');
+  const wanted = bindingWithSubject(binding, ms.metadata.namespace as string);
+  if (wanted) {
+    await deps.writer.apply(wanted);
+    changed.push(`bound ServiceAccount ${account.metadata?.name} to system:auth-delegator`);
+  }
+  deps.authAccounts?.add(uid);
 }
 
 export async function reconcile(key: string, deps: ReconcileDeps): Promise<ReconcileResult> {
@@ -120,6 +168,7 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
   const changed: string[] = [];
   try {
     await ensureEnvClaim(ms, deps, changed);
+    await ensureAuthAccount(ms, deps, changed);
     // The objects are independent: apply them concurrently.
     await Promise.all(
       plan.map(async (item) => {
@@ -164,7 +213,7 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
     }
     failure = err;
     const { message } = apiError(err);
-    applyError = { reason: err instanceof TerminalError ? 'Conflict' : 'ApplyFailed', message };
+    applyError = { reason: err instanceof TerminalError ? err.reason : 'ApplyFailed', message };
     note('Warning', applyError.reason, message);
   }
 

@@ -153,6 +153,14 @@ describe('Helm chart', () => {
     expect(can('update', 'leases.coordination.k8s.io', '-n', restricted)).toBe('no');
     // Its own Lease only: another release's leader is none of its business.
     expect(can('update', 'leases.coordination.k8s.io/other-operator', '-n', system)).toBe('no');
+    // spec.auth (kubernetes): the one binding of the auth ServiceAccounts, and those ServiceAccounts; nothing else of RBAC.
+    expect(can('patch', `clusterrolebindings.rbac.authorization.k8s.io/${OPERATOR}-runtime-auth`)).toBe('yes');
+    expect(can('patch', 'clusterrolebindings.rbac.authorization.k8s.io/cluster-admin')).toBe('no');
+    expect(can('create', 'clusterrolebindings.rbac.authorization.k8s.io')).toBe('no');
+    expect(can('create', 'rolebindings.rbac.authorization.k8s.io', '-n', restricted)).toBe('no');
+    expect(can('create', 'serviceaccounts', '-n', restricted)).toBe('yes');
+    expect(can('delete', 'serviceaccounts', '-n', restricted)).toBe('no');
+    expect(can('create', 'serviceaccounts/token', '-n', restricted)).toBe('no');
   });
 
   it('names the Lease after the release, so two releases elect a leader each', () => {

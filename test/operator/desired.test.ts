@@ -13,6 +13,8 @@ import {
 } from '../../operator/controller/desired/deployment.ts';
 import { desiredService } from '../../operator/controller/desired/service.ts';
 import { claimedByAnother } from '../../operator/controller/desired/labels.ts';
+import { bindingWithSubject } from '../../operator/controller/desired/auth.ts';
+import { AUTH_UID } from '../../runtime/contract.ts';
 
 function ms(spec: Partial<ModelServing['spec']> = {}): ModelServing {
   return {
@@ -451,3 +453,62 @@ describe('claimedByAnother', () => {
     expect(claimedByAnother(labels as Record<string, string> | undefined, 'modelship')).toBe(expected);
   });
 });
+
+describe('spec.auth', () => {
+  const pod = (d: ReturnType<typeof desiredDeployment>) => d.spec?.template.spec;
+  const authOf = (d: ReturnType<typeof desiredDeployment>) => pod(d)?.initContainers?.find((c) => c.name === 'auth');
+
+  it('is off by default: no auth sidecar, no ServiceAccount, no auth variables', () => {
+    const d = desiredDeployment(ms(), DEFAULT_CONFIG);
+    expect(authOf(d)).toBeUndefined();
+    expect(pod(d)?.serviceAccountName).toBeUndefined();
+    expect(envOf(d).MODELSHIP_AUTH_MODE).toBeUndefined();
+    expect(desiredProbes(d)).toEqual(['health', 'health', 'health']);
+  });
+
+  it('kubernetes: the sidecar alone mounts the projected token of modelship-auth; the runtime asks it over the socket', () => {
+    const d = desiredDeployment(ms({ auth: { mode: 'kubernetes' } }), DEFAULT_CONFIG);
+    const auth = authOf(d);
+    expect(auth?.restartPolicy).toBe('Always');
+    expect(auth?.args).toEqual(['auth']);
+    expect(auth?.securityContext?.runAsUser).toBe(AUTH_UID);
+    expect(auth?.volumeMounts?.map((m) => m.mountPath)).toEqual(['/var/run/modelship', '/var/run/secrets/kubernetes.io/serviceaccount']);
+    expect(pod(d)?.serviceAccountName).toBe('modelship-auth');
+    expect(pod(d)?.automountServiceAccountToken).toBe(false);
+    const token = pod(d)?.volumes?.find((v) => v.name === 'auth-token');
+    expect(token?.projected?.sources?.[0]?.serviceAccountToken).toEqual({ path: 'token', expirationSeconds: 3600 });
+    // No other container mounts it.
+    const others = [...(pod(d)?.containers ?? []), ...(pod(d)?.initContainers ?? []).filter((c) => c.name !== 'auth')];
+    expect(others.flatMap((c) => c.volumeMounts ?? []).some((m) => m.name === 'auth-token')).toBe(false);
+    expect(envOf(d)).toMatchObject({ MODELSHIP_AUTH_MODE: 'kubernetes', MODELSHIP_AUTH_SOCKET: '/var/run/modelship/auth.sock' });
+    expect(pod(d)?.containers[0]?.volumeMounts?.some((m) => m.mountPath === '/var/run/modelship')).toBe(true);
+  });
+
+  it('apiKeys: the Secret is mounted in the sidecar only, and the pod keeps the default ServiceAccount', () => {
+    const d = desiredDeployment(ms({ auth: { mode: 'apiKeys', apiKeysSecret: 'iris-keys' } }), DEFAULT_CONFIG);
+    expect(pod(d)?.volumes?.find((v) => v.name === 'api-keys')?.secret?.secretName).toBe('iris-keys');
+    expect(authOf(d)?.volumeMounts?.find((m) => m.name === 'api-keys')?.mountPath).toBe('/var/run/secrets/modelship/api-keys');
+    expect(pod(d)?.containers[0]?.volumeMounts?.some((m) => m.name === 'api-keys')).toBe(false);
+    expect(pod(d)?.serviceAccountName).toBeUndefined();
+  });
+
+  it("adds the namespace's ServiceAccount to the binding's subjects once, keeping the others", () => {
+    const binding = {
+      metadata: { name: 'm-operator-runtime-auth' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
+      subjects: [{ kind: 'ServiceAccount', name: 'modelship-auth', namespace: 'a' }],
+    };
+    const wanted = bindingWithSubject(binding, 'b');
+    expect(wanted?.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'modelship-auth', namespace: 'a' },
+      { kind: 'ServiceAccount', name: 'modelship-auth', namespace: 'b' },
+    ]);
+    expect(bindingWithSubject(binding, 'a')).toBeUndefined();
+    expect(bindingWithSubject({ ...binding, subjects: undefined }, 'c')?.subjects).toHaveLength(1);
+  });
+});
+
+function desiredProbes(d: ReturnType<typeof desiredDeployment>) {
+  const c = d.spec?.template.spec?.containers[0];
+  return [c?.startupProbe, c?.livenessProbe, c?.readinessProbe].map((p) => p?.httpGet?.port);
+}

@@ -29,6 +29,12 @@
   - apiGroups: [""]
     resources: ["events"]
     verbs: ["create", "patch"]
+  {{- if .Values.auth.kubernetes }}
+  # spec.auth mode kubernetes: the namespace's modelship-auth ServiceAccount, made where missing (never deleted).
+  - apiGroups: [""]
+    resources: ["serviceaccounts"]
+    verbs: ["get", "create"]
+  {{- end }}
   {{- if and .Values.python.envCache.claimName .Values.python.envCache.storageClassName }}
   # The shared Python environment cache's claim, made in a model namespace that has none (never deleted).
   - apiGroups: [""]

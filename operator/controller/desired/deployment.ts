@@ -8,6 +8,7 @@ import { DEFAULTS, ENV, GRPC_PORT, HEALTH_PORT, HTTP_PORT, PATHS, PROBES, RECORD
 import { type OperatorConfig, quantityBytes } from '../../config.ts';
 import { BUNDLE_HASH_ANNOTATION, commonLabels, FIELD_MANAGER, MANAGED_BY, objectMeta, selectorLabels } from './labels.ts';
 import { loggingEnv, recorderEnv, wantsRecorder } from './logging.ts';
+import { AUTH_SERVICE_ACCOUNT, authContainer, authVolumes, runtimeAuthEnv, wantsAuth, wantsAuthAccount } from './auth.ts';
 
 export const CONTAINER_NAME = 'runtime';
 /** The init container that fetches and unpacks the bundle and builds its Python environment. */
@@ -124,7 +125,7 @@ function env(ms: ModelServing, config: OperatorConfig): V1EnvVar[] {
       { name: ENV.batchMaxLatencyMs, value: String(spec.batching.maxLatencyMs) },
     );
   }
-  vars.push(...loggingEnv(ms, config), ...userEnv(ms));
+  vars.push(...loggingEnv(ms, config), ...runtimeAuthEnv(ms), ...userEnv(ms));
   return vars;
 }
 
@@ -224,13 +225,18 @@ function container(ms: ModelServing, config: OperatorConfig): V1Container {
       { name: 'work', mountPath: PATHS.workDir, readOnly: true },
       { name: 'tmp', mountPath: '/tmp' },
       ...(isPython(ms) ? [{ name: PYTHON_ENVS_VOLUME, mountPath: PATHS.pythonEnvDir, readOnly: true }] : []),
-      ...(wantsRecorder(ms, config) ? [{ name: RECORDER_VOLUME, mountPath: PATHS.recorderDir }] : []),
+      ...(wantsSockets(ms, config) ? [{ name: RECORDER_VOLUME, mountPath: PATHS.recorderDir }] : []),
     ],
   };
 }
 
 const PYTHON_ENVS_VOLUME = 'python-envs';
+/** The sidecars' sockets (recorder, auth), in a memory volume the pod's containers share. */
 const RECORDER_VOLUME = 'recorder';
+
+function wantsSockets(ms: ModelServing, config: OperatorConfig): boolean {
+  return wantsRecorder(ms, config) || wantsAuth(ms);
+}
 const INIT_TMP_VOLUME = 'init-tmp';
 
 /** A Python bundle (so the runtime-python image, and a volume for requirements environments). */
@@ -309,6 +315,7 @@ export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1D
     initStep(ms, config, 'prepare', c.resources),
     ...(isPython(ms) ? [initStep(ms, config, 'install', c.resources)] : []),
     ...(wantsRecorder(ms, config) ? [recorderContainer(ms, config)] : []),
+    ...(wantsAuth(ms) ? [authContainer(ms, image(ms, config), SECURITY_CONTEXT, RECORDER_VOLUME)] : []),
   ];
   return {
     apiVersion: 'apps/v1',
@@ -325,6 +332,8 @@ export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1D
         metadata: { labels: commonLabels(ms), annotations: { [BUNDLE_HASH_ANNOTATION]: bundleHash(ms) } },
         spec: {
           automountServiceAccountToken: false,
+          // spec.auth kubernetes: the auth sidecar's projected token is this ServiceAccount's (no other container has it).
+          ...(wantsAuthAccount(ms) ? { serviceAccountName: AUTH_SERVICE_ACCOUNT } : {}),
           enableServiceLinks: false,
           terminationGracePeriodSeconds: config.preStopSeconds + config.drainSeconds + 5,
           securityContext: {
@@ -344,7 +353,8 @@ export function desiredDeployment(ms: ModelServing, config: OperatorConfig): V1D
             // The init steps' own: nothing the runtime (and bundle code) writes to its /tmp reaches them.
             { name: INIT_TMP_VOLUME, emptyDir: { sizeLimit: '64Mi' } },
             ...(isPython(ms) ? [pythonEnvVolume(config)] : []),
-            ...(wantsRecorder(ms, config) ? [{ name: RECORDER_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }] : []),
+            ...(wantsSockets(ms, config) ? [{ name: RECORDER_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }] : []),
+            ...authVolumes(ms),
           ],
         },
       },
