@@ -25,11 +25,14 @@ import {
   SLF4J_VERSION,
   TEST_WHEELS,
   UV_VERSION,
+  VEGETA_VERSION,
 } from './versions.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const GO_MODULE_DIR = join(HERE, 'go');
 const MINIO_ADMIN_DIR = join(HERE, 'minio-admin');
+const VEGETA_DIR = join(HERE, 'vegeta');
+const VEGETA_MODULE = 'github.com/tsenart/vegeta/v12';
 /** What the environment's Python holds: the runtime image's base stack, and pytest. */
 const PYTHON_LOCKS = [join(HERE, '..', 'runtime', 'engines', 'python', 'base-stack.lock'), join(HERE, 'python-test.lock')];
 /** Imported once the Python is in place: a venv that did not survive the rename into place fails here. */
@@ -51,6 +54,7 @@ export type ComponentName =
   | 'kwok'
   | 'minio'
   | 'minio-admin'
+  | 'vegeta'
   | 'helm'
   | 'kafka'
   | 'python'
@@ -69,6 +73,8 @@ export interface Binaries {
   minio: string;
   /** env/minio-admin: makes the read-only MinIO user for pods. */
   minioAdmin: string;
+  /** vegeta (env/vegeta): the benchmarks' open-loop load generator. */
+  vegeta: string;
   helm: string;
   kafkaLibDir: string;
   /** The interpreter of a virtual environment with the base data-science stack and pytest. */
@@ -261,6 +267,38 @@ const components: Component[] = [
         { cwd: MINIO_ADMIN_DIR, env: { ...process.env, GOFLAGS: '-buildvcs=false -mod=readonly', CGO_ENABLED: '0' } },
         log,
       ),
+  },
+  {
+    name: 'vegeta',
+    // The pinned release, and its go.mod and go.sum: a changed pin of a dependency builds it again.
+    get version() {
+      const h = createHash('sha256');
+      for (const f of ['go.mod', 'go.sum']) h.update(readFileSync(join(VEGETA_DIR, f)));
+      return `${VEGETA_VERSION}-${h.digest('hex').slice(0, 12)}`;
+    },
+    expect: '10–60 s',
+    tools: ['go'],
+    async build(out, log) {
+      // go.mod is what the build uses; versions.ts is what people read: they must agree.
+      const required = new RegExp(`^\\s*(?:require\\s+)?${VEGETA_MODULE.replaceAll('.', '\\.')}\\s+(\\S+)`, 'm').exec(
+        readFileSync(join(VEGETA_DIR, 'go.mod'), 'utf8'),
+      )?.[1];
+      if (required !== VEGETA_VERSION) {
+        throw new Error(
+          `env/vegeta/go.mod requires ${VEGETA_MODULE} ${required ?? '(nothing)'}, env/versions.ts pins ${VEGETA_VERSION}: ` +
+            `run \`go get ${VEGETA_MODULE}@${VEGETA_VERSION} && go mod tidy\` in env/vegeta`,
+        );
+      }
+      await run(
+        'go',
+        ['build', '-ldflags', `-s -w -X main.Version=${VEGETA_VERSION}`, '-o', join(out, 'vegeta'), VEGETA_MODULE],
+        { cwd: VEGETA_DIR, env: goEnv() },
+        log,
+      );
+    },
+    async check(dir, log) {
+      await run(join(dir, 'vegeta'), ['-version'], { cwd: dir, env: process.env }, log);
+    },
   },
   {
     name: 'kafka',
@@ -534,6 +572,7 @@ export function binaries(): Binaries {
     kwok: join(dir('kwok'), 'kwok'),
     minio: join(dir('minio'), 'minio'),
     minioAdmin: join(dir('minio-admin'), 'minio-admin'),
+    vegeta: join(dir('vegeta'), 'vegeta'),
     helm: join(dir('helm'), 'helm'),
     kafkaLibDir: join(dir('kafka'), 'libs'),
     python: join(dir('python'), 'venv', 'bin', 'python'),

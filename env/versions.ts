@@ -8,6 +8,11 @@ export const ETCD_VERSION = 'v3.6.4';
 export const KWOK_VERSION = 'v0.7.0';
 export const HELM_VERSION = 'v3.19.5';
 /**
+ * vegeta, the open-loop HTTP load generator of the benchmarks: the newest v12 the Go module proxy serves. Its
+ * go.mod has no `replace`, so env/vegeta pins it with its dependencies in a go.mod and go.sum of our own.
+ */
+export const VEGETA_VERSION = 'v12.13.0';
+/**
  * MinIO publishes non-semver `RELEASE.*` tags, which the Go module proxy serves only as pseudo-versions;
  * this is the pseudo-version of the repository's final commit (2026-02-12).
  */
