@@ -3,6 +3,7 @@
 // or a bounded load (`load`) of `connections` concurrent loops until SIGTERM or `maxMs`, printing counts.
 //   node-load.ts once <url> [json body] [request id]
 //   node-load.ts load <url> <json body> <connections> <maxMs>
+// With $NODE_LOAD_TOKEN, each request carries it as a bearer token (a model with spec.auth).
 import { request } from 'node:http';
 
 function post(url: string, body: string | undefined, requestId?: string): Promise<{ status: number; body: string; requestId?: string }> {
@@ -14,6 +15,7 @@ function post(url: string, body: string | undefined, requestId?: string): Promis
         headers: {
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
           ...(requestId ? { 'x-request-id': requestId } : {}),
+          ...(process.env.NODE_LOAD_TOKEN ? { authorization: `Bearer ${process.env.NODE_LOAD_TOKEN}` } : {}),
         },
         timeout: 10_000,
       },

@@ -18,15 +18,19 @@ function inNode(info: EnvInfo, args: string[]): string[] {
   return [`--net=/run/netns/${info.realNode.netns}`, '--', process.execPath, NODE_LOAD, ...args];
 }
 
-/** One request from the node: its status, body (text) and x-request-id. */
+/** One request from the node: its status, body (text) and x-request-id; with `token`, as its bearer. */
 export async function fromNode(
   info: EnvInfo,
   url: string,
   body?: string,
   requestId?: string,
+  token?: string,
 ): Promise<{ status: number; body: string; requestId?: string }> {
   const args = ['once', url, ...(body === undefined ? [] : [body]), ...(requestId ? [requestId] : [])];
-  const { stdout } = await execFileAsync('nsenter', inNode(info, args), { timeout: 30_000 });
+  const { stdout } = await execFileAsync('nsenter', inNode(info, args), {
+    timeout: 30_000,
+    env: { ...process.env, NODE_LOAD_TOKEN: token ?? '' },
+  });
   return JSON.parse(stdout);
 }
 

@@ -1,8 +1,10 @@
 // Admission control for one model: at most `concurrency` requests are at the engine at once, the others wait in
 // one FIFO queue, and a request that would wait too long is refused at once (503 MS_ERR_MODEL_OVERLOADED with a
 // Retry-After) instead of joining a queue that only grows. "Too long" is judged before the request waits: its
-// expected wait is its place in the queue times the engine's measured service time (a moving average) divided by
-// the concurrency (Little's law), and it must fit `maxWaitMs`; `maxQueue` is a hard bound on top (memory). A
+// expected wait is its place in the queue times the time between departures while requests wait (a moving
+// average: the rate the engine really serves at, whatever else shares the CPUs; before any is measured, the service
+// time divided by the concurrency), and it must fit within `maxWaitMs` with a quarter to spare for the estimate's
+// error; `maxQueue` is a hard bound on top (memory). A
 // request that still waits past `maxWaitMs` (the engine slowed down) gets the same 503; one whose caller's
 // deadline passes while it waits, or would pass before its expected turn, gets the caller's 504. Either way it
 // never reaches the engine.
@@ -33,8 +35,10 @@ interface Waiter {
   reject: (err: ModelshipError) => void;
 }
 
-/** Weight of the newest service time in the moving average. */
+/** Weight of the newest sample in the moving averages. */
 const EWMA_WEIGHT = 0.2;
+/** The share of `maxWaitMs` an expected wait may take: the rest is room for the estimate's error. */
+const EXPECTED_SHARE = 0.75;
 
 export class Admission {
   readonly settings: AdmissionSettings;
@@ -46,6 +50,9 @@ export class Admission {
   private readonly queue: Waiter[] = [];
   /** Moving average of the time a request holds its slot, ms; undefined until one finished. */
   private serviceMs: number | undefined;
+  /** Moving average of the time between departures while requests wait, ms: 1 / the rate served under load. */
+  private gapMs: number | undefined;
+  private lastLeave: number | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -74,7 +81,8 @@ export class Admission {
 
   /** The expected wait of a request joining the queue at `position` (0: the head), ms. */
   private expectedWaitMs(position: number): number {
-    return this.serviceMs === undefined ? 0 : ((position + 1) * this.serviceMs) / this.settings.concurrency;
+    const perDeparture = this.gapMs ?? (this.serviceMs === undefined ? 0 : this.serviceMs / this.settings.concurrency);
+    return (position + 1) * perDeparture;
   }
 
   private overloaded(detail: string): ModelshipError {
@@ -105,9 +113,9 @@ export class Admission {
       this.observer?.rejected('full');
       throw this.overloaded(`${this.running} requests running and ${position} waiting, the most it queues`);
     }
-    if (expected > maxWaitMs) {
+    if (expected > maxWaitMs * EXPECTED_SHARE) {
       this.observer?.rejected('full');
-      throw this.overloaded(`${position} requests waiting; the expected wait of ${Math.round(expected)} ms exceeds ${maxWaitMs} ms`);
+      throw this.overloaded(`${position} requests waiting; the expected wait of ${Math.round(expected)} ms is too close to ${maxWaitMs} ms`);
     }
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ enqueued: this.now(), replyBy, resolve, reject });
@@ -119,6 +127,12 @@ export class Admission {
   leave(heldMs: number): void {
     this.running--;
     this.serviceMs = this.serviceMs === undefined ? heldMs : this.serviceMs + EWMA_WEIGHT * (heldMs - this.serviceMs);
+    const now = this.now();
+    if (this.queue.length > 0 && this.lastLeave !== undefined) {
+      const gap = now - this.lastLeave;
+      this.gapMs = this.gapMs === undefined ? gap : this.gapMs + EWMA_WEIGHT * (gap - this.gapMs);
+    }
+    this.lastLeave = now;
     while (this.running < this.settings.concurrency && this.queue.length > 0) {
       const next = this.queue.shift() as Waiter;
       this.running++;

@@ -52,8 +52,6 @@ export async function createEngine(
         inputs: bundle.manifest.inputs,
         outputs: bundle.manifest.outputs,
         log: opts.log,
-        timeoutKillsPerMinute: opts.timeoutKillsPerMinute,
-        onWorkerRestart: opts.onWorkerRestart,
       });
     case 'python':
       return createPythonEngine({

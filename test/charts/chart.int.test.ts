@@ -158,8 +158,9 @@ describe('Helm chart', () => {
     expect(can('patch', 'clusterrolebindings.rbac.authorization.k8s.io/cluster-admin')).toBe('no');
     expect(can('create', 'clusterrolebindings.rbac.authorization.k8s.io')).toBe('no');
     expect(can('create', 'rolebindings.rbac.authorization.k8s.io', '-n', restricted)).toBe('no');
-    expect(can('create', 'serviceaccounts', '-n', restricted)).toBe('yes');
-    expect(can('delete', 'serviceaccounts', '-n', restricted)).toBe('no');
+    expect(can('patch', 'serviceaccounts/modelship-auth', '-n', restricted)).toBe('yes');
+    expect(can('patch', 'serviceaccounts/default', '-n', restricted)).toBe('no');
+    expect(can('delete', 'serviceaccounts/modelship-auth', '-n', restricted)).toBe('no');
     expect(can('create', 'serviceaccounts/token', '-n', restricted)).toBe('no');
   });
 

@@ -2,7 +2,8 @@
 // scikit-learn members and an ensemble that asks both at once and averages their probabilities, in JS and in
 // Python, reconciled by the operator that helm installs. Answers checked against the members' own; the
 // records of a whole call tree joined by request id in Kafka; a member rollout under load; a member scaled to
-// zero or broken (503 naming it, DependenciesReady=False); a cycle.
+// zero or broken (503 naming it, DependenciesReady=False); a cycle; and all of it behind spec.auth (TokenReview and
+// SubjectAccessReview for real), the ensembles calling their members with the caller's token.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,8 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packBundle } from '../../cli/pack.ts';
 import { pushBundle } from '../../cli/push.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
+import { SERVER_VERSION } from '../../common/version.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { fromNode as fromNodeOf, installOperator, nodeLoad, ON_REAL_NODE } from '../../env/on-node.ts';
+import { fromNode as fromNodeOf, installOperator, nodeLoad, ON_REAL_NODE, portForward } from '../../env/on-node.ts';
 import { readTopic } from '../../env/kafka.ts';
 import { eventually } from '../../env/wait.ts';
 
@@ -256,4 +258,137 @@ describe('composition: the iris ensemble', () => {
     );
     expect(c.message).toBe('the dependencies form a cycle: cyc-a → cyc-b → cyc-a; a call would come back to this model');
   });
+});
+
+describe('spec.auth (kubernetes) on the real node', () => {
+  const MEMBERS = ['logistic', 'svm', 'ensemble', 'ensemble-py'];
+  /** A ServiceAccount's token, by TokenRequest (what a pod of it would have). */
+  const tokenOf = async (sa: string) =>
+    (await core.createNamespacedServiceAccountToken({ name: sa, namespace: ns, body: { spec: { expirationSeconds: 3600 } } })).status
+      ?.token as string;
+  const call = async (name: string, token?: string) =>
+    fromNodeOf(
+      env.info,
+      `http://${await ip(name)}/v1/models/${name}:predict`,
+      JSON.stringify({ instances: [{ input: VIRGINICA }] }),
+      undefined,
+      token,
+    );
+
+  it('401 without a token, 403 for a ServiceAccount without predict, 200 with it; an ensemble of members that require auth; tritonclient with a bearer header', async () => {
+    for (const sa of ['caller', 'stranger']) await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
+    env.kubectl(['-n', ns, 'create', 'role', 'predictor', '--verb=predict', '--resource=modelservings.modelship.dev']);
+    env.kubectl(['-n', ns, 'create', 'rolebinding', 'caller-predicts', '--role=predictor', `--serviceaccount=${ns}:caller`]);
+    for (const name of MEMBERS) ms.patch(name, { auth: { mode: 'kubernetes' } });
+    // Rolled out with the auth sidecar: every pod of each model runs it, and only it mounts the token.
+    for (const name of MEMBERS) {
+      await eventually(
+        async () => {
+          const m = await ms.get(name);
+          const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: `modelship.dev/model=${name}` })).items;
+          const withAuth = pods.filter((p) => p.spec?.initContainers?.some((c) => c.name === 'auth'));
+          return cond(m, 'Ready')?.status === 'True' &&
+            m.status?.observedGeneration === m.metadata.generation &&
+            withAuth.length === pods.length &&
+            pods.length >= 1 &&
+            (await call(name)).status === 401
+            ? m
+            : undefined;
+        },
+        `${name} rolled out with auth`,
+        240_000,
+      );
+    }
+    const pod = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'modelship.dev/model=logistic' })).items[0];
+    expect(pod?.spec?.serviceAccountName).toBe('modelship-auth');
+    expect(pod?.spec?.containers[0]?.volumeMounts?.some((m) => m.mountPath.startsWith('/var/run/secrets/kubernetes.io'))).toBe(false);
+
+    const none = await call('logistic');
+    expect(none.status).toBe(401);
+    expect(JSON.parse(none.body).code).toBe('MS_ERR_AUTH_UNAUTHENTICATED');
+    const stranger = await call('logistic', await tokenOf('stranger'));
+    expect(stranger.status).toBe(403);
+    expect(JSON.parse(stranger.body)).toMatchObject({ code: 'MS_ERR_AUTH_FORBIDDEN' });
+    expect(JSON.parse(stranger.body).error).toContain(`system:serviceaccount:${ns}:stranger may not predict`);
+    const caller = await tokenOf('caller');
+    expect((await call('logistic', caller)).status).toBe(200);
+    // From a pod (restricted, no token of its own): 401; with the caller's token: 200.
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'client' },
+        spec: {
+          ...ON_REAL_NODE,
+          automountServiceAccountToken: false,
+          securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [
+            {
+              name: 'client',
+              image: `modelship/runtime:${SERVER_VERSION}`,
+              imagePullPolicy: 'Never',
+              command: ['node', '-e', 'setInterval(() => {}, 3600000)'],
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+            },
+          ],
+        },
+      } as never,
+    });
+    await eventually(
+      async () => (await core.readNamespacedPod({ name: 'client', namespace: ns })).status?.phase === 'Running',
+      'the client pod Running',
+    );
+    const fromPod = (token: string) => {
+      const js = `fetch('http://logistic.${ns}.svc.cluster.local/v1/models/logistic:predict',{method:'POST',headers:{'content-type':'application/json',...(process.argv[1]?{authorization:'Bearer '+process.argv[1]}:{})},body:JSON.stringify({instances:[{input:[6.7,3.0,5.2,2.3]}]})}).then(async r=>console.log(JSON.stringify({status:r.status,body:await r.json()})))`;
+      return JSON.parse(env.kubectl(['-n', ns, 'exec', 'client', '--', 'node', '-e', js, token]));
+    };
+    expect(fromPod('')).toMatchObject({ status: 401, body: { code: 'MS_ERR_AUTH_UNAUTHENTICATED' } });
+    expect(fromPod(caller)).toMatchObject({ status: 200, body: { predictions: [2] } });
+    // The ensembles call their members with the caller's token (the members check the caller, not the ensemble).
+    for (const name of ['ensemble', 'ensemble-py']) {
+      const r = await call(name, caller);
+      expect(r.status, r.body).toBe(200);
+      expect(JSON.parse(r.body).predictions[0].label).toBe('virginica');
+      expect((await call(name, await tokenOf('stranger'))).status).toBe(403);
+    }
+
+    // tritonclient (PyPI), unmodified, over HTTP and gRPC through port-forwards, with its headers= argument.
+    const forwards = await Promise.all(
+      [':80', ':8081'].map((p) =>
+        portForward([env.info.binaries.kubectl, '--kubeconfig', env.info.kubeconfig, '-n', ns, 'port-forward', 'svc/logistic', p]),
+      ),
+    );
+    try {
+      const script = `
+import json, sys, numpy as np
+import tritonclient.http as h, tritonclient.grpc as g
+from tritonclient.utils import InferenceServerException
+token = sys.argv[3]
+out = {}
+# gRPC metadata keys are lower case.
+for name, mod, url, key in (("http", h, sys.argv[1], "Authorization"), ("grpc", g, sys.argv[2], "authorization")):
+    c = mod.InferenceServerClient(url)
+    x = np.array([[6.7, 3.0, 5.2, 2.3]], dtype=np.float64)
+    i = mod.InferInput("input", list(x.shape), "FP64"); i.set_data_from_numpy(x)
+    r = c.infer("logistic", [i], headers={key: "Bearer " + token})
+    try:
+        c.infer("logistic", [i]); refused = None
+    except InferenceServerException as e:
+        refused = str(e.status())
+    out[name] = {"predict": r.as_numpy("predict").tolist(), "refused": refused}
+print(json.dumps(out))
+`;
+      const { stdout } = await _execFileAsync(
+        env.info.binaries.python,
+        ['-c', script, `127.0.0.1:${forwards[0]?.port}`, `127.0.0.1:${forwards[1]?.port}`, caller],
+        { timeout: 60_000 },
+      );
+      const seen = JSON.parse(stdout.trim().split('\n').at(-1) as string);
+      expect(seen.http.predict).toEqual([2]);
+      expect(seen.grpc.predict).toEqual([2]);
+      expect(seen.http.refused).toBe('401');
+      expect(seen.grpc.refused).toBe('StatusCode.UNAUTHENTICATED');
+    } finally {
+      for (const f of forwards) f.close();
+    }
+  }, 600_000);
 });

@@ -52,18 +52,43 @@ describe('Admission', () => {
     expect(rejected).toEqual(['full']);
   });
 
-  it('refuses a request whose expected wait (place × service time ÷ concurrency) exceeds the bound', async () => {
+  it('refuses a request whose expected wait (place × service time ÷ concurrency) exceeds ¾ of the bound', async () => {
     const { a, rejected } = admission(2, 1000, 100);
     a.enter(Date.now() + 5000);
     a.enter(Date.now() + 5000);
     a.leave(40); // service time 40 ms
     a.enter(Date.now() + 5000);
-    // Queue places 0..4 expect (p+1)·40/2 = 20..100 ms: five fit, the sixth (120 ms) does not.
-    const queued = Array.from({ length: 5 }, () => a.enter(Date.now() + 5000));
+    // Queue places 0..2 expect (p+1)·40/2 = 20..60 ms, within 75: three fit, the fourth (80 ms) does not.
+    const queued = Array.from({ length: 3 }, () => a.enter(Date.now() + 5000));
     expect(queued.every((p) => p instanceof Promise)).toBe(true);
-    expect(() => a.enter(Date.now() + 5000)).toThrow(/expected wait of 120 ms exceeds 100 ms/);
+    expect(() => a.enter(Date.now() + 5000)).toThrow(/expected wait of 80 ms is too close to 100 ms/);
     expect(rejected).toEqual(['full']);
     for (const p of queued) p?.catch(() => {});
+  });
+
+  it('under load, expects the wait from the rate requests really leave at', async () => {
+    const { a } = admission(4, 1000, 1000);
+    for (let i = 0; i < 4; i++) a.enter(Date.now() + 60_000);
+    a.leave(1); // a service time of 1 ms would promise 0.25 ms per place...
+    a.enter(Date.now() + 60_000);
+    const waiting = Array.from({ length: 50 }, () => a.enter(Date.now() + 60_000));
+    // ...but while they wait, one leaves every 20 ms (the CPUs are shared): that is the rate the queue drains at.
+    for (let i = 0; i < 20; i++) {
+      vi.advanceTimersByTime(20);
+      a.leave(1);
+    }
+    // 30 waiting: places 30..36 expect 31 × 20 = 620 … 740 ms, within ¾ of 1000; place 37 expects 760.
+    let admitted = 0;
+    try {
+      for (;;) {
+        (a.enter(Date.now() + 60_000) as Promise<void>).catch(() => {});
+        admitted++;
+      }
+    } catch (err) {
+      expect(String(err)).toMatch(/expected wait of 760 ms/);
+    }
+    expect(admitted).toBe(7);
+    for (const p of waiting) p?.catch(() => {});
   });
 
   it('answers 503 to a request that waited the bound, and the caller timeout to one whose caller gave up first', async () => {

@@ -216,30 +216,26 @@ describe('ONNX engine: worker threads', () => {
       { name: 'side', shape: [1], datatype: 'INT64', data: [side] },
     ]);
 
-  it('a request past its deadline answers 504 and its thread is replaced at once; the server thread stays free', async () => {
+  it('a request past its deadline answers 504; its run finishes on its thread (never terminated: that aborts onnxruntime); the server thread stays free', async () => {
     await withApp(appFor(await fixtureBundle('slow.onnx'), { workers: 1, requestTimeoutMs: 300 }), async (t) => {
       let started = Date.now();
       const timedOut = await t.app.inject(slow(1536));
       expect(timedOut.statusCode).toBe(504);
       expect(timedOut.json().code).toBe('MS_ERR_PREDICT_TIMEOUT');
       expect(Date.now() - started).toBeLessThan(1000);
-      // One thread only: had it not been terminated, this would wait behind the rest of the 1.4 s run and time
-      // out too (the bound leaves room for a replacement thread to open its session on a busy machine).
-      started = Date.now();
-      const fast = await t.app.inject(slow(8));
-      expect(fast.statusCode).toBe(200);
-      expect(Date.now() - started).toBeLessThan(800);
       // While the thread computes, the server's own thread answers at once.
-      const pending = t.app.inject(slow(1536));
-      await new Promise((r) => setTimeout(r, 50));
       started = Date.now();
       const live = await t.app.inject({ method: 'GET', url: '/v2/health/live' });
       expect(live.statusCode).toBe(200);
-      // A blocked server thread would hold it for the whole run (1.4 s).
+      // A blocked server thread would hold it for the rest of the run (about a second).
       expect(Date.now() - started).toBeLessThan(400);
-      expect((await pending).statusCode).toBe(504);
+      // The same thread serves the next request once its run is done (a few hundred ms of its 1.4 s left, or the
+      // next request's own 504 meanwhile): the process and the thread live on.
+      const fast = await expect.poll(async () => (await t.app.inject(slow(8))).statusCode, { interval: 100, timeout: 5000 }).toBe(200);
+      void fast;
+      expect(await t.metrics.registry.metrics()).not.toMatch(/modelship_worker_restarts_total\{[^}]*\} [1-9]/);
     });
-  });
+  }, 20_000);
 
   it('serves the same answers from a pool of threads', async () => {
     await withApp(appFor(IRIS_ONNX, { workers: 2 }), async (iris) => {

@@ -30,10 +30,15 @@
     resources: ["events"]
     verbs: ["create", "patch"]
   {{- if .Values.auth.kubernetes }}
-  # spec.auth mode kubernetes: the namespace's modelship-auth ServiceAccount, made where missing (never deleted).
+  # spec.auth mode kubernetes: the namespace's modelship-auth ServiceAccount, made where missing (never deleted), by
+  # server-side apply: a patch of that name only, which creates it (create cannot be limited by name).
   - apiGroups: [""]
     resources: ["serviceaccounts"]
-    verbs: ["get", "create"]
+    resourceNames: ["modelship-auth"]
+    verbs: ["get", "patch"]
+  - apiGroups: [""]
+    resources: ["serviceaccounts"]
+    verbs: ["create"]
   {{- end }}
   {{- if and .Values.python.envCache.claimName .Values.python.envCache.storageClassName }}
   # The shared Python environment cache's claim, made in a model namespace that has none (never deleted).

@@ -3,15 +3,16 @@
 // batch, are stacked into one tensor per input and run in one call. session.run() holds its thread, so a
 // model that runs in about a millisecond or less stays in the server's thread, and a heavier one (timed on
 // a warm-up run at load, or a large bundle) runs in a pool of worker threads, each with its own session,
-// where a request that passes the server's timeout has its thread terminated and replaced (within a budget: see
-// kill-budget.ts); a caller's shorter deadline never terminates a thread.
+// where a run is never cut short: terminating a thread inside onnxruntime aborts the whole process (measured by
+// bench:overload: `terminate called after throwing an instance of 'Napi::Error'`), and a run is bounded compute
+// anyway. A request past its deadline (the caller's or the server's) is answered 504 and its run's result dropped;
+// a run whose caller has gone before it starts is skipped.
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { TensorMetadata } from '../../bundle/manifest.ts';
 import { type ErrorCode, ModelshipError, msError } from '../../errors.ts';
-import { KillBudget } from '../kill-budget.ts';
 import type { BundleEngineOptions, Engine, Prediction, RequestContext } from '../types.ts';
 import {
   allocate,
@@ -35,8 +36,6 @@ export interface OnnxEngineOptions extends BundleEngineOptions {
   /** The manifest's `inputs` / `outputs`, laid over the graph's by name. */
   inputs?: readonly TensorMetadata[] | undefined;
   outputs?: readonly TensorMetadata[] | undefined;
-  timeoutKillsPerMinute?: number | undefined;
-  onWorkerRestart?: ((reason: 'crash' | 'timeout') => void) | undefined;
 }
 
 /** A warm-up run of one instance slower than this moves the model to worker threads. */
@@ -147,14 +146,10 @@ async function pooled(opts: OnnxEngineOptions, path: string, threads: number) {
   } finally {
     clearTimeout(timer);
   }
-  const budget = new KillBudget(opts.timeoutKillsPerMinute ?? 6);
   const runner: Runner = async (feeds, fetches, ctx) => {
-    const signal = budget.guard(ctx.signal, () => {
-      opts.onWorkerRestart?.('timeout');
-      opts.log.warn({ requestId: ctx.requestId }, 'run passed the server timeout; terminating its worker thread');
-    });
     try {
-      const reply = (await pool.run({ op: 'run', feeds, fetches, deadline: ctx.deadline } satisfies OnnxTask, { signal })) as OnnxReply;
+      // No abort signal: piscina would terminate the thread mid-run (see above).
+      const reply = (await pool.run({ op: 'run', feeds, fetches, deadline: ctx.deadline } satisfies OnnxTask)) as OnnxReply;
       return unwrap(reply) as Record<string, FlatTensor>;
     } catch (err) {
       if (err instanceof ModelshipError) throw err;
