@@ -10,8 +10,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { binaries } from '../env/build.ts';
+import { binaries, ensureBuilt } from '../env/build.ts';
 import { cacheRoot } from '../env/cache.ts';
+import { VEGETA_VERSION } from '../env/versions.ts';
 import { freePorts } from '../env/process.ts';
 import { type LoadResult, load, waitFor } from './lib.ts';
 
@@ -431,16 +432,13 @@ export async function startMlserver(venv: string, parallelWorkers: number, work:
   }
 }
 
-export const VEGETA = 'github.com/tsenart/vegeta/v12@v12.12.0';
+/** What the benchmarks' open-loop load is made by (their JSON says so). */
+export const VEGETA = `github.com/tsenart/vegeta/v12@${VEGETA_VERSION}`;
 
-/** The vegeta binary, built once into the modelship cache. */
+/** The vegeta binary: the local environment's component (env/vegeta, pinned there), built if it is not yet. */
 export async function vegeta(): Promise<string> {
-  const dir = join(cacheRoot(), 'bench', `vegeta-${VEGETA.split('@')[1]}`);
-  const bin = join(dir, 'vegeta');
-  if (existsSync(bin)) return bin;
-  log(`building ${VEGETA} (go install)`);
-  await run('go', ['install', VEGETA], { env: { ...process.env, GOBIN: dir, GOFLAGS: '-mod=mod' }, timeout: 600_000 });
-  return bin;
+  await ensureBuilt({ only: ['vegeta'] });
+  return binaries().vegeta;
 }
 
 export interface SteadyResult {

@@ -1,9 +1,9 @@
 // The CLI's side of the cluster: the kubeconfig's current context (checked to answer), ModelServings read
 // by name, a POST to a ModelServing's Service through the API server's proxy, and its pods' logs through
 // the API server. No pod addresses and no port-forwards: everything goes through the API server.
-import { request as httpRequest, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { RequestOptions } from 'node:https';
 import { Writable } from 'node:stream';
+import { Agent, request } from 'undici';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, Log, VersionApi } from '@kubernetes/client-node';
 import { GROUP, type ModelServing, PLURAL, VERSION } from '../crds/modelserving.schema.ts';
 import { apiError } from '../operator/kube/errors.ts';
@@ -127,31 +127,35 @@ export async function postThroughApiServer(
   const url = new URL(
     `${base}/api/v1/namespaces/${encodeURIComponent(c.namespace)}/services/${encodeURIComponent(service)}:http/proxy${path}`,
   );
-  const payload = Buffer.from(JSON.stringify(body));
-  const options: RequestOptions = {
-    method: 'POST',
-    hostname: url.hostname,
-    port: url.port,
-    path: url.pathname,
-    headers: { 'content-type': 'application/json', 'content-length': payload.length, ...extraHeaders },
-    timeout: 60_000,
-  };
-  await c.kc.applyToHTTPSOptions(options);
-  const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
-  return new Promise((resolve, reject) => {
-    const req = send(options, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${url.origin} within 60 s`)));
-    req.on('error', reject);
-    req.end(payload);
+  // The kubeconfig's credentials as TLS options (client certificate, CA) and headers (a token), for undici.
+  const auth: RequestOptions = { headers: {} };
+  await c.kc.applyToHTTPSOptions(auth);
+  const dispatcher = new Agent({
+    connect: {
+      ...(auth.ca ? { ca: auth.ca } : {}),
+      ...(auth.cert ? { cert: auth.cert } : {}),
+      ...(auth.key ? { key: auth.key } : {}),
+      ...(auth.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
+    },
   });
+  try {
+    const res = await request(url, {
+      method: 'POST',
+      headers: { ...(auth.headers as Record<string, string>), 'content-type': 'application/json', ...extraHeaders },
+      body: JSON.stringify(body),
+      dispatcher,
+      headersTimeout: 60_000,
+      bodyTimeout: 60_000,
+    });
+    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    if (e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT')
+      throw new Error(`no answer from ${url.origin} within 60 s`);
+    throw err;
+  } finally {
+    await dispatcher.close();
+  }
 }
 
 /**

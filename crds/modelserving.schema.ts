@@ -307,7 +307,7 @@ export const ModelServingSpec = Type.Object(
         {
           additionalProperties: false,
           description:
-            'Authentication of inference, feedback and custom routes (REST and gRPC): Authorization: Bearer <token>, or x-modelship-authorization through the API server\'s proxy; 401/403 (UNAUTHENTICATED/PERMISSION_DENIED) otherwise. Health, readiness and metadata stay open. Off unless set',
+            "Authentication of inference, feedback and custom routes (REST and gRPC): Authorization: Bearer <token>, or x-modelship-authorization through the API server's proxy; 401/403 (UNAUTHENTICATED/PERMISSION_DENIED) otherwise. Health, readiness and metadata stay open. Off unless set",
           ...rules({ rule: "self.mode != 'apiKeys' || has(self.apiKeysSecret)", message: 'apiKeys needs apiKeysSecret' }),
         },
       ),

@@ -4,35 +4,31 @@
 //   node-load.ts once <url> [json body] [request id]
 //   node-load.ts load <url> <json body> <connections> <maxMs>
 // With $NODE_LOAD_TOKEN, each request carries it as a bearer token (a model with spec.auth).
-import { request } from 'node:http';
+import { Agent, request } from 'undici';
 
-function post(url: string, body: string | undefined, requestId?: string): Promise<{ status: number; body: string; requestId?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: body === undefined ? 'GET' : 'POST',
-        headers: {
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...(requestId ? { 'x-request-id': requestId } : {}),
-          ...(process.env.NODE_LOAD_TOKEN ? { authorization: `Bearer ${process.env.NODE_LOAD_TOKEN}` } : {}),
-        },
-        timeout: 10_000,
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c) => (text += c));
-        res.on('end', () => {
-          const requestId = res.headers['x-request-id'];
-          resolve({ status: res.statusCode ?? 0, body: text, ...(typeof requestId === 'string' ? { requestId } : {}) });
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout after 10 s')));
-    req.on('error', reject);
-    req.end(body);
+// One pool of keep-alive connections per run (a load's loops share it, at most `connections` at once).
+let dispatcher: Agent | undefined;
+
+async function post(
+  url: string,
+  body: string | undefined,
+  requestId?: string,
+): Promise<{ status: number; body: string; requestId?: string }> {
+  const res = await request(url, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(requestId ? { 'x-request-id': requestId } : {}),
+      ...(process.env.NODE_LOAD_TOKEN ? { authorization: `Bearer ${process.env.NODE_LOAD_TOKEN}` } : {}),
+    },
+    ...(body === undefined ? {} : { body }),
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+    ...(dispatcher ? { dispatcher } : {}),
   });
+  const text = await res.body.text();
+  const id = res.headers['x-request-id'];
+  return { status: res.statusCode, body: text, ...(typeof id === 'string' ? { requestId: id } : {}) };
 }
 
 async function main() {
@@ -46,6 +42,7 @@ async function main() {
     return;
   }
   const [connections = '4', maxMs = '120000'] = rest;
+  dispatcher = new Agent({ connections: Number(connections) });
   let stop = false;
   process.on('SIGTERM', () => {
     stop = true;
@@ -69,6 +66,7 @@ async function main() {
   };
   await Promise.all(Array.from({ length: Number(connections) }, loop));
   process.stdout.write(`${JSON.stringify(counts)}\n`);
+  await dispatcher.close();
 }
 
 await main();

@@ -94,6 +94,19 @@ export class Admission {
   }
 
   /**
+   * A request that would be refused were it to arrive now (the queue at its bound, or its expected wait too long),
+   * refused before anything of it is read: the error, counted. Undefined: it may go on (and `enter` decides).
+   */
+  refuseEarly(): ModelshipError | undefined {
+    if (this.running < this.settings.concurrency || this.queue.length === 0) return undefined;
+    const position = this.queue.length;
+    const expected = this.expectedWaitMs(position);
+    if (position < this.settings.maxQueue && expected <= this.settings.maxWaitMs * EXPECTED_SHARE) return undefined;
+    this.observer?.rejected('full');
+    return this.overloaded(`${this.running} requests running and ${position} waiting; the expected wait is ${Math.round(expected)} ms`);
+  }
+
+  /**
    * Takes a slot: undefined when taken at once, else a promise that resolves when it is taken. Throws (or the
    * promise rejects with) MS_ERR_MODEL_OVERLOADED, or the caller's timeout when `replyBy` passes while it waits.
    * Every admitted request must `leave()` once the engine is done with it.
@@ -115,7 +128,9 @@ export class Admission {
     }
     if (expected > maxWaitMs * EXPECTED_SHARE) {
       this.observer?.rejected('full');
-      throw this.overloaded(`${position} requests waiting; the expected wait of ${Math.round(expected)} ms is too close to ${maxWaitMs} ms`);
+      throw this.overloaded(
+        `${position} requests waiting; the expected wait of ${Math.round(expected)} ms is too close to ${maxWaitMs} ms`,
+      );
     }
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ enqueued: this.now(), replyBy, resolve, reject });

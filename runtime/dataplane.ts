@@ -311,6 +311,15 @@ export class DataPlane {
     return this.current;
   }
 
+  /**
+   * Sheds a request before its body is read, when admission would refuse it anyway: under overload a refusal then
+   * costs the parsing of its headers only, leaving the CPUs to the requests that are served. Such a request gets no
+   * inference record (it never reached the model); it is counted in the metrics.
+   */
+  refuseEarly(): ModelshipError | undefined {
+    return this.current?.admission.refuseEarly();
+  }
+
   /** 404 unless the name (and version, when given) is the served model's. */
   checkModel(name: string, version?: string): void {
     const model = this.model;

@@ -29,12 +29,13 @@ export function inferenceRoutes(
   return async function routes(app: FastifyInstance): Promise<void> {
     app.decorateRequest('observed', false);
     // Inference, feedback and custom routes (the measured ones); metadata and readiness stay open. Before the body
-    // is read: a caller that may not use the model costs no parsing.
-    if (authenticate) {
-      app.addHook('onRequest', async (req) => {
-        if (req.routeOptions.config.protocol) await authenticate(req);
-      });
-    }
+    // is read: a caller that may not use the model, and a request admission would refuse anyway, cost no parsing.
+    app.addHook('onRequest', async (req) => {
+      if (!req.routeOptions.config.protocol) return;
+      if (authenticate) await authenticate(req);
+      const refused = plane.refuseEarly();
+      if (refused) throw refused;
+    });
     app.addHook('onResponse', (req, reply, done) => {
       const protocol = reply.routeOptions.config.protocol;
       if (protocol && !req.observed) metrics.observeRequest(model.name, protocol, reply.statusCode, reply.elapsedTime / 1000);

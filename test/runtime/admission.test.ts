@@ -120,6 +120,17 @@ describe('Admission', () => {
     expect(rejected).toEqual([]);
   });
 
+  it('refuses early (before a body is read) exactly what enter would refuse', () => {
+    const { a, rejected } = admission(1, 2, 10_000);
+    expect(a.refuseEarly()).toBeUndefined();
+    a.enter(Date.now() + 5000);
+    expect(a.refuseEarly()).toBeUndefined(); // the queue is empty: it would wait
+    void a.enter(Date.now() + 5000);
+    void a.enter(Date.now() + 5000);
+    expect(a.refuseEarly()?.code).toBe('MS_ERR_MODEL_OVERLOADED');
+    expect(rejected).toEqual(['full']);
+  });
+
   it('takes its bounds from the configuration, else from the engine', () => {
     const configured = { maxConcurrency: 0, maxQueue: 0, maxQueueWaitMs: 500 };
     expect(admissionSettings(8, configured, 64)).toEqual({ concurrency: 8, maxQueue: 1024, maxWaitMs: 500 });

@@ -104,8 +104,18 @@ describe('inference logging (real Kafka)', () => {
       expect((await v1(rt.url, 3, 'req-v1-ok')).status).toBe(200);
       expect((await v2(rt.url, -1, 'req-v2-fail')).status).toBe(500);
       expect((await predictGrpc(`127.0.0.1:${rt.grpcPort}`, 'doubler', [{ x: 5 }], 'req-grpc-ok')).requestId).toBe('req-grpc-ok');
-      const records = await readTopic(bootstrap, topic, 4);
-      expect(records.map((r) => r.key).sort()).toEqual(['req-grpc-ok', 'req-v1-ok', 'req-v2-fail', 'req-v2-ok']);
+      // The binary tensor extension: the record holds the values, as for JSON.
+      const header = Buffer.from(
+        JSON.stringify({ inputs: [{ name: 'x', shape: [1], datatype: 'FP64', parameters: { binary_data_size: 8 } }] }),
+      );
+      const binary = await fetch(`${rt.url}/v2/models/doubler/infer`, {
+        method: 'POST',
+        headers: { 'inference-header-content-length': String(header.length), 'x-request-id': 'req-v2-binary' },
+        body: Buffer.concat([header, Buffer.from(new Float64Array([6]).buffer)]),
+      });
+      expect(binary.status).toBe(200);
+      const records = await readTopic(bootstrap, topic, 5);
+      expect(records.map((r) => r.key).sort()).toEqual(['req-grpc-ok', 'req-v1-ok', 'req-v2-binary', 'req-v2-fail', 'req-v2-ok']);
       const values = parse(records);
       for (const v of values) expect(schema.Check(v), JSON.stringify([...schema.Errors(v)])).toBe(true);
       const byId = Object.fromEntries(values.map((v) => [v.requestId, v]));
@@ -128,10 +138,15 @@ describe('inference logging (real Kafka)', () => {
         input: [{ name: 'x', shape: [1], datatype: 'FP64', data: [5] }],
         output: [{ name: 'y', datatype: 'FP64', shape: [1], data: [10] }],
       });
+      expect(byId['req-v2-binary']).toMatchObject({
+        protocol: 'v2',
+        input: [{ name: 'x', shape: [1], datatype: 'FP64', data: [6] }],
+        output: [{ name: 'y', datatype: 'FP64', shape: [1], data: [12] }],
+      });
       expect(byId['req-v2-fail']).toMatchObject({ error: { code: 'MS_ERR_PREDICT_FAILED', status: 500 } });
       expect(byId['req-v2-fail']?.error.message).toContain('negative input');
       expect(byId['req-v2-fail']).not.toHaveProperty('output');
-      expect(await metricsOf(rt.url)).toContain('modelship_inference_log_sent_total{model="doubler"} 4');
+      expect(await metricsOf(rt.url)).toContain('modelship_inference_log_sent_total{model="doubler"} 5');
     } finally {
       await rt.shutdown();
     }
