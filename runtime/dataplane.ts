@@ -153,7 +153,7 @@ class Deadlines {
    * shorter than the server's gets a timer of its own (the sweep is too coarse for it); an answer that arrives
    * after the deadline is not delivered either.
    */
-  race<T>(ctx: CallContext, work: Promise<T>): Promise<T> {
+  race<T>(ctx: CallContext, work: Promise<T>, onSettled?: () => void): Promise<T> {
     this.running.add(ctx);
     if (!this.timer) {
       this.timer = setInterval(() => this.sweep(), this.interval);
@@ -161,24 +161,28 @@ class Deadlines {
     }
     const own = ctx.deadline < ctx.killAt ? setTimeout(() => ctx.expire(), Math.max(0, ctx.deadline - Date.now())) : undefined;
     const settled = () => {
-      if (own) clearTimeout(own);
+      if (own) {
+        clearTimeout(own);
+        // An answer that comes after the caller's deadline is not delivered either.
+        if (Date.now() >= ctx.deadline) ctx.expire();
+      }
       this.running.delete(ctx);
       if (this.running.size === 0 && this.timer) {
         clearInterval(this.timer);
         this.timer = undefined;
       }
+      onSettled?.();
+      ctx.replied = true;
     };
-    work.then(settled, settled);
     return new Promise<T>((resolve, reject) => {
       ctx.reject = reject;
       work.then(
         (v) => {
-          if (own && Date.now() >= ctx.deadline) ctx.expire();
-          ctx.replied = true;
+          settled();
           resolve(v);
         },
         (err: unknown) => {
-          ctx.replied = true;
+          settled();
           reject(err);
         },
       );
@@ -366,7 +370,7 @@ export class DataPlane {
    * Runs one engine call under admission and the request's deadlines: the slot is held until the engine is done
    * with the call, even when the caller was answered 504 before.
    */
-  private async admitted<T>(
+  private admitted<T>(
     pe: PerEngine,
     requestId: string,
     callerTimeout: unknown,
@@ -376,20 +380,21 @@ export class DataPlane {
   ): Promise<T> {
     const { replyBy, killAt } = this.deadlinesOf(callerTimeout);
     const admission = pe.admission;
+    const start = (): Promise<T> => {
+      const t0 = performance.now();
+      const ctx = new CallContext(this.log, this.model.name, requestId, replyBy, killAt, parameters, authorization);
+      let work: Promise<T>;
+      try {
+        work = run(ctx);
+      } catch (err) {
+        admission.leave(performance.now() - t0);
+        return Promise.reject(err);
+      }
+      return this.deadlines.race(ctx, work, () => admission.leave(performance.now() - t0));
+    };
+    // The common case takes its slot at once: no promise, no timer.
     const waiting = admission.enter(replyBy);
-    if (waiting) await waiting;
-    const t0 = performance.now();
-    const ctx = new CallContext(this.log, this.model.name, requestId, replyBy, killAt, parameters, authorization);
-    let work: Promise<T>;
-    try {
-      work = run(ctx);
-    } catch (err) {
-      admission.leave(performance.now() - t0);
-      throw err;
-    }
-    const leave = () => admission.leave(performance.now() - t0);
-    work.then(leave, leave);
-    return this.deadlines.race(ctx, work);
+    return waiting ? waiting.then(start) : start();
   }
 
   /** One inference, from decoded request to encoded response. */

@@ -30,12 +30,19 @@ export function inferenceRoutes(
     app.decorateRequest('observed', false);
     // Inference, feedback and custom routes (the measured ones); metadata and readiness stay open. Before the body
     // is read: a caller that may not use the model, and a request admission would refuse anyway, cost no parsing.
-    app.addHook('onRequest', async (req) => {
-      if (!req.routeOptions.config.protocol) return;
-      if (authenticate) await authenticate(req);
-      const refused = plane.refuseEarly();
-      if (refused) throw refused;
-    });
+    if (authenticate) {
+      app.addHook('onRequest', async (req) => {
+        if (!req.routeOptions.config.protocol) return;
+        await authenticate(req);
+        const refused = plane.refuseEarly();
+        if (refused) throw refused;
+      });
+    } else {
+      // Without authentication, a plain callback: no promise per request.
+      app.addHook('onRequest', (req, _reply, done) => {
+        done(req.routeOptions.config.protocol ? plane.refuseEarly() : undefined);
+      });
+    }
     app.addHook('onResponse', (req, reply, done) => {
       const protocol = reply.routeOptions.config.protocol;
       if (protocol && !req.observed) metrics.observeRequest(model.name, protocol, reply.statusCode, reply.elapsedTime / 1000);
