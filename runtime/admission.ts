@@ -1,10 +1,11 @@
 // Admission control for one model: at most `concurrency` requests are at the engine at once, the others wait in
 // one FIFO queue, and a request that would wait too long is refused at once (503 MS_ERR_MODEL_OVERLOADED with a
 // Retry-After) instead of joining a queue that only grows. "Too long" is judged before the request waits: its
-// expected wait is its place in the queue times the time between departures while requests wait (a moving
-// average: the rate the engine really serves at, whatever else shares the CPUs; before any is measured, the service
-// time divided by the concurrency), and it must fit within `maxWaitMs` with a quarter to spare for the estimate's
-// error; `maxQueue` is a hard bound on top (memory). A
+// expected wait is its place in the queue divided by the rate requests leave at while others wait (departures
+// counted over windows of 100 ms, a moving average of those rates: what the engine really serves, whatever else
+// shares the CPUs, and not thrown by one slow call or a pause; before any window, the service time divided by the
+// concurrency), and it must fit within `maxWaitMs` with a quarter to spare for the estimate's error; `maxQueue` is a
+// hard bound on top (memory). A
 // request that still waits past `maxWaitMs` (the engine slowed down) gets the same 503; one whose caller's
 // deadline passes while it waits, or would pass before its expected turn, gets the caller's 504. Either way it
 // never reaches the engine.
@@ -39,6 +40,8 @@ interface Waiter {
 const EWMA_WEIGHT = 0.2;
 /** The share of `maxWaitMs` an expected wait may take: the rest is room for the estimate's error. */
 const EXPECTED_SHARE = 0.75;
+/** Departures are counted over windows this long, each giving one sample of the rate. */
+const RATE_WINDOW_MS = 100;
 
 export class Admission {
   readonly settings: AdmissionSettings;
@@ -50,9 +53,11 @@ export class Admission {
   private readonly queue: Waiter[] = [];
   /** Moving average of the time a request holds its slot, ms; undefined until one finished. */
   private serviceMs: number | undefined;
-  /** Moving average of the time between departures while requests wait, ms: 1 / the rate served under load. */
-  private gapMs: number | undefined;
-  private lastLeave: number | undefined;
+  /** Moving average of the rate requests leave at while others wait, per ms; undefined until one window closed. */
+  private rate: number | undefined;
+  /** The window being counted: when it began (undefined: none, nobody waiting) and its departures. */
+  private windowStart: number | undefined;
+  private windowCount = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -81,7 +86,12 @@ export class Admission {
 
   /** The expected wait of a request joining the queue at `position` (0: the head), ms. */
   private expectedWaitMs(position: number): number {
-    const perDeparture = this.gapMs ?? (this.serviceMs === undefined ? 0 : this.serviceMs / this.settings.concurrency);
+    const perDeparture =
+      this.rate !== undefined && this.rate > 0
+        ? 1 / this.rate
+        : this.serviceMs === undefined
+          ? 0
+          : this.serviceMs / this.settings.concurrency;
     return (position + 1) * perDeparture;
   }
 
@@ -142,12 +152,22 @@ export class Admission {
   leave(heldMs: number): void {
     this.running--;
     this.serviceMs = this.serviceMs === undefined ? heldMs : this.serviceMs + EWMA_WEIGHT * (heldMs - this.serviceMs);
-    const now = this.now();
-    if (this.queue.length > 0 && this.lastLeave !== undefined) {
-      const gap = now - this.lastLeave;
-      this.gapMs = this.gapMs === undefined ? gap : this.gapMs + EWMA_WEIGHT * (gap - this.gapMs);
-    }
-    this.lastLeave = now;
+    if (this.queue.length > 0) {
+      const now = this.now();
+      if (this.windowStart === undefined) {
+        this.windowStart = now;
+        this.windowCount = 0;
+      } else {
+        this.windowCount++;
+        const span = now - this.windowStart;
+        if (span >= RATE_WINDOW_MS) {
+          const sample = this.windowCount / span;
+          this.rate = this.rate === undefined ? sample : this.rate + EWMA_WEIGHT * (sample - this.rate);
+          this.windowStart = now;
+          this.windowCount = 0;
+        }
+      }
+    } else this.windowStart = undefined;
     while (this.running < this.settings.concurrency && this.queue.length > 0) {
       const next = this.queue.shift() as Waiter;
       this.running++;
