@@ -176,7 +176,7 @@ export function program(): Command {
     .option('--grpc', 'speak OIP gRPC: <target> is host:port of the gRPC port (8081)')
     .option(
       '--token <token>',
-      "the bearer token for a model with spec.auth (a Kubernetes token or an API key); default: $MODELSHIP_TOKEN, else the kubeconfig user's token",
+      'the bearer token for a model with spec.auth (a Kubernetes token made for it, e.g. `kubectl create token <sa>`, or an API key); default: $MODELSHIP_TOKEN. The kubeconfig credentials are never sent to a model',
     )
     .action(async (target: string, opts: { model?: string; input: string; namespace?: string; grpc?: boolean; token?: string }) => {
       const inputs = await readInput(opts.input);
@@ -187,8 +187,9 @@ export function program(): Command {
         // The ModelServing's Service through the API server's proxy: nobody needs a pod address.
         const c = await connect(opts.namespace);
         const model = opts.model ?? target;
-        // The API server keeps Authorization for itself: the model's token travels in x-modelship-authorization.
-        const token = explicit ?? c.kc.getCurrentUser()?.token;
+        // The API server keeps Authorization for itself: the model's token travels in x-modelship-authorization. Only a
+        // token given for the purpose: the kubeconfig's own credentials must never reach model code.
+        const token = explicit;
         const r = await postThroughApiServer(
           c,
           target,

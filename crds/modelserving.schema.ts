@@ -220,7 +220,7 @@ export const RuntimeOverrides = Type.Object(
               maximum: 600000,
               default: 1000,
               description:
-                'Longest a request waits for the model; a request whose expected wait exceeds it is refused at once with 503 MS_ERR_MODEL_OVERLOADED and Retry-After',
+                'Longest a request waits for the model; a request whose expected wait (its place in the queue over the rate requests leave at) exceeds 3/4 of it is refused at once with 503 MS_ERR_MODEL_OVERLOADED and Retry-After, and one that waits this long gets the same',
             }),
           ),
         },

@@ -46,7 +46,8 @@ const RATE_WINDOW_MS = 100;
 export class Admission {
   readonly settings: AdmissionSettings;
   private readonly model: string;
-  private readonly timeout: (waitedMs: number) => ModelshipError;
+  /** The caller's 504, given the time it had (ms). */
+  private readonly timeout: (budgetMs: number) => ModelshipError;
   private readonly observer: AdmissionObserver | undefined;
   private readonly now: () => number;
   private running = 0;
@@ -63,7 +64,7 @@ export class Admission {
   constructor(
     model: string,
     settings: AdmissionSettings,
-    timeout: (waitedMs: number) => ModelshipError,
+    timeout: (budgetMs: number) => ModelshipError,
     observer?: AdmissionObserver,
     now: () => number = Date.now,
   ) {
@@ -131,7 +132,7 @@ export class Admission {
     const expected = this.expectedWaitMs(position);
     // Its caller would give up before its turn: answered now, as it would be then.
     const left = replyBy - this.now();
-    if (expected >= left) throw this.timeout(0);
+    if (expected >= left) throw this.timeout(left);
     if (position >= maxQueue) {
       this.observer?.rejected('full');
       throw this.overloaded(`${this.running} requests running and ${position} waiting, the most it queues`);
@@ -187,7 +188,7 @@ export class Admission {
         w.reject(this.overloaded(`waited ${now - w.enqueued} ms for the engine, the most it waits`));
       } else if (w.replyBy <= now) {
         this.queue.splice(i, 1);
-        w.reject(this.timeout(now - w.enqueued));
+        w.reject(this.timeout(w.replyBy - w.enqueued));
       } else i++;
     }
     this.idle();

@@ -124,7 +124,8 @@ export function build(opts: BuildOptions): FastifyInstance {
   app.setErrorHandler((error: FastifyError, req, reply) => {
     const err = toModelshipError(error, bodyLimit);
     if (err.retryAfterSeconds !== undefined) reply.header('retry-after', err.retryAfterSeconds);
-    if (err.statusCode >= 500 && err.code !== 'MS_ERR_MODEL_OVERLOADED') {
+    if (err.code === 'MS_ERR_AUTH_UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
+    if (err.statusCode >= 500 && err.code !== 'MS_ERR_MODEL_OVERLOADED' && err.code !== 'MS_ERR_AUTH_UNAVAILABLE') {
       log.error({ requestId: req.id, code: err.code, err: error, url: req.url }, err.message);
     } else if (debug) {
       log.debug({ requestId: req.id, code: err.code, url: req.url }, err.message);

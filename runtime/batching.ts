@@ -5,7 +5,8 @@
 // fails); a request whose caller's deadline has passed when its batch is sent never runs (the data plane has
 // answered it 504 already). The batch itself runs under the server's timeout: a caller's short deadline never
 // cuts the others' work short. Requests that ask for different outputs, another v1 verb or carry parameters
-// are not mixed: each such kind batches on its own.
+// are not mixed: each such kind batches on its own; nor are requests of different callers (spec.auth), since a
+// batch's calls to dependencies carry one caller's credentials.
 import type { Outputs } from './engines/outputs.ts';
 import type { Prediction, PredictOptions } from './engines/types.ts';
 import { isModelshipError, type ModelshipError } from './errors.ts';
@@ -16,7 +17,12 @@ export interface BatchingSettings {
 }
 
 /** What the batcher needs from the data plane: run one engine call for a whole batch. */
-export type RunBatch = (requestId: string, rows: Record<string, unknown>[], opts: PredictOptions | undefined) => Promise<Prediction>;
+export type RunBatch = (
+  requestId: string,
+  rows: Record<string, unknown>[],
+  opts: PredictOptions | undefined,
+  authorization: string | undefined,
+) => Promise<Prediction>;
 
 interface Waiting {
   requestId: string;
@@ -30,6 +36,7 @@ interface Waiting {
 
 interface Queue {
   opts: PredictOptions | undefined;
+  authorization: string | undefined;
   waiting: Waiting[];
   rows: number;
   timer: NodeJS.Timeout | undefined;
@@ -65,10 +72,17 @@ export class Batcher {
   }
 
   /** Queues one request's rows (`deadline`: its caller's, epoch ms); resolves with its own predictions. */
-  submit(requestId: string, rows: Record<string, unknown>[], opts: PredictOptions | undefined, deadline: number): Promise<Prediction> {
-    const key = batchKey(opts);
+  submit(
+    requestId: string,
+    rows: Record<string, unknown>[],
+    opts: PredictOptions | undefined,
+    deadline: number,
+    authorization?: string,
+  ): Promise<Prediction> {
+    const kind = batchKey(opts);
     // Alone: it cannot share, or it fills a batch by itself.
-    if (key === undefined || rows.length >= this.settings.maxBatchSize) return this.run(requestId, rows, opts);
+    if (kind === undefined || rows.length >= this.settings.maxBatchSize) return this.run(requestId, rows, opts, authorization);
+    const key = authorization === undefined ? kind : `${kind}\0${authorization}`;
     return new Promise<Prediction>((resolve, reject) => {
       let q = this.queues.get(key);
       // A request that would overflow the waiting batch sends it off and starts the next one.
@@ -77,7 +91,7 @@ export class Batcher {
         q = undefined;
       }
       if (!q) {
-        q = { opts, waiting: [], rows: 0, timer: undefined };
+        q = { opts, authorization, waiting: [], rows: 0, timer: undefined };
         this.queues.set(key, q);
       }
       const w: Waiting = { requestId, rows, deadline, enqueued: performance.now(), resolve, reject };
@@ -110,7 +124,7 @@ export class Batcher {
     this.observer?.batch(rows.length, members.length);
     const first = members[0] as Waiting;
     const id = members.length === 1 ? first.requestId : `${first.requestId}+${members.length - 1}`;
-    this.run(id, rows, q.opts).then(
+    this.run(id, rows, q.opts, q.authorization).then(
       (p) => {
         let at = 0;
         for (const w of members) {
@@ -123,7 +137,7 @@ export class Batcher {
       (err: unknown) => {
         // The caller's mistake in one request must not fail the others: run each again on its own.
         if (members.length > 1 && isModelshipError(err) && err.statusCode < 500) {
-          for (const w of members) this.run(w.requestId, w.rows, q.opts).then(w.resolve, w.reject);
+          for (const w of members) this.run(w.requestId, w.rows, q.opts, q.authorization).then(w.resolve, w.reject);
           return;
         }
         for (const w of members) w.reject(err);

@@ -84,6 +84,8 @@ class CallContext implements RequestContext {
   /** Answers the caller now (its deadline passed); the call itself runs on. */
   reject: ((err: Error) => void) | undefined;
   replied: boolean;
+  /** Gives its admission slot back (once): when the call ends, or at the server's timeout, whichever is first. */
+  release: (() => void) | undefined;
 
   constructor(
     parent: Logger,
@@ -107,6 +109,7 @@ class CallContext implements RequestContext {
     this.killed = undefined;
     this.reject = undefined;
     this.replied = false;
+    this.release = undefined;
   }
 
   get log(): Logger {
@@ -160,6 +163,15 @@ class Deadlines {
       this.timer.unref();
     }
     const own = ctx.deadline < ctx.killAt ? setTimeout(() => ctx.expire(), Math.max(0, ctx.deadline - Date.now())) : undefined;
+    if (onSettled) {
+      let given = false;
+      ctx.release = () => {
+        if (!given) {
+          given = true;
+          onSettled();
+        }
+      };
+    }
     const settled = () => {
       if (own) {
         clearTimeout(own);
@@ -171,7 +183,7 @@ class Deadlines {
         clearInterval(this.timer);
         this.timer = undefined;
       }
-      onSettled?.();
+      ctx.release?.();
       ctx.replied = true;
     };
     return new Promise<T>((resolve, reject) => {
@@ -195,6 +207,9 @@ class Deadlines {
       if (c.killAt <= now) {
         this.running.delete(c);
         c.kill(msError('MS_ERR_PREDICT_TIMEOUT', { ms: this.timeoutMs }));
+        // Its slot too: a call that cannot be stopped (in the server's thread, or past the kill budget) must not
+        // hold it for good. The engine's own bounds (its workers) still hold the work that runs on.
+        c.release?.();
       } else if (c.deadline <= now) c.expire();
     }
   }
@@ -292,9 +307,9 @@ export class DataPlane {
       ? new Batcher(
           settings,
           // The batch runs under the server's timeout from when it is sent; each member keeps its own deadline.
-          (id, rows, opts) => {
+          (id, rows, opts, authorization) => {
             const now = Date.now();
-            const ctx = new CallContext(this.log, name, id, now + this.timeoutMs, now + this.timeoutMs, opts?.parameters);
+            const ctx = new CallContext(this.log, name, id, now + this.timeoutMs, now + this.timeoutMs, opts?.parameters, authorization);
             return this.deadlines.race(ctx, engine.predict(rows, ctx, opts));
           },
           () => msError('MS_ERR_PREDICT_TIMEOUT', { ms: this.timeoutMs }),
@@ -307,7 +322,7 @@ export class DataPlane {
       DEFAULTS.inProcessConcurrency,
       settings?.maxBatchSize ?? 1,
     );
-    const admission = new Admission(name, bounds, () => msError('MS_ERR_PREDICT_TIMEOUT', { ms: this.timeoutMs }), {
+    const admission = new Admission(name, bounds, (ms) => msError('MS_ERR_PREDICT_TIMEOUT', { ms: Math.max(0, Math.round(ms)) }), {
       rejected: (reason) => metrics.rejected.labels(name, reason).inc(),
     });
     const inputs = this.model.inputs;
@@ -413,7 +428,8 @@ export class DataPlane {
         pe,
         call.requestId,
         call.callerTimeout,
-        (ctx) => (pe.batcher ? pe.batcher.submit(call.requestId, rows, opts, ctx.deadline) : pe.engine.predict(rows, ctx, opts)),
+        (ctx) =>
+          pe.batcher ? pe.batcher.submit(call.requestId, rows, opts, ctx.deadline, call.authorization) : pe.engine.predict(rows, ctx, opts),
         opts?.parameters,
         call.authorization,
       );
@@ -449,7 +465,13 @@ export class DataPlane {
    * plugin failure (or overload) loses no ground truth; then the plugin's feedback() runs, admitted like a
    * prediction.
    */
-  async feedback(protocol: 'v2' | 'v1', requestId: string, body: { id: string } & Record<string, unknown>, callerTimeout?: unknown) {
+  async feedback(
+    protocol: 'v2' | 'v1',
+    requestId: string,
+    body: { id: string } & Record<string, unknown>,
+    callerTimeout?: unknown,
+    authorization?: string,
+  ) {
     const { model, recorder } = this;
     const pe = this.perEngine();
     const engine = pe.engine;
@@ -458,7 +480,7 @@ export class DataPlane {
     const logged = recorder.feedback(protocol, id, requestId, truth);
     const response: { id: string; model: string; logged: boolean; result?: unknown } = { id, model: model.name, logged };
     if (engine.metadata.hasFeedback) {
-      const r = await this.admitted(pe, requestId, callerTimeout, (ctx) => engine.feedback(body, ctx));
+      const r = await this.admitted(pe, requestId, callerTimeout, (ctx) => engine.feedback(body, ctx), undefined, authorization);
       recorder.signals(r.signals, id);
       if (r.value !== undefined) response.result = r.value;
     }
@@ -466,8 +488,14 @@ export class DataPlane {
   }
 
   /** A custom route's call, admitted like a prediction. */
-  route(index: number, req: CustomRouteRequest, requestId: string, callerTimeout?: unknown): Promise<CustomRouteResponse> {
+  route(
+    index: number,
+    req: CustomRouteRequest,
+    requestId: string,
+    callerTimeout?: unknown,
+    authorization?: string,
+  ): Promise<CustomRouteResponse> {
     const pe = this.perEngine();
-    return this.admitted(pe, requestId, callerTimeout, (ctx) => pe.engine.callRoute(index, req, ctx));
+    return this.admitted(pe, requestId, callerTimeout, (ctx) => pe.engine.callRoute(index, req, ctx), undefined, authorization);
   }
 }

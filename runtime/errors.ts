@@ -86,6 +86,7 @@ export const ERRORS = {
   MS_ERR_MODEL_OVERLOADED: { status: 503, message: 'model "{name}" is overloaded ({detail}); retry after {seconds} s' },
   MS_ERR_AUTH_UNAUTHENTICATED: { status: 401, message: 'authentication required: {detail}' },
   MS_ERR_AUTH_FORBIDDEN: { status: 403, message: 'forbidden: {detail}' },
+  MS_ERR_AUTH_UNAVAILABLE: { status: 503, message: 'the caller cannot be checked now: {detail}' },
   MS_ERR_HTTP_NOT_FOUND: { status: 404, message: 'no route {method} {url}' },
   MS_ERR_HTTP_METHOD_NOT_ALLOWED: { status: 405, message: 'method {method} is not allowed on {url}' },
   MS_ERR_SERVER_INTERNAL: { status: 500, message: 'internal error: {detail}' },

@@ -65,7 +65,7 @@ export class ModelServingController {
   private readonly topics: TopicAdmin | undefined;
   private readonly topicChecks: TopicChecks = new Map();
   private readonly envClaims = new Set<string>();
-  private readonly authAccounts = new Set<string>();
+  private readonly authAccounts = new Map<string, number>();
 
   private readonly events: EventRecorder<CoreV1Event>;
 

@@ -52,8 +52,11 @@ export interface ReconcileDeps {
    * deleted and made again under its name holds new ModelServings, so its claim is made again.
    */
   envClaims?: Set<string>;
-  /** Namespaces (by a ModelServing's uid, as envClaims) whose auth ServiceAccount and binding are made sure of. */
-  authAccounts?: Set<string>;
+  /**
+   * ModelServings (by uid) whose namespace's auth ServiceAccount and binding subject were made sure of, and when:
+   * checked again after AUTH_RECHECK_MS, so a subject someone removed from the binding comes back.
+   */
+  authAccounts?: Map<string, number>;
 }
 
 export interface ReconcileResult {
@@ -99,9 +102,13 @@ async function ensureEnvClaim(ms: ModelServing, deps: ReconcileDeps, changed: st
  * spec.auth mode kubernetes: the namespace's auth ServiceAccount (made where missing; one someone made is used as
  * it is) and its place among the subjects of the operator's binding to system:auth-delegator.
  */
+const AUTH_RECHECK_MS = 5 * 60_000;
+
 async function ensureAuthAccount(ms: ModelServing, deps: ReconcileDeps, changed: string[]): Promise<void> {
   const uid = ms.metadata.uid as string;
-  if (!wantsAuthAccount(ms) || deps.authAccounts?.has(uid)) return;
+  if (!wantsAuthAccount(ms)) return;
+  const checked = deps.authAccounts?.get(uid);
+  if (checked !== undefined && Date.now() - checked < AUTH_RECHECK_MS) return;
   const bindingName = deps.config.authBinding;
   if (!bindingName) {
     throw new TerminalError(
@@ -126,10 +133,13 @@ async function ensureAuthAccount(ms: ModelServing, deps: ReconcileDeps, changed:
   if (!binding) throw new TerminalError(`ClusterRoleBinding ${bindingName} (the chart's, for spec.auth) does not exist`, 'AuthUnavailable');
   const wanted = bindingWithSubject(binding, ms.metadata.namespace as string);
   if (wanted) {
+    // The subjects list is replaced whole: with the version read, so two namespaces added at once cannot drop each
+    // other's (the second gets a conflict, and its reconcile is retried on the new list).
+    wanted.metadata = { ...wanted.metadata, resourceVersion: binding.metadata?.resourceVersion as string };
     await deps.writer.apply(wanted);
     changed.push(`bound ServiceAccount ${account.metadata?.name} to system:auth-delegator`);
   }
-  deps.authAccounts?.add(uid);
+  deps.authAccounts?.set(uid, Date.now());
 }
 
 export async function reconcile(key: string, deps: ReconcileDeps): Promise<ReconcileResult> {

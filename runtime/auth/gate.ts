@@ -5,7 +5,7 @@
 // so a client's steady traffic costs one check per 10 s, and a flood of bad tokens one per 2 s per token.
 // Health and model metadata stay open.
 import { createHash } from 'node:crypto';
-import { Client } from 'undici';
+import { Pool } from 'undici';
 import { FORWARDED_AUTH_HEADER } from '../contract.ts';
 import { type ModelshipError, msError } from '../errors.ts';
 import type { Verdict } from './sidecar.ts';
@@ -15,6 +15,10 @@ export { FORWARDED_AUTH_HEADER };
 const ALLOWED_TTL_MS = 10_000;
 const REFUSED_TTL_MS = 2_000;
 const MAX_CACHED = 10_000;
+/** Checks asked of the sidecar at once; beyond it a request is refused with 503 (a flood of new tokens). */
+const MAX_PENDING = 256;
+/** How long a check may take (the sidecar's TokenReview and SubjectAccessReview). */
+const CHECK_TIMEOUT_MS = 5_000;
 
 /** The bearer token of a request's headers, if any. Pure. */
 export function bearerToken(authorization: unknown, forwarded?: unknown): string | undefined {
@@ -26,13 +30,22 @@ export function bearerToken(authorization: unknown, forwarded?: unknown): string
   return undefined;
 }
 
+/**
+ * The caller's credentials as they go on to the dependencies it calls (`Authorization: Bearer <token>`), from
+ * whichever header carried them (a call through the API server's proxy has only the forwarded one). Pure.
+ */
+export function callerAuthorization(authorization: unknown, forwarded?: unknown): string | undefined {
+  const token = bearerToken(authorization, forwarded);
+  return token === undefined ? undefined : `Bearer ${token}`;
+}
+
 export class AuthGate {
-  private readonly client: Client;
+  private readonly client: Pool;
   private readonly cache = new Map<string, { verdict: Verdict; until: number }>();
   private readonly pending = new Map<string, Promise<Verdict>>();
 
   constructor(socketPath: string) {
-    this.client = new Client('http://auth', { socketPath, pipelining: 1 });
+    this.client = new Pool('http://auth', { socketPath, connections: 8, headersTimeout: CHECK_TIMEOUT_MS, bodyTimeout: CHECK_TIMEOUT_MS });
   }
 
   /** Resolves when the request may go on; throws 401 or 403 (or 503 when the sidecar cannot answer). */
@@ -53,18 +66,20 @@ export class AuthGate {
   private ask(key: string, token: string): Promise<Verdict> {
     let p = this.pending.get(key);
     if (p) return p;
+    if (this.pending.size >= MAX_PENDING) return Promise.reject(unavailable(`${MAX_PENDING} checks are already waiting`));
     p = this.client
       .request({ path: '/check', method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) })
       .then(async (res) => {
         const text = await res.body.text();
         if (res.statusCode !== 200) throw new Error(`the auth sidecar answered ${res.statusCode}: ${text.slice(0, 200)}`);
         const verdict = JSON.parse(text) as Verdict;
-        if (this.cache.size >= MAX_CACHED) this.cache.clear();
+        // The oldest entry goes (a Map keeps insertion order): a flood of new tokens evicts its own, not all.
+        if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as string);
         this.cache.set(key, { verdict, until: Date.now() + (verdict.allowed ? ALLOWED_TTL_MS : REFUSED_TTL_MS) });
         return verdict;
       })
       .catch((err: Error) => {
-        throw msError('MS_ERR_MODEL_NOT_READY', { name: 'auth', detail: `cannot check the caller: ${err.message}` });
+        throw unavailable(err.message);
       })
       .finally(() => this.pending.delete(key));
     this.pending.set(key, p);
@@ -74,6 +89,12 @@ export class AuthGate {
   close(): Promise<void> {
     return this.client.close();
   }
+}
+
+function unavailable(detail: string): ModelshipError {
+  const err = msError('MS_ERR_AUTH_UNAVAILABLE', { detail });
+  err.retryAfterSeconds = 1;
+  return err;
 }
 
 function refusal(v: Exclude<Verdict, { allowed: true }>): ModelshipError {

@@ -104,10 +104,15 @@ async function createPoolEngine(opts: JsEngineOptions): Promise<Engine> {
   const budget = new KillBudget(opts.timeoutKillsPerMinute ?? 6);
   const run = async <T>(task: WorkerTask, ctx: RequestContext): Promise<T> => {
     // Terminating the thread is the only way to stop a running call: done on the server's timeout, within the budget.
-    const signal = budget.guard(ctx.signal, () => {
-      opts.onWorkerRestart?.('timeout');
-      opts.log.warn({ requestId: ctx.requestId }, 'request passed the server timeout; terminating its worker thread');
-    });
+    let ended = false;
+    const signal = budget.guard(
+      ctx.signal,
+      () => {
+        opts.onWorkerRestart?.('timeout');
+        opts.log.warn({ requestId: ctx.requestId }, 'request passed the server timeout; terminating its worker thread');
+      },
+      () => ended,
+    );
     try {
       const framed = { ...task, deadline: ctx.deadline, ...(ctx.authorization ? { authorization: ctx.authorization } : {}) } as WorkerTask;
       return unwrap<T>((await pool.run(framed, { signal })) as WorkerReply);
@@ -115,6 +120,8 @@ async function createPoolEngine(opts: JsEngineOptions): Promise<Engine> {
       if (err instanceof ModelshipError) throw err;
       if (ctx.signal.aborted) throw ctx.signal.reason ?? err;
       throw msError('MS_ERR_PREDICT_FAILED', { detail: `worker: ${(err as Error).message}` }, err);
+    } finally {
+      ended = true;
     }
   };
   return {

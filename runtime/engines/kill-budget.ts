@@ -23,6 +23,13 @@ export class KillBudget {
     while (this.kills.length > 0 && (this.kills[0] as number) <= since) this.kills.shift();
   }
 
+  /** Milliseconds until the budget allows a kill again (0: now). */
+  get waitMs(): number {
+    this.forget();
+    if (this.kills.length < this.perMinute) return 0;
+    return Math.max(1, (this.kills[0] as number) + 60_000 - this.now());
+  }
+
   /** Whether a kill is allowed now; takes it from the budget when it is. */
   take(): boolean {
     this.forget();
@@ -32,21 +39,20 @@ export class KillBudget {
   }
 
   /**
-   * A signal for a pool that kills its worker on abort: it aborts when `signal` does, if the budget allows then
-   * (`onKill` is told), and otherwise never.
+   * A signal for a pool that kills its worker on abort: it aborts when `signal` does, as soon as the budget allows
+   * (`onKill` is told), unless `done()` says the call has ended meanwhile. A call that hangs is therefore stopped
+   * once the budget refills, never left holding its worker for good.
    */
-  guard(signal: AbortSignal, onKill: () => void): AbortSignal {
+  guard(signal: AbortSignal, onKill: () => void, done: () => boolean): AbortSignal {
     const guarded = new AbortController();
-    signal.addEventListener(
-      'abort',
-      () => {
-        if (this.take()) {
-          onKill();
-          guarded.abort(signal.reason);
-        }
-      },
-      { once: true },
-    );
+    const attempt = () => {
+      if (done()) return;
+      if (this.take()) {
+        onKill();
+        guarded.abort(signal.reason);
+      } else setTimeout(attempt, this.waitMs).unref();
+    };
+    signal.addEventListener('abort', attempt, { once: true });
     return guarded.signal;
   }
 }

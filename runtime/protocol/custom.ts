@@ -4,7 +4,8 @@
 // and bounded like a prediction (DataPlane.route).
 import type { FastifyInstance } from 'fastify';
 import FindMyWay from 'find-my-way';
-import { TIMEOUT_HEADER } from '../contract.ts';
+import { callerAuthorization } from '../auth/gate.ts';
+import { FORWARDED_AUTH_HEADER, TIMEOUT_HEADER } from '../contract.ts';
 import type { DataPlane } from '../dataplane.ts';
 import type { CustomRouteSpec } from '../engines/types.ts';
 import { msError } from '../errors.ts';
@@ -58,6 +59,7 @@ export function registerCustom(app: FastifyInstance, plane: DataPlane): void {
         },
         req.id,
         req.headers[TIMEOUT_HEADER],
+        callerAuthorization(req.headers.authorization, req.headers[FORWARDED_AUTH_HEADER]),
       );
       reply.code(res.status ?? 200);
       return res.body ?? null;

@@ -6,7 +6,7 @@
 // HTTP. An error's gRPC status comes from its HTTP one; our code rides in the `ms-error-code` trailer.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { type AuthGate, FORWARDED_AUTH_HEADER } from '../auth/gate.ts';
+import { type AuthGate, callerAuthorization, FORWARDED_AUTH_HEADER } from '../auth/gate.ts';
 import { TIMEOUT_HEADER } from '../contract.ts';
 import { type DataPlane, requestIdFrom } from '../dataplane.ts';
 import { isModelshipError, type ModelshipError, msError } from '../errors.ts';
@@ -201,7 +201,8 @@ export async function startGrpc(
     }),
     ModelInfer: unary(async (req: InferRequest, call) => {
       const auth = call.metadata.get('authorization')[0];
-      await o.auth?.check(auth, call.metadata.get(FORWARDED_AUTH_HEADER)[0]);
+      const forwarded = call.metadata.get(FORWARDED_AUTH_HEADER)[0];
+      await o.auth?.check(auth, forwarded);
       const requestId = requestIdFrom(call.metadata.get('x-request-id')[0]);
       const raw = req.raw_input_contents;
       const requested = req.outputs.length > 0 ? req.outputs.map((r) => r.name) : undefined;
@@ -234,7 +235,7 @@ export async function startGrpc(
         version: req.model_version || undefined,
         inferenceId: req.id || undefined,
         callerTimeout: callerMs.length ? Math.max(1, Math.floor(Math.min(...callerMs))) : undefined,
-        authorization: typeof auth === 'string' ? auth : undefined,
+        authorization: callerAuthorization(auth, forwarded),
         opts: { ...(requested ? { outputs: requested } : {}), ...(parameters ? { parameters } : {}) },
         decode: () => inputsToRows(decoded(), tail),
         recordInput: () => inputsForRecord(decoded(), tail),

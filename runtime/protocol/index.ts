@@ -12,11 +12,20 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The protocol label of a measured route (v2, v1, custom). */
     protocol?: string;
+    /** A feedback route: never shed before its body is read (its ground truth is recorded whatever the load). */
+    feedback?: boolean;
   }
   interface FastifyRequest {
     /** Set by an infer handler as it hands the request to DataPlane.infer, which measures it. */
     observed: boolean;
   }
+}
+
+/** Whether a request may be shed before its body is read: not feedback (v2's route, v1's `:feedback` verb). */
+function shed(req: { routeOptions: { config: { feedback?: boolean } }; params: unknown }): boolean {
+  if (req.routeOptions.config.feedback) return false;
+  const target = (req.params as { target?: string }).target;
+  return !(typeof target === 'string' && target.endsWith(':feedback'));
 }
 
 export function inferenceRoutes(
@@ -34,13 +43,13 @@ export function inferenceRoutes(
       app.addHook('onRequest', async (req) => {
         if (!req.routeOptions.config.protocol) return;
         await authenticate(req);
-        const refused = plane.refuseEarly();
+        const refused = shed(req) ? plane.refuseEarly() : undefined;
         if (refused) throw refused;
       });
     } else {
       // Without authentication, a plain callback: no promise per request.
       app.addHook('onRequest', (req, _reply, done) => {
-        done(req.routeOptions.config.protocol ? plane.refuseEarly() : undefined);
+        done(req.routeOptions.config.protocol && shed(req) ? plane.refuseEarly() : undefined);
       });
     }
     app.addHook('onResponse', (req, reply, done) => {

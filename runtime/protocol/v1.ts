@@ -8,7 +8,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { TIMEOUT_HEADER } from '../contract.ts';
+import { callerAuthorization } from '../auth/gate.ts';
+import { FORWARDED_AUTH_HEADER, TIMEOUT_HEADER } from '../contract.ts';
 import type { DataPlane } from '../dataplane.ts';
 import type { Outputs } from '../engines/outputs.ts';
 import { msError } from '../errors.ts';
@@ -72,7 +73,8 @@ export function registerV1(app: FastifyInstance, plane: DataPlane): void {
       const { target } = req.params as { target: string };
       const at = target.lastIndexOf(':');
       const verb = target.slice(at + 1);
-      if (verb === 'feedback') return plane.feedback('v1', req.id, req.body as FeedbackBody, req.headers[TIMEOUT_HEADER]);
+      const authorization = callerAuthorization(req.headers.authorization, req.headers[FORWARDED_AUTH_HEADER]);
+      if (verb === 'feedback') return plane.feedback('v1', req.id, req.body as FeedbackBody, req.headers[TIMEOUT_HEADER], authorization);
       const instances = (req.body as Static<typeof V1PredictSchema>).instances;
       req.observed = true;
       return plane.infer({
@@ -80,7 +82,7 @@ export function registerV1(app: FastifyInstance, plane: DataPlane): void {
         requestId: req.id,
         model: target.slice(0, at),
         callerTimeout: req.headers[TIMEOUT_HEADER],
-        authorization: req.headers.authorization,
+        authorization,
         opts: verb === 'predict' ? undefined : { method: verb },
         decode: () => {
           const single = model.inputs.length === 1 ? (model.inputs[0]?.name ?? 'input') : 'input';

@@ -2,7 +2,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { TIMEOUT_HEADER } from '../contract.ts';
+import { callerAuthorization } from '../auth/gate.ts';
+import { FORWARDED_AUTH_HEADER, TIMEOUT_HEADER } from '../contract.ts';
 import type { DataPlane } from '../dataplane.ts';
 import { type FeedbackBody, FeedbackSchema } from './feedback.ts';
 import { encodeBinary } from './binary.ts';
@@ -99,7 +100,7 @@ export function registerV2(app: FastifyInstance, plane: DataPlane): void {
           version: params.version,
           inferenceId: body.id,
           callerTimeout: req.headers[TIMEOUT_HEADER],
-          authorization: req.headers.authorization,
+          authorization: callerAuthorization(req.headers.authorization, req.headers[FORWARDED_AUTH_HEADER]),
           opts: {
             ...(requested ? { outputs: requested } : {}),
             ...(body.parameters ? { parameters: body.parameters } : {}),
@@ -131,8 +132,17 @@ export function registerV2(app: FastifyInstance, plane: DataPlane): void {
         });
       },
     );
-    r.post(`${prefix}/feedback`, { schema: { params, body: FeedbackSchema }, config: { protocol: 'v2' }, preValidation }, (req) =>
-      plane.feedback('v2', req.id, req.body as FeedbackBody, req.headers[TIMEOUT_HEADER]),
+    r.post(
+      `${prefix}/feedback`,
+      { schema: { params, body: FeedbackSchema }, config: { protocol: 'v2', feedback: true }, preValidation },
+      (req) =>
+        plane.feedback(
+          'v2',
+          req.id,
+          req.body as FeedbackBody,
+          req.headers[TIMEOUT_HEADER],
+          callerAuthorization(req.headers.authorization, req.headers[FORWARDED_AUTH_HEADER]),
+        ),
     );
   }
 }

@@ -162,6 +162,10 @@ describe('Helm chart', () => {
     expect(can('patch', 'serviceaccounts/default', '-n', restricted)).toBe('no');
     expect(can('delete', 'serviceaccounts/modelship-auth', '-n', restricted)).toBe('no');
     expect(can('create', 'serviceaccounts/token', '-n', restricted)).toBe('no');
+    expect(can('create', 'tokenreviews.authentication.k8s.io')).toBe('no');
+    expect(can('create', 'subjectaccessreviews.authorization.k8s.io')).toBe('no');
+    expect(can('bind', 'clusterroles.rbac.authorization.k8s.io/system:auth-delegator')).toBe('yes');
+    expect(can('bind', 'clusterroles.rbac.authorization.k8s.io/cluster-admin')).toBe('no');
   });
 
   it('names the Lease after the release, so two releases elect a leader each', () => {

@@ -156,18 +156,39 @@ describe('KillBudget', () => {
     expect(b.take()).toBe(true);
   });
 
-  it('guards a signal: it aborts only while the budget lasts', () => {
+  it('guards a signal: it aborts while the budget lasts, and a call still running when the budget refills then', () => {
     const b = new KillBudget(1);
     const kills: number[] = [];
     const first = new AbortController();
     const second = new AbortController();
-    const g1 = b.guard(first.signal, () => kills.push(1));
-    const g2 = b.guard(second.signal, () => kills.push(2));
+    const third = new AbortController();
+    let thirdDone = false;
+    const g1 = b.guard(
+      first.signal,
+      () => kills.push(1),
+      () => false,
+    );
+    const g2 = b.guard(
+      second.signal,
+      () => kills.push(2),
+      () => false,
+    );
+    const g3 = b.guard(
+      third.signal,
+      () => kills.push(3),
+      () => thirdDone,
+    );
     first.abort(new Error('server timeout'));
     second.abort(new Error('server timeout'));
+    third.abort(new Error('server timeout'));
     expect(g1.aborted).toBe(true);
-    expect(g2.aborted).toBe(false);
-    expect(kills).toEqual([1]);
+    expect([g2.aborted, g3.aborted]).toEqual([false, false]);
+    expect(b.waitMs).toBe(60_000);
+    thirdDone = true; // the third call ended on its own meanwhile: never killed
+    vi.advanceTimersByTime(60_000);
+    expect(g2.aborted).toBe(true);
+    expect(g3.aborted).toBe(false);
+    expect(kills).toEqual([1, 2]);
   });
 });
 

@@ -44,6 +44,7 @@ describe('API-key authentication', () => {
       const none = await authed.inject({ method: 'POST', url: '/v2/models/m/infer', payload: infer });
       expect(none.statusCode).toBe(401);
       expect(none.json().code).toBe('MS_ERR_AUTH_UNAUTHENTICATED');
+      expect(none.headers['www-authenticate']).toBe('Bearer');
       const wrong = await authed.inject({
         method: 'POST',
         url: '/v2/models/m/infer',

@@ -80,13 +80,19 @@ describe('the gRPC adapter', () => {
   it("takes a gRPC deadline as the caller's: DEADLINE_EXCEEDED, and the worker thread lives on", async () => {
     await withApp(
       appFor(await makeBundle({ 'predict.mjs': PLUGIN }), { name: 'm', workers: 1, requestTimeoutMs: 10_000 }),
-      async ({ app }) => {
+      async ({ app, metrics }) => {
         const server = await startGrpc(app.plane, { host: '127.0.0.1', port: 0, log: silent, maxMessageBytes: 1 << 20 });
         const c = client(server.port);
         try {
           const thread = threadOf(await infer(c, 0, undefined, 'first'));
           const late = await infer(c, -300, 50);
           expect(late.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+          // The server answered it so (not only the client's own deadline): a 504 of ours, counted.
+          await expect
+            .poll(async () =>
+              (await metrics.registry.metrics()).includes('modelship_requests_total{model="m",protocol="grpc",status="504"} 1'),
+            )
+            .toBe(true);
           await new Promise((r) => setTimeout(r, 400));
           const next = await infer(c, 0);
           expect(threadOf(next)).toBe(thread);

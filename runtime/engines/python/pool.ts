@@ -211,10 +211,15 @@ export class WorkerPool {
       // Python code cannot be interrupted from outside: the worker goes, a new one replaces it (the requests
       // behind this one in its pipe go back to the queue). Past the budget it runs on; its answer is dropped.
       if (!this.kills.take()) {
+        const retryMs = this.kills.waitMs;
         this.o.log.warn(
-          { worker: slot.index, requestId: task.requestId },
-          'request passed the server timeout; the kill budget is spent, so it runs on',
+          { worker: slot.index, requestId: task.requestId, retryMs },
+          'request passed the server timeout; the kill budget is spent, so it runs on until the budget allows a kill',
         );
+        // Still running then: killed then (a call that hangs never holds its worker for good).
+        setTimeout(() => {
+          if (!this.closing && slot.tasks[0] === task && !task.aborted) this.abort(task);
+        }, retryMs).unref();
         return;
       }
       task.aborted = true;
