@@ -161,7 +161,7 @@ describe('Helm chart', () => {
     expect(can('patch', 'serviceaccounts/modelship-auth', '-n', restricted)).toBe('yes');
     expect(can('patch', 'serviceaccounts/default', '-n', restricted)).toBe('no');
     expect(can('delete', 'serviceaccounts/modelship-auth', '-n', restricted)).toBe('no');
-    expect(can('create', 'serviceaccounts/token', '-n', restricted)).toBe('no');
+    expect(can('create', 'serviceaccounts', '--subresource=token', '-n', restricted)).toBe('no');
     expect(can('create', 'tokenreviews.authentication.k8s.io')).toBe('no');
     expect(can('create', 'subjectaccessreviews.authorization.k8s.io')).toBe('no');
     expect(can('bind', 'clusterroles.rbac.authorization.k8s.io/system:auth-delegator')).toBe('yes');
@@ -290,7 +290,22 @@ describe('Helm chart', () => {
     ]);
     const all = parseAllDocuments(rendered).map((d) => d.toJS());
     const docs = all.filter((d) => RBAC_KINDS.includes(d?.kind));
-    expect(docs.filter((d) => d.kind.startsWith('Cluster'))).toEqual([]);
+    // Cluster-wide, only spec.auth's: the one binding of the auth ServiceAccounts and the operator's right to patch
+    // it and bind system:auth-delegator (none with auth.kubernetes=false).
+    expect(
+      docs
+        .filter((d) => d.kind.startsWith('Cluster'))
+        .map((d) => `${d.kind}/${d.metadata.name}`)
+        .sort(),
+    ).toEqual([
+      'ClusterRole/scoped-operator-auth-admin',
+      'ClusterRoleBinding/scoped-operator-auth-admin',
+      'ClusterRoleBinding/scoped-operator-runtime-auth',
+    ]);
+    const withoutAuth = parseAllDocuments(
+      helm(['template', 'scoped', CHART, '-n', scopedSystem, '--kube-version', serverVersion, '--set', 'auth.kubernetes=false']),
+    ).map((d) => d.toJS());
+    expect(withoutAuth.filter((d) => d?.kind?.startsWith('Cluster') && d.metadata.name.includes('auth'))).toEqual([]);
     kubectl(['apply', '-f', '-'], docs.map((d) => stringify(d)).join('---\n'));
     const deployment = all.find((d) => d?.kind === 'Deployment');
     expect(deployment.spec.template.spec.containers[0].env).toContainEqual({ name: 'MODELSHIP_WATCH_NAMESPACES', value: watched });

@@ -157,7 +157,8 @@ async function pooled(opts: OnnxEngineOptions, path: string, threads: number) {
       throw msError('MS_ERR_PREDICT_FAILED', { detail: `worker: ${(err as Error).message}` }, err);
     }
   };
-  return { runner, close: () => pool.destroy() };
+  // Closing waits for the runs in progress (never cut short: see above), then ends the threads.
+  return { runner, close: () => pool.close() };
 }
 
 /**
