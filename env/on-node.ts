@@ -13,6 +13,30 @@ const NODE_LOAD = join(import.meta.dirname, 'node-load.ts');
 /** A pod spec's placement on the real node (where pods go anyway: it pins them, as tests want). */
 export const ON_REAL_NODE = { nodeSelector: { type: 'real' } };
 
+/**
+ * A client pod on the real node that meets Pod Security `restricted` and holds no token: the runtime image, idle, for
+ * tests to run `kubectl exec <name> -- node -e …` requests from inside the cluster.
+ */
+export function clientPod(name = 'client') {
+  return {
+    metadata: { name },
+    spec: {
+      ...ON_REAL_NODE,
+      automountServiceAccountToken: false,
+      securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [
+        {
+          name: 'client',
+          image: `modelship/runtime:${SERVER_VERSION}`,
+          imagePullPolicy: 'Never',
+          command: ['node', '-e', 'setInterval(() => {}, 3600000)'],
+          securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+        },
+      ],
+    },
+  };
+}
+
 function inNode(info: EnvInfo, args: string[]): string[] {
   if (!info.realNode) throw new Error('the environment has no real node (started with MODELSHIP_REAL_NODE=0?): env:down, then env:up');
   return [`--net=/run/netns/${info.realNode.netns}`, '--', process.execPath, NODE_LOAD, ...args];

@@ -18,7 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SERVER_VERSION } from '../common/version.ts';
-import { Admission, type AdmissionSettings, admissionSettings } from './admission.ts';
+import { Admission, admissionSettings } from './admission.ts';
 import { Batcher, type BatchingSettings } from './batching.ts';
 import type { TensorMetadata } from './bundle/manifest.ts';
 import { DEFAULTS, REQUEST_ID_PATTERN } from './contract.ts';
@@ -33,8 +33,8 @@ import { compileInputCheck, type InputCheck } from './protocol/inputs.ts';
 
 export type { Protocol };
 
-export const SERVER_NAME = 'modelship';
-export const EXTENSIONS = ['binary_tensor_data', 'model_repository'];
+const SERVER_NAME = 'modelship';
+const EXTENSIONS = ['binary_tensor_data', 'model_repository'];
 
 const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
 
@@ -287,11 +287,6 @@ export class DataPlane {
     };
     o.metrics.queued = () => this.current?.admission.waiting ?? 0;
     o.metrics.inFlightCount = () => this.current?.admission.inFlight ?? 0;
-  }
-
-  /** The admission bounds in force (once the model is loaded). */
-  get admission(): AdmissionSettings | undefined {
-    return this.current?.admission.settings;
   }
 
   /** The engine with what goes with it, made once per loaded engine. */

@@ -87,15 +87,23 @@ async function ensureEnvClaim(ms: ModelServing, deps: ReconcileDeps, changed: st
   const claim = desiredEnvClaim(ms, deps.config);
   const uid = ms.metadata.uid as string;
   if (!claim || deps.envClaims?.has(uid)) return;
+  await createIfMissing(claim, deps, changed);
+  deps.envClaims?.add(uid);
+}
+
+/**
+ * Creates a namespace's shared object (owned by no ModelServing) if it is missing. Without force: one someone else
+ * made under that name is theirs and is used as it is (409 only says so).
+ */
+async function createIfMissing(obj: KubernetesObject, deps: ReconcileDeps, changed: string[]): Promise<void> {
   try {
-    if (!(await deps.writer.read(claim))) {
-      await deps.writer.apply(claim, { force: false });
-      changed.push(`created PersistentVolumeClaim ${claim.metadata?.name}`);
+    if (!(await deps.writer.read(obj))) {
+      await deps.writer.apply(obj, { force: false });
+      changed.push(`created ${obj.kind} ${obj.metadata?.name}`);
     }
   } catch (err) {
     if (apiError(err).code !== 409) throw err;
   }
-  deps.envClaims?.add(uid);
 }
 
 /**
@@ -117,14 +125,7 @@ async function ensureAuthAccount(ms: ModelServing, deps: ReconcileDeps, changed:
     );
   }
   const account = authServiceAccount(ms);
-  try {
-    if (!(await deps.writer.read(account))) {
-      await deps.writer.apply(account, { force: false });
-      changed.push(`created ServiceAccount ${account.metadata?.name}`);
-    }
-  } catch (err) {
-    if (apiError(err).code !== 409) throw err;
-  }
+  await createIfMissing(account, deps, changed);
   const binding = (await deps.writer.read({
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRoleBinding',

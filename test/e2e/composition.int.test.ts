@@ -15,9 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packBundle } from '../../cli/pack.ts';
 import { pushBundle } from '../../cli/push.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
-import { SERVER_VERSION } from '../../common/version.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { fromNode as fromNodeOf, installOperator, nodeLoad, ON_REAL_NODE, portForward } from '../../env/on-node.ts';
+import { clientPod, fromNode as fromNodeOf, installOperator, nodeLoad, ON_REAL_NODE, portForward } from '../../env/on-node.ts';
 import { readTopic } from '../../env/kafka.ts';
 import { eventually } from '../../env/wait.ts';
 
@@ -313,26 +312,7 @@ describe('spec.auth (kubernetes) on the real node', () => {
     const caller = await tokenOf('caller');
     expect((await call('logistic', caller)).status).toBe(200);
     // From a pod (restricted, no token of its own): 401; with the caller's token: 200.
-    await core.createNamespacedPod({
-      namespace: ns,
-      body: {
-        metadata: { name: 'client' },
-        spec: {
-          ...ON_REAL_NODE,
-          automountServiceAccountToken: false,
-          securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-          containers: [
-            {
-              name: 'client',
-              image: `modelship/runtime:${SERVER_VERSION}`,
-              imagePullPolicy: 'Never',
-              command: ['node', '-e', 'setInterval(() => {}, 3600000)'],
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-            },
-          ],
-        },
-      } as never,
-    });
+    await core.createNamespacedPod({ namespace: ns, body: clientPod() as never });
     await eventually(
       async () => (await core.readNamespacedPod({ name: 'client', namespace: ns })).status?.phase === 'Running',
       'the client pod Running',

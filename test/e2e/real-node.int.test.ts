@@ -16,7 +16,15 @@ import { pushBundle } from '../../cli/push.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import { SERVER_VERSION } from '../../common/version.ts';
 import { useTestEnv } from '../env/fixtures.ts';
-import { fromNode as fromNodeOf, installOperator, type LoadCounts, nodeLoad, ON_REAL_NODE, portForward } from '../../env/on-node.ts';
+import {
+  clientPod,
+  fromNode as fromNodeOf,
+  installOperator,
+  type LoadCounts,
+  nodeLoad,
+  ON_REAL_NODE,
+  portForward,
+} from '../../env/on-node.ts';
 import { eventually } from '../../env/wait.ts';
 import { readTopic } from '../../env/kafka.ts';
 import { wheel } from '../runtime/zip-writer.ts';
@@ -154,24 +162,7 @@ describe('the real node', () => {
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body).outputs[0].data).toEqual(['setosa']);
     // A client pod in the same namespace, also `restricted`; it resolves the Service's name through CoreDNS.
-    const client = {
-      metadata: { name: 'client' },
-      spec: {
-        ...ON_REAL_NODE,
-        automountServiceAccountToken: false,
-        securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-        containers: [
-          {
-            name: 'client',
-            image: `modelship/runtime:${SERVER_VERSION}`,
-            imagePullPolicy: 'Never',
-            command: ['node', '-e', 'setInterval(() => {}, 3600000)'],
-            securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-          },
-        ],
-      },
-    };
-    await core.createNamespacedPod({ namespace: ns, body: client as never });
+    await core.createNamespacedPod({ namespace: ns, body: clientPod() as never });
     await eventually(
       async () => (await core.readNamespacedPod({ name: 'client', namespace: ns })).status?.phase === 'Running',
       'the client pod Running',
