@@ -172,6 +172,13 @@ export const ENV = {
   bundlePrepared: 'MODELSHIP_BUNDLE_PREPARED',
   /** The container's CPU limit in whole CPUs (rounded up), set by the operator; the default worker count. */
   cpuLimit: 'MODELSHIP_CPU_LIMIT',
+  // Batch prediction (a BatchPrediction's plan Job and shard Job)
+  /** JSON, a BatchJobSpec: the input, the output, the column mapping and the sizes (never credentials). */
+  batchSpec: 'MODELSHIP_BATCH_SPEC',
+  /** The model's Unix socket in a shard pod: the runtime in batch mode listens there, the batch driver calls it. */
+  batchSocket: 'MODELSHIP_BATCH_SOCKET',
+  /** The shard this pod runs: the Indexed Job's completion index (Kubernetes sets it in every container). */
+  jobCompletionIndex: 'JOB_COMPLETION_INDEX',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];
@@ -205,6 +212,80 @@ export const DEFAULTS = {
   uv: 'uv',
   pythonInstallTimeoutMs: 600_000,
 } as const;
+
+/**
+ * Batch prediction. A BatchPrediction runs as two Jobs of the runtime image:
+ * - the plan Job (one pod, container `plan`, `main.ts batch-plan`): lists the input, reads Parquet footers, cuts the
+ *   rows into shards and writes the plan under the output (`<output>/_modelship/plan.json`); its termination message
+ *   is a BatchPlanReport;
+ * - the shard Job (Indexed, completions = the plan's shards): an init container fetches the bundle (`prepare`, as
+ *   for serving); the model runs as a native sidecar (`model`, `main.ts batch-model`, no storage credentials,
+ *   listening on BATCH.socket); the driver (`driver`, `main.ts batch-run`) holds the input and output
+ *   credentials, reads its shard, sends fixed-size batches to the model and writes the parts. Its termination
+ *   message is a BatchShardReport.
+ */
+export const BATCH = {
+  /** The volume the driver and the model share (an emptyDir) and the model's socket in it. */
+  socketDir: '/var/run/modelship-batch',
+  socket: '/var/run/modelship-batch/model.sock',
+  /** Input and output credentials (a Secret's accessKey/secretKey mounted as files), in the driver and plan only. */
+  inputSecretDir: '/var/run/secrets/modelship/batch-input',
+  outputSecretDir: '/var/run/secrets/modelship/batch-output',
+  /** The driver's exit code when its shard cannot succeed by retrying (a malformed file, too many refused rows). */
+  terminalExitCode: 3,
+  /** Under the output prefix: the plan and each finished shard's marker. */
+  metaDir: '_modelship',
+  containers: { plan: 'plan', model: 'model', driver: 'driver' },
+} as const;
+
+export const BATCH_FORMATS = ['parquet', 'csv', 'jsonl'] as const;
+export type BatchFormat = (typeof BATCH_FORMATS)[number];
+
+/** Where batch data lives: an object-store URI (s3://bucket/prefix, a glob in the last part allowed) or a local path. */
+export interface BatchLocation {
+  uri: string;
+  /** Unset: from the files' extension (input), the input's (output). */
+  format?: BatchFormat | undefined;
+  /** S3-compatible storage; the keys are files in `credentialsDir` (accessKey, secretKey), never in this JSON. */
+  storage?: { endpoint: string; region?: string | undefined; credentialsDir?: string | undefined } | undefined;
+}
+
+/** What the plan and shard containers are given (ENV.batchSpec). */
+export interface BatchJobSpec {
+  input: BatchLocation;
+  output: BatchLocation;
+  /** Model input → the column (or columns, in order, for a vector input) it takes; unset: inputs named as columns. */
+  columns?: Record<string, string | string[]> | undefined;
+  /** Input columns copied onto every output row; unset: the row's index in its file (`_file`, `_row`). */
+  keyColumns?: string[] | undefined;
+  /** Rows per model call. */
+  batchSize: number;
+  /** Rows a shard may have refused (written to its errors part) before the shard fails. */
+  maxRowErrors: number;
+  /** A Parquet file with more rows is split into shards of whole row groups of about this many rows. */
+  rowsPerShard: number;
+}
+
+/** The plan container's termination message (one JSON line). */
+export interface BatchPlanReport {
+  shards: number;
+  rows: number;
+  files: number;
+  code?: string;
+  message?: string;
+}
+
+/** A shard's termination message (one JSON line): what it wrote, or why it failed (a coded reason). */
+export interface BatchShardReport {
+  shard: number;
+  rows: number;
+  errorRows: number;
+  seconds: number;
+  /** The shard had finished in an earlier run (its marker was there): nothing was redone. */
+  skipped?: boolean;
+  code?: string;
+  message?: string;
+}
 
 export const INFERENCE_LOG_MODES = ['all', 'predictions', 'inputs'] as const;
 export type InferenceLogMode = (typeof INFERENCE_LOG_MODES)[number];

@@ -90,6 +90,20 @@ export const ERRORS = {
   MS_ERR_HTTP_NOT_FOUND: { status: 404, message: 'no route {method} {url}' },
   MS_ERR_HTTP_METHOD_NOT_ALLOWED: { status: 405, message: 'method {method} is not allowed on {url}' },
   MS_ERR_SERVER_INTERNAL: { status: 500, message: 'internal error: {detail}' },
+  // Batch prediction (the plan and shard pods report these in their termination message; the status shows them)
+  MS_ERR_BATCH_INPUT_NOT_FOUND: { status: 404, message: 'no input file matches {uri}{detail}' },
+  MS_ERR_BATCH_INPUT_FORMAT: { status: 400, message: 'input file {file} cannot be read as {format}: {detail}' },
+  MS_ERR_BATCH_COLUMN_MISSING: { status: 400, message: 'input file {file} has no column "{column}" (columns: {columns})' },
+  MS_ERR_BATCH_TOO_MANY_ROW_ERRORS: {
+    status: 400,
+    message: 'shard {shard}: the model refused {count} rows, more than maxRowErrors ({limit}); first: {detail}',
+  },
+  MS_ERR_BATCH_STORAGE: { status: 503, message: 'object store {endpoint}: {operation} {key} failed: {detail}' },
+  MS_ERR_BATCH_PLAN_CHANGED: {
+    status: 409,
+    message: 'the output {uri} holds a plan for other input ({detail}): choose another output, or delete that one',
+  },
+  MS_ERR_BATCH_SPEC_INVALID: { status: 400, message: 'invalid batch spec: {detail}' },
   // The CLI's deploy, status, logs, predict and delete (no HTTP: the status is the nearest meaning).
   MS_ERR_CLI_PROFILE_INVALID: { status: 400, message: 'the modelship profile {file} is invalid: {detail}' },
   MS_ERR_CLI_PROFILE_MISSING: {
