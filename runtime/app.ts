@@ -10,6 +10,7 @@ import type { Recorder } from './inference-log/recorder.ts';
 import type { ServedModel } from './model.ts';
 import type { RuntimeMetrics } from './observability/metrics.ts';
 import { registerBodyParsers } from './protocol/body.ts';
+import { registerBatch } from './protocol/batch.ts';
 import { inferenceRoutes } from './protocol/index.ts';
 import { describeSchemaErrors } from './schema-errors.ts';
 
@@ -27,6 +28,8 @@ export interface BuildOptions {
   admission?: Partial<AdmissionConfig> | undefined;
   /** spec.auth: inference, feedback, custom routes and /metrics here need a caller it accepts. */
   auth?: AuthGate | undefined;
+  /** A BatchPrediction's model sidecar: the batch protocol (runtime/protocol/batch.ts) beside the others. */
+  batch?: boolean | undefined;
 }
 
 declare module 'fastify' {
@@ -155,6 +158,7 @@ export function build(opts: BuildOptions): FastifyInstance {
   });
 
   app.register(inferenceRoutes(plane, log, authenticate));
+  if (opts.batch) registerBatch(app, plane);
   app.decorate('plane', plane);
   return app;
 }

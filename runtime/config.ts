@@ -47,6 +47,8 @@ export interface RuntimeConfig {
   recorderSocket: string | undefined;
   /** spec.auth is on: the auth sidecar's socket, which every inference request is checked with. */
   authSocket: string | undefined;
+  /** A BatchPrediction's model sidecar: listen on this Unix socket (the batch protocol), not on ports. */
+  batchSocket: string | undefined;
   inferenceLog: InferenceLogSettings;
   /** Topics the plugin may publish events to. */
   eventTopics: string[];
@@ -192,6 +194,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
     kafka: kafkaSettings(env),
     recorderSocket: env[ENV.recorderSocket] || undefined,
     authSocket: authSocket(env),
+    batchSocket: env[ENV.batchSocket] || undefined,
     inferenceLog: inferenceLogSettings(env),
     eventTopics: list(env[ENV.eventTopics]).map((t) => topicName(ENV.eventTopics, t)),
     cpuLimit: env[ENV.cpuLimit] ? int(env, ENV.cpuLimit, 1, 1, 1024) : undefined,

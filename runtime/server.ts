@@ -3,6 +3,7 @@
 // (bounded), exit. A failure to load writes its code and message to the termination log and exits
 // non-zero. The HTTP stack is imported after the download has started, so the two overlap.
 import { writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadConfig, type RuntimeConfig } from './config.ts';
@@ -105,6 +106,7 @@ export async function start(
     batching: config.batching,
     admission: config.admission,
     auth,
+    batch: config.batchSocket !== undefined,
   });
   // A port that cannot be bound stops the start whole: nothing stays up half-started, the load included.
   const abandon = async (err: unknown): Promise<never> => {
@@ -115,21 +117,30 @@ export async function start(
     );
     throw err;
   };
+  // A batch model sidecar answers its pod's driver on a Unix socket only: no port, no gRPC.
+  const socket = config.batchSocket;
+  if (socket) await rm(socket, { force: true });
   const url = await app
-    .listen({ host: config.host, port: config.port })
+    .listen(socket ? { path: socket } : { host: config.host, port: config.port })
     .catch((err: NodeJS.ErrnoException) =>
       abandon(
-        msError('MS_ERR_LISTEN_FAILED', { protocol: 'HTTP', address: `${config.host}:${config.port}`, detail: err.code ?? err.message }),
+        msError('MS_ERR_LISTEN_FAILED', {
+          protocol: 'HTTP',
+          address: socket ?? `${config.host}:${config.port}`,
+          detail: err.code ?? err.message,
+        }),
       ),
     );
   const { startGrpc } = await import('./protocol/grpc.ts');
-  const grpc = await startGrpc(app.plane, {
-    host: config.host,
-    port: config.grpcPort,
-    log,
-    maxMessageBytes: config.bodyLimitBytes,
-    auth,
-  }).catch(abandon);
+  const grpc = socket
+    ? { port: 0, close: async () => {} }
+    : await startGrpc(app.plane, {
+        host: config.host,
+        port: config.grpcPort,
+        log,
+        maxMessageBytes: config.bodyLimitBytes,
+        auth,
+      }).catch(abandon);
   const { startHealth } = await import('./health.ts');
   const health = await startHealth(model, metrics, config.host, config.healthPort).catch(async (err) => {
     await grpc.close(0);

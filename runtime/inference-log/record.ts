@@ -5,7 +5,7 @@ import Type, { type Static } from 'typebox';
 import type { InferenceLogMode } from '../contract.ts';
 
 /** The protocol an inference came by, as its record names it. */
-export type Protocol = 'v2' | 'v1' | 'grpc';
+export type Protocol = 'v2' | 'v1' | 'grpc' | 'batch';
 
 export const SCHEMA_VERSION = 1;
 
@@ -35,8 +35,9 @@ export const InferenceRecord = Type.Object(
   {
     ...Common,
     type: Type.Literal('inference'),
-    protocol: Type.Union([Type.Literal('v2'), Type.Literal('v1'), Type.Literal('grpc')], {
-      description: 'v2: Open Inference Protocol over REST; v1: KServe v1; grpc: Open Inference Protocol over gRPC',
+    protocol: Type.Union([Type.Literal('v2'), Type.Literal('v1'), Type.Literal('grpc'), Type.Literal('batch')], {
+      description:
+        'v2: Open Inference Protocol over REST; v1: KServe v1; grpc: Open Inference Protocol over gRPC; batch: a BatchPrediction shard',
     }),
     inferenceId: Type.Optional(Type.String({ description: 'The `id` of an OIP v2 request, when the client set one' })),
     latencyMs: Type.Number({ minimum: 0, description: 'From request received to response ready, in milliseconds' }),

@@ -43,6 +43,8 @@ export interface AppOptions {
   dependencies?: Record<string, DependencyTarget>;
   admission?: Partial<AdmissionConfig>;
   timeoutKillsPerMinute?: number;
+  /** Serve the batch protocol too (a BatchPrediction's model sidecar). */
+  batch?: boolean;
 }
 
 /** Builds an app serving the bundle in `dir`, loaded (by the server's loadModel) and ready. */
@@ -78,6 +80,7 @@ export async function appFor(dir: string, opts: AppOptions = {}) {
     bodyLimitBytes: opts.bodyLimitBytes ?? 1024 * 1024,
     batching: opts.batching,
     admission: opts.admission,
+    batch: opts.batch,
   });
   return { app, model, metrics, engine };
 }
