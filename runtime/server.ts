@@ -120,17 +120,15 @@ export async function start(
   // A batch model sidecar answers its pod's driver on a Unix socket only: no port, no gRPC.
   const socket = config.batchSocket;
   if (socket) await rm(socket, { force: true });
-  const url = await app
-    .listen(socket ? { path: socket } : { host: config.host, port: config.port })
-    .catch((err: NodeJS.ErrnoException) =>
-      abandon(
-        msError('MS_ERR_LISTEN_FAILED', {
-          protocol: 'HTTP',
-          address: socket ?? `${config.host}:${config.port}`,
-          detail: err.code ?? err.message,
-        }),
-      ),
-    );
+  const url = await app.listen(socket ? { path: socket } : { host: config.host, port: config.port }).catch((err: NodeJS.ErrnoException) =>
+    abandon(
+      msError('MS_ERR_LISTEN_FAILED', {
+        protocol: 'HTTP',
+        address: socket ?? `${config.host}:${config.port}`,
+        detail: err.code ?? err.message,
+      }),
+    ),
+  );
   const { startGrpc } = await import('./protocol/grpc.ts');
   const grpc = socket
     ? { port: 0, close: async () => {} }
