@@ -121,6 +121,7 @@ export const ERRORS = {
   MS_ERR_CLI_BUCKET_MISSING: { status: 404, message: 'bucket {bucket} does not exist at {endpoint}: {fix}' },
   MS_ERR_CLI_NOT_FOUND: { status: 404, message: 'no ModelServing {namespace}/{name}' },
   MS_ERR_CLI_WAIT_TIMEOUT: { status: 504, message: 'ModelServing {namespace}/{name} not Ready after {seconds} s: {state}' },
+  MS_ERR_CLI_BATCH_WAIT_TIMEOUT: { status: 504, message: 'BatchPrediction {namespace}/{name} not finished after {seconds} s: {state}' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
