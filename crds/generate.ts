@@ -1,22 +1,26 @@
-// `npm run gen`: writes what is generated from TypeBox schemas: the CRD YAML (twice), the ModelServing
-// field reference and the JSON Schema of the Kafka records.
+// `npm run gen`: writes what is generated from TypeBox schemas: the CRDs' YAML (each twice), their field
+// references and the JSON Schema of the Kafka records.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BATCH_CRD_FILE, batchPredictionCrdYaml } from './batchprediction.crd.ts';
 import { modelServingCrdYaml } from './crd.ts';
 import { recordJsonSchema } from '../runtime/inference-log/record.ts';
-import { referenceMarkdown } from './reference.ts';
+import { batchReferenceMarkdown, referenceMarkdown } from './reference.ts';
 
-// The same file in the Helm chart's crds/ directory (Helm installs CRDs from there).
-for (const file of [
-  join(import.meta.dirname, 'modelship.dev_modelservings.yaml'),
-  join(import.meta.dirname, '..', 'charts', 'modelship', 'crds', 'modelship.dev_modelservings.yaml'),
-]) {
-  writeFileSync(file, modelServingCrdYaml());
+const write = (file: string, text: string) => {
+  writeFileSync(file, text);
   console.log(`wrote ${file}`);
+};
+// Each CRD also in the Helm chart's crds/ directory (Helm installs CRDs from there).
+for (const [name, yaml] of [
+  ['modelship.dev_modelservings.yaml', modelServingCrdYaml()],
+  [BATCH_CRD_FILE, batchPredictionCrdYaml()],
+] as const) {
+  write(join(import.meta.dirname, name), yaml);
+  write(join(import.meta.dirname, '..', 'charts', 'modelship', 'crds', name), yaml);
 }
-const reference = join(import.meta.dirname, '..', 'docs', 'modelserving.md');
-writeFileSync(reference, referenceMarkdown());
-console.log(`wrote ${reference}`);
+write(join(import.meta.dirname, '..', 'docs', 'modelserving.md'), referenceMarkdown());
+write(join(import.meta.dirname, '..', 'docs', 'batchprediction.md'), batchReferenceMarkdown());
 const records = join(import.meta.dirname, '..', 'docs', 'inference-record.schema.json');
 writeFileSync(records, recordJsonSchema());
 console.log(`wrote ${records}`);
