@@ -33,7 +33,7 @@ const GO_MODULE_DIR = join(HERE, 'go');
 const MINIO_ADMIN_DIR = join(HERE, 'minio-admin');
 const VEGETA_DIR = join(HERE, 'vegeta');
 const VEGETA_MODULE = 'github.com/tsenart/vegeta/v12';
-/** What the environment's Python holds: the runtime image's base stack, and pytest. */
+/** What the environment's Python holds: the runtime image's base stack, and the test tools (pytest, mypy, ruff, …). */
 const PYTHON_LOCKS = [join(HERE, '..', 'runtime', 'engines', 'python', 'base-stack.lock'), join(HERE, 'python-test.lock')];
 /** Imported once the Python is in place: a venv that did not survive the rename into place fails here. */
 const PYTHON_IMPORTS = [
@@ -45,6 +45,8 @@ const PYTHON_IMPORTS = [
   'xgboost',
   'lightgbm',
   'pytest',
+  'mypy',
+  'requests',
   'tritonclient.http',
   'tritonclient.grpc',
 ];
@@ -417,6 +419,7 @@ const components: Component[] = [
       const script = `import ${PYTHON_IMPORTS.join(', ')}, sys; print(sys.prefix)`;
       await run(join(dir, 'venv', 'bin', 'python'), ['-c', script], { cwd: dir, env: process.env }, log);
       await run(join(dir, 'venv', 'bin', 'pytest'), ['--version'], { cwd: dir, env: process.env }, log);
+      await run(join(dir, 'venv', 'bin', 'ruff'), ['--version'], { cwd: dir, env: process.env }, log);
     },
   },
   {
