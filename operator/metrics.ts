@@ -3,25 +3,27 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 
 export class OperatorMetrics {
   readonly registry = new Registry();
-  readonly reconciles: Counter<'result'>;
-  readonly reconcileDuration: Histogram;
+  readonly reconciles: Counter<'controller' | 'result'>;
+  readonly reconcileDuration: Histogram<'controller'>;
   readonly writes: Counter<'verb' | 'kind'>;
   readonly informerRestarts: Counter<'informer'>;
   readonly eventsDropped: Counter;
   readonly leader: Gauge;
-  queueDepth = () => 0;
+  /** Each controller's work queue length, by controller. */
+  private readonly queues = new Map<string, () => number>();
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
     this.reconciles = new Counter({
       name: 'modelship_operator_reconciles_total',
-      help: 'Reconciles by result (ok, error, requeue)',
-      labelNames: ['result'],
+      help: 'Reconciles by controller and result (ok, requeue, error, terminal)',
+      labelNames: ['controller', 'result'],
       registers,
     });
     this.reconcileDuration = new Histogram({
       name: 'modelship_operator_reconcile_duration_seconds',
       help: 'Time one reconcile took',
+      labelNames: ['controller'],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
@@ -46,12 +48,18 @@ export class OperatorMetrics {
     const self = this;
     new Gauge({
       name: 'modelship_operator_queue_depth',
-      help: 'Keys waiting in the work queue',
+      help: 'Keys waiting in the work queue, by controller',
+      labelNames: ['controller'],
       registers,
       collect() {
-        this.set(self.queueDepth());
+        for (const [controller, length] of self.queues) this.labels(controller).set(length());
       },
     });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Reports a controller's queue length in modelship_operator_queue_depth. */
+  watchQueue(controller: string, length: () => number): void {
+    this.queues.set(controller, length);
   }
 }

@@ -12,11 +12,12 @@ import type {
   V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { ModelServing } from '../../crds/modelserving.schema.ts';
+import type { ModelServing, ModelServingStatus } from '../../crds/modelserving.schema.ts';
 import type { OperatorConfig } from '../config.ts';
 import type { TopicAdmin } from '../kafka.ts';
 import { type Writer, needsApply, withHash } from '../kube/apply.ts';
-import { apiError, isNamespaceTerminating } from '../kube/errors.ts';
+import { apiError, isNamespaceTerminating, TerminalError } from '../kube/errors.ts';
+import type { ReconcileResult } from '../kube/worker.ts';
 import { desiredHpa, desiredPdb } from './desired/autoscaling.ts';
 import { authServiceAccount, bindingWithSubject, wantsAuthAccount } from './desired/auth.ts';
 import { desiredDeployment, desiredEnvClaim } from './desired/deployment.ts';
@@ -36,13 +37,17 @@ export interface Caches {
   pods: ObjectCache<V1Pod>;
 }
 
+export { TerminalError } from '../kube/errors.ts';
+export type { ReconcileResult } from '../kube/worker.ts';
+
 export interface ReconcileDeps {
   caches: Caches;
-  writer: Writer;
+  writer: Writer<ModelServingStatus>;
   config: OperatorConfig;
   log: Logger;
   now: () => string;
-  event?: (ms: ModelServing, type: 'Normal' | 'Warning', reason: string, message: string) => void;
+  /** Records an Event about the ModelServing (best effort: queued, never awaited). */
+  note?: (ms: ModelServing, type: 'Normal' | 'Warning', reason: string, message: string) => void;
   /** Kafka topic management; absent when the operator has no Kafka configured. */
   topics?: TopicAdmin | undefined;
   /** Successful topic checks, so an idle resync does not ask Kafka again for every ModelServing. */
@@ -57,22 +62,6 @@ export interface ReconcileDeps {
    * checked again after AUTH_RECHECK_MS, so a subject someone removed from the binding comes back.
    */
   authAccounts?: Map<string, number>;
-}
-
-export interface ReconcileResult {
-  requeueAfterMs?: number;
-}
-
-/** An object of ours that only a person can fix (a stranger's Deployment under our name): no retry. */
-export class TerminalError extends Error {
-  override name = 'TerminalError';
-  /** The status reason it is reported under. */
-  readonly reason: string;
-
-  constructor(message: string, reason = 'Conflict') {
-    super(message);
-    this.reason = reason;
-  }
 }
 
 function ownedBy(obj: KubernetesObject | undefined, ms: ModelServing): boolean {
@@ -95,7 +84,7 @@ async function ensureEnvClaim(ms: ModelServing, deps: ReconcileDeps, changed: st
  * Creates a namespace's shared object (owned by no ModelServing) if it is missing. Without force: one someone else
  * made under that name is theirs and is used as it is (409 only says so).
  */
-async function createIfMissing(obj: KubernetesObject, deps: ReconcileDeps, changed: string[]): Promise<void> {
+export async function createIfMissing(obj: KubernetesObject, deps: { writer: Writer }, changed: string[]): Promise<void> {
   try {
     if (!(await deps.writer.read(obj))) {
       await deps.writer.apply(obj, { force: false });
@@ -151,7 +140,7 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
   const ms = found;
   const note: Note = (type, reason, message) => {
     // Events are best effort and never hold up a reconcile (the recorder queues them).
-    deps.event?.(ms, type, reason, message);
+    deps.note?.(ms, type, reason, message);
   };
   // Being deleted: the garbage collector removes what it owned (owner references); the topic is ours to do.
   if (ms.metadata.deletionTimestamp) return finalizeTopic(ms, deps, note);
@@ -247,7 +236,8 @@ export async function reconcile(key: string, deps: ReconcileDeps): Promise<Recon
   if (!isDeepStrictEqual(JSON.parse(JSON.stringify(status)), JSON.parse(JSON.stringify(ms.status ?? {})))) {
     await writer.applyStatus(namespace, name, status);
   }
-  if (failure && !(failure instanceof TerminalError)) throw failure;
+  // The status says why; the worker decides whether to retry (a TerminalError is not retried).
+  if (failure) throw failure;
   return logging && logging.status !== 'True' && logging.reason !== 'KafkaNotConfigured'
     ? { requeueAfterMs: config.loggingRecheckSeconds * 1000 }
     : {};

@@ -12,6 +12,7 @@ import {
 } from './desired/deployment.ts';
 import { BUNDLE_HASH_ANNOTATION, MODEL_LABEL } from './desired/labels.ts';
 import { serviceUrl } from './desired/service.ts';
+import { codedMessage } from './termination.ts';
 
 export interface Observed {
   ms: ModelServing;
@@ -62,8 +63,8 @@ function containerFailure(name: string, cs: V1ContainerStatus | undefined, now: 
   const terminated = cs.state?.terminated ?? (!cs.ready && recent ? last : undefined);
   if (terminated && terminated.exitCode !== 0) {
     const text = (terminated.message ?? '').trim();
-    const m = /^(MS_ERR_[A-Z0-9_]+):\s*([\s\S]*)$/.exec(text);
-    if (m) return { pod: name, reason: m[1] as string, message: (m[2] as string).trim() };
+    const coded = codedMessage(text);
+    if (coded) return { pod: name, reason: coded.code, message: coded.message };
     return {
       pod: name,
       reason: terminated.reason ?? 'Error',
@@ -151,12 +152,12 @@ export function desiredReplicas(ms: ModelServing, deployment: V1Deployment | und
   return ms.spec.replicas ?? 1;
 }
 
-export function computeStatus(o: Observed): ModelServingStatus {
-  const { ms, deployment, now } = o;
+export function computeStatus(observed: Observed): ModelServingStatus {
+  const { ms, deployment, now } = observed;
   const gen = ms.metadata.generation;
   const prev = ms.status?.conditions;
   const hash = bundleHash(ms);
-  const pods = [...o.pods]
+  const pods = [...observed.pods]
     .filter((p) => p.metadata?.labels?.[MODEL_LABEL] === ms.metadata.name && !p.metadata?.deletionTimestamp)
     .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
   const current = pods.filter((p) => p.metadata?.annotations?.[BUNDLE_HASH_ANNOTATION] === hash);
@@ -178,8 +179,8 @@ export function computeStatus(o: Observed): ModelServingStatus {
 
   const conditions: ModelServingCondition[] = [];
   // Ready: the model serves with as many ready replicas as wanted.
-  if (o.applyError) {
-    conditions.push(condition(prev, 'Ready', 'False', o.applyError.reason, o.applyError.message, now, gen));
+  if (observed.applyError) {
+    conditions.push(condition(prev, 'Ready', 'False', observed.applyError.reason, observed.applyError.message, now, gen));
   } else if (!deployment) {
     conditions.push(condition(prev, 'Ready', 'False', 'Creating', 'creating the Deployment', now, gen));
   } else if (desired === 0) {
@@ -225,17 +226,18 @@ export function computeStatus(o: Observed): ModelServingStatus {
       : condition(prev, 'Degraded', 'False', 'AsExpected', 'no failing pods', now, gen),
   );
   // LoggingReady: only when inference logging is on. It never makes the model not Ready.
-  if (o.logging) conditions.push(condition(prev, 'LoggingReady', o.logging.status, o.logging.reason, o.logging.message, now, gen));
+  if (observed.logging)
+    conditions.push(condition(prev, 'LoggingReady', observed.logging.status, observed.logging.reason, observed.logging.message, now, gen));
   // DependenciesReady: only with spec.dependencies. The model still starts and serves what it can; a call to
   // a member that is down answers 503 naming it.
-  if (o.dependencies) {
-    const d = o.dependencies;
+  if (observed.dependencies) {
+    const d = observed.dependencies;
     conditions.push(condition(prev, 'DependenciesReady', d.status, d.reason, d.message, now, gen));
   }
 
   const served =
     currentReady > 0 ? { uri: ms.spec.bundle.uri, ...(ms.spec.bundle.sha256 ? { sha256: ms.spec.bundle.sha256 } : {}) } : ms.status?.bundle;
-  const topic = o.logging ? { topic: o.logging.topic } : undefined;
+  const topic = observed.logging ? { topic: observed.logging.topic } : undefined;
   return {
     ...(gen !== undefined ? { observedGeneration: gen } : {}),
     replicas: ds?.replicas ?? 0,

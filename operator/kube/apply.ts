@@ -1,5 +1,5 @@
-// Writes to the API server: server-side apply with the operator's field manager (force, so a hand edit of
-// a field we own is taken back), deletes, and status applies through the status subresource.
+// Writes to the API server: server-side apply with the controller's field manager (force, so a hand edit of
+// a field we own is taken back), deletes, and applies to its custom resource's status subresource and finalizers.
 import {
   CustomObjectsApi,
   type KubeConfig,
@@ -9,9 +9,9 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
-import { GROUP, PLURAL, VERSION, type ModelServingStatus } from '../../crds/modelserving.schema.ts';
-import { FIELD_MANAGER } from '../controller/desired/labels.ts';
-import { holds } from './compare.ts';
+import { containsFields } from './compare.ts';
+import { apiError } from './errors.ts';
+import type { Resource } from './watch.ts';
 
 export const SPEC_HASH_ANNOTATION = 'modelship.dev/applied-hash';
 
@@ -28,10 +28,10 @@ export function needsApply(desired: KubernetesObject, observed: KubernetesObject
   if (observed.metadata?.annotations?.[SPEC_HASH_ANNOTATION] !== want) return true;
   // Objects from a list (the informer's cache) carry no apiVersion and kind.
   const { apiVersion: _a, kind: _k, ...rest } = desired;
-  return !holds(observed, rest);
+  return !containsFields(observed, rest);
 }
 
-export interface Writer {
+export interface Writer<Status = unknown> {
   /** Reads one object from the API server (undefined if absent): for objects the caches do not see. */
   read(obj: KubernetesObject): Promise<KubernetesObject | undefined>;
   /**
@@ -40,30 +40,42 @@ export interface Writer {
    */
   apply(obj: KubernetesObject, options?: { force?: boolean }): Promise<void>;
   remove(obj: KubernetesObject): Promise<void>;
-  applyStatus(namespace: string, name: string, status: ModelServingStatus): Promise<void>;
-  /** Server-side applies the finalizers the operator owns on a ModelServing ([] releases them). */
+  /** Server-side applies the status of the writer's custom resource (through its status subresource). */
+  applyStatus(namespace: string, name: string, status: Status): Promise<void>;
+  /** Server-side applies the finalizers the operator owns on the writer's custom resource ([] releases them). */
   applyFinalizers(namespace: string, name: string, finalizers: string[]): Promise<void>;
 }
 
-export function makeWriter(kc: KubeConfig, onWrite: (verb: string, kind: string) => void): Writer {
+export interface WriterOptions {
+  /** The field manager of every apply (the operator's). */
+  fieldManager: string;
+  /** The custom resource whose status and finalizers this writer applies. */
+  resource: Resource;
+  /** Counts each write, by verb and kind. */
+  onWrite: (verb: string, kind: string) => void;
+}
+
+export function makeWriter<Status = unknown>(kc: KubeConfig, options: WriterOptions): Writer<Status> {
+  const { fieldManager, resource, onWrite } = options;
   const objects = KubernetesObjectApi.makeApiClient(kc);
   const custom = kc.makeApiClient(CustomObjectsApi);
-  /** Server-side apply of part of a ModelServing (the object itself or its status subresource). */
-  const applyModelServing = (to: 'object' | 'status', namespace: string, name: string, part: Record<string, unknown>) => {
+  const [group = '', version = ''] = resource.apiVersion.split('/');
+  /** Server-side apply of part of the custom resource (the object itself or its status subresource). */
+  const applyCustom = (to: 'object' | 'status', namespace: string, name: string, part: Record<string, unknown>) => {
     const params = {
-      group: GROUP,
-      version: VERSION,
+      group,
+      version,
       namespace,
-      plural: PLURAL,
+      plural: resource.plural,
       name,
-      body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'ModelServing', metadata: { name, namespace }, ...part },
-      fieldManager: FIELD_MANAGER,
+      body: { apiVersion: resource.apiVersion, kind: resource.kind, metadata: { name, namespace }, ...part },
+      fieldManager,
       force: true,
     };
-    const options = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+    const headers = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
     return to === 'status'
-      ? custom.patchNamespacedCustomObjectStatus(params, options)
-      : custom.patchNamespacedCustomObject(params, options);
+      ? custom.patchNamespacedCustomObjectStatus(params, headers)
+      : custom.patchNamespacedCustomObject(params, headers);
   };
   return {
     async read(obj) {
@@ -74,30 +86,30 @@ export function makeWriter(kc: KubeConfig, onWrite: (verb: string, kind: string)
           metadata: { name: obj.metadata?.name ?? '', namespace: obj.metadata?.namespace ?? '' },
         });
       } catch (err) {
-        if ((err as { code?: number }).code === 404) return undefined;
+        if (apiError(err).code === 404) return undefined;
         throw err;
       }
     },
-    async apply(obj, options) {
+    async apply(obj, applyOptions) {
       onWrite('apply', obj.kind ?? '?');
-      await objects.patch(obj, undefined, undefined, FIELD_MANAGER, options?.force ?? true, PatchStrategy.ServerSideApply);
+      await objects.patch(obj, undefined, undefined, fieldManager, applyOptions?.force ?? true, PatchStrategy.ServerSideApply);
     },
     async remove(obj) {
       onWrite('delete', obj.kind ?? '?');
       try {
         await objects.delete(obj, undefined, undefined, undefined, undefined, 'Background');
       } catch (err) {
-        if ((err as { code?: number }).code !== 404) throw err;
+        if (apiError(err).code !== 404) throw err;
       }
     },
     async applyStatus(namespace, name, status) {
-      onWrite('apply-status', 'ModelServing');
-      await applyModelServing('status', namespace, name, { status });
+      onWrite('apply-status', resource.kind);
+      await applyCustom('status', namespace, name, { status });
     },
     async applyFinalizers(namespace, name, finalizers) {
-      onWrite('apply-finalizers', 'ModelServing');
+      onWrite('apply-finalizers', resource.kind);
       // metadata.finalizers is a set: applying our own list adds or removes only the entries we own.
-      await applyModelServing('object', namespace, name, { metadata: { name, namespace, finalizers } });
+      await applyCustom('object', namespace, name, { metadata: { name, namespace, finalizers } });
     },
   };
 }

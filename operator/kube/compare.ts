@@ -1,7 +1,7 @@
 // Whether an observed object already holds every field we would apply. Pure. It lets a reconcile skip
 // writes when nothing changed (zero writes on an idle resync) while still reverting hand edits of our
 // fields. Fields the API server adds (defaults, status, metadata) are ignored.
-export function holds(observed: unknown, desired: unknown): boolean {
+export function containsFields(observed: unknown, desired: unknown): boolean {
   if (desired === undefined) return true;
   if (desired === null || typeof desired !== 'object') {
     if (observed === desired) return true;
@@ -10,12 +10,12 @@ export function holds(observed: unknown, desired: unknown): boolean {
   }
   if (Array.isArray(desired)) {
     if (!Array.isArray(observed) || observed.length !== desired.length) return false;
-    return desired.every((d, i) => holds(observed[i], d));
+    return desired.every((d, i) => containsFields(observed[i], d));
   }
   if (observed === null || typeof observed !== 'object' || Array.isArray(observed)) return false;
-  const o = observed as Record<string, unknown>;
+  const fields = observed as Record<string, unknown>;
   for (const [k, v] of Object.entries(desired as Record<string, unknown>)) {
-    if (!holds(o[k], v)) return false;
+    if (!containsFields(fields[k], v)) return false;
   }
   return true;
 }

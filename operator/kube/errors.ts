@@ -43,3 +43,18 @@ export function isNamespaceTerminating(err: unknown): boolean {
   const e = apiError(err);
   return e.code === 403 && e.causes.includes('NamespaceTerminating');
 }
+
+/**
+ * What only a person can fix (a stranger's object under our name, a setting the operator lacks): the reconcile
+ * reports it in the status and throws it, and the worker does not retry it (the next change to the object does).
+ */
+export class TerminalError extends Error {
+  override name = 'TerminalError';
+  /** The status reason it is reported under. */
+  readonly reason: string;
+
+  constructor(message: string, reason = 'Conflict') {
+    super(message);
+    this.reason = reason;
+  }
+}

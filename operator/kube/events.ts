@@ -1,6 +1,8 @@
 // Events are best effort and must never hold up a reconcile nor crowd out its writes: the recorder queues
 // them (bounded, like client-go's broadcaster: when full, new events are dropped and counted) and one sender
 // writes them in order, so a burst of reconciles costs the API server one event write at a time.
+import type { CoreV1Event } from '@kubernetes/client-node';
+
 export class EventRecorder<E> {
   private readonly pending: E[] = [];
   private sending: Promise<void> | undefined;
@@ -42,4 +44,42 @@ export class EventRecorder<E> {
     await Promise.race([this.sending, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
   }
+}
+
+/** The object an event is about. */
+export interface InvolvedObject {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
+  uid?: string | undefined;
+}
+
+/** An Event about `involved` from `component`, at `now`. Pure. */
+export function objectEvent(
+  involved: InvolvedObject,
+  type: 'Normal' | 'Warning',
+  reason: string,
+  message: string,
+  component: string,
+  now: Date,
+): CoreV1Event {
+  return {
+    metadata: { generateName: `${involved.name}.`, namespace: involved.namespace },
+    involvedObject: {
+      apiVersion: involved.apiVersion,
+      kind: involved.kind,
+      name: involved.name,
+      namespace: involved.namespace,
+      ...(involved.uid ? { uid: involved.uid } : {}),
+    },
+    type,
+    reason,
+    message: message.slice(0, 1024),
+    source: { component },
+    reportingComponent: component,
+    firstTimestamp: now,
+    lastTimestamp: now,
+    count: 1,
+  };
 }

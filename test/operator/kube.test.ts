@@ -1,7 +1,7 @@
 import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { needsApply, withHash } from '../../operator/kube/apply.ts';
-import { holds } from '../../operator/kube/compare.ts';
+import { containsFields } from '../../operator/kube/compare.ts';
 import { apiError, isNamespaceTerminating } from '../../operator/kube/errors.ts';
 import { WorkQueue } from '../../operator/kube/queue.ts';
 
@@ -41,13 +41,13 @@ describe('WorkQueue', () => {
   });
 });
 
-describe('holds / needsApply', () => {
+describe('containsFields / needsApply', () => {
   it('treats server-added fields as harmless and our fields as binding', () => {
-    expect(holds({ a: 1, b: { c: 'x', d: 2 }, extra: true }, { a: 1, b: { c: 'x' } })).toBe(true);
-    expect(holds({ a: 1, b: { c: 'y' } }, { a: 1, b: { c: 'x' } })).toBe(false);
-    expect(holds({ l: [{ n: 1, z: 0 }] }, { l: [{ n: 1 }] })).toBe(true);
-    expect(holds({ l: [{ n: 1 }, { n: 2 }] }, { l: [{ n: 1 }] })).toBe(false);
-    expect(holds({ q: 1 }, { q: '1' })).toBe(true);
+    expect(containsFields({ a: 1, b: { c: 'x', d: 2 }, extra: true }, { a: 1, b: { c: 'x' } })).toBe(true);
+    expect(containsFields({ a: 1, b: { c: 'y' } }, { a: 1, b: { c: 'x' } })).toBe(false);
+    expect(containsFields({ l: [{ n: 1, z: 0 }] }, { l: [{ n: 1 }] })).toBe(true);
+    expect(containsFields({ l: [{ n: 1 }, { n: 2 }] }, { l: [{ n: 1 }] })).toBe(false);
+    expect(containsFields({ q: 1 }, { q: '1' })).toBe(true);
   });
 
   it('applies when the object is missing, changed by hand, or our desired state changed', () => {

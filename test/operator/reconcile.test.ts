@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { ModelServing, ModelServingStatus } from '../../crds/modelserving.schema.ts';
 import { DEFAULT_CONFIG } from '../../operator/config.ts';
 import type { Writer } from '../../operator/kube/apply.ts';
-import { type Caches, reconcile } from '../../operator/controller/reconcile.ts';
+import { type Caches, reconcile, TerminalError } from '../../operator/controller/reconcile.ts';
 
 function cache<T extends KubernetesObject>(items: T[] = []): ObjectCache<T> & { items: T[] } {
   return {
@@ -29,7 +29,7 @@ function ms(name: string, spec: Partial<ModelServing['spec']> = {}, status?: Mod
 function recorder(opts: { conflictOn?: string; stranger?: KubernetesObject } = {}) {
   const writes: string[] = [];
   const statuses: ModelServingStatus[] = [];
-  const writer: Writer = {
+  const writer: Writer<ModelServingStatus> = {
     read: async () => opts.stranger,
     apply: async (obj, o) => {
       if (opts.conflictOn === obj.kind && o?.force === false) throw Object.assign(new Error('conflict'), { code: 409 });
@@ -80,14 +80,15 @@ describe('reconcile', () => {
   it("refuses a stranger's object of the same name: Ready=False Conflict, nothing overwritten, no retry", async () => {
     const stranger = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'iris', namespace: 'ml' } };
     const r = recorder({ conflictOn: 'Deployment', stranger });
-    const result = await reconcile('ml/iris', {
+    // The status says why, then the TerminalError tells the worker not to retry.
+    const failed = await reconcile('ml/iris', {
       caches: caches([ms('iris')]),
       writer: r.writer,
       config: DEFAULT_CONFIG,
       log,
       now: () => NOW,
-    });
-    expect(result).toEqual({});
+    }).catch((err: unknown) => err);
+    expect(failed).toBeInstanceOf(TerminalError);
     expect(r.writes).not.toContain('apply Deployment');
     const ready = r.statuses.at(-1)?.conditions?.find((c) => c.type === 'Ready');
     expect(ready).toMatchObject({
