@@ -191,7 +191,7 @@ async function* sliceBlocks(
   if (reader.version !== file.version) {
     throw msError('MS_ERR_BATCH_PLAN_CHANGED', { uri: input.display, detail: `input file ${file.name} changed since the plan` });
   }
-  const common = { name: file.name, columns, ...(blockRows ? { blockRows } : {}) };
+  const common = { name: input.display + file.name, columns, ...(blockRows ? { blockRows } : {}) };
   if (file.format === 'parquet') {
     yield* readParquet(reader, { ...common, rowStart: slice.rowStart, rowEnd: slice.rowEnd });
   } else if (file.format === 'csv') {
@@ -245,13 +245,13 @@ export async function runShard(spec: BatchJobSpec, index: number, scorer: Scorer
           detail: `the plan names ${slice.file} but does not describe it`,
         });
       for await (const block of sliceBlocks(input, file, slice, wanted, opts.blockRows)) {
-        const cols = mapping.map(([name, c]) => [name, typeof c === 'string' ? block.columns[c] : c.map((x) => block.columns[x])] as const);
+        const cols = mapping.map(([name, c]) =>
+          typeof c === 'string' ? { name, one: block.columns[c] as Column } : { name, many: c.map((x) => block.columns[x] as Column) },
+        );
         const keyCols: Column[] | undefined = keyColumns?.map((k) => block.columns[k] as Column);
         for (let r = 0; r < block.rows; r++) {
           const row: Record<string, unknown> = {};
-          for (const [name, c] of cols) {
-            row[name] = Array.isArray(c) ? (c as Column[]).map((col) => cell(col[r])) : cell((c as Column)[r]);
-          }
+          for (const c of cols) row[c.name] = c.one ? cell(c.one[r]) : (c.many as Column[]).map((col) => cell(col[r]));
           batch.rows.push(row);
           if (keyCols) for (let k = 0; k < keyCols.length; k++) (batch.keys[k] as unknown[]).push((keyCols[k] as Column)[r]);
           else {

@@ -197,12 +197,12 @@ async function describeFile(store: Store, f: StoredFile & { format: BatchFormat 
         detail: 'the file changed while it was planned',
       });
     }
-    const footer = await readParquetFooter(reader, f.name);
+    const footer = await readParquetFooter(reader, store.display + f.name);
     return { ...f, rows: footer.rows, rowGroups: footer.rowGroups };
   }
   const stream = await store.stream(f.name);
   if (f.format === 'csv') {
-    const scan = await scanCsv(stream, f.name);
+    const scan = await scanCsv(stream, store.display + f.name);
     return { ...f, rows: scan.rows, numericColumns: scan.numericColumns };
   }
   return { ...f, rows: await countJsonl(stream) };

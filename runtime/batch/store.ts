@@ -118,10 +118,29 @@ export async function storeFor(location: BatchLocation, opts: StoreOptions = {})
   return localStore(path + (uri.endsWith('/') && !path.endsWith('/') ? '/' : ''), opts);
 }
 
+/**
+ * A plain selector (no glob) names a file, or else a directory: then the store is rooted in it, so names (and the
+ * `_file` keys made of them) are relative to the directory the user named.
+ */
+async function rooted(
+  path: string,
+  opts: StoreOptions,
+  isFile: (path: string) => Promise<boolean>,
+): Promise<StoreOptions & { split: { dir: string; selector: string } }> {
+  const split = splitSelector(path, opts.directory ?? false);
+  if (split.selector === '' || isGlob(split.selector) || (await isFile(path))) return { ...opts, split };
+  return { ...opts, split: { dir: `${path}/`, selector: '' } };
+}
+
 // ---- local filesystem -------------------------------------------------------------------------------------------
 
-function localStore(path: string, opts: StoreOptions): Store {
-  const { dir, selector } = splitSelector(path, opts.directory ?? false);
+async function localStore(path: string, opts: StoreOptions): Promise<Store> {
+  const isFile = (p: string) =>
+    stat(p).then(
+      (st) => st.isFile(),
+      () => false,
+    );
+  const { dir, selector } = (await rooted(path, opts, isFile)).split;
   const display = dir;
   const fail = (operation: string, name: string, err: unknown) =>
     isModelshipError(err)
@@ -269,8 +288,9 @@ async function readKey(dir: string | undefined, file: string): Promise<string> {
 async function s3Store(location: BatchLocation, opts: StoreOptions): Promise<Store> {
   const u = new URL(location.uri);
   const bucket = u.hostname;
-  const { dir, selector } = splitSelector(decodeURIComponent(u.pathname.replace(/^\//, '')), opts.directory ?? false);
-  const display = redactUri(`s3://${bucket}/${dir}`);
+  const path = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  let { dir, selector } = splitSelector(path, opts.directory ?? false);
+  let display = redactUri(`s3://${bucket}/${dir}`);
   const storage = location.storage;
   if (!bucket) throw msError('MS_ERR_BATCH_SPEC_INVALID', { detail: `${redactUri(location.uri)}: expected s3://<bucket>/<prefix>` });
   if (!storage?.endpoint) {
@@ -324,6 +344,17 @@ async function s3Store(location: BatchLocation, opts: StoreOptions): Promise<Sto
   }
 
   const statOf = (name: string) => attempt('stat', name, () => client.statObject(bucket, key(name)));
+  const isObject = (name: string) =>
+    statOf(name).then(
+      () => true,
+      (err) => {
+        if (err instanceof Missing) return false;
+        throw err;
+      },
+    );
+
+  ({ dir, selector } = (await rooted(path, opts, () => isObject(selector))).split);
+  display = redactUri(`s3://${bucket}/${dir}`);
 
   async function bytesOf(stream: Readable): Promise<Buffer> {
     const chunks: Buffer[] = [];
@@ -387,15 +418,7 @@ async function s3Store(location: BatchLocation, opts: StoreOptions): Promise<Sto
       });
       return guarded(source, (err) => fail('read', name, describe(err), err));
     },
-    async exists(name) {
-      try {
-        await statOf(name);
-        return true;
-      } catch (err) {
-        if (err instanceof Missing) return false;
-        throw err;
-      }
-    },
+    exists: isObject,
     async get(name) {
       try {
         return await attempt('read', name, async () => bytesOf(await client.getObject(bucket, key(name))));
