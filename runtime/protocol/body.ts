@@ -13,6 +13,9 @@ export function binaryTail(body: unknown): Uint8Array | undefined {
 }
 
 export function registerBodyParsers(app: FastifyInstance): void {
+  // A GET may carry a JSON body too: Ray Serve's clients call a deployment's route with
+  // `requests.get(url, json=...)`, and a custom route reads it. A GET without one is not parsed at all.
+  app.addHttpMethod('GET', { hasBody: true, overrideExisting: true });
   // JSON only otherwise: a text/plain body would reach the schema as a string instead of a 415.
   app.removeContentTypeParser('text/plain');
   // fastify's own JSON parsing (prototype-poisoning keys refused), on our bytes.

@@ -30,39 +30,43 @@ export function routeFinder(routes: readonly CustomRouteSpec[]): (method: string
 
 export function registerCustom(app: FastifyInstance, plane: DataPlane): void {
   const finders = new WeakMap<readonly CustomRouteSpec[], ReturnType<typeof routeFinder>>();
-  app.route({
-    method: [...METHODS],
-    url: '/v2/models/:name/custom/*',
-    config: { protocol: 'custom' },
-    handler: async (req, reply) => {
-      const { name, '*': rest } = req.params as { name: string; '*': string };
-      plane.checkModel(name);
-      const routes = plane.model.requireEngine().metadata.routes;
-      let find = finders.get(routes);
-      if (!find) {
-        find = routeFinder(routes);
-        finders.set(routes, find);
-      }
-      const path = `/${rest ?? ''}`;
-      const found = find(req.method, path);
-      if (found === 'method') throw msError('MS_ERR_HTTP_METHOD_NOT_ALLOWED', { method: req.method, url: req.url });
-      if (!found) throw msError('MS_ERR_HTTP_NOT_FOUND', { method: req.method, url: req.url });
-      const res = await plane.route(
-        found.index,
-        {
-          method: req.method,
-          path,
-          params: found.params,
-          query: req.query as Record<string, unknown>,
-          headers: req.headers,
-          body: req.body,
-        },
-        req.id,
-        req.headers[TIMEOUT_HEADER],
-        callerAuthorization(req.headers.authorization, req.headers[FORWARDED_AUTH_HEADER]),
-      );
-      reply.code(res.status ?? 200);
-      return res.body ?? null;
-    },
-  });
+  // `custom/*` and `custom` alone: a plugin's route `/` (a Ray deployment's default) is the bare prefix, which the
+  // wildcard does not match once the router has dropped the trailing slash.
+  for (const url of ['/v2/models/:name/custom/*', '/v2/models/:name/custom']) {
+    app.route({
+      method: [...METHODS],
+      url,
+      config: { protocol: 'custom' },
+      handler: async (req, reply) => {
+        const { name, '*': rest } = req.params as { name: string; '*': string };
+        plane.checkModel(name);
+        const routes = plane.model.requireEngine().metadata.routes;
+        let find = finders.get(routes);
+        if (!find) {
+          find = routeFinder(routes);
+          finders.set(routes, find);
+        }
+        const path = `/${rest ?? ''}`;
+        const found = find(req.method, path);
+        if (found === 'method') throw msError('MS_ERR_HTTP_METHOD_NOT_ALLOWED', { method: req.method, url: req.url });
+        if (!found) throw msError('MS_ERR_HTTP_NOT_FOUND', { method: req.method, url: req.url });
+        const res = await plane.route(
+          found.index,
+          {
+            method: req.method,
+            path,
+            params: found.params,
+            query: req.query as Record<string, unknown>,
+            headers: req.headers,
+            body: req.body,
+          },
+          req.id,
+          req.headers[TIMEOUT_HEADER],
+          callerAuthorization(req.headers.authorization, req.headers[FORWARDED_AUTH_HEADER]),
+        );
+        reply.code(res.status ?? 200);
+        return res.body ?? null;
+      },
+    });
+  }
 }
