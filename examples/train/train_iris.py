@@ -13,8 +13,16 @@ Writes:
     examples/iris-sklearn/model.joblib     LogisticRegression(max_iter=1000, random_state=0)
     examples/ensemble/logistic/model.joblib   LogisticRegression(max_iter=1000, random_state=0) (Ray Serve's ensemble)
     examples/ensemble/svm/model.joblib        SVC(probability=True, random_state=0)
+    examples/ray-sklearn/logistic/iris_logistic_regression.pkl   LogisticRegression(max_iter=1000, random_state=0)
+    examples/ray-sklearn/svm/iris_svm_classifier.pkl             SVC(random_state=0)
+    examples/ray-sklearn/{logistic,svm}/iris_labels.json          the class names, index = class
+
+The Ray Serve tutorial's SKLearnModel reads its model with pickle.load and its labels with json.load, so those
+are written with pickle.dump and json.dump, as the tutorial saves them.
 """
+import json
 import os
+import pickle
 
 import joblib
 import numpy as np
@@ -48,6 +56,19 @@ def main():
         path = os.path.join(EXAMPLES, rel)
         joblib.dump(model, path)
         print(f"{rel}: {type(model).__name__} training accuracy {accuracy:.4f} ({os.path.getsize(path)} bytes)")
+
+    ray_models = [
+        ("ray-sklearn/logistic", "iris_logistic_regression.pkl", LogisticRegression(max_iter=1000, random_state=0)),
+        ("ray-sklearn/svm", "iris_svm_classifier.pkl", SVC(random_state=0)),
+    ]
+    for folder, file, model in ray_models:
+        model.fit(X, y)
+        path = os.path.join(EXAMPLES, folder, file)
+        with open(path, "wb") as f:
+            pickle.dump(model, f)
+        with open(os.path.join(EXAMPLES, folder, "iris_labels.json"), "w") as f:
+            json.dump([str(n) for n in iris.target_names], f)
+        print(f"{folder}/{file}: {type(model).__name__} training accuracy {model.score(X, y):.4f} ({os.path.getsize(path)} bytes)")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,12 @@ async function serve(dir: string, opts: Parameters<typeof appFor>[1] = {}): Prom
   return t;
 }
 afterAll(async () => {
-  await Promise.all(opened.map((t) => t.engine.close()));
+  await Promise.all(
+    opened.map(async (t) => {
+      await t.app.close();
+      await t.engine.close();
+    }),
+  );
 });
 
 async function loadError(files: Record<string, string>, opts: Parameters<typeof appFor>[1] = {}): Promise<ModelshipError> {
@@ -183,6 +188,52 @@ describe('Python bundles, one per style', () => {
   });
 });
 
+describe('Ray Serve deployments, the tutorial code as written (examples/ray-sklearn, examples/ray-ensemble)', () => {
+  const SAMPLE = { 'sepal length': 1.2, 'sepal width': 1.0, 'petal length': 1.1, 'petal width': 0.9 };
+  const IRIS_VIRGINICA = { 'sepal length': 6.7, 'sepal width': 3.0, 'petal length': 5.2, 'petal width': 2.3 };
+  const oip = (name: string, instance: Record<string, number>) => ({
+    method: 'POST' as const,
+    url: `/v2/models/${name}/infer`,
+    payload: { inputs: Object.entries(instance).map(([k, v]) => ({ name: k, shape: [1], datatype: 'FP64', data: [v] })) },
+  });
+
+  it("SKLearnModel(model_path, label_path) from the manifest's parameters: a label string over KServe v1, OIP v2 and its GET route", async () => {
+    const { app } = await serve(join(EXAMPLES, 'ray-sklearn', 'logistic'));
+    const v1 = await app.inject({
+      method: 'POST',
+      url: '/v1/models/ray-logistic:predict',
+      payload: { instances: [SAMPLE, IRIS_VIRGINICA] },
+    });
+    expect(v1.json()).toEqual({ predictions: ['setosa', 'virginica'] });
+    const v2r = await app.inject(oip('ray-logistic', IRIS_VIRGINICA));
+    expect(v2r.json().outputs).toEqual([{ name: 'output', datatype: 'BYTES', shape: [1], data: ['virginica'] }]);
+    // requests.get(url, json=sample) as the tutorial calls it: a GET with a JSON body, answered as text.
+    const get = await app.inject({ method: 'GET', url: '/v2/models/ray-logistic/custom/', payload: SAMPLE });
+    expect(get.statusCode).toBe(200);
+    expect(get.headers['content-type']).toMatch(/^text\/plain/);
+    expect(get.body).toBe('setosa');
+  });
+
+  it('the ensemble function calls both members (spec.dependencies) at once, over KServe v1 and its /ensemble route', async () => {
+    const members: Record<string, { url: string; model: string; modelServing: string }> = {};
+    for (const name of ['logistic', 'svm']) {
+      const { app } = await serve(join(EXAMPLES, 'ray-sklearn', name));
+      const url = await app.listen({ host: '127.0.0.1', port: 0 });
+      members[name] = { url, model: `ray-${name}`, modelServing: `ray-${name}` };
+    }
+    const { app } = await serve(join(EXAMPLES, 'ray-ensemble'), { dependencies: members });
+    const v1 = await app.inject({ method: 'POST', url: '/v1/models/ray-ensemble:predict', payload: { instances: [IRIS_VIRGINICA] } });
+    expect(v1.json()).toEqual({ predictions: [{ logistic: 'virginica', svm: 'virginica' }] });
+    const get = await app.inject({ method: 'GET', url: '/v2/models/ray-ensemble/custom/ensemble', payload: SAMPLE });
+    expect(get.json()).toEqual({ logistic: 'setosa', svm: 'setosa' });
+    const v2r = await app.inject(oip('ray-ensemble', SAMPLE));
+    expect(v2r.json().outputs).toEqual([
+      { name: 'logistic', datatype: 'BYTES', shape: [1], data: ['setosa'] },
+      { name: 'svm', datatype: 'BYTES', shape: [1], data: ['setosa'] },
+    ]);
+  });
+});
+
 describe('bad Python bundles', () => {
   it('a syntax error names the file and line', async () => {
     const err = await loadError({ 'predict.py': 'def predict(x)\n    return x\n' });
@@ -194,7 +245,7 @@ describe('bad Python bundles', () => {
     const err = await loadError({ 'predict.py': 'def helper():\n    pass\n' });
     expect(err.code).toBe('MS_ERR_PLUGIN_EXPORTS');
     expect(err.message).toContain(
-      'defines none of predict(model_input), predict_batch(inputs), class Predict, class UserModel (found: helper)',
+      'defines none of predict(model_input), predict_batch(inputs), class Predict, class UserModel, a Ray Serve deployment (found: helper)',
     );
   });
 

@@ -2,13 +2,14 @@
 
 Inside a bundle: ``from modelship import InvalidInput`` (raise it for bad input: 400 for the caller).
 Locally: ``LocalBundleRunner("path/or/bundle.zip").predict({...})`` runs a bundle with the server's checks.
-On a cluster: ``Client().deploy("iris", "path/to/bundle")``, then ``predict``, ``status``, ``delete``.
-Composing models: ``from modelship import models``; ``models["svm"].predict(x)`` calls a spec.dependencies entry.
+On a cluster: ``Client().deploy("iris", "path/to/bundle")``, then ``predict``, ``batch``, ``status``, ``delete``.
+Composing models: ``from modelship import models``; ``models["svm"].predict(x)`` calls a spec.dependencies entry
+(Ray Serve code: ``serve.get_handle("svm").remote(payload=x)`` and ``ray.get``, through the same handles).
 Standard library only (numpy is used when the bundle's environment has it).
 """
 
-from .client import Client, ModelshipError
-from .errors import BundleError, InvalidInput
+from .client import Client
+from .errors import BundleError, InvalidInput, ModelshipError
 from .models import models
 from .runner import LocalBundleRunner
 

@@ -9,6 +9,8 @@ false, "code", "params", "trace"}``: codes as in docs/errors.md; the traceback's
 runtime's log, never for the client.
 """
 
+from __future__ import annotations
+
 import fcntl
 import gc
 import os
@@ -16,17 +18,20 @@ import signal
 import sys
 import time
 import traceback
+from typing import Any
 
-from .bundle import Result, describe, load_bundle, to_jsonable
+from .bundle import Bundle, Result
+from .errors import BundleError, describe
+from .loader import load_bundle
 from .models import _set_current
-from .errors import BundleError
-from .outputs import check_column
-from .wire import FrameError
+from .outputs import check_column, to_jsonable
+from .wire import Channel, FrameError
 
 TRACE_LINES = 12
+Reply = dict[str, Any]
 
 
-def _failure(err):
+def _failure(err: BaseException) -> Reply:
     if isinstance(err, BundleError):
         return {"ok": False, "code": err.code, "params": err.params}
     if isinstance(err, ValueError):  # modelship.InvalidInput too: the caller's mistake
@@ -34,13 +39,13 @@ def _failure(err):
     return {"ok": False, "code": "MS_ERR_PREDICT_FAILED", "params": {"detail": describe(err)}}
 
 
-def _trace(err):
+def _trace(err: BaseException) -> list[str]:
     lines = traceback.format_exception(type(err), err, err.__traceback__)
     return "".join(lines).rstrip().splitlines()[-TRACE_LINES:]
 
 
-def _reply_predict(result):
-    reply = {"ok": True}
+def _reply_predict(result: Result) -> Reply:
+    reply: Reply = {"ok": True}
     if result.columns is not None:
         reply["cols"] = {k: check_column(k, v, result.n) for k, v in result.columns.items()}
         reply["n"] = result.n
@@ -51,23 +56,41 @@ def _reply_predict(result):
     return reply
 
 
-def _undecodable(err):
+def _undecodable(err: object) -> Reply:
     """The reply to a frame whose message could not be decoded: that request fails, the worker goes on."""
-    return {"ok": False, "code": "MS_ERR_REQUEST_INVALID", "params": {"detail": "the Python worker cannot decode it (%s)" % err}}
+    return {"ok": False, "code": "MS_ERR_REQUEST_INVALID", "params": {"detail": f"the Python worker cannot decode it ({err})"}}
 
 
-def _read(channel):
+def _read(channel: Channel) -> tuple[dict[str, Any] | None, Reply | None]:
     """The next message, or an error reply for a frame that cannot be decoded (or is not a message)."""
     try:
         msg = channel.read()
     except FrameError as err:
         return None, _undecodable(err)
     if msg is not None and not isinstance(msg, dict):
-        return None, _undecodable("a %s, not a message" % type(msg).__name__)
+        return None, _undecodable(f"a {type(msg).__name__}, not a message")
     return msg, None
 
 
-def serve(channel):
+def _handle(bundle: Bundle, msg: dict[str, Any]) -> Reply:
+    """One request's reply."""
+    op = msg.get("op")
+    if op == "predict":
+        result = bundle.predict(msg["rows"], msg.get("method", "predict"), msg.get("outputs"))
+        return _reply_predict(result)
+    if op == "feedback":
+        value, metrics, events = bundle.feedback(msg["body"])
+        reply: Reply = {"ok": True, "value": value}
+        if metrics or events:
+            reply["signals"] = {"metrics": to_jsonable(metrics), "events": to_jsonable(events)}
+        return reply
+    if op == "route":
+        status, body = bundle.call_route(msg["index"], msg["req"])
+        return {"ok": True, "status": status, "body": to_jsonable(body)}
+    return {"ok": False, "code": "MS_ERR_SERVER_INTERNAL", "params": {"detail": f"unknown op {op!r}"}}
+
+
+def serve(channel: Channel) -> int:
     msg, refused = _read(channel)
     if refused is not None:
         channel.write(refused)
@@ -75,8 +98,8 @@ def serve(channel):
     if msg is None or msg.get("op") != "init":
         return 2
     try:
-        bundle = load_bundle(msg["bundle"], msg.get("entrypoint") or None)
-    except BaseException as err:  # noqa: B902 - whatever init raised is the model's failure, not ours
+        bundle = load_bundle(msg["bundle"], msg.get("entrypoint") or None, msg.get("parameters") or None)
+    except BaseException as err:  # whatever init raised is the model's failure, not ours
         failure = err if isinstance(err, BundleError) else BundleError("MS_ERR_PLUGIN_INIT_FAILED", describe(err))
         reply = _failure(failure)
         reply["trace"] = _trace(err)
@@ -93,7 +116,6 @@ def serve(channel):
             continue
         if msg is None or msg.get("op") == "exit":
             return 0
-        op = msg.get("op")
         deadline = msg.get("deadline")
         if deadline is not None and time.time() * 1000 >= deadline:
             # Its caller stopped waiting while it sat in the pipe (it has had its 504): not run at all.
@@ -101,25 +123,8 @@ def serve(channel):
             continue
         _set_current(msg.get("requestId"), deadline, msg.get("authorization"))
         try:
-            if op == "predict":
-                rows = msg["rows"]
-                wanted = msg.get("outputs")
-                if wanted is not None and hasattr(bundle, "proba"):
-                    result = bundle.predict(rows, msg.get("method", "predict"), wanted)
-                else:
-                    result = bundle.predict(rows, msg.get("method", "predict"))
-                reply = _reply_predict(result)
-            elif op == "feedback":
-                value, metrics, events = bundle.feedback(msg["body"])
-                reply = {"ok": True, "value": value}
-                if metrics or events:
-                    reply["signals"] = {"metrics": to_jsonable(metrics), "events": to_jsonable(events)}
-            elif op == "route":
-                status, body = bundle.call_route(msg["index"], msg["req"])
-                reply = {"ok": True, "status": status, "body": to_jsonable(body)}
-            else:
-                reply = {"ok": False, "code": "MS_ERR_SERVER_INTERNAL", "params": {"detail": "unknown op %r" % op}}
-        except BaseException as err:  # noqa: B902 - SystemExit from a plugin fails its request only
+            reply = _handle(bundle, msg)
+        except BaseException as err:  # SystemExit from a plugin fails its request only
             reply = _failure(err)
             if reply["code"] != "MS_ERR_INPUT_INVALID":
                 reply["trace"] = _trace(err)
@@ -129,7 +134,7 @@ def serve(channel):
             channel.write({"ok": False, "code": "MS_ERR_OUTPUT_INVALID", "params": {"detail": describe(err)}})
 
 
-def _hold_environment():
+def _hold_environment() -> int | None:
     """A shared lock on the requirements environment's use file, held for the worker's life (the descriptor
     stays open): the cache's collector removes only environments no worker holds (modelship/_envcache.py)."""
     path = os.environ.pop("MODELSHIP_ENV_INUSE", None)
@@ -143,12 +148,10 @@ def _hold_environment():
         return None
 
 
-def main():
+def main() -> None:
     # Ctrl-C in a terminal reaches the whole process group; the runtime decides when a worker stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _hold_environment()
-    from .wire import Channel
-
     channel = Channel(3, 4)
     sys.stdin = open(os.devnull)
     sys.exit(serve(channel))

@@ -5,9 +5,10 @@
                                              "access_key": "...", "secret_key": "..."})
     client.deploy("iris", "examples/iris-sklearn", format="python")   # packs, uploads, applies, waits
     client.predict("iris", {"input": [5.1, 3.5, 1.4, 0.2]})           # {'predict': 0, ...}
+    client.batch("ms/iris", "s3://data/iris/", "s3://data/scored/", columns={"input": ["a", "b", "c", "d"]})
     client.delete("iris")
 
-Everything goes through the CLI (``modelship deploy|status|predict|delete``), so the object store and the
+Everything goes through the CLI (``modelship deploy|status|predict|batch|delete``), so the object store and the
 Kubernetes API are spoken by one implementation: the CLI's. It is found as ``cli=`` (a command line, e.g.
 ``"node /src/modelship/cli/modelship.ts"``), else ``$MODELSHIP_CLI``, else ``modelship`` on the PATH. The
 cluster is the kubeconfig's (``kubeconfig=`` or ``$KUBECONFIG``), the object store ``storage=`` or the CLI's
@@ -15,7 +16,8 @@ profile (``~/.config/modelship/config.yaml``). What the CLI reports while it wor
 waiting) is echoed to ``sys.stderr`` line by line, where a notebook shows it. Failures raise
 ``ModelshipError`` with the CLI's code (``MS_ERR_PLUGIN_LOAD``, …) when there is one, and its message: the
 client asks the CLI for its error as a JSON record (``$MODELSHIP_ERROR_FORMAT=json``) rather than reading
-its text. Standard library only.
+its text. The local environment of a modelship checkout is known only to ``Client.local()``. Standard
+library only.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import Any, Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+from .errors import ModelshipError
 
 EXIT_NOT_FOUND = 4  # the CLI's exit code for a ModelServing that does not exist
 ERROR_PREFIX = "modelship-error: "  # the CLI's error record, one JSON object, under $MODELSHIP_ERROR_FORMAT=json
@@ -46,16 +51,6 @@ _STORAGE_ENV = {
 
 Json = Any
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-class ModelshipError(Exception):
-    """A failed CLI call: ``code`` is modelship's error code when the CLI named one (else None)."""
-
-    def __init__(self, message: str, code: str | None = None, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.exit_code = exit_code
 
 
 def parse_failure(stderr_lines: Sequence[str], exit_code: int) -> ModelshipError:
@@ -97,8 +92,30 @@ def deploy_args(model_id: str, bundle: PathLike, namespace: str | None = None, r
     return args
 
 
+def batch_args(model: PathLike, input: str, output: str, *, format: str | None = None,  # noqa: A002 - the CLI's names
+               columns: Mapping[str, str | Sequence[str]] | None = None, key_columns: Sequence[str] | None = None,
+               parallelism: int | None = None, batch_size: int | None = None, name: str | None = None,
+               namespace: str | None = None, wait: bool = True) -> list[str]:
+    """The CLI arguments of one batch prediction. Pure. ``columns``: model input → the input columns that
+    make it (``{"input": ["a", "b"]}`` → ``--columns input=a,b``)."""
+    args = ["batch", os.fspath(model), "--input", input, "--output", output, "--json"]
+    if format is not None:
+        args += ["--format", format]
+    for target, cols in (columns or {}).items():
+        args += ["--columns", f"{target}={cols if isinstance(cols, str) else ','.join(cols)}"]
+    for key in key_columns or []:
+        args += ["--key", key]
+    for flag, value in (("--parallelism", parallelism), ("--batch-size", batch_size), ("--name", name),
+                        ("--namespace", namespace)):
+        if value is not None:
+            args += [flag, str(value)]
+    if wait:
+        args.append("--wait")
+    return args
+
+
 class Client:
-    """modelship from Python: upload, deploy, predict, status, exists, delete, wait_ready."""
+    """modelship from Python: upload, deploy, predict, batch, status, exists, delete, wait_ready."""
 
     def __init__(self, kubeconfig: PathLike | None = None, namespace: str | None = None,
                  storage: Mapping[str, str] | None = None, cli: str | Sequence[str] | None = None, echo: bool = True,
@@ -190,7 +207,7 @@ class Client:
 
     def upload_model(self, zip_or_dir: PathLike, model_id: str) -> dict[str, Json]:
         """Packs (a directory) and uploads the bundle under its sha256; nothing is applied. {uri, sha256}."""
-        result = json.loads(self._run(deploy_args(model_id, zip_or_dir, self.namespace, dry_run=True)))
+        result: dict[str, Json] = json.loads(self._run(deploy_args(model_id, zip_or_dir, self.namespace, dry_run=True)))
         return {"uri": result["bundle"]["uri"], "sha256": result["bundle"]["sha256"], "uploaded": result["uploaded"]}
 
     def deploy(self, model_id: str, zip_or_dir: PathLike, wait: bool = True, timeout: float = 300,
@@ -201,7 +218,8 @@ class Client:
         format (js | onnx | python), node_selector (dict), tolerate (taint keys).
         """
         args = deploy_args(model_id, zip_or_dir, self.namespace, wait=wait, timeout=timeout, **{**self._defaults, **options})
-        return json.loads(self._run(args))
+        result: dict[str, Json] = json.loads(self._run(args))
+        return result
 
     def predict(self, model_id: str, inputs: Mapping[str, Json] | Sequence[Mapping[str, Json]]) -> Json:
         """One input dict (→ one output dict) or a list of them, through the API server's service proxy."""
@@ -209,13 +227,28 @@ class Client:
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="modelship-input-", delete=False) as f:
             json.dump(inputs, f)
         try:
-            return json.loads(self._run(["predict", model_id, "-i", f.name] + self._ns()))
+            return json.loads(self._run(["predict", model_id, "-i", f.name, *self._ns()]))
         finally:
             os.unlink(f.name)
 
+    def batch(self, model: PathLike, input: str, output: str, *, format: str | None = None,  # noqa: A002
+              columns: Mapping[str, str | Sequence[str]] | None = None, key_columns: Sequence[str] | None = None,
+              parallelism: int | None = None, batch_size: int | None = None, name: str | None = None,
+              wait: bool = True) -> dict[str, Json]:
+        """Scores a dataset with a model: ``model`` is a bundle (directory or zip) or ``ms/NAME`` (a ModelServing's
+        bundle); ``input`` a prefix or glob of Parquet, CSV or JSON Lines files (``format`` when the names do not
+        say), ``output`` the prefix the parts go to. On a cluster it runs a BatchPrediction and returns its final
+        status (with ``wait``; else its status once made); with a local ``input`` path it runs here, without a
+        cluster, and returns ``{"rows", "errorRows", "output"}``."""
+        args = batch_args(model, input, output, format=format, columns=columns, key_columns=key_columns,
+                          parallelism=parallelism, batch_size=batch_size, name=name, namespace=self.namespace, wait=wait)
+        result: dict[str, Json] = json.loads(self._run(args))
+        return result
+
     def status(self, model_id: str) -> dict[str, Json]:
         """The ModelServing as the cluster has it (spec and status)."""
-        return json.loads(self._run(["status", model_id, "--json"] + self._ns()))
+        result: dict[str, Json] = json.loads(self._run(["status", model_id, "--json", *self._ns()]))
+        return result
 
     def exists(self, model_id: str) -> bool:
         try:
@@ -228,7 +261,10 @@ class Client:
 
     def wait_ready(self, model_id: str, timeout: float = 300) -> dict[str, Json]:
         """Waits for Ready; raises ModelshipError with the status reason if it fails, or on the timeout."""
-        return json.loads(self._run(["status", model_id, "--wait", "--timeout", str(int(timeout)), "--json"] + self._ns()))
+        result: dict[str, Json] = json.loads(
+            self._run(["status", model_id, "--wait", "--timeout", str(int(timeout)), "--json", *self._ns()])
+        )
+        return result
 
     def delete(self, model_id: str) -> None:
-        self._run(["delete", model_id] + self._ns())
+        self._run(["delete", model_id, *self._ns()])

@@ -14,6 +14,8 @@ the caller's deadline); a failure raises ``BundleError`` with the dependency's n
 Standard library only: one keep-alive HTTP connection per thread and dependency.
 """
 
+from __future__ import annotations
+
 import asyncio
 import http.client
 import json
@@ -22,6 +24,8 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
+from typing import Any
 
 from .errors import BundleError
 
@@ -30,30 +34,30 @@ TIMEOUT_HEADER = "x-modelship-timeout-ms"
 # The request the worker is running (one at a time per worker process): set by the worker around each call.
 # Its caller's credentials go with the calls it makes, so a dependency that requires authentication checks the
 # caller's identity.
-_current = {"request_id": None, "deadline": None, "authorization": None}
+_current: dict[str, Any] = {"request_id": None, "deadline": None, "authorization": None}
 
 
-def _set_current(request_id, deadline, authorization=None):
+def _set_current(request_id: str | None, deadline: float | None, authorization: str | None = None) -> None:
     _current["request_id"] = request_id
     _current["deadline"] = deadline
     _current["authorization"] = authorization
 
 
 class _Handle:
-    def __init__(self, name, target):
+    def __init__(self, name: str, target: dict[str, Any]) -> None:
         self.name = name
-        self.model = target["model"]
-        self.model_serving = target.get("modelServing", self.model)
+        self.model: str = target["model"]
+        self.model_serving: str = target.get("modelServing", self.model)
         u = urllib.parse.urlsplit(target["url"])
-        self._host = u.hostname
+        self._host = u.hostname or "localhost"
         self._port = u.port or 80
         self._local = threading.local()
 
-    def __repr__(self):
-        return "<modelship dependency %s: ModelServing %s>" % (self.name, self.model_serving)
+    def __repr__(self) -> str:
+        return f"<modelship dependency {self.name}: ModelServing {self.model_serving}>"
 
-    def _conn(self, timeout):
-        c = getattr(self._local, "conn", None)
+    def _conn(self, timeout: float) -> http.client.HTTPConnection:
+        c: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
         if c is None:
             c = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
             self._local.conn = c
@@ -63,10 +67,10 @@ class _Handle:
                 c.sock.settimeout(timeout)
         return c
 
-    def _error(self, code, detail, **params):
+    def _error(self, code: str, detail: str, **params: object) -> BundleError:
         return BundleError(code, detail, name=self.name, ms=self.model_serving, **params)
 
-    def _post(self, path, body):
+    def _post(self, path: str, body: object) -> Any:
         deadline = _current["deadline"]
         remaining = (deadline - time.time() * 1000) if deadline else 30000.0
         if remaining <= 0:
@@ -94,13 +98,13 @@ class _Handle:
                 break
             except socket.timeout:
                 conn.close()
-                raise self._error("MS_ERR_DEPENDENCY_TIMEOUT", "timed out", timeout=int(remaining))
+                raise self._error("MS_ERR_DEPENDENCY_TIMEOUT", "timed out", timeout=int(remaining)) from None
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as err:
                 # A kept-alive connection the callee closed meanwhile: once more on a new one.
                 conn.close()
                 self._local.conn = None
                 if attempt >= 2:
-                    raise self._error("MS_ERR_DEPENDENCY_UNAVAILABLE", "%s: %s" % (type(err).__name__, err))
+                    raise self._error("MS_ERR_DEPENDENCY_UNAVAILABLE", f"{type(err).__name__}: {err}") from None
             except ConnectionRefusedError as err:
                 # Never sent: tried again after 50, 100, 200 ms (a Service between endpoints), within the deadline.
                 conn.close()
@@ -108,20 +112,20 @@ class _Handle:
                 pause = 0.05 * 2 ** refused
                 refused += 1
                 if refused > 3 or (deadline and time.time() * 1000 + pause * 1000 >= deadline):
-                    raise self._error("MS_ERR_DEPENDENCY_UNAVAILABLE", "%s: %s" % (type(err).__name__, err))
+                    raise self._error("MS_ERR_DEPENDENCY_UNAVAILABLE", f"{type(err).__name__}: {err}") from None
                 time.sleep(pause)
                 continue
             except OSError as err:
                 conn.close()
                 self._local.conn = None
-                raise self._error("MS_ERR_DEPENDENCY_UNAVAILABLE", "%s: %s" % (type(err).__name__, err))
+                raise self._error("MS_ERR_DEPENDENCY_UNAVAILABLE", f"{type(err).__name__}: {err}") from None
         if res.status == 200:
             return json.loads(text)
         try:
             doc = json.loads(text)
-            detail = "%s: %s" % (doc.get("code"), doc.get("error")) if doc.get("code") else str(doc.get("error", text[:200]))
-        except ValueError:
-            detail = text[:200] or "HTTP %d" % res.status
+            detail = f"{doc.get('code')}: {doc.get('error')}" if doc.get("code") else str(doc.get("error", text[:200]))
+        except (ValueError, AttributeError):
+            detail = text[:200] or f"HTTP {res.status}"
         if res.status == 503:
             raise self._error("MS_ERR_DEPENDENCY_UNAVAILABLE", detail)
         if res.status == 504:
@@ -130,50 +134,50 @@ class _Handle:
             raise self._error("MS_ERR_DEPENDENCY_REJECTED", detail)
         raise self._error("MS_ERR_DEPENDENCY_FAILED", detail)
 
-    def predict(self, instance):
+    def predict(self, instance: Any) -> Any:
         many = isinstance(instance, list)
-        answer = self._post("/v1/models/%s:predict" % urllib.parse.quote(self.model), {"instances": instance if many else [instance]})
+        answer = self._post(f"/v1/models/{urllib.parse.quote(self.model)}:predict", {"instances": instance if many else [instance]})
         predictions = answer.get("predictions")
         if not isinstance(predictions, list):
             raise self._error("MS_ERR_DEPENDENCY_FAILED", "its answer has no predictions list")
         return predictions if many else predictions[0]
 
-    def infer(self, request):
-        return self._post("/v2/models/%s/infer" % urllib.parse.quote(self.model), request)
+    def infer(self, request: dict[str, Any]) -> Any:
+        return self._post(f"/v2/models/{urllib.parse.quote(self.model)}/infer", request)
 
-    async def apredict(self, instance):
+    async def apredict(self, instance: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, self.predict, instance)
 
-    async def ainfer(self, request):
+    async def ainfer(self, request: dict[str, Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, self.infer, request)
 
 
 class _Models:
     """``models["name"]``: the handle of a dependency; an unknown name raises, naming the known ones."""
 
-    def __init__(self):
-        self._handles = None
+    def __init__(self) -> None:
+        self._handles: dict[str, _Handle] | None = None
 
-    def _load(self):
+    def _load(self) -> dict[str, _Handle]:
         if self._handles is None:
             targets = json.loads(os.environ.get("MODELSHIP_DEPENDENCIES") or "{}")
             self._handles = {name: _Handle(name, t) for name, t in targets.items()}
         return self._handles
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> _Handle:
         handles = self._load()
         if name not in handles:
             known = ", ".join(sorted(handles)) or "(none: spec.dependencies is empty)"
             raise BundleError("MS_ERR_DEPENDENCY_UNKNOWN", "unknown dependency", name=name, known=known)
         return handles[name]
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return name in self._load()
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._load()))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._load())
 
 

@@ -3,30 +3,35 @@ below /v2/models/{name}/custom/. A small adapter of ours, not Flask: a handler t
 ``<params>`` as keyword arguments and may read ``modelship.routes.request`` (method, path, args, json,
 headers); it returns a body (dict, list, str, number) or ``(body, status)``."""
 
+from __future__ import annotations
+
 import re
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 _local = threading.local()
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 class Request:
     __slots__ = ("method", "path", "args", "json", "headers", "view_args")
 
-    def __init__(self, req):
-        self.method = req.get("method", "GET")
-        self.path = req.get("path", "/")
-        self.args = req.get("query") or {}
-        self.json = req.get("body")
-        self.headers = req.get("headers") or {}
-        self.view_args = req.get("params") or {}
+    def __init__(self, req: dict[str, Any]) -> None:
+        self.method: str = req.get("method", "GET")
+        self.path: str = req.get("path", "/")
+        self.args: dict[str, Any] = req.get("query") or {}
+        self.json: Any = req.get("body")
+        self.headers: dict[str, Any] = req.get("headers") or {}
+        self.view_args: dict[str, Any] = req.get("params") or {}
 
-    def get_json(self, *args, **kwargs):
+    def get_json(self, *args: Any, **kwargs: Any) -> Any:
         return self.json
 
 
 class _RequestProxy:
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         current = getattr(_local, "request", None)
         if current is None:
             raise RuntimeError("modelship.routes.request is only set while a custom route runs")
@@ -39,21 +44,23 @@ request = _RequestProxy()
 class App:
     """What ``endpoints(app)`` receives."""
 
-    def __init__(self):
-        self.routes = []
-        self.handlers = []
+    add_url_rule = None  # Flask's other spelling is not supported: route() only
 
-    def route(self, path, methods=None, **_options):
+    def __init__(self) -> None:
+        self.routes: list[dict[str, str]] = []
+        self.handlers: list[Callable[..., Any]] = []
+
+    def route(self, path: str, methods: list[str] | None = None, **_options: Any) -> Callable[[Handler], Handler]:
         if not isinstance(path, str) or not path.startswith("/"):
-            raise ValueError("route path %r must start with /" % (path,))
+            raise ValueError(f"route path {path!r} must start with /")
         # Flask's <name> and <int:name> become :name segments.
         pattern = re.sub(r"<(?:[a-z]+:)?([A-Za-z_][A-Za-z0-9_]*)>", r":\1", path)
         verbs = [m.upper() for m in (methods or ["GET"])]
         for m in verbs:
-            if m not in _METHODS:
-                raise ValueError("route %s: method %s (use %s)" % (path, m, ", ".join(_METHODS)))
+            if m not in METHODS:
+                raise ValueError(f"route {path}: method {m} (use {', '.join(METHODS)})")
 
-        def register(fn):
+        def register(fn: Handler) -> Handler:
             for m in verbs:
                 self.routes.append({"method": m, "path": pattern})
                 self.handlers.append(fn)
@@ -61,10 +68,8 @@ class App:
 
         return register
 
-    add_url_rule = None  # Flask's other spelling is not supported: route() only
 
-
-def call(handler, req):
+def call(handler: Callable[..., Any], req: dict[str, Any]) -> tuple[int, Any]:
     """Runs a handler → (status, body)."""
     _local.request = Request(req)
     try:

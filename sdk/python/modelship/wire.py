@@ -7,13 +7,17 @@ its shape, and where its bytes start in the buffer region. The runtime (runtime/
 reads the same layout into typed arrays.
 """
 
+from __future__ import annotations
+
 import json
+import os
 import struct
+from typing import Any
 
 try:
     import numpy as _np
 except ImportError:  # pragma: no cover
-    _np = None
+    _np = None  # type: ignore[assignment]
 
 HEADER = struct.Struct("<II")
 ND = "$nd"
@@ -21,18 +25,18 @@ ND = "$nd"
 _FORMATS = {"f8": "d", "f4": "f", "i8": "q", "i4": "i", "i2": "h", "i1": "b", "u8": "Q", "u4": "I", "u2": "H", "u1": "B", "b1": "?"}
 
 
-def _pad(n):
+def _pad(n: int) -> int:
     return (8 - n % 8) % 8
 
 
 class _Encoder:
     __slots__ = ("buffers", "size")
 
-    def __init__(self):
-        self.buffers = []
+    def __init__(self) -> None:
+        self.buffers: list[bytes | memoryview] = []
         self.size = 0
 
-    def default(self, value):
+    def default(self, value: Any) -> Any:
         if _np is not None:
             if isinstance(value, _np.ndarray):
                 if value.dtype.kind not in "biuf":
@@ -50,17 +54,17 @@ class _Encoder:
                 return {ND: [value.dtype.str, list(value.shape), offset, data.nbytes]}
             if isinstance(value, _np.generic):
                 return value.item()
-        raise TypeError("%s cannot be sent" % type(value).__name__)
+        raise TypeError(f"{type(value).__name__} cannot be sent")
 
 
-def encode(message):
+def encode(message: Any) -> list[bytes | memoryview]:
     """A message → the list of byte chunks of one frame (written with one writev)."""
     enc = _Encoder()
     text = json.dumps(message, separators=(",", ":"), allow_nan=False, default=enc.default).encode("utf-8")
     if not enc.buffers:
         return [HEADER.pack(len(text), len(text)), text]
     pad = _pad(len(text))
-    chunks = [HEADER.pack(len(text) + pad + enc.size, len(text)), text]
+    chunks: list[bytes | memoryview] = [HEADER.pack(len(text) + pad + enc.size, len(text)), text]
     if pad:
         chunks.append(b"\0" * pad)
     chunks.extend(enc.buffers)
@@ -72,11 +76,11 @@ class FrameError(ValueError):
     fails (the worker answers it with an error), the next frame is read as usual."""
 
 
-def _is_count(v):
+def _is_count(v: object) -> bool:
     return type(v) is int and v >= 0
 
 
-def _array(spec, region):
+def _array(spec: Any, region: memoryview) -> Any:
     """A marker's array, checked against the frame before any byte is read."""
     ok = isinstance(spec, list) and len(spec) == 4
     if ok:
@@ -99,14 +103,14 @@ def _array(spec, region):
             count *= n
         ok = count * int(dtype[2:]) == nbytes
     if not ok:
-        raise ValueError("bad array marker %s" % json.dumps(spec)[:200])
+        raise ValueError(f"bad array marker {json.dumps(spec)[:200]}")
     raw = region[offset : offset + nbytes]
     if _np is not None:
         return _np.frombuffer(raw, dtype=_np.dtype(dtype)).reshape(shape)
     return raw.cast(_FORMATS[dtype[1:]]).tolist()
 
 
-def decode(body, json_len):
+def decode(body: bytes, json_len: int) -> Any:
     """One frame's body → the message; arrays become numpy arrays (or lists without numpy). Raises ValueError
     (a bad array marker) or whatever json raises (RecursionError for nesting deeper than the interpreter's limit)."""
     text = bytes(body[:json_len])
@@ -114,7 +118,7 @@ def decode(body, json_len):
         return json.loads(text)
     region = memoryview(body)[json_len + _pad(json_len):]
 
-    def hook(obj):
+    def hook(obj: dict[str, Any]) -> Any:
         spec = obj.get(ND)
         if spec is None or len(obj) != 1:
             return obj
@@ -126,14 +130,11 @@ def decode(body, json_len):
 class Channel:
     """Reads frames from one file descriptor and writes frames to another."""
 
-    def __init__(self, rfd, wfd):
-        import os
-
-        self._os = os
+    def __init__(self, rfd: int, wfd: int) -> None:
         self._r = os.fdopen(rfd, "rb", buffering=1 << 16)
         self._w = wfd
 
-    def read(self):
+    def read(self) -> Any:
         """The next message; None at the end of the stream; FrameError for a frame read whole but not decodable."""
         head = self._r.read(HEADER.size)
         if len(head) < HEADER.size:
@@ -145,13 +146,13 @@ class Channel:
         try:
             return decode(body, json_len)
         except Exception as err:  # noqa: BLE001 - whatever the bytes make the decoder raise fails this frame only
-            raise FrameError("%s: %s" % (type(err).__name__, err)) from None
+            raise FrameError(f"{type(err).__name__}: {err}") from None
 
-    def write(self, message):
+    def write(self, message: Any) -> None:
         chunks = encode(message)
         total = sum(len(c) for c in chunks)
-        written = self._os.writev(self._w, chunks)
+        written = os.writev(self._w, chunks)
         if written < total:  # a pipe took part of it: write the rest in order
             rest = b"".join(bytes(c) for c in chunks)[written:]
             while rest:
-                rest = rest[self._os.write(self._w, rest) :]
+                rest = rest[os.write(self._w, rest) :]

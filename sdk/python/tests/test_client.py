@@ -1,11 +1,12 @@
 """The Python client's pure parts: the CLI arguments of a deploy, and the CLI's failures as exceptions."""
 
 import json
+import os
 import sys
 
 import pytest
 
-from modelship.client import Client, ModelshipError, deploy_args, parse_failure
+from modelship.client import Client, ModelshipError, batch_args, deploy_args, parse_failure
 
 
 def test_deploy_args_name_every_option_once():
@@ -77,3 +78,39 @@ def test_local_gives_the_cluster_the_environments_read_only_keys_only(tmp_path):
     assert env["MODELSHIP_S3_ACCESS_KEY"] == "root"
     assert env["MODELSHIP_S3_CLUSTER_ACCESS_KEY"] == "modelship-pods"
     assert env["MODELSHIP_S3_CLUSTER_SECRET_KEY"] == "ro-secret"
+
+
+def test_batch_args_follow_the_cli_contract():
+    args = batch_args("ms/iris", "s3://data/in/*.parquet", "s3://data/out/", format="parquet",
+                      columns={"input": ["a", "b", "c", "d"], "id": "row_id"}, key_columns=["row_id", "day"],
+                      parallelism=4, batch_size=512, name="score-iris", namespace="ml")
+    assert args == ["batch", "ms/iris", "--input", "s3://data/in/*.parquet", "--output", "s3://data/out/", "--json",
+                    "--format", "parquet", "--columns", "input=a,b,c,d", "--columns", "id=row_id",
+                    "--key", "row_id", "--key", "day", "--parallelism", "4", "--batch-size", "512",
+                    "--name", "score-iris", "--namespace", "ml", "--wait"]
+    assert batch_args("b/", "in.csv", "out/", wait=False) == ["batch", "b/", "--input", "in.csv", "--output", "out/", "--json"]
+
+
+def test_batch_runs_the_cli_on_the_path_and_returns_its_status(tmp_path, monkeypatch):
+    # A stand-in `modelship` on the PATH that records its arguments and prints the final status, as the CLI does.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "argv.json"
+    fake = bin_dir / "modelship"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, sys\n"
+        f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+        "sys.stderr.write('shard 1/1 done\\n')\n"
+        "print(json.dumps({'rows': 150, 'errorRows': 0, 'output': '/tmp/out'}))\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("MODELSHIP_CLI", raising=False)
+    client = Client(namespace="ml", echo=False)
+    status = client.batch("examples/iris-sklearn", "iris.csv", "/tmp/out", columns={"input": ["a", "b", "c", "d"]},
+                          key_columns=["id"], batch_size=64)
+    assert status == {"rows": 150, "errorRows": 0, "output": "/tmp/out"}
+    assert json.loads(record.read_text()) == ["batch", "examples/iris-sklearn", "--input", "iris.csv", "--output",
+                                              "/tmp/out", "--json", "--columns", "input=a,b,c,d", "--key", "id",
+                                              "--batch-size", "64", "--namespace", "ml", "--wait"]
