@@ -218,7 +218,7 @@ async function createSecretIfMissing(c: Cluster, name: string, values: Record<st
 }
 
 /** A Secret of the CLI's, applied only when its data differ. Never printed. */
-async function applySecret(c: Cluster, name: string, values: Record<string, string>): Promise<boolean> {
+export async function applySecret(c: Cluster, name: string, values: Record<string, string>): Promise<boolean> {
   const data = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
   let existing: { data?: Record<string, string> } | undefined;
   try {

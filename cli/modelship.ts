@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// `modelship`: the bundle author's command line: init, test, pack, push, serve, predict; deploy, status, delete.
+// `modelship`: the bundle author's command line: init, test, pack, push, serve, predict; deploy, status, delete; batch.
 import { readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { GROUP, type ModelServing, PLURAL, VERSION } from '../crds/modelserving.schema.ts';
 import { MANIFEST_FILE, type Manifest, parseManifest, resolveBundle } from '../runtime/bundle/manifest.ts';
 import { readZipEntry } from '../runtime/bundle/unzip.ts';
 import { loadConfig } from '../runtime/config.ts';
-import { ENV, FORWARDED_AUTH_HEADER } from '../runtime/contract.ts';
+import { BATCH_FORMATS, type BatchFormat, ENV, FORWARDED_AUTH_HEADER } from '../runtime/contract.ts';
 import { isModelshipError } from '../runtime/errors.ts';
 import { start } from '../runtime/server.ts';
 import { SERVER_VERSION } from '../common/version.ts';
@@ -18,6 +19,8 @@ import { predictGrpc, predictRemote, readInferAnswer, toInferRequest } from './o
 import { packBundle } from './pack.ts';
 import { pushBundle } from './push.ts';
 import { runBundle } from './runner.ts';
+import { describeBatch, isLocalInput, parseColumns, submitBatch, waitBatch } from './batch.ts';
+import { batchLocal } from './batch-local.ts';
 import { s3Settings } from './s3.ts';
 import { scaffold } from './scaffold.ts';
 
@@ -72,6 +75,26 @@ const wholeNumber =
     if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number >= ${min}`);
     return n;
   };
+
+interface BatchCliOptions {
+  input: string;
+  output: string;
+  format?: BatchFormat;
+  outputFormat?: BatchFormat;
+  columns?: string[];
+  key?: string[];
+  batchSize?: number;
+  maxRowErrors?: number;
+  rowsPerShard?: number;
+  parallelism?: number;
+  workers?: number;
+  name?: string;
+  namespace?: string;
+  storageSecret?: string;
+  wait?: boolean;
+  timeout?: number;
+  json?: boolean;
+}
 
 export function program(): Command {
   const cli = new Command('modelship')
@@ -365,6 +388,88 @@ export function program(): Command {
       await deleteModelServing(c, name);
       console.log(`deleted ModelServing ${c.namespace}/${name}`);
     });
+  const batchFormat = (flag: string) => (value: string) => {
+    if (!(BATCH_FORMATS as readonly string[]).includes(value)) {
+      throw new InvalidArgumentError(`${flag} must be one of ${BATCH_FORMATS.join(', ')}`);
+    }
+    return value as BatchFormat;
+  };
+  cli
+    .command('batch')
+    .description(
+      'predict over a dataset (Parquet, CSV or JSON Lines): a local file or directory runs here; an s3:// input runs as a BatchPrediction in the cluster',
+    )
+    .argument('<model>', 'a bundle directory or zip, or ms/NAME for a ModelServing (cluster only)')
+    .requiredOption(
+      '-i, --input <uri>',
+      'input: a file, directory or glob (local), or s3://bucket/prefix (a glob in the last part allowed)',
+    )
+    .requiredOption('-o, --output <uri>', 'output: a directory (local) or s3://bucket/prefix')
+    .option('--format <format>', 'input format (default: from the file extension)', batchFormat('--format'))
+    .option('--output-format <format>', "output format (default: the input's)", batchFormat('--output-format'))
+    .option('--columns <input=col,…>', 'map a model input to its column(s), repeatable (default: inputs named as columns)', collect)
+    .option('--key <column>', 'an input column copied onto each output row, repeatable (default: the file and row index)', collect)
+    .option('--batch-size <n>', 'rows per model call (default 1024)', wholeNumber(1))
+    .option('--max-row-errors <n>', 'rows a shard may have refused before it fails (default 100)', wholeNumber(0))
+    .option('--rows-per-shard <n>', 'large Parquet files are cut into shards of about this many rows (default 250000)', wholeNumber(1))
+    .option('--parallelism <n>', 'cluster: pods at once (default 2)', wholeNumber(1))
+    .option('--workers <n>', 'local: Python worker processes / JS threads (default: one per CPU / in-process)', wholeNumber(0))
+    .option('--name <name>', 'cluster: the BatchPrediction name (default: generated)')
+    .option('-n, --namespace <ns>', "cluster: namespace (default: the kubeconfig context's)")
+    .option('--storage-secret <name>', 'cluster: a Secret (accessKey, secretKey) that reads the input and writes the output')
+    .option('--wait', 'cluster: follow the BatchPrediction to the end (progress on stderr)')
+    .option('--timeout <seconds>', 'cluster: how long --wait waits (default 3600)', wholeNumber(1))
+    .option('--json', 'print the result (local) or the final status (cluster) as one JSON object')
+    .action(async (model: string, opts: BatchCliOptions) => {
+      const common = {
+        input: opts.input,
+        output: opts.output,
+        format: opts.format,
+        outputFormat: opts.outputFormat,
+        columns: parseColumns(opts.columns),
+        keyColumns: opts.key,
+        batchSize: opts.batchSize,
+        maxRowErrors: opts.maxRowErrors,
+        rowsPerShard: opts.rowsPerShard,
+      };
+      if (isLocalInput(opts.input)) {
+        if (model.startsWith('ms/')) throw new Error('a ModelServing (ms/NAME) runs batches in its cluster: give an s3:// --input');
+        const bar =
+          process.stderr.isTTY && !opts.json
+            ? new SingleBar({ format: 'batch [{bar}] {value}/{total} rows', stream: process.stderr })
+            : undefined;
+        const result = await batchLocal(model, {
+          ...common,
+          workers: opts.workers,
+          onProgress: (done, total) => {
+            if (bar && !bar.isActive) bar.start(total, 0);
+            bar?.update(done);
+          },
+        }).finally(() => bar?.stop());
+        if (opts.json) console.log(JSON.stringify(result));
+        else
+          console.log(
+            `${result.rows} rows scored${result.errorRows ? `, ${result.errorRows} refused (errors/)` : ''} in ${result.seconds.toFixed(1)} s (${Math.round((result.rows + result.errorRows) / result.seconds)} rows/s): ${result.output}`,
+          );
+        return;
+      }
+      const log = (m: string) => console.error(m);
+      const { c, bp } = await submitBatch(
+        model,
+        { ...common, parallelism: opts.parallelism, name: opts.name, namespace: opts.namespace, storageSecret: opts.storageSecret },
+        log,
+      );
+      const name = bp.metadata?.name as string;
+      const final = opts.wait ? await waitBatch(c, name, (opts.timeout ?? 3600) * 1000, log) : bp;
+      if (opts.json) console.log(JSON.stringify({ name, namespace: c.namespace, ...(final.status ?? {}) }));
+      else
+        console.log(
+          opts.wait
+            ? `${name}: ${describeBatch(final)}; output ${final.status?.outputUri ?? opts.output}`
+            : `created BatchPrediction ${c.namespace}/${name}`,
+        );
+    });
+
   return cli;
 }
 

@@ -7,16 +7,26 @@ import { join } from 'node:path';
 
 // Best effort: on a read-only filesystem the cache is read if present and otherwise skipped.
 enableCompileCache?.(process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'modelship-compile-cache'));
-// `prepare`, `install`: the pod's init steps (runtime/prepare.ts); `recorder`, `auth`: its sidecars; else the server.
+// `prepare`, `install`: the pod's init steps (runtime/prepare.ts); `recorder`, `auth`: its sidecars; `batch-plan`,
+// `batch-run`: a BatchPrediction's planner and shard driver (`batch-model`, its model, is the server on a socket);
+// else the server.
 const role = process.argv[2];
+if (role === 'batch-model') {
+  const { BATCH, ENV } = await import('./contract.ts');
+  process.env[ENV.batchSocket] ||= BATCH.socket;
+}
 const main =
-  role === 'prepare'
-    ? (await import('./prepare.ts')).main
-    : role === 'install'
-      ? (await import('./prepare.ts')).install
-      : role === 'recorder'
-        ? (await import('./inference-log/recorder-sidecar.ts')).main
-        : role === 'auth'
-          ? (await import('./auth/sidecar.ts')).main
-          : (await import('./server.ts')).main;
+  role === 'batch-plan'
+    ? (await import('./batch/driver.ts')).planMain
+    : role === 'batch-run'
+      ? (await import('./batch/driver.ts')).runMain
+      : role === 'prepare'
+        ? (await import('./prepare.ts')).main
+        : role === 'install'
+          ? (await import('./prepare.ts')).install
+          : role === 'recorder'
+            ? (await import('./inference-log/recorder-sidecar.ts')).main
+            : role === 'auth'
+              ? (await import('./auth/sidecar.ts')).main
+              : (await import('./server.ts')).main;
 await main();
