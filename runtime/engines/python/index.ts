@@ -18,7 +18,7 @@ import { PythonWorker, type Reply, replyError } from './worker.ts';
 
 /** The Python package whose `modelship._worker` the workers run (and bundles import `modelship` from). */
 export const SDK_DIR = fileURLToPath(new URL('../../../sdk/python', import.meta.url));
-const MIN_PYTHON = [3, 9];
+const MIN_PYTHON = [3, 10];
 const THREAD_VARS = ['OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMEXPR_NUM_THREADS', 'VECLIB_MAXIMUM_THREADS'];
 
 export interface PythonSettings {
@@ -69,13 +69,13 @@ export async function probePython(python: string): Promise<string> {
     const e = err as NodeJS.ErrnoException;
     const detail =
       e.code === 'ENOENT'
-        ? 'not found; install Python >= 3.9 with the packages the bundle imports, set MODELSHIP_PYTHON to it, or serve with the modelship/runtime-python image'
+        ? 'not found; install Python >= 3.10 with the packages the bundle imports, set MODELSHIP_PYTHON to it, or serve with the modelship/runtime-python image'
         : (e.message.split('\n')[0] ?? String(err));
     throw msError('MS_ERR_PYTHON_NOT_FOUND', { python, detail });
   }
   const [major = 0, minor = 0] = out.split(' ').map(Number);
   if (major < (MIN_PYTHON[0] as number) || (major === MIN_PYTHON[0] && minor < (MIN_PYTHON[1] as number))) {
-    throw msError('MS_ERR_PYTHON_NOT_FOUND', { python, detail: `it is Python ${major}.${minor}; modelship needs >= 3.9` });
+    throw msError('MS_ERR_PYTHON_NOT_FOUND', { python, detail: `it is Python ${major}.${minor}; modelship needs >= 3.10` });
   }
   return out;
 }

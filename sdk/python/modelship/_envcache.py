@@ -24,6 +24,8 @@ Output: one JSON object per line, ``{"event": ...}`` while it works, then ``{"re
 ``{"error": {"code", "detail"}}``.
 """
 
+from __future__ import annotations
+
 import errno
 import fcntl
 import hashlib
@@ -35,23 +37,28 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 MANIFEST = ".modelship-env.json"
 TAIL_LINES = 12
 
 
-def emit(obj):
+Request = dict[str, Any]
+"""What the runtime asks (envDir, key, uv, python, requirements, timeoutS, ...), as JSON on stdin."""
+
+
+def emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
 
 
 class Failure(Exception):
-    def __init__(self, detail):
+    def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
 
 
-def file_digest(path):
+def file_digest(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -59,9 +66,9 @@ def file_digest(path):
     return h.hexdigest()
 
 
-def tree_hash(root):
+def tree_hash(root: str) -> str:
     """sha256 over every entry under root (path, kind, executable bit, content or link target), the manifest aside."""
-    entries = []
+    entries: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, root)
@@ -72,14 +79,15 @@ def tree_hash(root):
             entries.append((rel, os.path.join(dirpath, name)))
     entries.sort()
 
-    def one(item):
+    def one(item: tuple[str, str]) -> str:
         rel, full = item
         st = os.lstat(full)
         if os.path.islink(full):
-            return "%s\0link\0%s\n" % (rel, os.readlink(full))
+            return f"{rel}\0link\0{os.readlink(full)}\n"
         if not os.path.isfile(full):
-            return "%s\0other\0\n" % rel
-        return "%s\0%s\0%s\n" % (rel, "x" if st.st_mode & 0o111 else "-", file_digest(full))
+            return f"{rel}\0other\0\n"
+        mode = "x" if st.st_mode & 0o111 else "-"
+        return f"{rel}\0{mode}\0{file_digest(full)}\n"
 
     h = hashlib.sha256()
     with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib releases the GIL on large reads
@@ -88,7 +96,7 @@ def tree_hash(root):
     return h.hexdigest()
 
 
-def complete_envs(env_dir, key):
+def complete_envs(env_dir: str, key: str) -> list[str]:
     """Published environments of key, newest first."""
     try:
         names = os.listdir(env_dir)
@@ -99,23 +107,23 @@ def complete_envs(env_dir, key):
     return [os.path.join(env_dir, n) for n in sorted(found, reverse=True)]
 
 
-def verify(path):
+def verify(path: str) -> str | None:
     try:
         with open(os.path.join(path, MANIFEST)) as f:
-            recorded = json.load(f)["tree"]
+            recorded = str(json.load(f)["tree"])
     except (OSError, ValueError, KeyError) as err:
-        return "its manifest cannot be read: %s" % err
+        return f"its manifest cannot be read: {err}"
     actual = tree_hash(path)
-    return None if actual == recorded else "its content hash is %s, built as %s" % (actual[:16], recorded[:16])
+    return None if actual == recorded else f"its content hash is {actual[:16]}, built as {recorded[:16]}"
 
 
-def touch(path):
+def touch(path: str) -> None:
     with open(path, "a"):
         pass
     os.utime(path)
 
 
-def lock(path, timeout_s, shared=False):
+def lock(path: str, timeout_s: float, shared: bool = False) -> int:
     """flock on path (exclusive, or shared), waiting up to timeout_s; the descriptor (closing it, or dying, releases it)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
     deadline = time.monotonic() + timeout_s
@@ -133,11 +141,11 @@ def lock(path, timeout_s, shared=False):
             said = True
         if time.monotonic() > deadline:
             os.close(fd)
-            raise Failure("waited %d s for another install of this environment" % timeout_s)
+            raise Failure(f"waited {timeout_s:.0f} s for another install of this environment")
         time.sleep(0.2)
 
 
-def try_lock(path, shared=False):
+def try_lock(path: str, shared: bool = False) -> int | None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -150,13 +158,14 @@ def try_lock(path, shared=False):
         return None
 
 
-def tail(text, lines=TAIL_LINES):
+def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.rstrip().split("\n")[-lines:])
 
 
-def build(req, final_id):
-    env_dir, key = req["envDir"], req["key"]
-    building = os.path.join(env_dir, "%s.tmp-%s" % (key, secrets.token_hex(4)))
+def build(req: Request, final_id: str) -> str:
+    env_dir: str = req["envDir"]
+    key: str = req["key"]
+    building = os.path.join(env_dir, f"{key}.tmp-{secrets.token_hex(4)}")
     # Copies, not hard links into uv's cache: an environment shares no inode with anything else.
     args = [req["uv"], "pip", "install", "--no-config", "--quiet", "--compile-bytecode", "--link-mode", "copy",
             "--python", req["python"], "--target", building, "-r", req["requirements"]]
@@ -185,9 +194,9 @@ def build(req, final_id):
                               stderr=subprocess.STDOUT, timeout=req["timeoutS"])
     except subprocess.TimeoutExpired:
         shutil.rmtree(building, ignore_errors=True)
-        raise Failure("uv did not finish within %d s" % req["timeoutS"])
+        raise Failure(f"uv did not finish within {req['timeoutS']:.0f} s") from None
     except OSError as err:
-        raise Failure("cannot run %s (set MODELSHIP_UV, or use the modelship/runtime-python image): %s" % (req["uv"], err))
+        raise Failure(f"cannot run {req['uv']} (set MODELSHIP_UV, or use the modelship/runtime-python image): {err}") from err
     if proc.returncode != 0:
         shutil.rmtree(building, ignore_errors=True)
         raise Failure(tail(proc.stdout.decode("utf-8", "replace")))
@@ -202,7 +211,7 @@ def build(req, final_id):
     return final
 
 
-def collect(env_dir, max_idle_days):
+def collect(env_dir: str, max_idle_days: float) -> None:
     try:
         names = os.listdir(env_dir)
     except FileNotFoundError:
@@ -237,19 +246,20 @@ def collect(env_dir, max_idle_days):
                 try:
                     shutil.rmtree(env, ignore_errors=True)
                     os.unlink(path)
-                    emit({"event": "collected", "path": env, "why": "no pod started from it for %d days" % idle_days})
+                    emit({"event": "collected", "path": env, "why": f"no pod started from it for {idle_days:.0f} days"})
                 finally:
                     os.close(fd)
             finally:
                 os.close(key_fd)
 
 
-def prepare(req):
-    env_dir, key = req["envDir"], req["key"]
+def prepare(req: Request) -> str:
+    env_dir: str = req["envDir"]
+    key: str = req["key"]
     os.makedirs(env_dir, exist_ok=True)
-    seen = set()
+    seen: set[str] = set()
 
-    def usable():
+    def usable() -> str | None:
         for path in complete_envs(env_dir, key):
             if path in seen:
                 continue
@@ -281,14 +291,14 @@ def prepare(req):
         if found:
             return found
         # Names sort by build time (nanoseconds, fixed width): the newest is tried first.
-        final_id = "%s-%020d-%s" % (key, time.time_ns(), secrets.token_hex(2))
+        final_id = f"{key}-{time.time_ns():020d}-{secrets.token_hex(2)}"
         return build(req, final_id)
     finally:
         os.close(fd)
 
 
-def main():
-    req = json.load(sys.stdin)
+def main() -> int:
+    req: Request = json.load(sys.stdin)
     try:
         env = prepare(req)
         try:
@@ -301,7 +311,7 @@ def main():
         emit({"error": {"code": "MS_ERR_PYTHON_DEPS_FAILED", "detail": err.detail}})
         return 1
     except OSError as err:
-        emit({"error": {"code": "MS_ERR_PYTHON_DEPS_FAILED", "detail": "%s: %s" % (type(err).__name__, err)}})
+        emit({"error": {"code": "MS_ERR_PYTHON_DEPS_FAILED", "detail": f"{type(err).__name__}: {err}"}})
         return 1
 
 

@@ -27,7 +27,7 @@ MAX_PARALLEL_CALLS = 32
 class Registration:
     """A class or function the module declared a deployment, and the routes it declared for it."""
 
-    __slots__ = ("target", "routes")
+    __slots__ = ("routes", "target")
 
     def __init__(self, target: Any) -> None:
         self.target = target
@@ -75,7 +75,7 @@ class Deployment:
 
     def __init__(self, target: Any, name: str | None = None, route_prefix: str | None = None) -> None:
         self.func_or_class = target
-        self.name = name or getattr(target, "__name__", "deployment")
+        self.name: str = name or str(getattr(target, "__name__", "deployment"))
         register(target, route_prefix)
 
     def bind(self, *args: Any, **kwargs: Any) -> Application:

@@ -22,7 +22,7 @@ class Result:
     """What one predict call produced: ``rows`` (a list of output dicts) or ``columns`` (name → array of
     length ``n``), and the plugin's metrics and events."""
 
-    __slots__ = ("rows", "columns", "n", "metrics", "events")
+    __slots__ = ("columns", "events", "metrics", "n", "rows")
 
     def __init__(
         self,

@@ -92,7 +92,7 @@ def deploy_args(model_id: str, bundle: PathLike, namespace: str | None = None, r
     return args
 
 
-def batch_args(model: PathLike, input: str, output: str, *, format: str | None = None,  # noqa: A002 - the CLI's names
+def batch_args(model: PathLike, input: str, output: str, *, format: str | None = None,
                columns: Mapping[str, str | Sequence[str]] | None = None, key_columns: Sequence[str] | None = None,
                parallelism: int | None = None, batch_size: int | None = None, name: str | None = None,
                namespace: str | None = None, wait: bool = True) -> list[str]:
@@ -231,7 +231,7 @@ class Client:
         finally:
             os.unlink(f.name)
 
-    def batch(self, model: PathLike, input: str, output: str, *, format: str | None = None,  # noqa: A002
+    def batch(self, model: PathLike, input: str, output: str, *, format: str | None = None,
               columns: Mapping[str, str | Sequence[str]] | None = None, key_columns: Sequence[str] | None = None,
               parallelism: int | None = None, batch_size: int | None = None, name: str | None = None,
               wait: bool = True) -> dict[str, Json]:

@@ -20,7 +20,6 @@ import asyncio
 import http.client
 import json
 import os
-import socket
 import threading
 import time
 import urllib.parse
@@ -96,7 +95,7 @@ class _Handle:
                 res = conn.getresponse()
                 text = res.read().decode("utf-8", "replace")
                 break
-            except socket.timeout:
+            except TimeoutError:
                 conn.close()
                 raise self._error("MS_ERR_DEPENDENCY_TIMEOUT", "timed out", timeout=int(remaining)) from None
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as err:

@@ -16,7 +16,7 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 class Request:
-    __slots__ = ("method", "path", "args", "json", "headers", "view_args")
+    __slots__ = ("args", "headers", "json", "method", "path", "view_args")
 
     def __init__(self, req: dict[str, Any]) -> None:
         self.method: str = req.get("method", "GET")

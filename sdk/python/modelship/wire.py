@@ -145,7 +145,7 @@ class Channel:
             return None
         try:
             return decode(body, json_len)
-        except Exception as err:  # noqa: BLE001 - whatever the bytes make the decoder raise fails this frame only
+        except Exception as err:
             raise FrameError(f"{type(err).__name__}: {err}") from None
 
     def write(self, message: Any) -> None:

@@ -23,23 +23,23 @@ pytestmark = pytest.mark.skipif(not UV, reason="MODELSHIP_UV names the uv binary
 
 
 def make_wheel(directory, name="msgreet", version="1.0", code="GREETING = 'hello'\n"):
-    info = "%s-%s.dist-info" % (name, version)
+    info = f"{name}-{version}.dist-info"
     files = {
-        "%s/__init__.py" % name: code,
-        "%s/METADATA" % info: "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version),
-        "%s/WHEEL" % info: "Wheel-Version: 1.0\nGenerator: modelship-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{name}/__init__.py": code,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: modelship-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
 
     def digest(text):
         raw = hashlib.sha256(text.encode()).digest()
-        return "sha256=%s,%d" % (base64.urlsafe_b64encode(raw).rstrip(b"=").decode(), len(text.encode()))
+        return f"sha256={base64.urlsafe_b64encode(raw).rstrip(b'=').decode()},{len(text.encode())}"
 
-    record = "".join("%s,%s\n" % (f, digest(t)) for f, t in files.items()) + "%s/RECORD,,\n" % info
-    path = os.path.join(directory, "%s-%s-py3-none-any.whl" % (name, version))
+    record = "".join(f"{f},{digest(t)}\n" for f, t in files.items()) + f"{info}/RECORD,,\n"
+    path = os.path.join(directory, f"{name}-{version}-py3-none-any.whl")
     with zipfile.ZipFile(path, "w") as z:
         for f, t in files.items():
             z.writestr(f, t)
-        z.writestr("%s/RECORD" % info, record)
+        z.writestr(f"{info}/RECORD", record)
     return path
 
 
@@ -99,7 +99,7 @@ def events(lines, name):
 
 
 def imports_greeting(env):
-    out = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, %r); import msgreet; print(msgreet.GREETING)" % env],
+    out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {env!r}); import msgreet; print(msgreet.GREETING)"],
                          capture_output=True, text=True)
     return out.stdout.strip()
 
@@ -143,8 +143,8 @@ def test_a_killed_installer_frees_the_lock_at_once_and_its_leftovers_are_collect
     # An installer that holds the lock and is killed mid-install (a build directory left behind).
     (env_dir / ("k" * 64 + ".tmp-dead")).mkdir()
     holder = subprocess.Popen([sys.executable, "-c",
-                               "import fcntl, os, time; fd = os.open(%r, os.O_RDWR | os.O_CREAT); "
-                               "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)" % lock_path],
+                               f"import fcntl, os, time; fd = os.open({lock_path!r}, os.O_RDWR | os.O_CREAT); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE)
     assert holder.stdout.readline().strip() == b"locked"
     waiting = start(request(bundle))
@@ -193,7 +193,7 @@ def test_no_build_refuses_a_source_package_so_no_build_script_runs(tmp_path):
     src = tmp_path / "src" / "msbuild-1.0"
     src.mkdir(parents=True)
     (src / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: msbuild\nVersion: 1.0\n")
-    (src / "setup.py").write_text("open(%r, 'w').write('ran')\nfrom setuptools import setup\nsetup(name='msbuild', version='1.0')\n" % str(marker))
+    (src / "setup.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nfrom setuptools import setup\nsetup(name='msbuild', version='1.0')\n")
     with tarfile.open(wheels / "msbuild-1.0.tar.gz", "w:gz") as tar:
         tar.add(str(src), arcname="msbuild-1.0")
     (tmp_path / "bundle" / "requirements.txt").write_text("msbuild==1.0\n")

@@ -1,6 +1,5 @@
 """modelship.models: handles to spec.dependencies, against a real HTTP server on loopback."""
 import json
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +41,7 @@ class Member(BaseHTTPRequestHandler):
 def handles(monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Member)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = "http://127.0.0.1:%d" % server.server_address[1]
+    url = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv(
         "MODELSHIP_DEPENDENCIES",
         json.dumps({

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES
 
 from modelship import BundleError, LocalBundleRunner
 from modelship.models import models
 from modelship.runner import parse_manifest
 from modelship.styles.ray import JsonObject, Request
+
+from conftest import EXAMPLES
 
 SAMPLE = {"sepal length": 1.2, "sepal width": 1.0, "petal length": 1.1, "petal width": 0.9}
 VIRGINICA = {"sepal length": 6.7, "sepal width": 3.0, "petal length": 5.2, "petal width": 2.3}

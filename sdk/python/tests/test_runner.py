@@ -6,8 +6,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES
 from modelship import BundleError, InvalidInput, LocalBundleRunner
+
+from conftest import EXAMPLES
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA = [6.7, 3.0, 5.2, 2.3]
@@ -91,7 +92,7 @@ def write(tmp_path, files):
     ],
 )
 def test_outputs_outside_the_contract_name_the_key_and_type(tmp_path, result, message):
-    path = write(tmp_path, {"predict.py": "nan = float('nan')\ndef predict(x):\n    return %r\n" % (result,)})
+    path = write(tmp_path, {"predict.py": f"nan = float('nan')\ndef predict(x):\n    return {result!r}\n"})
     with pytest.raises(BundleError) as e:
         LocalBundleRunner(path).predict({"input": 1})
     assert e.value.code == "MS_ERR_OUTPUT_INVALID"
@@ -148,13 +149,13 @@ def test_runs_on_the_standard_library_alone():
     from conftest import ROOT
 
     script = (
-        "import sys; sys.path.insert(0, %r)\n"
+        "import sys; sys.path.insert(0, {!r})\n"
         "try:\n    import numpy\n    raise SystemExit('numpy is importable')\nexcept ImportError:\n    pass\n"
         "from modelship import LocalBundleRunner\n"
         "from modelship.wire import encode, decode\n"
-        "print(LocalBundleRunner(%r).predict({'input': [1, 2]}))\n"
-        "frame = b''.join(encode({'a': [1.5]}))\n"
+        "print(LocalBundleRunner({!r}).predict({{'input': [1, 2]}}))\n"
+        "frame = b''.join(encode({{'a': [1.5]}}))\n"
         "print(decode(frame[8:], int.from_bytes(frame[4:8], 'little')))\n"
-    ) % (ROOT, example("fusion-echo"))
+    ).format(ROOT, example("fusion-echo"))
     out = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[-2:] == ["{'output': [1, 2]}", "{'a': [1.5]}"]

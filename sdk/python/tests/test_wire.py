@@ -10,8 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, ROOT
 from modelship.wire import Channel, FrameError, decode, encode
+
+from conftest import EXAMPLES, ROOT
 
 
 def raw_frame(message, region=b""):
@@ -78,11 +79,11 @@ def test_the_worker_answers_an_undecodable_request_with_a_400_and_serves_the_nex
     rep_r, rep_w = os.pipe()
     # The worker reads fd 3 and writes fd 4, as the runtime starts it.
     boot = (
-        "import os, runpy, sys; sys.path.insert(0, %r)\n"
-        "a, b = os.dup(%d), os.dup(%d)\n"
+        f"import os, runpy, sys; sys.path.insert(0, {ROOT!r})\n"
+        f"a, b = os.dup({req_r}), os.dup({rep_w})\n"
         "os.dup2(a, 3); os.dup2(b, 4)\n"
         "runpy.run_module('modelship._worker', run_name='__main__')\n"
-    ) % (ROOT, req_r, rep_w)
+    )
     worker = subprocess.Popen([sys.executable, "-u", "-c", boot], pass_fds=(req_r, rep_w), stdout=subprocess.DEVNULL)
     os.close(req_r)
     os.close(rep_w)

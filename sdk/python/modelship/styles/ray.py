@@ -97,7 +97,7 @@ def json_payload(value: Any) -> Any:
 class Request:
     """One call's request, with what Flask's and Starlette's requests offer that a deployment reads."""
 
-    __slots__ = ("method", "path", "query_params", "headers", "_payload", "_json")
+    __slots__ = ("_json", "_payload", "headers", "method", "path", "query_params")
 
     def __init__(
         self,
@@ -151,9 +151,10 @@ class RayBundle(Bundle):
     def __init__(self, path: str, target: Any, routes: list[str], parameters: Mapping[str, Any] | None = None) -> None:
         super().__init__(path)
         self.target_name: str = getattr(target, "__name__", type(target).__name__)
-        self.call: Callable[..., Any] = target(**(parameters or {})) if inspect.isclass(target) else target
-        if not callable(self.call):
+        call = target(**(parameters or {})) if inspect.isclass(target) else target
+        if not callable(call):
             raise BundleError("MS_ERR_PLUGIN_EXPORTS", f"class {self.target_name} has no __call__()", entrypoint=self.target_name)
+        self.call: Callable[..., Any] = call
         self.v1_output = OUTPUT
         self.routes = [{"method": m, "path": p} for p in (routes or [DEFAULT_ROUTE]) for m in METHODS]
         self._loop: asyncio.AbstractEventLoop | None = None
