@@ -34,7 +34,7 @@ describe('modelship test with Python bundles', () => {
     vi.stubEnv('MODELSHIP_PYTHON', '/nonexistent/python3');
     expect(await run(['test', join(EXAMPLES, 'fusion-echo'), '-i', '{"input": 1}'])).toBe(1);
     expect(err.at(-1)).toBe(
-      'modelship: MS_ERR_PYTHON_NOT_FOUND: no usable Python interpreter at /nonexistent/python3: not found; install Python >= 3.9 with the packages the bundle imports, set MODELSHIP_PYTHON to it, or serve with the modelship/runtime-python image',
+      'modelship: MS_ERR_PYTHON_NOT_FOUND: no usable Python interpreter at /nonexistent/python3: not found; install Python >= 3.10 with the packages the bundle imports, set MODELSHIP_PYTHON to it, or serve with the modelship/runtime-python image',
     );
   });
 });
