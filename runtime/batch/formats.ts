@@ -440,15 +440,20 @@ function writeCsv(columns: readonly TableColumn[], rows: number): Uint8Array {
   return Buffer.from(stringifyCsv(records, { header: true, columns: columns.map((c) => c.name) }));
 }
 
+type Scalar = 'boolean' | 'int32' | 'int64' | 'double' | 'string' | 'date';
 /** What a column holds, from all its values: the Parquet type it is written as. */
-type Kind = 'null' | 'boolean' | 'int' | 'double' | 'string' | 'date' | 'json' | { list: 'boolean' | 'int' | 'double' | 'string' };
+export type Kind = 'null' | Scalar | 'json' | { list: Exclude<Scalar, 'date'> };
 
-function scalarKind(v: unknown): 'boolean' | 'int' | 'double' | 'string' | 'date' | undefined {
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+function scalarKind(v: unknown): Scalar | undefined {
   switch (typeof v) {
     case 'number':
-      return Number.isSafeInteger(v) ? 'int' : 'double';
+      if (!Number.isInteger(v)) return 'double';
+      return v >= INT32_MIN && v <= INT32_MAX ? 'int32' : Number.isSafeInteger(v) ? 'int64' : 'double';
     case 'bigint':
-      return 'int';
+      return 'int64';
     case 'boolean':
       return 'boolean';
     case 'string':
@@ -458,105 +463,132 @@ function scalarKind(v: unknown): 'boolean' | 'int' | 'double' | 'string' | 'date
   }
 }
 
-/** int and double meet as double; any other pair does not meet (pure). */
-function meet<K extends string>(a: K | undefined, b: K): K | 'mixed' {
+const NUMERIC: Record<string, number> = { int32: 0, int64: 1, double: 2 };
+
+/** Integers widen to int64, numbers to double; other kinds do not meet (pure). */
+function meet(a: Scalar | undefined, b: Scalar): Scalar | 'mixed' {
   if (a === undefined || a === b) return b;
-  if ((a === 'int' && b === 'double') || (a === 'double' && b === 'int')) return 'double' as K;
-  return 'mixed';
+  const x = NUMERIC[a];
+  const y = NUMERIC[b];
+  if (x === undefined || y === undefined) return 'mixed';
+  return x > y ? a : b;
 }
 
+const isVector = (v: unknown): v is ArrayLike<unknown> => Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView));
+
 /**
- * The kind of a column (pure). Numbers that are all integers are INT64 (a label stays 2, not 2.0), otherwise
- * DOUBLE; flat arrays of one scalar kind are a LIST (predict_proba's vector); anything else is JSON text.
+ * The kind of a column, from all its values (pure). Integers are INT32 while every value fits (a label stays 2,
+ * not 2.0; a row number), else INT64; other numbers DOUBLE; flat arrays of one scalar kind a LIST (predict_proba's
+ * vector); anything else JSON text. Decided per part: a column whose integers pass 2^31 in one part only is INT64
+ * there.
  */
 export function columnKind(values: Column): Kind {
   if (values instanceof Float64Array || values instanceof Float32Array) return 'double';
-  if (values instanceof Int32Array || values instanceof BigInt64Array) return 'int';
-  let kind: Kind | 'mixed' | undefined;
-  let element: 'boolean' | 'int' | 'double' | 'string' | 'date' | 'mixed' | undefined;
+  if (values instanceof Int32Array || values instanceof Int16Array || values instanceof Int8Array || values instanceof Uint16Array)
+    return 'int32';
+  if (values instanceof BigInt64Array || values instanceof Uint32Array) return 'int64';
+  let scalar: Scalar | undefined;
+  let element: Scalar | undefined;
+  let lists = false;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (v === null || v === undefined) continue;
-    if (Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView))) {
-      if (kind !== undefined && (typeof kind === 'string' || !('list' in kind))) return 'json';
-      kind = { list: 'int' };
-      const arr = v as ArrayLike<unknown>;
-      for (let j = 0; j < arr.length; j++) {
-        const e = arr[j];
+    if (isVector(v)) {
+      if (scalar !== undefined) return 'json';
+      lists = true;
+      for (let j = 0; j < v.length; j++) {
+        const e = v[j];
         if (e === null || e === undefined) continue;
         const k = scalarKind(e);
         if (k === undefined || k === 'date') return 'json';
-        element = meet(element, k);
-        if (element === 'mixed') return 'json';
+        const m = meet(element, k);
+        if (m === 'mixed') return 'json';
+        element = m;
       }
       continue;
     }
-    if (typeof kind === 'object') return 'json';
+    if (lists) return 'json';
     const k = scalarKind(v);
     if (k === undefined) return 'json';
-    kind = meet(kind as 'boolean' | 'int' | 'double' | 'string' | 'date' | undefined, k);
-    if (kind === 'mixed') return 'json';
+    const m = meet(scalar, k);
+    if (m === 'mixed') return 'json';
+    scalar = m;
   }
-  if (kind === undefined || kind === 'mixed') return 'null';
-  if (typeof kind === 'object') return { list: (element ?? 'double') as 'boolean' | 'int' | 'double' | 'string' };
-  return kind;
+  if (lists) return { list: (element ?? 'double') as Exclude<Scalar, 'date'> };
+  return scalar ?? 'null';
 }
 
-function leafType(kind: 'boolean' | 'int' | 'double' | 'string'): Pick<SchemaElement, 'type' | 'converted_type'> {
+function leafType(kind: Exclude<Scalar, 'date'>): Pick<SchemaElement, 'type' | 'converted_type'> {
   if (kind === 'boolean') return { type: 'BOOLEAN' };
-  if (kind === 'int') return { type: 'INT64' };
+  if (kind === 'int32') return { type: 'INT32' };
+  if (kind === 'int64') return { type: 'INT64' };
   if (kind === 'double') return { type: 'DOUBLE' };
   return { type: 'BYTE_ARRAY', converted_type: 'UTF8' };
 }
 
 const toBigInt = (v: unknown): bigint | null => (v === null || v === undefined ? null : typeof v === 'bigint' ? v : BigInt(v as number));
 const toDouble = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const orNull = (v: unknown) => v ?? null;
 
-/** The column's schema elements and values as hyparquet-writer takes them. Every column is OPTIONAL. */
-function parquetColumn(c: TableColumn): { schema: SchemaElement[]; data: unknown[] | ArrayLike<unknown> } {
+function hasNull(values: Column): boolean {
+  for (let i = 0; i < values.length; i++) if (values[i] === null || values[i] === undefined) return true;
+  return false;
+}
+
+/** The values as hyparquet-writer takes them for `kind`: typed arrays where there is no null, no copy where none is needed. */
+function columnData(kind: Kind, values: Column): ArrayLike<unknown> {
+  if (typeof kind === 'object') {
+    // A vector is copied only when its elements need converting (bigints among doubles, numbers for INT64).
+    const convert = kind.list === 'int64' ? toBigInt : kind.list === 'double' ? toDouble : undefined;
+    const needs = (arr: ArrayLike<unknown>) => {
+      for (let j = 0; j < arr.length; j++) if (typeof arr[j] === (kind.list === 'int64' ? 'number' : 'bigint')) return true;
+      return false;
+    };
+    return Array.from(values, (v) => {
+      if (v === null || v === undefined) return null;
+      const arr = v as ArrayLike<unknown>;
+      if (convert && needs(arr)) return Array.from(arr, convert);
+      return Array.isArray(arr) ? arr : Array.from(arr);
+    });
+  }
+  switch (kind) {
+    case 'int32':
+      if (values instanceof Int32Array) return values;
+      return hasNull(values) ? Array.from(values, orNull) : Int32Array.from(values as ArrayLike<number>);
+    case 'int64':
+      return values instanceof BigInt64Array ? values : Array.from(values, toBigInt);
+    case 'double':
+      if (values instanceof Float64Array) return values;
+      return hasNull(values) ? Array.from(values, toDouble) : Float64Array.from(values as ArrayLike<number>, Number);
+    case 'json':
+      return Array.from(values, (v) => (v === null || v === undefined ? null : jsonValue(v)));
+    case 'null':
+      return new Array(values.length).fill(null);
+    default:
+      return Array.from(values, orNull);
+  }
+}
+
+/** The column's schema elements (every column OPTIONAL, so the parts of one output agree) and its data. */
+function parquetColumn(c: TableColumn): { schema: SchemaElement[]; data: ArrayLike<unknown>; statistics?: boolean } {
   const kind = columnKind(c.values);
   const name = c.name;
-  const n = c.values.length;
+  const data = columnData(kind, c.values);
   if (typeof kind === 'object') {
-    const element = kind.list;
-    const convert = element === 'int' ? toBigInt : element === 'double' ? toDouble : (v: unknown) => v ?? null;
-    const data = Array.from(c.values, (v) => (v === null || v === undefined ? null : Array.from(v as ArrayLike<unknown>, convert)));
     return {
       schema: [
         { name, repetition_type: 'OPTIONAL', converted_type: 'LIST', num_children: 1 },
         { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
-        { name: 'element', repetition_type: 'OPTIONAL', ...leafType(element) },
+        { name: 'element', repetition_type: 'OPTIONAL', ...leafType(kind.list) },
       ],
       data,
+      // min/max over a vector's elements help no query, and cost a fifth of writing it
+      statistics: false,
     };
   }
-  switch (kind) {
-    case 'int': {
-      if (c.values instanceof BigInt64Array) return { schema: [{ name, repetition_type: 'OPTIONAL', type: 'INT64' }], data: c.values };
-      const data = Array.from(c.values, toBigInt);
-      return { schema: [{ name, repetition_type: 'OPTIONAL', type: 'INT64' }], data };
-    }
-    case 'double':
-      return {
-        schema: [{ name, repetition_type: 'OPTIONAL', type: 'DOUBLE' }],
-        data: c.values instanceof Float64Array ? c.values : Array.from(c.values, toDouble),
-      };
-    case 'boolean':
-    case 'string':
-      return { schema: [{ name, repetition_type: 'OPTIONAL', ...leafType(kind) }], data: Array.from(c.values, (v) => v ?? null) };
-    case 'date':
-      return {
-        schema: [{ name, repetition_type: 'OPTIONAL', type: 'INT64', converted_type: 'TIMESTAMP_MILLIS' }],
-        data: Array.from(c.values, (v) => v ?? null),
-      };
-    case 'json':
-      return {
-        schema: [{ name, repetition_type: 'OPTIONAL', type: 'BYTE_ARRAY', converted_type: 'JSON' }],
-        data: Array.from(c.values, (v) => (v === null || v === undefined ? null : jsonValue(v))),
-      };
-    default:
-      return { schema: [{ name, repetition_type: 'OPTIONAL', type: 'BYTE_ARRAY', converted_type: 'UTF8' }], data: new Array(n).fill(null) };
-  }
+  if (kind === 'date') return { schema: [{ name, repetition_type: 'OPTIONAL', type: 'INT64', converted_type: 'TIMESTAMP_MILLIS' }], data };
+  if (kind === 'json') return { schema: [{ name, repetition_type: 'OPTIONAL', type: 'BYTE_ARRAY', converted_type: 'JSON' }], data };
+  return { schema: [{ name, repetition_type: 'OPTIONAL', ...leafType(kind === 'null' ? 'string' : kind) }], data };
 }
 
 function writeParquet(columns: readonly TableColumn[]): Uint8Array {
@@ -565,7 +597,11 @@ function writeParquet(columns: readonly TableColumn[]): Uint8Array {
   parquetWrite({
     writer,
     schema: [{ name: 'root', num_children: columns.length }, ...built.flatMap((b) => b.schema)],
-    columnData: columns.map((c, i) => ({ name: c.name, data: (built[i]?.data ?? []) as unknown[] })),
+    columnData: columns.map((c, i) => ({
+      name: c.name,
+      data: (built[i]?.data ?? []) as unknown[],
+      ...(built[i]?.statistics === false ? { statistics: false } : {}),
+    })),
     rowGroupSize: 100_000,
     createdBy: 'modelship batch',
   });

@@ -143,7 +143,7 @@ describe('batch over MinIO', () => {
         for (let r = 0; r < b.rows; r++) {
           const id = Number(b.columns.id?.[r]);
           ids.push(id);
-          expect(b.columns.label?.[r]).toBe(BigInt((rule({ id, features: row(id) }) as { outputs: { label: number } }).outputs.label));
+          expect(b.columns.label?.[r]).toBe((rule({ id, features: row(id) }) as { outputs: { label: number } }).outputs.label);
         }
       }
     }

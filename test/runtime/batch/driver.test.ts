@@ -170,7 +170,7 @@ describe('runShard over local files', () => {
     for (let i = 0; i < 4; i++) got.push(...(await readOutput(output, `part-0000${i}.parquet`)));
     const want = Array.from({ length: 400 }, (_, i) => i)
       .filter((i) => !('error' in expected(i)))
-      .map((i) => ({ _file: fileOf(i), _row: BigInt(rowInFile(i)), ...(expected(i) as { outputs: object }).outputs }));
+      .map((i) => ({ _file: fileOf(i), _row: rowInFile(i), ...(expected(i) as { outputs: object }).outputs }));
     expect(got).toEqual(want);
 
     const errors: Record<string, unknown>[] = [];

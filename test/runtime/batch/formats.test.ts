@@ -71,15 +71,15 @@ const table: TableColumn[] = [
 ];
 
 describe('Parquet', () => {
-  it('round trips a table: integers, doubles, strings, vectors as LIST, bigints, booleans, JSON', async () => {
+  it('round trips a table: INT32 integers, doubles, strings, vectors as LIST, INT64 bigints, booleans, JSON', async () => {
     const bytes = writeTable('parquet', table, 4);
     const blocks = await all(readParquet(memory(bytes), { name: 't.parquet' }));
     expect(blocks.map((b) => [b.rows, b.firstRow])).toEqual([[4, 0]]);
     expect(rowsOf(blocks)).toEqual([
-      { id: 1n, x: 0.5, label: 'setosa', proba: [0.1, 0.9], big: 2n ** 60n, ok: true, meta: { a: 1 } },
-      { id: 2n, x: 1, label: null, proba: [1, 0], big: 1n, ok: false, meta: null },
-      { id: 3n, x: 1.5, label: 'virginica', proba: undefined, big: null, ok: null, meta: { b: [1, 2] } },
-      { id: 4n, x: -2, label: 'x,"y"', proba: [0.25, 0.75], big: 3n, ok: true, meta: 'text' },
+      { id: 1, x: 0.5, label: 'setosa', proba: [0.1, 0.9], big: 2n ** 60n, ok: true, meta: { a: 1 } },
+      { id: 2, x: 1, label: null, proba: [1, 0], big: 1n, ok: false, meta: null },
+      { id: 3, x: 1.5, label: 'virginica', proba: undefined, big: null, ok: null, meta: { b: [1, 2] } },
+      { id: 4, x: -2, label: 'x,"y"', proba: [0.25, 0.75], big: 3n, ok: true, meta: 'text' },
     ]);
   });
 
@@ -245,17 +245,25 @@ describe('helpers', () => {
   });
 
   it('picks a column kind from all its values', () => {
-    expect(columnKind([1, 2, null])).toBe('int');
+    expect(columnKind([1, 2, null])).toBe('int32');
+    expect(columnKind([1, 2 ** 31])).toBe('int64');
+    expect(columnKind([1, 2 ** 60])).toBe('double');
     expect(columnKind([1, 2.5])).toBe('double');
-    expect(columnKind([1n, 2])).toBe('int');
+    expect(columnKind([1n, 2])).toBe('int64');
     expect(columnKind(['a', null])).toBe('string');
+    expect(columnKind([true, false])).toBe('boolean');
     expect(columnKind([null, undefined])).toBe('null');
     expect(columnKind([[1, 2], null, [0.5]])).toEqual({ list: 'double' });
+    expect(columnKind([[1, 2], [3]])).toEqual({ list: 'int32' });
     expect(columnKind([['a'], []])).toEqual({ list: 'string' });
     expect(columnKind([[1], 2])).toBe('json');
+    expect(columnKind([2, [1]])).toBe('json');
     expect(columnKind([[[1]]])).toBe('json');
     expect(columnKind([1, 'a'])).toBe('json');
+    expect(columnKind([{ a: 1 }])).toBe('json');
     expect(columnKind(new Float64Array(2))).toBe('double');
+    expect(columnKind(new Int32Array(2))).toBe('int32');
+    expect(columnKind(new BigInt64Array(2))).toBe('int64');
   });
 
   it('joins the chunks of a range, cutting what lies outside', () => {
