@@ -1,10 +1,13 @@
 // The operator process: wiring only. Config, logger, metrics and health server, leader election, the
-// ModelServing controller. Exits when it loses the lease; on SIGTERM stops its workers and releases the lease.
+// ModelServing and BatchPrediction controllers (sharing their watches and event recorder). Exits when it loses the
+// lease; on SIGTERM stops its workers and releases the lease.
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import { loadOperatorConfig } from './config.ts';
+import { BatchPredictionController } from './controller/batch/controller.ts';
 import { ModelServingController } from './controller/controller.ts';
+import { Shared } from './controller/shared.ts';
 import { PooledKubeConfig } from './kube/config.ts';
 import { apiError } from './kube/errors.ts';
 import { LeaderElector } from './kube/leader.ts';
@@ -16,7 +19,11 @@ export async function main(): Promise<void> {
   const kc = new PooledKubeConfig();
   kc.loadFromDefault();
   const metrics = new OperatorMetrics();
-  const controller = new ModelServingController(kc, config, log, metrics);
+  const shared = new Shared(kc, config, log, metrics);
+  const controllers = [
+    new ModelServingController(kc, config, log, metrics, shared),
+    new BatchPredictionController(kc, config, log, metrics, shared),
+  ];
   let ready = false;
 
   const server = createServer(async (req, res) => {
@@ -41,7 +48,8 @@ export async function main(): Promise<void> {
     stopping = true;
     ready = false;
     log.info('stopping');
-    await controller.stop().catch(() => {});
+    await Promise.all(controllers.map((c) => c.stop().catch(() => {})));
+    await shared.stop().catch(() => {});
     await leader?.release();
     server.close();
     process.exit(code);
@@ -57,7 +65,7 @@ export async function main(): Promise<void> {
     });
     metrics.leader.set(1);
   }
-  await controller.start();
+  await Promise.all(controllers.map((c) => c.start()));
   ready = true;
 }
 

@@ -127,7 +127,8 @@ function isReady(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
-function condition(
+/** A condition; its transition time moves only when its status changes (so an unchanged world writes nothing). */
+export function condition(
   previous: ModelServingCondition[] | undefined,
   type: string,
   status: 'True' | 'False' | 'Unknown',
