@@ -539,7 +539,7 @@ function hasNull(values: Column): boolean {
 function columnData(kind: Kind, values: Column): ArrayLike<unknown> {
   if (typeof kind === 'object') {
     // A vector is copied only when its elements need converting (bigints among doubles, numbers for INT64).
-    const convert = kind.list === 'int64' ? toBigInt : kind.list === 'double' ? toDouble : undefined;
+    const convert: ((v: unknown) => unknown) | undefined = kind.list === 'int64' ? toBigInt : kind.list === 'double' ? toDouble : undefined;
     const needs = (arr: ArrayLike<unknown>) => {
       for (let j = 0; j < arr.length; j++) if (typeof arr[j] === (kind.list === 'int64' ? 'number' : 'bigint')) return true;
       return false;
