@@ -252,6 +252,8 @@ export async function scanCsv(input: Readable, name: string): Promise<CsvScan> {
     }
   } catch (err) {
     throw fail(err);
+  } finally {
+    input.destroy();
   }
   const columns = header ?? [];
   return { rows, columns, numericColumns: columns.filter((_, c) => numeric[c] && seen[c]) };
@@ -283,32 +285,42 @@ export async function* readCsv(input: Readable, o: CsvReadOptions): AsyncGenerat
     return block;
   };
   const iterator = (parser as AsyncIterable<string[]>)[Symbol.asyncIterator]();
-  for (;;) {
-    let next: IteratorResult<string[]>;
-    try {
-      next = await iterator.next();
-    } catch (err) {
-      throw fail(err);
-    }
-    if (next.done) break;
-    const record = next.value;
-    if (!header) {
-      header = csvHeader(record, o.name);
-      requireColumns(o.name, o.columns, header);
-      const wanted = o.columns ?? header;
-      picked = wanted.map((name) => ({ name, at: header?.indexOf(name) ?? -1, numeric: numeric.has(name) }));
-      values = picked.map(() => []);
-      continue;
-    }
-    for (let k = 0; k < picked.length; k++) {
-      const p = picked[k] as (typeof picked)[number];
-      const cell = record[p.at] as string;
-      (values[k] as unknown[]).push(cell === '' ? null : p.numeric ? Number(cell) : cell);
-    }
-    rows++;
-    if (rows === blockRows) yield take();
+  // Closed however the reading ends (a consumer that stops early included): no S3 response is left open.
+  try {
+    yield* csvBlocks();
+  } finally {
+    input.destroy();
+    parser.destroy();
   }
-  if (rows > 0) yield take();
+
+  async function* csvBlocks(): AsyncGenerator<Block> {
+    for (;;) {
+      let next: IteratorResult<string[]>;
+      try {
+        next = await iterator.next();
+      } catch (err) {
+        throw fail(err);
+      }
+      if (next.done) break;
+      const record = next.value;
+      if (!header) {
+        header = csvHeader(record, o.name);
+        requireColumns(o.name, o.columns, header);
+        const wanted = o.columns ?? header;
+        picked = wanted.map((name) => ({ name, at: header?.indexOf(name) ?? -1, numeric: numeric.has(name) }));
+        values = picked.map(() => []);
+        continue;
+      }
+      for (let k = 0; k < picked.length; k++) {
+        const p = picked[k] as (typeof picked)[number];
+        const cell = record[p.at] as string;
+        (values[k] as unknown[]).push(cell === '' ? null : p.numeric ? Number(cell) : cell);
+      }
+      rows++;
+      if (rows === blockRows) yield take();
+    }
+    if (rows > 0) yield take();
+  }
 }
 
 // ---- JSON Lines -------------------------------------------------------------------------------------------------
@@ -317,14 +329,18 @@ export async function* readCsv(input: Readable, o: CsvReadOptions): AsyncGenerat
 export async function countJsonl(input: Readable): Promise<number> {
   let rows = 0;
   let content = false;
-  for await (const chunk of input as AsyncIterable<Buffer>) {
-    for (let i = 0; i < chunk.length; i++) {
-      const b = chunk[i] as number;
-      if (b === 10) {
-        if (content) rows++;
-        content = false;
-      } else if (b !== 32 && b !== 9 && b !== 13) content = true;
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      for (let i = 0; i < chunk.length; i++) {
+        const b = chunk[i] as number;
+        if (b === 10) {
+          if (content) rows++;
+          content = false;
+        } else if (b !== 32 && b !== 9 && b !== 13) content = true;
+      }
     }
+  } finally {
+    input.destroy();
   }
   return content ? rows + 1 : rows;
 }
@@ -359,33 +375,42 @@ export async function* readJsonl(input: Readable, o: JsonlReadOptions): AsyncGen
     return block;
   };
   const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
-  for await (const text of lines) {
-    line++;
-    if (text.trim() === '') continue;
-    let row: unknown;
-    try {
-      row = JSON.parse(text);
-    } catch (err) {
-      throw malformed(o.name, 'jsonl', `line ${line}: ${describe(err)}`);
-    }
-    if (row === null || typeof row !== 'object' || Array.isArray(row)) {
-      throw malformed(o.name, 'jsonl', `line ${line}: not a JSON object`);
-    }
-    for (const [key, value] of Object.entries(row)) {
-      if (firstRow === 0) seen.add(key);
-      if (wanted && !wanted.has(key)) continue;
-      let col = cols.get(key);
-      if (!col) {
-        col = new Array(rows).fill(null);
-        cols.set(key, col);
-      }
-      while (col.length < rows) col.push(null);
-      col.push(value);
-    }
-    rows++;
-    if (rows === blockRows) yield take();
+  try {
+    yield* jsonlBlocks();
+  } finally {
+    lines.close();
+    input.destroy();
   }
-  if (rows > 0) yield take();
+
+  async function* jsonlBlocks(): AsyncGenerator<Block> {
+    for await (const text of lines) {
+      line++;
+      if (text.trim() === '') continue;
+      let row: unknown;
+      try {
+        row = JSON.parse(text);
+      } catch (err) {
+        throw malformed(o.name, 'jsonl', `line ${line}: ${describe(err)}`);
+      }
+      if (row === null || typeof row !== 'object' || Array.isArray(row)) {
+        throw malformed(o.name, 'jsonl', `line ${line}: not a JSON object`);
+      }
+      for (const [key, value] of Object.entries(row)) {
+        if (firstRow === 0) seen.add(key);
+        if (wanted && !wanted.has(key)) continue;
+        let col = cols.get(key);
+        if (!col) {
+          col = new Array(rows).fill(null);
+          cols.set(key, col);
+        }
+        while (col.length < rows) col.push(null);
+        col.push(value);
+      }
+      rows++;
+      if (rows === blockRows) yield take();
+    }
+    if (rows > 0) yield take();
+  }
 }
 
 // ---- writing ----------------------------------------------------------------------------------------------------

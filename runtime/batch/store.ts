@@ -318,13 +318,13 @@ async function s3Store(location: BatchLocation, opts: StoreOptions): Promise<Sto
    * failure (denied, no bucket) fails at once; others are retried with backoff. The minio client takes no signal:
    * an attempt past its bound is abandoned (its socket is left to the server) and counted as failed.
    */
-  async function attempt<T>(operation: string, name: string, run: () => Promise<T>): Promise<T> {
+  async function attempt<T>(operation: string, name: string, run: () => Promise<T>, boundMs = timeoutMs): Promise<T> {
     let last = '';
     for (let n = 1; n <= attempts; n++) {
       let timer: NodeJS.Timeout | undefined;
       try {
         const bounded = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+          timer = setTimeout(() => reject(new Error(`no answer within ${boundMs} ms`)), boundMs);
         });
         const running = run();
         running.catch(() => {});
@@ -367,14 +367,20 @@ async function s3Store(location: BatchLocation, opts: StoreOptions): Promise<Sto
     async list() {
       // A glob looks at one level; otherwise everything under the directory (or under the selector's prefix).
       const prefix = isGlob(selector) ? dir : dir + selector;
-      const items = await attempt('list', selector, async () => {
-        const found: StoredFile[] = [];
-        for await (const item of client.listObjectsV2(bucket, prefix, !isGlob(selector))) {
-          if (item.name === undefined) continue;
-          found.push({ name: item.name.slice(dir.length), size: item.size, version: item.etag });
-        }
-        return found;
-      }).catch((err) => {
+      // A listing is many pages (1000 keys each): its bound grows with them.
+      const items = await attempt(
+        'list',
+        selector,
+        async () => {
+          const found: StoredFile[] = [];
+          for await (const item of client.listObjectsV2(bucket, prefix, !isGlob(selector))) {
+            if (item.name === undefined) continue;
+            found.push({ name: item.name.slice(dir.length), size: item.size, version: item.etag });
+          }
+          return found;
+        },
+        timeoutMs * 10,
+      ).catch((err) => {
         if (err instanceof Missing) return [];
         throw err;
       });
