@@ -54,7 +54,7 @@ export const ManifestSchema = Type.Object(
         minLength: 1,
         maxLength: 256,
         pattern: '^[^/\\\\:][^\\\\:]*(:[A-Za-z_][A-Za-z0-9_]*)?$',
-        description: 'Plugin file, relative; for Python `file.py:Class` names the class',
+        description: 'Plugin file, relative; for Python `file.py:Name` names the class (or a Ray deployment function)',
       }),
     ),
     inputs: Type.Optional(Type.Array(TensorMeta, { maxItems: 256 })),
@@ -68,7 +68,11 @@ export const ManifestSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Passed to init() as ctx.parameters' })),
+    parameters: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), {
+        description: "Passed to init() as ctx.parameters; a Python Ray deployment class's constructor keyword arguments",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
