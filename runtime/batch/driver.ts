@@ -65,7 +65,8 @@ export const BatchJobSpecSchema = Type.Object({
     ),
   ),
   keyColumns: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
-  batchSize: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  // the model sidecar takes at most 65536 rows a call
+  batchSize: Type.Integer({ minimum: 1, maximum: 65536 }),
   maxRowErrors: Type.Integer({ minimum: 0 }),
   rowsPerShard: Type.Integer({ minimum: 1 }),
 });

@@ -1,5 +1,6 @@
 // Batch formats: written then read back (Parquet, CSV, JSON Lines), blocks and row ranges, and malformed files.
 import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
 import {
@@ -120,6 +121,16 @@ describe('Parquet', () => {
     expect(Array.from(range[0]?.columns.v ?? [])).toEqual(Array.from({ length: 300 }, (_, i) => (300 + i) / 2));
     // one row group of one column: a small share of the file
     expect(file.read).toBeLessThan(bytes.byteLength / 4);
+  });
+
+  it('reads the codecs other writers use (gzip here) through hyparquet-compressors', async () => {
+    const bytes = parquetWriteBuffer({
+      columnData: [{ name: 'v', data: Float64Array.from({ length: 300 }, (_, i) => i / 4), type: 'DOUBLE', nullable: false }],
+      codec: 'GZIP',
+      compressors: { GZIP: (input: Uint8Array) => new Uint8Array(gzipSync(input)) },
+    });
+    const rows = rowsOf(await all(readParquet(memory(bytes), { name: 'g.parquet' })));
+    expect(rows.map((r) => r.v)).toEqual(Array.from({ length: 300 }, (_, i) => i / 4));
   });
 
   it('refuses a column the file lacks, naming the file and its columns', async () => {
