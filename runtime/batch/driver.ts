@@ -246,8 +246,11 @@ export async function runShard(spec: BatchJobSpec, index: number, scorer: Scorer
           detail: `the plan names ${slice.file} but does not describe it`,
         });
       for await (const block of sliceBlocks(input, file, slice, wanted, opts.blockRows)) {
+        // One column gives its value (a list of one too, as the operator writes it), several a vector in order.
         const cols = mapping.map(([name, c]) =>
-          typeof c === 'string' ? { name, one: block.columns[c] as Column } : { name, many: c.map((x) => block.columns[x] as Column) },
+          typeof c === 'string' || c.length === 1
+            ? { name, one: block.columns[typeof c === 'string' ? c : (c[0] as string)] as Column }
+            : { name, many: c.map((x) => block.columns[x] as Column) },
         );
         const keyCols: Column[] | undefined = keyColumns?.map((k) => block.columns[k] as Column);
         for (let r = 0; r < block.rows; r++) {

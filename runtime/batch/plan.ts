@@ -110,7 +110,8 @@ export function planShape(spec: BatchJobSpec, outputFormat: BatchFormat, files: 
   return {
     input: { uri: redactUri(spec.input.uri), format: spec.input.format ?? null },
     output: { format: outputFormat },
-    columns: spec.columns ?? null,
+    // Sorted: the same mapping is the same shape whatever order its inputs came in.
+    columns: spec.columns ? Object.fromEntries(Object.entries(spec.columns).sort(([a], [b]) => (a < b ? -1 : 1))) : null,
     keyColumns: spec.keyColumns?.length ? spec.keyColumns : null,
     rowsPerShard: spec.rowsPerShard,
     files: files.map((f) => [f.name, f.size, f.version]),

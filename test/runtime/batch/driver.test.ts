@@ -232,6 +232,21 @@ describe('runShard over local files', () => {
     const errors = await readOutput(output, 'errors/part-00000.jsonl');
     expect(errors[0]).toEqual({ id: 0, error: 'petal_length 1.0 is too short to judge', code: 'MS_ERR_INPUT_INVALID' });
 
+    // a list of one column is that column's value, as a plain string is
+    const oneOut = join(root, 'one-out');
+    const one: BatchJobSpec = {
+      ...baseSpec(),
+      output: { uri: oneOut, format: 'jsonl' },
+      columns: { petal_length: ['petal_length'], w: 'petal_width' },
+    };
+    await planBatch(one);
+    await runShard(one, 0, ruleScorer());
+    expect((await readOutput(oneOut, 'part-00000.jsonl'))[1]).toEqual({
+      _file: 'a.parquet',
+      _row: 1,
+      sum: row(1).petal_length + row(1).petal_width,
+    });
+
     const csvOut = join(root, 'csv-out');
     const byName: BatchJobSpec = {
       ...baseSpec(),

@@ -163,6 +163,12 @@ describe('plan shape', () => {
     expect(fingerprint(planShape({ ...spec, rowsPerShard: 10 }, 'parquet', files))).not.toBe(base);
     expect(fingerprint(planShape({ ...spec, keyColumns: ['id'] }, 'parquet', files))).not.toBe(base);
     expect(fingerprint(planShape({ ...spec, columns: { x: ['a', 'b'] } }, 'parquet', files))).not.toBe(base);
+    expect(fingerprint(planShape({ ...spec, columns: { x: ['a', 'b'] } }, 'parquet', files))).not.toBe(
+      fingerprint(planShape({ ...spec, columns: { x: ['b', 'a'] } }, 'parquet', files)),
+    );
+    expect(fingerprint(planShape({ ...spec, columns: { x: 'a', y: 'b' } }, 'parquet', files))).toBe(
+      fingerprint(planShape({ ...spec, columns: { y: 'b', x: 'a' } }, 'parquet', files)),
+    );
     expect(fingerprint(planShape(spec, 'csv', files))).not.toBe(base);
     expect(fingerprint(planShape(spec, 'parquet', [files[0] as (typeof files)[0]]))).not.toBe(base);
   });
