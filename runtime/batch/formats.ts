@@ -104,8 +104,9 @@ export interface ParquetReadOptions {
 }
 
 /**
- * Blocks of rows `rowStart` … `rowEnd - 1`. A row group is read in equal parts of at most `blockRows` rows; a
- * part of a row group reads only its pages (the offset index), so memory stays bounded by the block.
+ * Blocks of rows `rowStart` … `rowEnd - 1`, in equal parts of a row group of at most `blockRows` rows. A part of a
+ * group whose columns have an offset index reads only its pages; a group without one (older writers) is read
+ * once and cut here, rather than read again for each part.
  */
 export async function* readParquet(file: RandomAccess, o: ParquetReadOptions): AsyncGenerator<Block> {
   const footer = o.footer ?? (await readParquetFooter(file, o.name));
@@ -115,18 +116,29 @@ export async function* readParquet(file: RandomAccess, o: ParquetReadOptions): A
   const rowStart = o.rowStart ?? 0;
   const rowEnd = Math.min(o.rowEnd ?? footer.rows, footer.rows);
   let groupStart = 0;
-  for (const groupRows of footer.rowGroups) {
+  for (const [g, groupRows] of footer.rowGroups.entries()) {
     const from = Math.max(groupStart, rowStart);
     const to = Math.min(groupStart + groupRows, rowEnd);
     groupStart += groupRows;
     if (from >= to) continue;
     const parts = Math.ceil((to - from) / blockRows);
     const step = Math.ceil((to - from) / parts);
+    const indexed = footer.metadata.row_groups[g]?.columns.every(
+      (c) => !columns.includes(c.meta_data?.path_in_schema[0] ?? '') || (c.offset_index_offset !== undefined && c.offset_index_length),
+    );
+    const whole = parts > 1 && !indexed ? await readParquetRange(file, o.name, footer.metadata, columns, from, to) : undefined;
     for (let a = from; a < to; a += step) {
       const b = Math.min(a + step, to);
-      yield { columns: await readParquetRange(file, o.name, footer.metadata, columns, a, b), rows: b - a, firstRow: a };
+      const cut = whole && Object.fromEntries(Object.entries(whole).map(([k, v]) => [k, sliceColumn(v, a - from, b - from)]));
+      yield { columns: cut || (await readParquetRange(file, o.name, footer.metadata, columns, a, b)), rows: b - a, firstRow: a };
     }
   }
+}
+
+/** Rows `start` … `end - 1` of a column: a view of a typed array, a copy of an array. */
+function sliceColumn(c: Column, start: number, end: number): Column {
+  if (ArrayBuffer.isView(c)) return (c as unknown as { subarray(a: number, b: number): Column }).subarray(start, end);
+  return Array.prototype.slice.call(c, start, end);
 }
 
 async function readParquetRange(

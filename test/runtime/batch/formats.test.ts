@@ -123,6 +123,26 @@ describe('Parquet', () => {
     expect(file.read).toBeLessThan(bytes.byteLength / 4);
   });
 
+  it('a row group without an offset index is read once and cut into blocks', async () => {
+    const n = 600;
+    const bytes = parquetWriteBuffer({
+      columnData: [
+        { name: 'id', data: Int32Array.from({ length: n }, (_, i) => i), type: 'INT32', nullable: false, offsetIndex: false },
+        { name: 's', data: Array.from({ length: n }, (_, i) => `r${i}`), type: 'STRING', offsetIndex: false },
+      ],
+      rowGroupSize: 300,
+      pageSize: 256,
+    });
+    const file = memory(bytes);
+    const footer = await readParquetFooter(file, 'old.parquet');
+    file.read = 0;
+    const blocks = await all(readParquet(file, { name: 'old.parquet', footer, blockRows: 100 }));
+    expect(blocks.map((b) => [b.firstRow, b.rows])).toEqual([0, 100, 200, 300, 400, 500].map((f) => [f, 100]));
+    expect(rowsOf(blocks)).toEqual(Array.from({ length: n }, (_, i) => ({ id: i, s: `r${i}` })));
+    // each group's bytes once: no more than the file
+    expect(file.read).toBeLessThanOrEqual(bytes.byteLength);
+  });
+
   it('reads the codecs other writers use (gzip here) through hyparquet-compressors', async () => {
     const bytes = parquetWriteBuffer({
       columnData: [{ name: 'v', data: Float64Array.from({ length: 300 }, (_, i) => i / 4), type: 'DOUBLE', nullable: false }],
