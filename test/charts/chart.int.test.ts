@@ -7,8 +7,13 @@ import { AppsV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node
 import { pino } from 'pino';
 import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BatchPrediction } from '../../crds/batchprediction.schema.ts';
 import type { ModelServing } from '../../crds/modelserving.schema.ts';
 import { DEFAULT_CONFIG } from '../../operator/config.ts';
+import { BatchPredictionController } from '../../operator/controller/batch/controller.ts';
+import { desiredPlanJob } from '../../operator/controller/batch/plan-job.ts';
+import { desiredShardJob } from '../../operator/controller/batch/shard-job.ts';
+import { batchModel } from '../../operator/controller/batch/spec.ts';
 import { ModelServingController } from '../../operator/controller/controller.ts';
 import { desiredDeployment } from '../../operator/controller/desired/deployment.ts';
 import { LeaderElector } from '../../operator/kube/leader.ts';
@@ -32,6 +37,7 @@ const OPERATOR = `${RELEASE}-operator`;
 let system: string;
 let restricted: string;
 let controller: ModelServingController | undefined;
+let batchController: BatchPredictionController | undefined;
 let leader: LeaderElector | undefined;
 let rbac: any[] = [];
 let serverVersion = '';
@@ -82,6 +88,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await controller?.stop();
+  await batchController?.stop();
   await leader?.release();
   kubectl(['delete', 'clusterrole,clusterrolebinding', OPERATOR, '--ignore-not-found']);
 });
@@ -114,8 +121,32 @@ describe('Helm chart', () => {
       metadata: { name: 'iris', namespace: restricted, uid: 'x' },
       spec: { bundle: { uri: 's3://b/k.zip' }, replicas: 1 },
     };
-    // Pod Security is enforced on pods: dry-run the pods both Deployments would create.
-    for (const template of [operatorDeployment.spec.template, desiredDeployment(ms, DEFAULT_CONFIG).spec?.template]) {
+    // Pod Security is enforced on pods: dry-run the pods both Deployments and a BatchPrediction's two Jobs would create.
+    const bp: BatchPrediction = {
+      apiVersion: 'modelship.dev/v1alpha1',
+      kind: 'BatchPrediction',
+      metadata: { name: 'score', namespace: restricted, uid: 'y' },
+      spec: {
+        model: { modelServing: 'iris' },
+        input: {
+          uri: 's3://b/in/',
+          storage: { endpoint: 'http://minio:9000', secretRef: { name: 's', accessKeyKey: 'accessKey', secretKeyKey: 'secretKey' } },
+        },
+        output: { uri: 's3://b/out' },
+        parallelism: 2,
+        batchSize: 1024,
+        maxRowErrors: 100,
+        rowsPerShard: 250_000,
+        backoffLimitPerIndex: 3,
+      },
+    };
+    const model = batchModel(bp, ms);
+    for (const template of [
+      operatorDeployment.spec.template,
+      desiredDeployment(ms, DEFAULT_CONFIG).spec?.template,
+      desiredPlanJob(bp, DEFAULT_CONFIG, model).spec?.template,
+      desiredShardJob(bp, DEFAULT_CONFIG, model, 3).spec?.template,
+    ]) {
       const pod = {
         apiVersion: 'v1',
         kind: 'Pod',
@@ -166,6 +197,17 @@ describe('Helm chart', () => {
     expect(can('create', 'subjectaccessreviews.authorization.k8s.io')).toBe('no');
     expect(can('bind', 'clusterroles.rbac.authorization.k8s.io/system:auth-delegator')).toBe('yes');
     expect(can('bind', 'clusterroles.rbac.authorization.k8s.io/cluster-admin')).toBe('no');
+    // BatchPredictions: read, and their status; never their spec. Their Jobs: made, never updated nor deleted.
+    expect(can('watch', 'batchpredictions.modelship.dev', '-n', restricted)).toBe('yes');
+    expect(can('patch', 'batchpredictions.modelship.dev', '--subresource=status', '-n', restricted)).toBe('yes');
+    expect(can('patch', 'batchpredictions.modelship.dev', '-n', restricted)).toBe('no');
+    expect(can('create', 'batchpredictions.modelship.dev', '-n', restricted)).toBe('no');
+    expect(can('delete', 'batchpredictions.modelship.dev', '-n', restricted)).toBe('no');
+    expect(can('create', 'jobs.batch', '-n', restricted)).toBe('yes');
+    expect(can('patch', 'jobs.batch', '-n', restricted)).toBe('yes');
+    expect(can('update', 'jobs.batch', '-n', restricted)).toBe('no');
+    expect(can('delete', 'jobs.batch', '-n', restricted)).toBe('no');
+    expect(can('create', 'cronjobs.batch', '-n', restricted)).toBe('no');
   });
 
   it('names the Lease after the release, so two releases elect a leader each', () => {
@@ -260,6 +302,32 @@ describe('Helm chart', () => {
     const events = JSON.parse(kubectl(['get', 'events', '-n', target, '-o', 'json'])).items.map((e: { reason: string }) => e.reason);
     expect(events).toContain('Created');
     expect(events).toContain('TopicCreated');
+
+    // A BatchPrediction, with the same RBAC: its plan Job made, its pod run by kwok (which ends Job pods at once,
+    // without the report a real planner writes), its status written.
+    batchController = new BatchPredictionController(
+      kc,
+      { ...DEFAULT_CONFIG, namespaces: [target], workers: 1 },
+      log,
+      new OperatorMetrics({ processMetrics: false }),
+    );
+    await batchController.start();
+    kubectl(
+      ['apply', '-n', target, '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'modelship.dev/v1alpha1',
+        kind: 'BatchPrediction',
+        metadata: { name: 'rbac-batch' },
+        spec: { model: { modelServing: 'rbac' }, input: { uri: 's3://bkt/in/' }, output: { uri: 's3://bkt/out' } },
+      }),
+    );
+    const planned = await eventually(async () => {
+      const bp = JSON.parse(kubectl(['get', 'bp', 'rbac-batch', '-n', target, '-o', 'json'])) as BatchPrediction;
+      return bp.status?.conditions?.find((c) => c.type === 'Planned' && c.reason === 'PlanReportMissing') ? bp : undefined;
+    }, 'the plan Job run and its outcome in the status');
+    expect(planned.status?.phase).toBe('Failed');
+    const planJob = JSON.parse(kubectl(['get', 'job', 'rbac-batch-plan', '-n', target, '-o', 'json']));
+    expect(planJob.metadata.ownerReferences[0]).toMatchObject({ kind: 'BatchPrediction', name: 'rbac-batch', uid: planned.metadata.uid });
 
     // The finalizer (a patch the chart's RBAC allows) deletes the created topic with the ModelServing.
     const topic = `modelship.${target}.rbac.inference`;

@@ -30,7 +30,7 @@ export interface TestEnv {
   kafkaAdmin(): Admin;
   /** Runs the environment's kubectl against its API server; `input` goes to stdin. */
   kubectl(args: string[], input?: string): string;
-  /** Installs (server-side applies) the committed ModelServing CRD and waits until it is established. */
+  /** Installs (server-side applies) the committed CRDs (ModelServing, BatchPrediction) and waits until they are established. */
   installCrd(): void;
   /** ModelServings of a namespace (a function, for namespaces made in beforeAll): create, get, patch spec, delete. */
   modelServings(namespace: string | (() => string)): ModelServingClient;
@@ -49,7 +49,9 @@ export interface ModelServingClient {
 /** The claim on the tests' namespaces: no operator has this name, so only the tests' own (given their namespaces) work there. */
 export const TEST_OPERATOR = 'modelship-tests';
 
-const CRD_FILE = join(import.meta.dirname, '../../crds/modelship.dev_modelservings.yaml');
+const CRD_FILES = ['modelship.dev_modelservings.yaml', 'modelship.dev_batchpredictions.yaml'].map((f) =>
+  join(import.meta.dirname, '../../crds', f),
+);
 
 export function minioClient(info: EnvInfo): MinioClient {
   const url = new URL(info.s3.endpoint);
@@ -142,8 +144,14 @@ export function useTestEnv(): TestEnv {
     modelServings,
     installCrd() {
       // kubectl, not client-node: its typed serializer would drop the CRD's x-kubernetes-* fields.
-      kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=modelship-test', '-f', CRD_FILE]);
-      kubectl(['wait', '--for=condition=Established', 'crd/modelservings.modelship.dev', '--timeout=30s']);
+      kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=modelship-test', ...CRD_FILES.flatMap((f) => ['-f', f])]);
+      kubectl([
+        'wait',
+        '--for=condition=Established',
+        'crd/modelservings.modelship.dev',
+        'crd/batchpredictions.modelship.dev',
+        '--timeout=30s',
+      ]);
     },
     minio: () => minio,
     kafkaAdmin,

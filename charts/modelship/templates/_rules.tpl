@@ -11,6 +11,22 @@
   - apiGroups: ["modelship.dev"]
     resources: ["modelservings/finalizers"]
     verbs: ["update"]
+  # BatchPredictions: read, and their status written by server-side apply; never their spec (a run is immutable).
+  - apiGroups: ["modelship.dev"]
+    resources: ["batchpredictions"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["modelship.dev"]
+    resources: ["batchpredictions/status"]
+    verbs: ["get", "patch"]
+  - apiGroups: ["modelship.dev"]
+    resources: ["batchpredictions/finalizers"]
+    verbs: ["update"]
+  # A BatchPrediction's plan and shard Jobs: each made once by server-side apply (a patch that creates, so create
+  # too), never updated (a Job's pod template cannot change) nor deleted (the garbage collector removes them with
+  # their BatchPrediction).
+  - apiGroups: ["batch"]
+    resources: ["jobs"]
+    verbs: ["get", "list", "watch", "create", "patch"]
   - apiGroups: ["apps"]
     resources: ["deployments"]
     verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
