@@ -38,8 +38,10 @@ export interface LocalBatchResult {
 }
 
 /** The batch spec of a local run (pure): local paths, the sizes a BatchPrediction defaults to. */
-export function localBatchSpec(o: LocalBatchOptions): BatchJobSpec {
+export function localBatchSpec(bundle: string, o: LocalBatchOptions): BatchJobSpec {
   return {
+    // The bundle's path names the model (not its content: an output is reused only with the same path).
+    model: `file://${resolve(bundle)}`,
     input: { uri: resolve(o.input), ...(o.format ? { format: o.format } : {}) },
     output: { uri: resolve(o.output), ...(o.outputFormat ? { format: o.outputFormat } : {}) },
     ...(o.columns ? { columns: o.columns } : {}),
@@ -52,7 +54,7 @@ export function localBatchSpec(o: LocalBatchOptions): BatchJobSpec {
 
 export async function batchLocal(bundle: string, o: LocalBatchOptions): Promise<LocalBatchResult> {
   const t0 = performance.now();
-  const spec = localBatchSpec(o);
+  const spec = localBatchSpec(bundle, o);
   const dir = await mkdtemp(join(tmpdir(), 'modelship-batch-'));
   const log = createLogger(process.env[ENV.logLevel] ?? 'warn', { component: 'modelship-batch' });
   const config = loadConfig(

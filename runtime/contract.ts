@@ -252,6 +252,11 @@ export interface BatchLocation {
 
 /** What the plan and shard containers are given (ENV.batchSpec). */
 export interface BatchJobSpec {
+  /**
+   * What scores the rows, as an identity (the bundle's URI and sha256): part of the plan's fingerprint, so an output
+   * holding another model's finished shards is never taken as this run's.
+   */
+  model?: string | undefined;
   input: BatchLocation;
   output: BatchLocation;
   /** Model input → the column (or columns, in order, for a vector input) it takes; unset: inputs named as columns. */

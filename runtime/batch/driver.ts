@@ -56,6 +56,7 @@ const LocationSchema = Type.Object({
 
 /** The batch spec as the pods get it (ENV.batchSpec). Unknown fields are ignored (a newer operator may add some). */
 export const BatchJobSpecSchema = Type.Object({
+  model: Type.Optional(Type.String({ minLength: 1 })),
   input: LocationSchema,
   output: LocationSchema,
   columns: Type.Optional(

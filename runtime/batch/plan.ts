@@ -42,6 +42,8 @@ export interface PlannedFile extends StoredFile {
 
 /** What the output depends on: the input files and the spec's parts that shape the rows, parts and shards. */
 export interface PlanShape {
+  /** The model's identity (spec.model), when the spec names one. */
+  model: string | null;
   input: { uri: string; format: BatchFormat | null };
   output: { format: BatchFormat };
   columns: Record<string, string | string[]> | null;
@@ -108,6 +110,7 @@ export function planShards(files: readonly PlanUnit[], rowsPerShard: number): Pl
 /** The shape of a spec over a listing (pure). */
 export function planShape(spec: BatchJobSpec, outputFormat: BatchFormat, files: readonly StoredFile[]): PlanShape {
   return {
+    model: spec.model ?? null,
     input: { uri: redactUri(spec.input.uri), format: spec.input.format ?? null },
     output: { format: outputFormat },
     // Sorted: the same mapping is the same shape whatever order its inputs came in.
@@ -126,6 +129,7 @@ export function fingerprint(shape: PlanShape): string {
 export function shapeChanges(was: PlanShape, now: PlanShape): string {
   const changes: string[] = [];
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  if (was.model !== now.model) changes.push(`model ${was.model ?? '(unnamed)'} → ${now.model ?? '(unnamed)'}`);
   if (!same(was.input, now.input)) changes.push(`input ${was.input.uri} → ${now.input.uri}`);
   if (!same(was.output, now.output)) changes.push(`output format ${was.output.format} → ${now.output.format}`);
   if (!same(was.columns, now.columns)) changes.push('columns changed');

@@ -171,6 +171,15 @@ describe('plan shape', () => {
     );
     expect(fingerprint(planShape(spec, 'csv', files))).not.toBe(base);
     expect(fingerprint(planShape(spec, 'parquet', [files[0] as (typeof files)[0]]))).not.toBe(base);
+    // Another model's finished shards are never this run's.
+    expect(fingerprint(planShape({ ...spec, model: 's3://m/a.zip@sha256:aa' }, 'parquet', files))).not.toBe(
+      fingerprint(planShape({ ...spec, model: 's3://m/b.zip@sha256:bb' }, 'parquet', files)),
+    );
+  });
+
+  it('says a model changed', () => {
+    const was = planShape({ ...spec, model: 'a@sha256:1' }, 'parquet', files);
+    expect(shapeChanges(was, planShape({ ...spec, model: 'b@sha256:2' }, 'parquet', files))).toBe('model a@sha256:1 → b@sha256:2');
   });
 
   it('says what changed', () => {
