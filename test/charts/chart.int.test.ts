@@ -140,7 +140,7 @@ describe('Helm chart', () => {
         backoffLimitPerIndex: 3,
       },
     };
-    const model = batchModel(bp, ms);
+    const model = batchModel(bp, ms) as ModelServing;
     for (const template of [
       operatorDeployment.spec.template,
       desiredDeployment(ms, DEFAULT_CONFIG).spec?.template,

@@ -74,7 +74,8 @@ export async function reconcileBatch(key: string, deps: BatchReconcileDeps): Pro
   const now = deps.now();
   const wanted = bp.spec.model.modelServing;
   const ms = wanted ? (caches.modelServings.get(wanted, namespace) as ModelServing | undefined) : undefined;
-  const modelMissing = wanted !== undefined && !ms;
+  const model = batchModel(bp, ms);
+  const modelMissing = !model;
   let planJob = caches.jobs.get(planJobName(bp), namespace);
   let shardJob = caches.jobs.get(shardJobName(bp), namespace);
   const pods = caches.pods.list(namespace).filter((p) => p.metadata?.labels?.[BATCH_LABEL] === name);
@@ -84,7 +85,6 @@ export async function reconcileBatch(key: string, deps: BatchReconcileDeps): Pro
   const created: string[] = [];
   try {
     for (const job of [planJob, shardJob]) if (job && !ownedBy(job, bp.metadata.uid)) throw strangerJob(job, bp);
-    const model = modelMissing ? undefined : batchModel(bp, ms);
     if (!planJob && model) {
       const job = desiredPlanJob(bp, config, model);
       if (await createJob(job, bp, writer)) created.push(`created Job ${job.metadata?.name}`);

@@ -96,12 +96,13 @@ function batchRuntime(base: Runtime | undefined, over: BatchPrediction['spec']['
  * The model the shard pods run, as a ModelServing the pod builders take: the referenced ModelServing's bundle,
  * runtime, resources, dependencies and placement (its name, so the model answers as it does online), with the
  * BatchPrediction's runtime and resources over them; or the BatchPrediction's own bundle, under its name. No
- * inference logging, auth or adaptive batching: the driver sends fixed-size batches over a socket.
+ * inference logging, auth or adaptive batching: the driver sends fixed-size batches over a socket. Undefined when
+ * the BatchPrediction names a ModelServing and `ms` (the one found) is undefined.
  */
-export function batchModel(bp: BatchPrediction, ms: ModelServing | undefined): ModelServing {
+export function batchModel(bp: BatchPrediction, ms: ModelServing | undefined): ModelServing | undefined {
   const base = ms?.spec;
   const bundle = bp.spec.model.bundle ?? base?.bundle;
-  if (!bundle) throw new Error(`BatchPrediction ${bp.metadata.name}: no bundle (its ModelServing was not given)`);
+  if (!bundle) return undefined;
   const runtime = batchRuntime(base?.runtime, bp.spec.runtime);
   const resources = bp.spec.resources ?? base?.resources;
   return {

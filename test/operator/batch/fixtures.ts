@@ -1,6 +1,7 @@
 // BatchPredictions and ModelServings for the batch controller's unit tests.
 import type { BatchPrediction } from '../../../crds/batchprediction.schema.ts';
 import type { ModelServing } from '../../../crds/modelserving.schema.ts';
+import { batchModel } from '../../../operator/controller/batch/spec.ts';
 
 type Spec = BatchPrediction['spec'];
 
@@ -45,4 +46,11 @@ export function modelServing(spec: Partial<ModelServing['spec']> = {}): ModelSer
       ...spec,
     },
   };
+}
+
+/** The model a BatchPrediction runs (its ModelServing given): batchModel, known to be there. */
+export function modelOf(bp: BatchPrediction, ms: ModelServing | undefined): ModelServing {
+  const model = batchModel(bp, ms);
+  if (!model) throw new Error(`no model for ${bp.metadata.name}`);
+  return model;
 }

@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../../operator/config.ts';
 import { desiredPlanJob } from '../../../operator/controller/batch/plan-job.ts';
 import { desiredShardJob } from '../../../operator/controller/batch/shard-job.ts';
-import { batchJobSpec, batchModel } from '../../../operator/controller/batch/spec.ts';
+import { batchJobSpec } from '../../../operator/controller/batch/spec.ts';
 import { desiredDeployment } from '../../../operator/controller/desired/deployment.ts';
 import { BATCH, ENV, HEALTH_PORT, PROBES } from '../../../runtime/contract.ts';
-import { batch, modelServing } from './fixtures.ts';
+import { batch, modelOf, modelServing } from './fixtures.ts';
 
 const envOf = (c: V1Container | undefined) => Object.fromEntries((c?.env ?? []).map((e: V1EnvVar) => [e.name, e.value ?? e.valueFrom]));
 const RESTRICTED = {
@@ -20,7 +20,7 @@ const RESTRICTED = {
 };
 const ms = modelServing({ nodeSelector: { type: 'real' } });
 const bp = batch();
-const model = batchModel(bp, ms);
+const model = modelOf(bp, ms);
 
 describe('desiredPlanJob', () => {
   const job = desiredPlanJob(bp, DEFAULT_CONFIG, model);
@@ -147,7 +147,7 @@ describe('desiredShardJob', () => {
     const j = desiredShardJob(
       bp,
       { ...DEFAULT_CONFIG, kafka: { bootstrapServers: ['k:9092'], tls: false, tlsCa: undefined, sasl: undefined } },
-      batchModel(bp, logged),
+      modelOf(bp, logged),
       1,
     );
     const spec = j.spec?.template.spec;
@@ -156,7 +156,7 @@ describe('desiredShardJob', () => {
   });
 
   it("installs a Python model's requirements as a ModelServing pod does, in the runtime-python image", () => {
-    const py = batchModel(batch({ model: { bundle: { uri: 's3://m/p.zip', format: 'python' } } }), undefined);
+    const py = modelOf(batch({ model: { bundle: { uri: 's3://m/p.zip', format: 'python' } } }), undefined);
     const spec = desiredShardJob(bp, DEFAULT_CONFIG, py, 1).spec?.template.spec;
     expect(spec?.initContainers?.map((c) => c.name)).toEqual(['prepare', 'install', 'model']);
     expect(spec?.initContainers?.find((c) => c.name === 'model')?.image).toBe(DEFAULT_CONFIG.runtimePythonImage);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { batchJobSpec, batchModel, storageMounts, storageVolumes } from '../../../operator/controller/batch/spec.ts';
 import { BATCH } from '../../../runtime/contract.ts';
-import { batch, modelServing } from './fixtures.ts';
+import { batch, modelOf, modelServing } from './fixtures.ts';
 
 describe('batchJobSpec', () => {
   it.each([
@@ -115,7 +115,7 @@ describe('batchModel', () => {
       auth: { mode: 'kubernetes' },
       batching: { maxBatchSize: 8, maxLatencyMs: 5 },
     });
-    const model = batchModel(batch(), ms);
+    const model = modelOf(batch(), ms);
     expect(model.metadata).toEqual({ name: 'iris', namespace: 'ml' });
     expect(model.spec).toEqual({
       bundle: ms.spec.bundle,
@@ -141,7 +141,7 @@ describe('batchModel', () => {
       },
       resources: { limits: { memory: '1Gi' } },
     });
-    const model = batchModel(
+    const model = modelOf(
       batch({
         runtime: {
           timeoutSeconds: 120,
@@ -171,5 +171,9 @@ describe('batchModel', () => {
     const bundle = { uri: 's3://models/x.zip', format: 'python' as const };
     const model = batchModel(batch({ model: { bundle }, runtime: { workers: 1 } }), undefined);
     expect(model).toMatchObject({ metadata: { name: 'score', namespace: 'ml' }, spec: { bundle, runtime: { workers: 1 } } });
+  });
+
+  it('is not there while the ModelServing it names is missing', () => {
+    expect(batchModel(batch(), undefined)).toBeUndefined();
   });
 });
