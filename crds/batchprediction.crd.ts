@@ -5,71 +5,45 @@ import {
   BatchPredictionSpec,
   BatchPredictionStatus,
   CATEGORIES,
-  GROUP,
   KIND,
   MAX_NAME_LENGTH,
   PLURAL,
   SHORT_NAMES,
   SINGULAR,
-  VERSION,
 } from './batchprediction.schema.ts';
-import { toStructural } from './modelserving.schema.ts';
+import { customResourceDefinition } from './crd.ts';
 
 export const BATCH_CRD_FILE = 'modelship.dev_batchpredictions.yaml';
 
 export function batchPredictionCrd() {
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: {
-      name: `${PLURAL}.${GROUP}`,
-      labels: { 'app.kubernetes.io/part-of': 'modelship' },
-    },
-    spec: {
-      group: GROUP,
-      names: { kind: KIND, listKind: `${KIND}List`, plural: PLURAL, singular: SINGULAR, shortNames: SHORT_NAMES, categories: CATEGORIES },
-      scope: 'Namespaced',
-      versions: [
-        {
-          name: VERSION,
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          additionalPrinterColumns: [
-            { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
-            { name: 'Done', type: 'integer', jsonPath: '.status.rows.done', description: 'Rows of finished shards' },
-            { name: 'Total', type: 'integer', jsonPath: '.status.rows.total', description: 'Rows in the input' },
-            { name: 'Shards', type: 'integer', jsonPath: '.status.shards.succeeded', description: 'Shards finished' },
-            { name: 'Rows/s', type: 'integer', jsonPath: '.status.rowsPerSecond' },
-            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-            { name: 'Reason', type: 'string', priority: 1, jsonPath: '.status.conditions[?(@.type=="Failed")].reason' },
-            { name: 'Output', type: 'string', priority: 1, jsonPath: '.status.outputUri' },
-          ],
-          schema: {
-            openAPIV3Schema: {
-              type: 'object',
-              description:
-                "BatchPrediction scores the rows of object-store files (Parquet, CSV, JSON Lines) with a model bundle, as an Indexed Job of shards, and writes the results beside each row's keys.",
-              required: ['spec'],
-              properties: {
-                apiVersion: { type: 'string', description: 'APIVersion of this object' },
-                kind: { type: 'string', description: 'Kind of this object' },
-                metadata: { type: 'object' },
-                spec: toStructural(BatchPredictionSpec),
-                status: toStructural(BatchPredictionStatus),
-              },
-              'x-kubernetes-validations': [
-                {
-                  rule: `self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= ${MAX_NAME_LENGTH}`,
-                  message: `metadata.name must be a DNS-1035 label of at most ${MAX_NAME_LENGTH} (lower-case letters, digits and "-", starting with a letter): it names the Jobs and their pods`,
-                },
-              ],
-            },
-          },
-        },
-      ],
-    },
-  };
+  return customResourceDefinition({
+    kind: KIND,
+    plural: PLURAL,
+    singular: SINGULAR,
+    shortNames: SHORT_NAMES,
+    categories: CATEGORIES,
+    subresources: { status: {} },
+    printerColumns: [
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Done', type: 'integer', jsonPath: '.status.rows.done', description: 'Rows of finished shards' },
+      { name: 'Total', type: 'integer', jsonPath: '.status.rows.total', description: 'Rows in the input' },
+      { name: 'Shards', type: 'integer', jsonPath: '.status.shards.succeeded', description: 'Shards finished' },
+      { name: 'Rows/s', type: 'integer', jsonPath: '.status.rowsPerSecond' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+      { name: 'Reason', type: 'string', priority: 1, jsonPath: '.status.conditions[?(@.type=="Failed")].reason' },
+      { name: 'Output', type: 'string', priority: 1, jsonPath: '.status.outputUri' },
+    ],
+    description:
+      "BatchPrediction scores the rows of object-store files (Parquet, CSV, JSON Lines) with a model bundle, as an Indexed Job of shards, and writes the results beside each row's keys.",
+    spec: BatchPredictionSpec,
+    status: BatchPredictionStatus,
+    rules: [
+      {
+        rule: `self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= ${MAX_NAME_LENGTH}`,
+        message: `metadata.name must be a DNS-1035 label of at most ${MAX_NAME_LENGTH} (lower-case letters, digits and "-", starting with a letter): it names the Jobs and their pods`,
+      },
+    ],
+  });
 }
 
 export function batchPredictionCrdYaml(): string {

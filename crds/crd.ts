@@ -1,5 +1,6 @@
 // The ModelServing CustomResourceDefinition, built from the TypeBox schema. Written to
 // crds/modelship.dev_modelservings.yaml by `npm run gen:crd`; a test fails when the file drifts.
+import type { TSchema } from 'typebox';
 import { stringify } from 'yaml';
 import {
   CATEGORIES,
@@ -14,60 +15,94 @@ import {
   VERSION,
 } from './modelserving.schema.ts';
 
-export function modelServingCrd() {
+/** What differs between the project's CRDs; the rest (group, scope, one served and stored version) is shared. */
+export interface CrdParts {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  categories: string[];
+  subresources: Record<string, unknown>;
+  printerColumns: Record<string, unknown>[];
+  description: string;
+  spec: TSchema;
+  status: TSchema;
+  /** CEL rules on the whole object (its name). */
+  rules: { rule: string; message: string }[];
+}
+
+/** A namespaced CRD of modelship.dev/v1alpha1 from its TypeBox spec and status. Pure. */
+export function customResourceDefinition(parts: CrdParts) {
+  const { kind, plural, singular, shortNames, categories } = parts;
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
     metadata: {
-      name: `${PLURAL}.${GROUP}`,
+      name: `${plural}.${GROUP}`,
       labels: { 'app.kubernetes.io/part-of': 'modelship' },
     },
     spec: {
       group: GROUP,
-      names: { kind: KIND, listKind: `${KIND}List`, plural: PLURAL, singular: SINGULAR, shortNames: SHORT_NAMES, categories: CATEGORIES },
+      names: { kind, listKind: `${kind}List`, plural, singular, shortNames, categories },
       scope: 'Namespaced',
       versions: [
         {
           name: VERSION,
           served: true,
           storage: true,
-          subresources: {
-            status: {},
-            scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
-          },
-          additionalPrinterColumns: [
-            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
-            { name: 'Replicas', type: 'integer', jsonPath: '.status.readyReplicas', description: 'Ready replicas' },
-            { name: 'URL', type: 'string', jsonPath: '.status.url' },
-            { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
-            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-            { name: 'Message', type: 'string', priority: 1, jsonPath: '.status.conditions[?(@.type=="Ready")].message' },
-          ],
+          subresources: parts.subresources,
+          additionalPrinterColumns: parts.printerColumns,
           schema: {
             openAPIV3Schema: {
               type: 'object',
-              description: 'ModelServing deploys a model bundle as an autoscaled, secure inference service (OIP v2 and KServe v1).',
+              description: parts.description,
               required: ['spec'],
               properties: {
                 apiVersion: { type: 'string', description: 'APIVersion of this object' },
                 kind: { type: 'string', description: 'Kind of this object' },
                 metadata: { type: 'object' },
-                spec: toStructural(ModelServingSpec),
-                status: toStructural(ModelServingStatus),
+                spec: toStructural(parts.spec),
+                status: toStructural(parts.status),
               },
-              'x-kubernetes-validations': [
-                {
-                  rule: "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63",
-                  message:
-                    'metadata.name must be a DNS-1035 label (lower-case letters, digits and "-", starting with a letter, at most 63): it names the Service',
-                },
-              ],
+              'x-kubernetes-validations': parts.rules,
             },
           },
         },
       ],
     },
   };
+}
+
+export function modelServingCrd() {
+  return customResourceDefinition({
+    kind: KIND,
+    plural: PLURAL,
+    singular: SINGULAR,
+    shortNames: SHORT_NAMES,
+    categories: CATEGORIES,
+    subresources: {
+      status: {},
+      scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
+    },
+    printerColumns: [
+      { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+      { name: 'Replicas', type: 'integer', jsonPath: '.status.readyReplicas', description: 'Ready replicas' },
+      { name: 'URL', type: 'string', jsonPath: '.status.url' },
+      { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+      { name: 'Message', type: 'string', priority: 1, jsonPath: '.status.conditions[?(@.type=="Ready")].message' },
+    ],
+    description: 'ModelServing deploys a model bundle as an autoscaled, secure inference service (OIP v2 and KServe v1).',
+    spec: ModelServingSpec,
+    status: ModelServingStatus,
+    rules: [
+      {
+        rule: "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63",
+        message:
+          'metadata.name must be a DNS-1035 label (lower-case letters, digits and "-", starting with a letter, at most 63): it names the Service',
+      },
+    ],
+  });
 }
 
 export function modelServingCrdYaml(): string {

@@ -14,34 +14,28 @@ import { GROUP, KIND, type ModelServing, type ModelServingStatus, PLURAL, VERSIO
 import type { OperatorConfig } from '../config.ts';
 import { TopicAdmin } from '../kafka.ts';
 import { makeWriter, type Writer } from '../kube/apply.ts';
-import { WorkQueue } from '../kube/queue.ts';
 import { customResource, RESOURCES } from '../kube/watch.ts';
-import { work } from '../kube/worker.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { dependents } from './dependencies.ts';
 import { FIELD_MANAGER, MANAGED_BY, MODEL_LABEL } from './desired/labels.ts';
 import { type Caches, reconcile } from './reconcile.ts';
+import { ControllerLoop } from './loop.ts';
 import { Shared } from './shared.ts';
 import type { TopicChecks } from './topics.ts';
 
 /** What the operator made (labelled as managed by it): its informers see nothing else. */
 export const OWNED = `${MANAGED_BY}=${FIELD_MANAGER}`;
 export const MODEL_SERVINGS = customResource(GROUP, VERSION, KIND, PLURAL);
-/** A full pass over every object now and then, as a safety net under the event-driven queue. */
-export const RESYNC_MS = 10 * 60 * 1000;
 const NAME = 'modelserving';
 
 /** The time as conditions carry it: whole seconds (RFC 3339). */
 export const conditionTime = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export class ModelServingController {
-  private readonly queue = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 5 * 60 * 1000 });
-  private readonly workers: Promise<void>[] = [];
-  private resync: NodeJS.Timeout | undefined;
+  private readonly loop: ControllerLoop;
   private readonly writer: Writer<ModelServingStatus>;
   private readonly config: OperatorConfig;
   private readonly log: Logger;
-  private readonly metrics: OperatorMetrics;
   private readonly shared: Shared;
   /** Made here when not given: then stopped here too. */
   private readonly ownsShared: boolean;
@@ -53,20 +47,20 @@ export class ModelServingController {
   constructor(kc: KubeConfig, config: OperatorConfig, log: Logger, metrics: OperatorMetrics, shared?: Shared) {
     this.config = config;
     this.log = log;
-    this.metrics = metrics;
     this.shared = shared ?? new Shared(kc, config, log, metrics);
     this.ownsShared = !shared;
+    this.loop = new ControllerLoop(NAME, this.shared, metrics, log);
     this.writer = makeWriter(kc, {
       fieldManager: FIELD_MANAGER,
       resource: MODEL_SERVINGS,
       onWrite: (verb, kind) => metrics.writes.labels(verb, kind).inc(),
     });
-    metrics.watchQueue(NAME, () => this.queue.length);
     this.topics = config.kafka ? new TopicAdmin(config.kafka) : undefined;
   }
 
   async start(): Promise<void> {
     const { watches } = this.shared;
+    const enqueue = (namespace: string | undefined, name: string | undefined) => this.loop.enqueue(namespace, name);
     const ms = watches.watch<ModelServing & KubernetesObject>(MODEL_SERVINGS);
     const deployments = watches.watch<V1Deployment>(RESOURCES.deployments, OWNED);
     const services = watches.watch<V1Service>(RESOURCES.services, OWNED);
@@ -76,18 +70,17 @@ export class ModelServingController {
     const claims = this.shared.watchClaims();
     // A claim made, changed or dropped re-queues the namespace's ModelServings: the new owner takes them.
     claims?.onChange((namespace) => {
-      for (const obj of ms.cache.list(namespace.metadata?.name)) this.enqueue(obj.metadata?.namespace, obj.metadata?.name);
+      for (const obj of ms.cache.list(namespace.metadata?.name)) enqueue(obj.metadata?.namespace, obj.metadata?.name);
     });
     ms.onChange((obj) => {
-      this.enqueue(obj.metadata?.namespace, obj.metadata?.name);
+      enqueue(obj.metadata?.namespace, obj.metadata?.name);
       // The ModelServings that depend on it: their DependenciesReady follows its Ready.
       const namespace = obj.metadata?.namespace;
-      for (const d of dependents(ms.cache.list(namespace) as ModelServing[], obj.metadata?.name ?? ''))
-        this.enqueue(namespace, d.metadata.name);
+      for (const d of dependents(ms.cache.list(namespace) as ModelServing[], obj.metadata?.name ?? '')) enqueue(namespace, d.metadata.name);
     });
     // An owned object's change queues its owner (found by the model label; other controllers' objects have none).
     for (const watched of [deployments, services, hpas, pdbs, pods] as { onChange(h: (obj: KubernetesObject) => void): void }[]) {
-      watched.onChange((obj) => this.enqueue(obj.metadata?.namespace, obj.metadata?.labels?.[MODEL_LABEL]));
+      watched.onChange((obj) => enqueue(obj.metadata?.namespace, obj.metadata?.labels?.[MODEL_LABEL]));
     }
     await Promise.all([ms, deployments, services, hpas, pdbs, pods, ...(claims ? [claims] : [])].map((w) => w.synced));
     const caches: Caches = {
@@ -98,53 +91,28 @@ export class ModelServingController {
       pdbs: pdbs.cache,
       pods: pods.cache,
     };
-    for (const obj of ms.cache.list()) this.enqueue(obj.metadata?.namespace, obj.metadata?.name);
-    this.resync = setInterval(() => {
-      for (const obj of ms.cache.list()) this.enqueue(obj.metadata?.namespace, obj.metadata?.name);
-    }, RESYNC_MS);
-    this.resync.unref();
-    for (let i = 0; i < this.config.workers; i++) {
-      this.workers.push(
-        work({
-          controller: NAME,
-          queue: this.queue,
-          metrics: this.metrics,
+    this.loop.start(
+      this.config.workers,
+      () => ms.cache.list(),
+      (key) =>
+        reconcile(key, {
+          caches,
+          writer: this.writer,
+          config: this.config,
           log: this.log,
-          skip: (key) => {
-            const other = this.shared.claimedBy(key.slice(0, key.indexOf('/')));
-            return other ? `namespace claimed by operator ${other}` : undefined;
-          },
-          reconcile: (key) =>
-            reconcile(key, {
-              caches,
-              writer: this.writer,
-              config: this.config,
-              log: this.log,
-              now: conditionTime,
-              note: (obj, type, reason, message) =>
-                this.shared.note({ ...obj.metadata, apiVersion: obj.apiVersion, kind: KIND }, type, reason, message),
-              topics: this.topics,
-              topicChecks: this.topicChecks,
-              envClaims: this.envClaims,
-              authAccounts: this.authAccounts,
-            }),
+          now: conditionTime,
+          note: (obj, type, reason, message) =>
+            this.shared.note({ ...obj.metadata, apiVersion: obj.apiVersion, kind: KIND }, type, reason, message),
+          topics: this.topics,
+          topicChecks: this.topicChecks,
+          envClaims: this.envClaims,
+          authAccounts: this.authAccounts,
         }),
-      );
-    }
-    this.log.info({ controller: NAME, workers: this.config.workers }, 'caches synced; workers started');
-  }
-
-  private enqueue(namespace: string | undefined, name: string | undefined): void {
-    // Informers see only the watched namespaces; of those, a namespace claimed by another operator is skipped
-    // when its key comes up (work), so that a claim's change is seen at once.
-    if (!namespace || !name) return;
-    this.queue.add(`${namespace}/${name}`);
+    );
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.resync);
-    this.queue.shutdown();
-    await Promise.all(this.workers);
+    await this.loop.stop();
     if (this.ownsShared) await this.shared.stop();
     await this.topics?.close();
   }

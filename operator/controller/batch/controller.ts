@@ -15,12 +15,11 @@ import {
 import type { ModelServing } from '../../../crds/modelserving.schema.ts';
 import type { OperatorConfig } from '../../config.ts';
 import { makeWriter, type Writer } from '../../kube/apply.ts';
-import { WorkQueue } from '../../kube/queue.ts';
 import { customResource, RESOURCES } from '../../kube/watch.ts';
-import { work } from '../../kube/worker.ts';
 import type { OperatorMetrics } from '../../metrics.ts';
-import { conditionTime, MODEL_SERVINGS, OWNED, RESYNC_MS } from '../controller.ts';
+import { conditionTime, MODEL_SERVINGS, OWNED } from '../controller.ts';
 import { FIELD_MANAGER } from '../desired/labels.ts';
+import { ControllerLoop } from '../loop.ts';
 import { Shared } from '../shared.ts';
 import { BATCH_LABEL } from './labels.ts';
 import { type BatchCaches, reconcileBatch } from './reconcile.ts';
@@ -29,32 +28,29 @@ export const BATCH_PREDICTIONS = customResource(GROUP, VERSION, KIND, PLURAL);
 const NAME = 'batchprediction';
 
 export class BatchPredictionController {
-  private readonly queue = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 5 * 60 * 1000 });
-  private readonly workers: Promise<void>[] = [];
-  private resync: NodeJS.Timeout | undefined;
+  private readonly loop: ControllerLoop;
   private readonly writer: Writer<BatchPredictionStatus>;
   private readonly config: OperatorConfig;
   private readonly log: Logger;
-  private readonly metrics: OperatorMetrics;
   private readonly shared: Shared;
   private readonly ownsShared: boolean;
 
   constructor(kc: KubeConfig, config: OperatorConfig, log: Logger, metrics: OperatorMetrics, shared?: Shared) {
     this.config = config;
     this.log = log;
-    this.metrics = metrics;
     this.shared = shared ?? new Shared(kc, config, log, metrics);
     this.ownsShared = !shared;
+    this.loop = new ControllerLoop(NAME, this.shared, metrics, log);
     this.writer = makeWriter(kc, {
       fieldManager: FIELD_MANAGER,
       resource: BATCH_PREDICTIONS,
       onWrite: (verb, kind) => metrics.writes.labels(verb, kind).inc(),
     });
-    metrics.watchQueue(NAME, () => this.queue.length);
   }
 
   async start(): Promise<void> {
     const { watches } = this.shared;
+    const enqueue = (namespace: string | undefined, name: string | undefined) => this.loop.enqueue(namespace, name);
     const batches = watches.watch<BatchPrediction & KubernetesObject>(BATCH_PREDICTIONS);
     const modelServings = watches.watch<ModelServing & KubernetesObject>(MODEL_SERVINGS);
     const jobs = watches.watch<V1Job>(RESOURCES.jobs, `${OWNED},${BATCH_LABEL}`);
@@ -62,64 +58,40 @@ export class BatchPredictionController {
     const pods = watches.watch<V1Pod>(RESOURCES.pods, OWNED);
     const claims = this.shared.watchClaims();
     claims?.onChange((namespace) => {
-      for (const obj of batches.cache.list(namespace.metadata?.name)) this.enqueue(obj.metadata?.namespace, obj.metadata?.name);
+      for (const obj of batches.cache.list(namespace.metadata?.name)) enqueue(obj.metadata?.namespace, obj.metadata?.name);
     });
-    batches.onChange((obj) => this.enqueue(obj.metadata?.namespace, obj.metadata?.name));
+    batches.onChange((obj) => enqueue(obj.metadata?.namespace, obj.metadata?.name));
     for (const watched of [jobs, pods] as { onChange(h: (obj: KubernetesObject) => void): void }[]) {
-      watched.onChange((obj) => this.enqueue(obj.metadata?.namespace, obj.metadata?.labels?.[BATCH_LABEL]));
+      watched.onChange((obj) => enqueue(obj.metadata?.namespace, obj.metadata?.labels?.[BATCH_LABEL]));
     }
-    // A ModelServing made (or gone) is news to the runs that name it and have not started their shards.
+    // A ModelServing made (or gone) is news to the runs that name it and have not finished.
     modelServings.onChange((obj) => {
       const namespace = obj.metadata?.namespace;
       for (const bp of batches.cache.list(namespace) as BatchPrediction[]) {
-        if (bp.spec?.model?.modelServing === obj.metadata?.name && !bp.status?.completionTime) this.enqueue(namespace, bp.metadata.name);
+        if (bp.spec?.model?.modelServing === obj.metadata?.name && !bp.status?.completionTime) enqueue(namespace, bp.metadata.name);
       }
     });
     await Promise.all([batches, modelServings, jobs, pods, ...(claims ? [claims] : [])].map((w) => w.synced));
     const caches: BatchCaches = { batchPredictions: batches.cache, modelServings: modelServings.cache, jobs: jobs.cache, pods: pods.cache };
-    const enqueueAll = () => {
-      for (const obj of batches.cache.list())
-        if (!(obj as BatchPrediction).status?.completionTime) this.enqueue(obj.metadata?.namespace, obj.metadata?.name);
-    };
-    enqueueAll();
-    this.resync = setInterval(enqueueAll, RESYNC_MS);
-    this.resync.unref();
-    for (let i = 0; i < this.config.workers; i++) {
-      this.workers.push(
-        work({
-          controller: NAME,
-          queue: this.queue,
-          metrics: this.metrics,
+    this.loop.start(
+      this.config.workers,
+      // A finished run has nothing left to do: the resync passes it by.
+      () => batches.cache.list().filter((obj) => !(obj as BatchPrediction).status?.completionTime),
+      (key) =>
+        reconcileBatch(key, {
+          caches,
+          writer: this.writer,
+          config: this.config,
           log: this.log,
-          skip: (key) => {
-            const other = this.shared.claimedBy(key.slice(0, key.indexOf('/')));
-            return other ? `namespace claimed by operator ${other}` : undefined;
-          },
-          reconcile: (key) =>
-            reconcileBatch(key, {
-              caches,
-              writer: this.writer,
-              config: this.config,
-              log: this.log,
-              now: conditionTime,
-              note: (bp, type, reason, message) =>
-                this.shared.note({ ...bp.metadata, apiVersion: API_VERSION, kind: KIND }, type, reason, message),
-            }),
+          now: conditionTime,
+          note: (bp, type, reason, message) =>
+            this.shared.note({ ...bp.metadata, apiVersion: API_VERSION, kind: KIND }, type, reason, message),
         }),
-      );
-    }
-    this.log.info({ controller: NAME, workers: this.config.workers }, 'caches synced; workers started');
-  }
-
-  private enqueue(namespace: string | undefined, name: string | undefined): void {
-    if (!namespace || !name) return;
-    this.queue.add(`${namespace}/${name}`);
+    );
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.resync);
-    this.queue.shutdown();
-    await Promise.all(this.workers);
+    await this.loop.stop();
     if (this.ownsShared) await this.shared.stop();
   }
 }
