@@ -3,7 +3,7 @@
 // OOMKilled, the pod's such as DeadlineExceeded). Pure.
 import type { V1ContainerStateTerminated, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { BatchPlanReport, BatchShardReport } from '../../../runtime/contract.ts';
-import { codedMessage, jsonReport } from '../termination.ts';
+import { codedMessage, jsonReport, lastLogLine } from '../termination.ts';
 
 export const COMPLETION_INDEX = 'batch.kubernetes.io/job-completion-index';
 
@@ -56,7 +56,13 @@ export function podFailure(pod: V1Pod, container: string): Failure {
   const fromText = codedMessage(message);
   if (fromText) return fromText;
   if (state && state.exitCode !== 0) {
-    return { code: state.reason || 'Error', message: message || `the ${container} container exited with code ${state.exitCode}` };
+    // No report: the kubelet's reason (OOMKilled) first, else what the log's last line says.
+    const last = lastLogLine(message);
+    const exited = `the ${container} container exited with code ${state.exitCode}${state.reason && state.reason !== 'Error' ? ` (${state.reason})` : ''}`;
+    return {
+      code: state.reason === 'OOMKilled' ? state.reason : (last.code ?? (state.reason || 'Error')),
+      message: last.message ? `${exited}: ${last.message}` : exited,
+    };
   }
   if (pod.status?.reason) return { code: pod.status.reason, message: pod.status.message ?? pod.status.reason };
   const waiting = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].find(

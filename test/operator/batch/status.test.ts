@@ -214,7 +214,7 @@ describe('computeBatchStatus', () => {
       {
         phase: 'Failed',
         completionTime: at(50),
-        failedShards: [{ index: 0, code: 'OOMKilled', message: 'the driver container exited with code 137' }],
+        failedShards: [{ index: 0, code: 'OOMKilled', message: 'the driver container exited with code 137 (OOMKilled)' }],
       },
       { Failed: ['True', 'OOMKilled'] },
     ],
