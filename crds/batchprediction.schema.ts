@@ -202,7 +202,11 @@ export const BatchCondition = Type.Object(
   {
     ...Condition.properties,
     type: Type.String({ maxLength: 64, description: 'Planned, Complete or Failed' }),
-    reason: Type.String({ maxLength: 128, description: 'CamelCase reason, or an MS_ERR_* code' }),
+    reason: Type.String({
+      maxLength: 128,
+      description:
+        "An MS_ERR_* code (docs/errors.md), or: Pending, Planning, Planned, Running, Succeeded, AsExpected (not failed); ModelServingNotFound (the run waits for it), Conflict (a Job of that name is not this run's), ApplyFailed (retried), PlanReportMissing, DeadlineExceeded, or a container's reason such as OOMKilled",
+    }),
   },
   { additionalProperties: false },
 );
