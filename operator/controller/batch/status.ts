@@ -261,7 +261,8 @@ export function computeBatchStatus(observed: BatchObserved): BatchStatusResult {
   if (ended) {
     // The Job ended; its last pods' reports may reach the cache a moment after it: wait for them, a while.
     const endedAt = rfc3339(failedJob ? failedJob.lastTransitionTime : (shardJob.status?.completionTime ?? complete?.lastTransitionTime));
-    if (!progress.settled && !(Date.parse(now) - ms(endedAt) >= REPORT_GRACE_MS)) {
+    const waited = endedAt === undefined || Date.parse(now) - ms(endedAt) >= REPORT_GRACE_MS;
+    if (!progress.settled && !waited) {
       return going('Running', 'Running', `${rows.done} of ${rows.total} rows; ${counts}; reading the last reports`, false, true);
     }
     if (failedJob) {
