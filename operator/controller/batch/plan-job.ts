@@ -15,17 +15,17 @@ export const PLAN_BACKOFF_LIMIT = 2;
 const TMP_VOLUME = 'tmp';
 
 /** The placement of the model's pods (its ModelServing's), for every pod of the run. */
-export function placement(model: ModelServing | undefined) {
+export function placement(model: ModelServing) {
   return {
-    ...(model?.spec.nodeSelector ? { nodeSelector: model.spec.nodeSelector } : {}),
-    ...(model?.spec.tolerations?.length ? { tolerations: model.spec.tolerations } : {}),
+    ...(model.spec.nodeSelector ? { nodeSelector: model.spec.nodeSelector } : {}),
+    ...(model.spec.tolerations?.length ? { tolerations: model.spec.tolerations } : {}),
   };
 }
 
 /** What the plan and driver containers share: the batch spec, the namespace and the log level. */
-export function batchEnv(bp: BatchPrediction) {
+export function batchEnv(bp: BatchPrediction, model: ModelServing) {
   return [
-    { name: ENV.batchSpec, value: JSON.stringify(batchJobSpec(bp)) },
+    { name: ENV.batchSpec, value: JSON.stringify(batchJobSpec(bp, model)) },
     { name: ENV.namespace, value: bp.metadata.namespace },
     ...(bp.spec.runtime?.logLevel ? [{ name: ENV.logLevel, value: bp.spec.runtime.logLevel }] : []),
   ];
@@ -39,7 +39,7 @@ export function failurePolicyRules(container: string, action: 'FailJob' | 'FailI
   ];
 }
 
-export function desiredPlanJob(bp: BatchPrediction, config: OperatorConfig, model: ModelServing | undefined): V1Job {
+export function desiredPlanJob(bp: BatchPrediction, config: OperatorConfig, model: ModelServing): V1Job {
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -63,7 +63,7 @@ export function desiredPlanJob(bp: BatchPrediction, config: OperatorConfig, mode
               image: config.runtimeImage,
               imagePullPolicy: 'IfNotPresent',
               args: ['batch-plan'],
-              env: batchEnv(bp),
+              env: batchEnv(bp, model),
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
               securityContext: SECURITY_CONTEXT,
               terminationMessagePath: PATHS.terminationLog,

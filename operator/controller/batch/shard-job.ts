@@ -62,7 +62,7 @@ function driverContainer(bp: BatchPrediction, model: ModelServing, config: Opera
     image: runtimeImage(model, config),
     imagePullPolicy: 'IfNotPresent',
     args: ['batch-run'],
-    env: [...batchEnv(bp), { name: ENV.batchSocket, value: BATCH.socket }],
+    env: [...batchEnv(bp, model), { name: ENV.batchSocket, value: BATCH.socket }],
     resources: DRIVER_RESOURCES,
     securityContext: SECURITY_CONTEXT,
     terminationMessagePath: PATHS.terminationLog,

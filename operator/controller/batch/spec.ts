@@ -1,6 +1,6 @@
 // What a BatchPrediction asks for, as its pods take it. Pure:
-// - batchJobSpec: the plan and shard containers' ENV.batchSpec (where the rows are and go, the columns, the sizes;
-//   credentials only as the directory their Secret is mounted at);
+// - batchJobSpec: the plan and shard containers' ENV.batchSpec (the model's identity, where the rows are and go, the
+//   columns, the sizes; credentials only as the directory their Secret is mounted at);
 // - storageVolumes / storageMounts: the input's and the output's Secret (accessKey, secretKey as files), for the plan
 //   and driver containers only;
 // - batchModel: the ModelServing the model container runs, the referenced one's with the BatchPrediction's settings
@@ -34,9 +34,18 @@ function location(uri: string, format: BatchLocation['format'], storage: BatchSt
   };
 }
 
-export function batchJobSpec(bp: BatchPrediction): BatchJobSpec {
+/** The model's identity in the plan's fingerprint: its bundle's URI, with its sha256 when the spec pins one. */
+export function modelIdentity(model: ModelServing): string {
+  const { uri, sha256 } = model.spec.bundle;
+  return sha256 ? `${uri}@sha256:${sha256}` : uri;
+}
+
+/** The batch spec of a BatchPrediction run by `model` (batchModel's). */
+export function batchJobSpec(bp: BatchPrediction, model: ModelServing): BatchJobSpec {
   const { input, output, columns, keyColumns } = bp.spec;
   return {
+    // An output holding another model's finished shards is refused, not taken as this run's.
+    model: modelIdentity(model),
     input: location(input.uri, input.format, input.storage, BATCH.inputSecretDir),
     output: location(output.uri, output.format ?? input.format, outputStorage(bp), BATCH.outputSecretDir),
     // One column: its value; several: a vector of them, in order.

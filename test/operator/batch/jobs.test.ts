@@ -62,7 +62,7 @@ describe('desiredPlanJob', () => {
       terminationMessagePolicy: 'FallbackToLogsOnError',
     });
     expect(plan?.securityContext).toEqual(RESTRICTED);
-    expect(JSON.parse(envOf(plan)[ENV.batchSpec] as string)).toEqual(batchJobSpec(bp));
+    expect(JSON.parse(envOf(plan)[ENV.batchSpec] as string)).toEqual(batchJobSpec(bp, model));
     expect(plan?.volumeMounts).toEqual([
       { name: 'tmp', mountPath: '/tmp' },
       { name: 'batch-input', mountPath: BATCH.inputSecretDir, readOnly: true },
@@ -132,7 +132,7 @@ describe('desiredShardJob', () => {
   it('gives the storage keys to the driver alone, with the batch spec and the socket', () => {
     expect(driver).toMatchObject({ name: 'driver', args: ['batch-run'], terminationMessagePolicy: 'FallbackToLogsOnError' });
     expect(driver?.securityContext).toEqual(RESTRICTED);
-    expect(JSON.parse(envOf(driver)[ENV.batchSpec] as string)).toEqual(batchJobSpec(bp));
+    expect(JSON.parse(envOf(driver)[ENV.batchSpec] as string)).toEqual(batchJobSpec(bp, model));
     expect(envOf(driver)[ENV.batchSocket]).toBe(BATCH.socket);
     const mounting = [...init, ...(pod?.containers ?? [])].filter((c) =>
       c.volumeMounts?.some((m) => m.mountPath === BATCH.inputSecretDir || m.mountPath === BATCH.outputSecretDir),

@@ -9,6 +9,7 @@ describe('batchJobSpec', () => {
       'the input, the output on the input store, the sizes',
       batch(),
       {
+        model: 's3://models/iris.zip',
         input: { uri: 's3://data/iris/', storage: { endpoint: 'http://minio:9000', credentialsDir: BATCH.inputSecretDir } },
         output: { uri: 's3://out/scored', storage: { endpoint: 'http://minio:9000', credentialsDir: BATCH.outputSecretDir } },
         batchSize: 1024,
@@ -23,6 +24,7 @@ describe('batchJobSpec', () => {
         output: { uri: 's3://out/y', storage: { endpoint: 'https://s3.example', region: 'eu-west-1' } },
       }),
       {
+        model: 's3://models/iris.zip',
         input: { uri: 's3://data/x.csv', format: 'csv' },
         output: { uri: 's3://out/y', format: 'csv', storage: { endpoint: 'https://s3.example', region: 'eu-west-1' } },
         batchSize: 1024,
@@ -42,6 +44,7 @@ describe('batchJobSpec', () => {
         rowsPerShard: 10,
       }),
       {
+        model: 's3://models/iris.zip',
         input: { uri: 's3://data/x', format: 'parquet' },
         output: { uri: 's3://out/y', format: 'jsonl' },
         columns: { features: ['sl', 'sw', 'pl', 'pw'], id: 'key' },
@@ -52,11 +55,17 @@ describe('batchJobSpec', () => {
       },
     ],
   ])('%s', (_what, bp, want) => {
-    expect(batchJobSpec(bp)).toEqual(want);
+    expect(batchJobSpec(bp, modelOf(bp, modelServing()))).toEqual(want);
+  });
+
+  it("names the model by its bundle: the ModelServing's, or its own, with the sha256 it pins", () => {
+    expect(batchJobSpec(batch(), modelOf(batch(), modelServing())).model).toBe('s3://models/iris.zip');
+    const own = batch({ model: { bundle: { uri: 's3://m/b.zip', sha256: 'a'.repeat(64) } } });
+    expect(batchJobSpec(own, modelOf(own, undefined)).model).toBe(`s3://m/b.zip@sha256:${'a'.repeat(64)}`);
   });
 
   it('never carries a credential, only where the Secret is mounted', () => {
-    const text = JSON.stringify(batchJobSpec(batch()));
+    const text = JSON.stringify(batchJobSpec(batch(), modelOf(batch(), modelServing())));
     expect(text).not.toContain('in-keys');
     expect(text).not.toMatch(/accessKey|secretKey/);
   });
