@@ -197,7 +197,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<RuntimeCon
     batchSocket: env[ENV.batchSocket] || undefined,
     inferenceLog: inferenceLogSettings(env),
     eventTopics: list(env[ENV.eventTopics]).map((t) => topicName(ENV.eventTopics, t)),
-    cpuLimit: env[ENV.cpuLimit] ? int(env, ENV.cpuLimit, 1, 1, 1024) : undefined,
+    // "0": the kubelet's answer for a native sidecar (an init container) without a CPU limit: no limit known.
+    cpuLimit: env[ENV.cpuLimit] && env[ENV.cpuLimit] !== '0' ? int(env, ENV.cpuLimit, 1, 1, 1024) : undefined,
     batching: env[ENV.batchMaxSize]
       ? { maxBatchSize: int(env, ENV.batchMaxSize, 1, 1, 65536), maxLatencyMs: int(env, ENV.batchMaxLatencyMs, 5, 0, 60_000) }
       : undefined,

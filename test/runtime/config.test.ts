@@ -20,6 +20,12 @@ describe('loadConfig', () => {
     expect(c.s3).toEqual({ region: 'us-east-1' });
   });
 
+  it('takes a CPU limit of 0 (a native sidecar without a limit) as none, and refuses a malformed one', () => {
+    expect(loadConfig({ ...base, MODELSHIP_CPU_LIMIT: '0' }).cpuLimit).toBeUndefined();
+    expect(loadConfig({ ...base, MODELSHIP_CPU_LIMIT: '2' }).cpuLimit).toBe(2);
+    expect(() => loadConfig({ ...base, MODELSHIP_CPU_LIMIT: 'two' })).toThrow(/MODELSHIP_CPU_LIMIT/);
+  });
+
   it('reads S3 credentials from files mounted from a Secret, trimmed', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ms-cred-'));
     await writeFile(join(dir, 'access'), 'AKIA123\n');
