@@ -48,7 +48,9 @@ export function localBatchSpec(bundle: string, o: LocalBatchOptions): BatchJobSp
     ...(o.keyColumns?.length ? { keyColumns: o.keyColumns } : {}),
     batchSize: o.batchSize ?? 1024,
     maxRowErrors: o.maxRowErrors ?? 100,
-    rowsPerShard: o.rowsPerShard ?? 250_000,
+    rowsPerShard: o.rowsPerShard ?? 1_000_000,
+    // One process runs the shards in turn: as few as the rows allow.
+    parallelism: 1,
   };
 }
 

@@ -411,7 +411,11 @@ export function program(): Command {
     .option('--key <column>', 'an input column copied onto each output row, repeatable (default: the file and row index)', collect)
     .option('--batch-size <n>', 'rows per model call (default 1024)', wholeNumber(1))
     .option('--max-row-errors <n>', 'rows a shard may have refused before it fails (default 100)', wholeNumber(0))
-    .option('--rows-per-shard <n>', 'large Parquet files are cut into shards of about this many rows (default 250000)', wholeNumber(1))
+    .option(
+      '--rows-per-shard <n>',
+      'the most rows in a shard (default 1000000; a cluster run cuts the rows into at least --parallelism shards)',
+      wholeNumber(1),
+    )
     .option('--parallelism <n>', 'cluster: pods at once (default 2)', wholeNumber(1))
     .option('--workers <n>', 'local: Python worker processes / JS threads (default: one per CPU / in-process)', wholeNumber(0))
     .option('--name <name>', 'cluster: the BatchPrediction name (default: generated)')

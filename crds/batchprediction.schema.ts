@@ -169,8 +169,9 @@ export const BatchPredictionSpec = Type.Object(
     rowsPerShard: Type.Integer({
       minimum: 1,
       maximum: 1_000_000_000,
-      default: 250_000,
-      description: 'A Parquet file with more rows is cut into shards of whole row groups of about this many rows',
+      default: 1_000_000,
+      description:
+        'The most rows in a shard. The rows are cut into at least `parallelism` shards where they allow, each at most this many; a Parquet file with more rows is cut by whole row groups, small files are packed together',
     }),
     backoffLimitPerIndex: Type.Integer({
       minimum: 0,

@@ -267,8 +267,13 @@ export interface BatchJobSpec {
   batchSize: number;
   /** Rows a shard may have refused (written to its errors part) before the shard fails. */
   maxRowErrors: number;
-  /** A Parquet file with more rows is split into shards of whole row groups of about this many rows. */
+  /** The most rows in a shard: a Parquet file with more is split into shards of whole row groups. */
   rowsPerShard: number;
+  /**
+   * Shards run at once: the rows are cut into at least this many shards where they allow (each at most
+   * rowsPerShard), so every pod starts once rather than in waves.
+   */
+  parallelism?: number | undefined;
 }
 
 /** The plan container's termination message (one JSON line). */

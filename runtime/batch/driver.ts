@@ -70,6 +70,7 @@ export const BatchJobSpecSchema = Type.Object({
   batchSize: Type.Integer({ minimum: 1, maximum: 65536 }),
   maxRowErrors: Type.Integer({ minimum: 0 }),
   rowsPerShard: Type.Integer({ minimum: 1 }),
+  parallelism: Type.Optional(Type.Integer({ minimum: 1 })),
 });
 // The schema and the contract's type stay one: each must be assignable to the other.
 const sameAsContract = (s: Static<typeof BatchJobSpecSchema>): BatchJobSpec => s;
@@ -106,13 +107,24 @@ export function parseIndex(text: string | undefined): number {
 // ---- names under the output ---------------------------------------------------------------------------------------
 
 const pad = (index: number) => String(index).padStart(5, '0');
-export const partName = (index: number, format: BatchJobSpec['output']['format'] & string) => `part-${pad(index)}.${EXTENSIONS[format]}`;
+/** A shard's k-th part: `part-00003.parquet`, then `part-00003-1.parquet`, … (a part every ROWS_PER_PART input rows). */
+export const partName = (index: number, format: BatchJobSpec['output']['format'] & string, k = 0) =>
+  `part-${pad(index)}${k > 0 ? `-${k}` : ''}.${EXTENSIONS[format]}`;
 export const errorsPartName = (index: number) => `errors/part-${pad(index)}.jsonl`;
 export const markerName = (index: number) => `${BATCH.metaDir}/shard-${pad(index)}.json`;
 
 // ---- one shard ----------------------------------------------------------------------------------------------------
 
+/**
+ * Input rows per output part: a shard's output is written as it goes, a part at a time, so the driver holds one
+ * part's rows (not the shard's) and a shard may be large. Boundaries fall at fixed input-row counts (whatever the
+ * batch size or the rows refused), so a retried shard writes the same part names and never leaves a stale one.
+ */
+export const ROWS_PER_PART = 100_000;
+
 export interface ShardOptions {
+  /** Input rows per output part (ROWS_PER_PART). */
+  rowsPerPart?: number;
   log?: Logger;
   store?: StoreOptions;
   /** Rows read from a file at once (a block). */
@@ -233,12 +245,15 @@ export async function runShard(spec: BatchJobSpec, index: number, scorer: Scorer
   const keyColumns = spec.keyColumns?.length ? spec.keyColumns : undefined;
   const wanted = [...new Set([...mapping.flatMap(([, c]) => c), ...(keyColumns ?? [])])];
   const files = new Map(plan.files.map((f) => [f.name, f]));
-  const table = new OutputTable(keyColumns ?? ['_file', '_row']);
+  const keyNames = keyColumns ?? ['_file', '_row'];
+  const rowsPerPart = opts.rowsPerPart ?? ROWS_PER_PART;
+  let table = new OutputTable(keyNames);
   const refused: { keys: unknown[]; error: string; code: string | null }[] = [];
   log?.info({ shard: index, rows: shard.rows, files: shard.slices.length }, 'shard started');
 
   async function* batches(): AsyncGenerator<Batch> {
-    let batch: Batch = { rows: [], keys: table.keyNames.map(() => []) };
+    let batch: Batch = { rows: [], keys: keyNames.map(() => []) };
+    let read = 0;
     for (const slice of shard?.slices ?? []) {
       const file = files.get(slice.file);
       if (!file)
@@ -263,9 +278,11 @@ export async function runShard(spec: BatchJobSpec, index: number, scorer: Scorer
             (batch.keys[0] as unknown[]).push(slice.file);
             (batch.keys[1] as unknown[]).push(block.firstRow + r);
           }
-          if (batch.rows.length === spec.batchSize) {
+          read++;
+          // A batch never spans two parts.
+          if (batch.rows.length === spec.batchSize || read % rowsPerPart === 0) {
             yield batch;
-            batch = { rows: [], keys: table.keyNames.map(() => []) };
+            batch = { rows: [], keys: keyNames.map(() => []) };
           }
         }
       }
@@ -275,12 +292,32 @@ export async function runShard(spec: BatchJobSpec, index: number, scorer: Scorer
 
   const writeErrors = async () => {
     if (refused.length === 0) return output.remove(errorsPartName(index));
-    const names = [...table.keyNames, 'error', 'code'];
+    const names = [...keyNames, 'error', 'code'];
     const columns = names.map((name, k) => ({
       name,
-      values: refused.map((e) => (k < table.keyNames.length ? e.keys[k] : name === 'error' ? e.error : e.code)),
+      values: refused.map((e) => (k < keyNames.length ? e.keys[k] : name === 'error' ? e.error : e.code)),
     }));
     await output.put(errorsPartName(index), writeTable('jsonl', columns, refused.length));
+  };
+
+  // The parts written so far (their uploads run on while the next part fills) and the rows in them.
+  const parts: string[] = [];
+  const uploads: Promise<void>[] = [];
+  let scored = 0;
+  let partIndex = 0;
+  let partInput = 0;
+  const flush = () => {
+    if (table.rows > 0) {
+      const name = partName(index, plan.outputFormat, partIndex);
+      const bytes = writeTable(plan.outputFormat, table.columns(), table.rows);
+      const upload = output.put(name, bytes);
+      upload.catch(() => {}); // awaited below, before the marker
+      uploads.push(upload);
+      parts.push(name);
+    }
+    table = new OutputTable(keyNames);
+    partIndex++;
+    partInput = 0;
   };
 
   const collect = async (batch: Batch, pending: Promise<ScoreResult[]>) => {
@@ -294,6 +331,7 @@ export async function runShard(spec: BatchJobSpec, index: number, scorer: Scorer
       const r = results[i] as ScoreResult;
       if ('outputs' in r && r.outputs && typeof r.outputs === 'object') {
         table.add(batch, i, r.outputs);
+        scored++;
         continue;
       }
       const e = r as { error?: unknown; code?: unknown };
@@ -313,6 +351,8 @@ export async function runShard(spec: BatchJobSpec, index: number, scorer: Scorer
         });
       }
     }
+    partInput += batch.rows.length;
+    if (partInput >= rowsPerPart) flush();
   };
 
   // Up to `concurrency` batches in flight; results are taken in the order the batches were sent.
@@ -326,18 +366,22 @@ export async function runShard(spec: BatchJobSpec, index: number, scorer: Scorer
   }
   while (inflight.length > 0) await collect(...(inflight.shift() as [Batch, Promise<ScoreResult[]>]));
 
-  const part = partName(index, plan.outputFormat);
-  if (table.rows > 0) await output.put(part, writeTable(plan.outputFormat, table.columns(), table.rows));
-  else await output.remove(part);
+  if (partInput > 0) flush();
+  await Promise.all(uploads);
+  // No row scored: no part (one left by an earlier attempt is removed).
+  if (parts.length === 0) await output.remove(partName(index, plan.outputFormat));
   await writeErrors();
   const report: BatchShardReport = {
     shard: index,
-    rows: table.rows,
+    rows: scored,
     errorRows: refused.length,
     seconds: round((performance.now() - t0) / 1000),
   };
-  await output.put(markerName(index), Buffer.from(JSON.stringify({ ...report, part: table.rows > 0 ? part : null })));
-  log?.info({ ...report, rowsPerSecond: Math.round((table.rows + refused.length) / Math.max(report.seconds, 1e-3)) }, 'shard done');
+  await output.put(markerName(index), Buffer.from(JSON.stringify({ ...report, parts })));
+  log?.info(
+    { ...report, parts: parts.length, rowsPerSecond: Math.round((scored + refused.length) / Math.max(report.seconds, 1e-3)) },
+    'shard done',
+  );
   return report;
 }
 

@@ -49,6 +49,7 @@ export interface PlanShape {
   columns: Record<string, string | string[]> | null;
   keyColumns: string[] | null;
   rowsPerShard: number;
+  parallelism: number | null;
   files: [name: string, size: number, version: string][];
 }
 
@@ -107,6 +108,15 @@ export function planShards(files: readonly PlanUnit[], rowsPerShard: number): Pl
   return shards;
 }
 
+/**
+ * Rows a shard aims at (pure): at most rowsPerShard, and few enough that `parallelism` pods each start once (a pod's
+ * start, bundle fetch and model load cost seconds: waves of small shards spend more time starting than scoring).
+ */
+export function shardTarget(rows: number, rowsPerShard: number, parallelism?: number): number {
+  if (!parallelism || rows === 0) return rowsPerShard;
+  return Math.max(1, Math.min(rowsPerShard, Math.ceil(rows / parallelism)));
+}
+
 /** The shape of a spec over a listing (pure). */
 export function planShape(spec: BatchJobSpec, outputFormat: BatchFormat, files: readonly StoredFile[]): PlanShape {
   return {
@@ -117,6 +127,7 @@ export function planShape(spec: BatchJobSpec, outputFormat: BatchFormat, files: 
     columns: spec.columns ? Object.fromEntries(Object.entries(spec.columns).sort(([a], [b]) => (a < b ? -1 : 1))) : null,
     keyColumns: spec.keyColumns?.length ? spec.keyColumns : null,
     rowsPerShard: spec.rowsPerShard,
+    parallelism: spec.parallelism ?? null,
     files: files.map((f) => [f.name, f.size, f.version]),
   };
 }
@@ -135,6 +146,7 @@ export function shapeChanges(was: PlanShape, now: PlanShape): string {
   if (!same(was.columns, now.columns)) changes.push('columns changed');
   if (!same(was.keyColumns, now.keyColumns)) changes.push('keyColumns changed');
   if (was.rowsPerShard !== now.rowsPerShard) changes.push(`rowsPerShard ${was.rowsPerShard} → ${now.rowsPerShard}`);
+  if (was.parallelism !== now.parallelism) changes.push(`parallelism ${was.parallelism} → ${now.parallelism}`);
   const before = new Map(was.files.map(([n, s, v]) => [n, `${s}/${v}`]));
   const after = new Map(now.files.map(([n, s, v]) => [n, `${s}/${v}`]));
   const list = (names: string[], what: string) => {
@@ -261,7 +273,14 @@ export async function planBatch(spec: BatchJobSpec, opts: PlanOptions = {}): Pro
 
   const t0 = performance.now();
   const described = await mapLimit(files, opts.concurrency ?? 8, (f) => describeFile(input, f));
-  const shards = planShards(described, spec.rowsPerShard);
+  const shards = planShards(
+    described,
+    shardTarget(
+      described.reduce((n, f) => n + f.rows, 0),
+      spec.rowsPerShard,
+      spec.parallelism,
+    ),
+  );
   const plan: BatchPlan = {
     version: 1,
     fingerprint: print,

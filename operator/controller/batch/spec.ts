@@ -56,6 +56,7 @@ export function batchJobSpec(bp: BatchPrediction, model: ModelServing): BatchJob
     batchSize: bp.spec.batchSize,
     maxRowErrors: bp.spec.maxRowErrors,
     rowsPerShard: bp.spec.rowsPerShard,
+    parallelism: bp.spec.parallelism,
   };
 }
 

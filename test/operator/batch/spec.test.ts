@@ -15,6 +15,7 @@ describe('batchJobSpec', () => {
         batchSize: 1024,
         maxRowErrors: 100,
         rowsPerShard: 250_000,
+        parallelism: 2,
       },
     ],
     [
@@ -30,6 +31,7 @@ describe('batchJobSpec', () => {
         batchSize: 1024,
         maxRowErrors: 100,
         rowsPerShard: 250_000,
+        parallelism: 2,
       },
     ],
     [
@@ -52,6 +54,7 @@ describe('batchJobSpec', () => {
         batchSize: 7,
         maxRowErrors: 0,
         rowsPerShard: 10,
+        parallelism: 2,
       },
     ],
   ])('%s', (_what, bp, want) => {

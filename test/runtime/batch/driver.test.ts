@@ -204,7 +204,7 @@ describe('runShard over local files', () => {
     expect(JSON.parse(await readFile(join(output, markerName(2)), 'utf8'))).toMatchObject({
       shard: 2,
       rows: reports[2]?.rows,
-      part: 'part-00002.parquet',
+      parts: ['part-00002.parquet'],
     });
 
     // a re-run skips every shard: the model is not called, the report is the marker's
@@ -220,6 +220,32 @@ describe('runShard over local files', () => {
       });
     }
     expect(again.calls).toEqual([]);
+  });
+
+  it('writes a large shard a part at a time, at fixed input-row counts, and a retry writes the same parts', async () => {
+    const spec = { ...baseSpec(), rowsPerShard: 1000 };
+    const plan = await planBatch(spec);
+    expect(plan.shards).toBe(1);
+    const scorer = ruleScorer();
+    // Parts of 70 input rows; batches of 16 are cut at each boundary.
+    const report = await runShard(spec, 0, scorer, { rowsPerPart: 70 });
+    const names = ['part-00000.parquet', ...[1, 2, 3, 4, 5].map((k) => `part-00000-${k}.parquet`)];
+    const marker = JSON.parse(await readFile(join(output, markerName(0)), 'utf8'));
+    expect(marker.parts).toEqual(names);
+    const got: Record<string, unknown>[] = [];
+    for (const name of names) got.push(...(await readOutput(output, name)));
+    expect(got).toHaveLength(report.rows);
+    expect(got.map((r) => r._row)).toEqual(
+      Array.from({ length: 400 }, (_, i) => i)
+        .filter((i) => 'outputs' in expected(i))
+        .map((i) => (i < 300 ? i : i < 350 ? i - 300 : i - 350)),
+    );
+    // The batch sizes: 16s, cut where a part ends (70 = 4 × 16 + 6).
+    expect(scorer.calls.slice(0, 5)).toEqual([16, 16, 16, 16, 6]);
+    // A retry (the marker gone, as when a pod dies before it): the same names, nothing else.
+    await rm(join(output, markerName(0)));
+    await runShard(spec, 0, ruleScorer(), { rowsPerPart: 70 });
+    expect((await filesUnder(output)).filter((f) => f.startsWith('part-'))).toEqual([...names].sort());
   });
 
   it('keyColumns instead of the row index; JSON Lines and CSV outputs; model inputs named as columns', async () => {

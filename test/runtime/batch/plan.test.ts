@@ -1,7 +1,7 @@
 // The pure parts of batch planning: the cut into shards, the shape and what changed, and the store's name rules.
 import { describe, expect, it } from 'vitest';
 import type { BatchJobSpec } from '../../../runtime/contract.ts';
-import { fingerprint, type PlanUnit, planShape, planShards, shapeChanges } from '../../../runtime/batch/plan.ts';
+import { fingerprint, type PlanUnit, planShape, planShards, shapeChanges, shardTarget } from '../../../runtime/batch/plan.ts';
 import { globMatcher, isHiddenName, selectNames, splitSelector } from '../../../runtime/batch/store.ts';
 
 const s = (file: string, rowStart: number, rowEnd: number) => ({ file, rowStart, rowEnd });
@@ -189,6 +189,21 @@ describe('plan shape', () => {
       { name: 'c.parquet', size: 5, version: 'e3' },
     ]);
     expect(shapeChanges(was, now)).toBe('rowsPerShard 1000 → 5; new files c.parquet; files gone b.parquet; files changed a.parquet');
+  });
+});
+
+describe('shardTarget', () => {
+  it.each([
+    // rows, rowsPerShard, parallelism → rows a shard aims at
+    [1_000_000, 1_000_000, 2, 500_000],
+    [1_000_000, 250_000, 2, 250_000],
+    [1_000_001, 1_000_000, 2, 500_001],
+    [10, 1_000_000, 4, 3],
+    [3, 1_000_000, 8, 1],
+    [0, 1_000_000, 2, 1_000_000],
+    [1_000_000, 1_000_000, undefined, 1_000_000],
+  ])('%d rows, at most %d a shard, %s at once → %d', (rows, perShard, parallelism, want) => {
+    expect(shardTarget(rows, perShard, parallelism)).toBe(want);
   });
 });
 
