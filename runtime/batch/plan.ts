@@ -69,8 +69,9 @@ const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? 
 /**
  * Cuts files into shards (pure, deterministic: files in name order). A Parquet file with more than `rowsPerShard`
  * rows is cut into shards of whole row groups, each as close to `rowsPerShard` rows as the groups allow without
- * passing it (a larger group is a shard alone). Smaller files are packed, in order, into shards of at most
- * `rowsPerShard` rows; a CSV or JSON Lines file (no row groups) is never cut. Empty files get no shard.
+ * passing it (a larger group is a shard alone); its last cut is packed with the smaller files after it. Smaller files
+ * are packed, in order, into shards of at most `rowsPerShard` rows; a CSV or JSON Lines file (no row groups) is never
+ * cut. Empty files get no shard.
  */
 export function planShards(files: readonly PlanUnit[], rowsPerShard: number): PlannedShard[] {
   const shards: PlannedShard[] = [];
@@ -102,7 +103,8 @@ export function planShards(files: readonly PlanUnit[], rowsPerShard: number): Pl
       rows += g;
       at += g;
     }
-    if (rows > 0) shards.push({ rows, slices: [{ file: f.name, rowStart: start, rowEnd: at }] });
+    // The file's last cut stays open: the small files after it are packed with it (fewer, fuller shards).
+    if (rows > 0) open = { rows, slices: [{ file: f.name, rowStart: start, rowEnd: at }] };
   }
   close();
   return shards;

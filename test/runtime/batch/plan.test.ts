@@ -89,7 +89,7 @@ describe('planShards', () => {
       ],
     },
     {
-      name: 'a large Parquet file between small ones',
+      name: 'a large Parquet file between small ones: its last cut packed with the next',
       files: [
         { name: 'a.parquet', rows: 50, rowGroups: [50] },
         { name: 'b.parquet', rows: 150, rowGroups: [50, 50, 50] },
@@ -99,8 +99,8 @@ describe('planShards', () => {
       shards: [
         { rows: 50, slices: [s('a.parquet', 0, 50)] },
         { rows: 100, slices: [s('b.parquet', 0, 100)] },
-        { rows: 50, slices: [s('b.parquet', 100, 150)] },
-        { rows: 50, slices: [s('c.parquet', 0, 50)] },
+        // the large file's last cut is packed with the small file after it
+        { rows: 100, slices: [s('b.parquet', 100, 150), s('c.parquet', 0, 50)] },
       ],
     },
     {
