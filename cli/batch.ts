@@ -50,8 +50,28 @@ export function parseColumns(list: readonly string[] | undefined): Record<string
   return out;
 }
 
-/** Whether an input is for a local run (a path) rather than a cluster's (an object-store URI). */
-export const isLocalInput = (input: string) => !/^s3:\/\//.test(input);
+/**
+ * Where a batch runs (pure): paths (or file:// URIs) in and out run here; s3:// in and out make a BatchPrediction.
+ * Anything else is refused, never taken for a path (`gs://b/x` would be a directory named `gs:`).
+ */
+export function batchWhere(input: string, output: string): 'local' | 'cluster' {
+  const kind = (uri: string) =>
+    /^s3:\/\//.test(uri) ? 's3' : /^file:\/\//.test(uri) || !/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) ? 'path' : 'other';
+  for (const [flag, uri] of [
+    ['--input', input],
+    ['--output', output],
+  ] as const) {
+    if (kind(uri) === 'other') throw new Error(`${flag} ${uri}: use a local path or an s3://bucket/prefix URI`);
+  }
+  if (kind(input) !== kind(output)) {
+    throw new Error(
+      kind(input) === 'path'
+        ? `a local input is scored here and written to a local --output, not ${output}`
+        : `an s3:// input runs as a BatchPrediction, whose --output is s3:// too, not ${output}`,
+    );
+  }
+  return kind(input) === 'path' ? 'local' : 'cluster';
+}
 
 /** The BatchPrediction the CLI creates (pure): only what the flags set; the API server defaults the rest. */
 export function desiredBatchPrediction(

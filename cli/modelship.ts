@@ -19,7 +19,7 @@ import { predictGrpc, predictRemote, readInferAnswer, toInferRequest } from './o
 import { packBundle } from './pack.ts';
 import { pushBundle } from './push.ts';
 import { runBundle } from './runner.ts';
-import { describeBatch, isLocalInput, parseColumns, submitBatch, waitBatch } from './batch.ts';
+import { batchWhere, describeBatch, parseColumns, submitBatch, waitBatch } from './batch.ts';
 import { batchLocal } from './batch-local.ts';
 import { s3Settings } from './s3.ts';
 import { scaffold } from './scaffold.ts';
@@ -436,7 +436,7 @@ export function program(): Command {
         maxRowErrors: opts.maxRowErrors,
         rowsPerShard: opts.rowsPerShard,
       };
-      if (isLocalInput(opts.input)) {
+      if (batchWhere(opts.input, opts.output) === 'local') {
         if (model.startsWith('ms/')) throw new Error('a ModelServing (ms/NAME) runs batches in its cluster: give an s3:// --input');
         const bar =
           process.stderr.isTTY && !opts.json

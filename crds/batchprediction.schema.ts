@@ -65,7 +65,7 @@ const location = (what: 'input' | 'output') =>
           what === 'input'
             ? {
                 rule: `self.matches('^s3://${BUCKET}(/[^/*?{[]*)*(/[^/]*)?$')`,
-                message: 'input uri must be s3://<bucket>/<prefix>, a glob (*, ?, [..], {..}) allowed in its last part only',
+                message: 'input uri must be s3://<bucket>/<prefix>, a glob (* and ?) allowed in its last part only',
               }
             : {
                 rule: `self.matches('^s3://${BUCKET}(/[^*?{[]*)?$')`,

@@ -199,6 +199,7 @@ async function* sliceBlocks(
   file: PlannedFile,
   slice: ShardSlice,
   columns: string[],
+  keyColumns: readonly string[],
   blockRows?: number,
 ): AsyncGenerator<Block> {
   const reader = await input.reader(file.name);
@@ -209,7 +210,9 @@ async function* sliceBlocks(
   if (file.format === 'parquet') {
     yield* readParquet(reader, { ...common, rowStart: slice.rowStart, rowEnd: slice.rowEnd });
   } else if (file.format === 'csv') {
-    yield* readCsv(await input.stream(file.name), { ...common, numericColumns: file.numericColumns ?? [] });
+    // Key columns keep their text ("00042" stays "00042"): the output joins back to the input on them.
+    const numericColumns = (file.numericColumns ?? []).filter((c) => !keyColumns.includes(c));
+    yield* readCsv(await input.stream(file.name), { ...common, numericColumns });
   } else {
     yield* readJsonl(await input.stream(file.name), common);
   }
@@ -261,7 +264,7 @@ export async function runShard(spec: BatchJobSpec, index: number, scorer: Scorer
           uri: output.display,
           detail: `the plan names ${slice.file} but does not describe it`,
         });
-      for await (const block of sliceBlocks(input, file, slice, wanted, opts.blockRows)) {
+      for await (const block of sliceBlocks(input, file, slice, wanted, keyColumns ?? [], opts.blockRows)) {
         // One column gives its value (a list of one too, as the operator writes it), several a vector in order.
         const cols = mapping.map(([name, c]) =>
           typeof c === 'string' || c.length === 1

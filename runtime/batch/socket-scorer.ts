@@ -109,6 +109,12 @@ export class SocketScorer implements Scorer {
       const text = (await res.body.text()).slice(0, 300);
       throw new Retryable(`HTTP ${res.statusCode}: ${text}`);
     }
+    if (res.statusCode === 413) {
+      await res.body.dump();
+      throw msError('MS_ERR_BATCH_SPEC_INVALID', {
+        detail: `a batch of ${count} rows is larger than the model takes in one call: lower batchSize`,
+      });
+    }
     if (res.statusCode !== 200) {
       const text = (await res.body.text()).slice(0, 300);
       throw msError('MS_ERR_PREDICT_FAILED', { detail: `the model refused a whole batch (HTTP ${res.statusCode}): ${text}` });

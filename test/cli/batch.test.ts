@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { batchLocal, localBatchSpec } from '../../cli/batch-local.ts';
-import { describeBatch, desiredBatchPrediction, isLocalInput, parseColumns } from '../../cli/batch.ts';
+import { batchWhere, describeBatch, desiredBatchPrediction, parseColumns } from '../../cli/batch.ts';
 import { run } from '../../cli/modelship.ts';
 import { runBundle } from '../../cli/runner.ts';
 import type { BatchPrediction } from '../../crds/batchprediction.schema.ts';
@@ -24,9 +24,17 @@ describe('modelship batch: flags', () => {
     expect(() => parseColumns(['=a'])).toThrow(/--columns expects/);
   });
 
-  it('tells a local input from a cluster one', () => {
-    expect(isLocalInput('data/iris.parquet')).toBe(true);
-    expect(isLocalInput('s3://data/iris/')).toBe(false);
+  it('runs paths here and s3:// in a cluster, and refuses a mix or another scheme', () => {
+    expect(batchWhere('data/iris.parquet', 'out/')).toBe('local');
+    expect(batchWhere('file:///data/iris/', '/tmp/out')).toBe('local');
+    expect(batchWhere('s3://data/iris/', 's3://data/out/')).toBe('cluster');
+    expect(() => batchWhere('data/iris.parquet', 's3://b/out/')).toThrow(
+      'a local input is scored here and written to a local --output, not s3://b/out/',
+    );
+    expect(() => batchWhere('s3://data/iris/', 'out/')).toThrow(/whose --output is s3:\/\/ too/);
+    expect(() => batchWhere('gs://data/iris/', 'gs://data/out/')).toThrow(
+      '--input gs://data/iris/: use a local path or an s3://bucket/prefix URI',
+    );
   });
 
   it('creates a BatchPrediction with only what the flags set', () => {

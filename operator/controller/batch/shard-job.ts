@@ -59,7 +59,8 @@ function modelContainer(model: ModelServing, config: OperatorConfig): V1Containe
 function driverContainer(bp: BatchPrediction, model: ModelServing, config: OperatorConfig): V1Container {
   return {
     name: BATCH.containers.driver,
-    image: runtimeImage(model, config),
+    // The operator's image, never one the spec names: this container alone holds the input and output keys.
+    image: config.runtimeImage,
     imagePullPolicy: 'IfNotPresent',
     args: ['batch-run'],
     env: [...batchEnv(bp, model), { name: ENV.batchSocket, value: BATCH.socket }],

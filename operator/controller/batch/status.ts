@@ -244,7 +244,8 @@ export function computeBatchStatus(observed: BatchObserved): BatchStatusResult {
   if (observed.modelMissing && !shardJob) {
     const name = bp.spec.model.modelServing ?? '';
     const message = `ModelServing ${name} does not exist in namespace ${bp.metadata.namespace}; the run goes on once it does`;
-    return going('Failed', 'ModelServingNotFound', message, true);
+    // Pending, not Failed: nothing has failed, and a client waiting for the end (modelship batch --wait) must not stop.
+    return going('Pending', 'ModelServingNotFound', message);
   }
   if (plan.state === 'absent') return going('Pending', 'Pending', 'the plan Job is being created');
   if (plan.state === 'running') return going('Planning', 'Planning', 'planning the shards');

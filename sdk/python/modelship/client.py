@@ -95,7 +95,9 @@ def deploy_args(model_id: str, bundle: PathLike, namespace: str | None = None, r
 def batch_args(model: PathLike, input: str, output: str, *, format: str | None = None,
                columns: Mapping[str, str | Sequence[str]] | None = None, key_columns: Sequence[str] | None = None,
                parallelism: int | None = None, batch_size: int | None = None, name: str | None = None,
-               namespace: str | None = None, wait: bool = True) -> list[str]:
+               namespace: str | None = None, wait: bool = True, output_format: str | None = None,
+               max_row_errors: int | None = None, rows_per_shard: int | None = None,
+               storage_secret: str | None = None, timeout: int | None = None) -> list[str]:
     """The CLI arguments of one batch prediction. Pure. ``columns``: model input → the input columns that
     make it (``{"input": ["a", "b"]}`` → ``--columns input=a,b``)."""
     args = ["batch", os.fspath(model), "--input", input, "--output", output, "--json"]
@@ -106,7 +108,9 @@ def batch_args(model: PathLike, input: str, output: str, *, format: str | None =
     for key in key_columns or []:
         args += ["--key", key]
     for flag, value in (("--parallelism", parallelism), ("--batch-size", batch_size), ("--name", name),
-                        ("--namespace", namespace)):
+                        ("--namespace", namespace), ("--output-format", output_format),
+                        ("--max-row-errors", max_row_errors), ("--rows-per-shard", rows_per_shard),
+                        ("--storage-secret", storage_secret), ("--timeout", timeout)):
         if value is not None:
             args += [flag, str(value)]
     if wait:
@@ -234,14 +238,19 @@ class Client:
     def batch(self, model: PathLike, input: str, output: str, *, format: str | None = None,
               columns: Mapping[str, str | Sequence[str]] | None = None, key_columns: Sequence[str] | None = None,
               parallelism: int | None = None, batch_size: int | None = None, name: str | None = None,
-              wait: bool = True) -> dict[str, Json]:
+              wait: bool = True, output_format: str | None = None, max_row_errors: int | None = None,
+              rows_per_shard: int | None = None, storage_secret: str | None = None,
+              timeout: int | None = None) -> dict[str, Json]:
         """Scores a dataset with a model: ``model`` is a bundle (directory or zip) or ``ms/NAME`` (a ModelServing's
         bundle); ``input`` a prefix or glob of Parquet, CSV or JSON Lines files (``format`` when the names do not
         say), ``output`` the prefix the parts go to. On a cluster it runs a BatchPrediction and returns its final
         status (with ``wait``; else its status once made); with a local ``input`` path it runs here, without a
-        cluster, and returns ``{"rows", "errorRows", "output"}``."""
+        cluster, and returns ``{"rows", "errorRows", "output"}``. ``storage_secret``: a Secret (accessKey,
+        secretKey) the batch pods read the input and write the output with; ``timeout``: seconds ``wait`` waits."""
         args = batch_args(model, input, output, format=format, columns=columns, key_columns=key_columns,
-                          parallelism=parallelism, batch_size=batch_size, name=name, namespace=self.namespace, wait=wait)
+                          parallelism=parallelism, batch_size=batch_size, name=name, namespace=self.namespace, wait=wait,
+                          output_format=output_format, max_row_errors=max_row_errors, rows_per_shard=rows_per_shard,
+                          storage_secret=storage_secret, timeout=timeout)
         result: dict[str, Json] = json.loads(self._run(args))
         return result
 

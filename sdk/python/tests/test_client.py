@@ -89,6 +89,10 @@ def test_batch_args_follow_the_cli_contract():
                     "--key", "row_id", "--key", "day", "--parallelism", "4", "--batch-size", "512",
                     "--name", "score-iris", "--namespace", "ml", "--wait"]
     assert batch_args("b/", "in.csv", "out/", wait=False) == ["batch", "b/", "--input", "in.csv", "--output", "out/", "--json"]
+    assert batch_args("ms/iris", "s3://d/in/", "s3://d/out/", wait=False, output_format="csv", max_row_errors=0,
+                      rows_per_shard=500000, storage_secret="batch-keys", timeout=7200)[7:] == [
+        "--output-format", "csv", "--max-row-errors", "0", "--rows-per-shard", "500000",
+        "--storage-secret", "batch-keys", "--timeout", "7200"]
 
 
 def test_batch_runs_the_cli_on_the_path_and_returns_its_status(tmp_path, monkeypatch):

@@ -87,12 +87,12 @@ describe('reconcileBatch', () => {
     expect(r.statuses).toEqual([]);
   });
 
-  it('waits for a missing ModelServing: no Job, status Failed ModelServingNotFound', async () => {
+  it('waits for a missing ModelServing: no Job, status Pending ModelServingNotFound', async () => {
     const r = recorder();
     expect(await run({ ms: [] }, r.writer)).toEqual({});
     expect(r.applied).toEqual([]);
-    expect(r.statuses[0]).toMatchObject({ phase: 'Failed' });
-    expect(r.statuses[0]?.conditions?.find((c) => c.type === 'Failed')?.reason).toBe('ModelServingNotFound');
+    expect(r.statuses[0]).toMatchObject({ phase: 'Pending' });
+    expect(r.statuses[0]?.conditions?.find((c) => c.type === 'Complete')?.reason).toBe('ModelServingNotFound');
   });
 
   it("creates the shard Job from the plan's report, what is left of the deadline with it", async () => {

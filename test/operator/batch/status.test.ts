@@ -265,10 +265,10 @@ describe('computeBatchStatus', () => {
       { Complete: ['True', 'Succeeded'] },
     ],
     [
-      'the ModelServing missing: Failed, not for good (no completionTime)',
+      'the ModelServing missing: Pending, with the reason (no completionTime)',
       observe({ modelMissing: true }),
-      { phase: 'Failed' },
-      { Failed: ['True', 'ModelServingNotFound'], Planned: ['Unknown', 'Pending'] },
+      { phase: 'Pending' },
+      { Complete: ['False', 'ModelServingNotFound'], Failed: ['False', 'AsExpected'], Planned: ['Unknown', 'Pending'] },
     ],
     [
       'the ModelServing missing once the shards run: of no matter',

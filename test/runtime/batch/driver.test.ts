@@ -248,6 +248,26 @@ describe('runShard over local files', () => {
     expect((await filesUnder(output)).filter((f) => f.startsWith('part-'))).toEqual([...names].sort());
   });
 
+  it('CSV key columns keep their text (a numeric-looking id joins back to its input row)', async () => {
+    const dir = join(root, 'keys');
+    await mkdir(dir);
+    await writeFile(
+      join(dir, 'k.csv'),
+      'id,sepal_length,sepal_width,petal_length,petal_width\n007,5,3,1.5,0.2\n12345678901234567890,6,3,5,2\n',
+    );
+    const spec: BatchJobSpec = {
+      ...baseSpec(),
+      input: { uri: dir },
+      output: { uri: join(root, 'keys-out'), format: 'jsonl' },
+      keyColumns: ['id'],
+    };
+    await planBatch(spec);
+    await runShard(spec, 0, ruleScorer());
+    const rows = await readOutput(join(root, 'keys-out'), 'part-00000.jsonl');
+    expect(rows.map((r) => r.id)).toEqual(['007', '12345678901234567890']);
+    expect(rows.map((r) => r.label)).toEqual(['setosa', 'virginica']);
+  });
+
   it('keyColumns instead of the row index; JSON Lines and CSV outputs; model inputs named as columns', async () => {
     const spec: BatchJobSpec = { ...baseSpec(), output: { uri: output, format: 'jsonl' }, keyColumns: ['id'], rowsPerShard: 1000 };
     expect(await planBatch(spec)).toEqual({ shards: 1, rows: 400, files: 3 });
