@@ -68,6 +68,7 @@ def main():
             pickle.dump(model, f)
         with open(os.path.join(EXAMPLES, folder, "iris_labels.json"), "w") as f:
             json.dump([str(n) for n in iris.target_names], f)
+            f.write("\n")  # as the repository's formatter keeps JSON files
         print(f"{folder}/{file}: {type(model).__name__} training accuracy {model.score(X, y):.4f} ({os.path.getsize(path)} bytes)")
 
 
