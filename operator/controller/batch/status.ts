@@ -107,6 +107,8 @@ interface ShardProgress {
   running: number;
   skipped: number;
   rowsDone: number;
+  /** Rows this run scored (a skipped shard's were scored by an earlier one): what rows/s counts. */
+  rowsScored: number;
   rowsFailed: number;
   /** The latest finish of a succeeded shard (ms). */
   lastFinish: number;
@@ -126,6 +128,7 @@ function shardProgress(job: V1Job, allPods: V1Pod[]): ShardProgress {
     if (index !== undefined && pod.status?.phase === 'Succeeded' && !succeededBy.has(index)) succeededBy.set(index, pod);
   }
   let rowsDone = 0;
+  let rowsScored = 0;
   let rowsFailed = 0;
   let skipped = 0;
   let lastFinish = Number.NaN;
@@ -139,6 +142,7 @@ function shardProgress(job: V1Job, allPods: V1Pod[]): ShardProgress {
     rowsDone += report.rows;
     rowsFailed += report.errorRows;
     if (report.skipped) skipped++;
+    else rowsScored += report.rows + report.errorRows;
     const finished = ms(state?.finishedAt);
     if (!Number.isNaN(finished) && !(finished <= lastFinish)) lastFinish = finished;
   }
@@ -156,6 +160,7 @@ function shardProgress(job: V1Job, allPods: V1Pod[]): ShardProgress {
     running: job.status?.active ?? 0,
     skipped,
     rowsDone,
+    rowsScored,
     rowsFailed,
     lastFinish,
     failedShards,
@@ -194,7 +199,7 @@ export function computeBatchStatus(observed: BatchObserved): BatchStatusResult {
       skipped: progress?.skipped ?? 0,
     };
     const seconds = ((progress?.lastFinish ?? Number.NaN) - ms(startTime)) / 1000;
-    if (progress && progress.rowsDone > 0 && seconds > 0) status.rowsPerSecond = Math.round(progress.rowsDone / seconds);
+    if (progress && progress.rowsScored > 0 && seconds > 0) status.rowsPerSecond = Math.round(progress.rowsScored / seconds);
     if (progress?.failedShards.length) status.failedShards = progress.failedShards;
   }
 

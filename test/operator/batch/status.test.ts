@@ -137,7 +137,7 @@ describe('computeBatchStatus', () => {
       { Planned: ['True', 'Planned'], Complete: ['False', 'Running'] },
     ],
     [
-      'shards under way: rows of the succeeded ones, refused rows, skipped ones, the rate to the latest finish',
+      'shards under way: rows of the succeeded ones, refused rows, skipped ones, the rate of this run\'s rows to the latest finish',
       observe({
         jobs: [plan, job('score', 'shard-uid', { active: 1, completed: '0,2' })],
         pods: [planPod, shardPod(0, 250, { errorRows: 3, finished: 10 }), shardPod(2, 250, { skipped: true, finished: 20 })],
@@ -146,7 +146,8 @@ describe('computeBatchStatus', () => {
         phase: 'Running',
         rows: { total: 1000, done: 500, failed: 3 },
         shards: { total: 4, succeeded: 2, failed: 0, running: 1, skipped: 1 },
-        rowsPerSecond: 25,
+        // this run's rows only (250 scored + 3 refused; the skipped shard's were an earlier run's), over 20 s
+        rowsPerSecond: 13,
       },
       { Complete: ['False', 'Running'] },
     ],
