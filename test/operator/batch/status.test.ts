@@ -137,7 +137,7 @@ describe('computeBatchStatus', () => {
       { Planned: ['True', 'Planned'], Complete: ['False', 'Running'] },
     ],
     [
-      'shards under way: rows of the succeeded ones, refused rows, skipped ones, the rate of this run\'s rows to the latest finish',
+      "shards under way: rows of the succeeded ones, refused rows, skipped ones, the rate of this run's rows to the latest finish",
       observe({
         jobs: [plan, job('score', 'shard-uid', { active: 1, completed: '0,2' })],
         pods: [planPod, shardPod(0, 250, { errorRows: 3, finished: 10 }), shardPod(2, 250, { skipped: true, finished: 20 })],
