@@ -91,13 +91,13 @@ const input = (bucket: string) => ({
 });
 
 describe('BatchPrediction controller', () => {
-  it('waits for its ModelServing (Failed, ModelServingNotFound), and plans once it exists', async () => {
+  it('waits for its ModelServing (Pending, ModelServingNotFound), and plans once it exists', async () => {
     createBatch('waits', { model: { modelServing: 'iris' }, input: input('data'), output: { uri: 's3://out/waits' } });
     const waiting = await eventually(async () => {
       const bp = getBatch('waits');
-      return cond(bp, 'Failed')?.reason === 'ModelServingNotFound' ? bp : undefined;
+      return cond(bp, 'Complete')?.reason === 'ModelServingNotFound' ? bp : undefined;
     }, 'ModelServingNotFound');
-    expect(waiting.status).toMatchObject({ phase: 'Failed', outputUri: 's3://out/waits' });
+    expect(waiting.status).toMatchObject({ phase: 'Pending', outputUri: 's3://out/waits' });
     expect(waiting.status?.completionTime).toBeUndefined();
     await expect(jobsApi.readNamespacedJob({ name: 'waits-plan', namespace: ns })).rejects.toMatchObject({ code: 404 });
 
