@@ -9,20 +9,12 @@ import { planBatch } from '../runtime/batch/plan.ts';
 import { runShard } from '../runtime/batch/driver.ts';
 import { SocketScorer } from '../runtime/batch/socket-scorer.ts';
 import { loadConfig } from '../runtime/config.ts';
+import type { BatchDataOptions } from './batch.ts';
 import { type BatchFormat, type BatchJobSpec, ENV } from '../runtime/contract.ts';
 import { createLogger } from '../runtime/observability/logging.ts';
 import { start } from '../runtime/server.ts';
 
-export interface LocalBatchOptions {
-  input: string;
-  output: string;
-  format?: BatchFormat | undefined;
-  outputFormat?: BatchFormat | undefined;
-  columns?: Record<string, string[]> | undefined;
-  keyColumns?: string[] | undefined;
-  batchSize?: number | undefined;
-  maxRowErrors?: number | undefined;
-  rowsPerShard?: number | undefined;
+export interface LocalBatchOptions extends BatchDataOptions {
   workers?: number | undefined;
   /** Rows done so far, of the total (the plan's), after each shard. */
   onProgress?: ((done: number, total: number) => void) | undefined;

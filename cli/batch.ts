@@ -16,17 +16,21 @@ import { loadProfile, localEnvironment } from './profile.ts';
 /** The Secret the local environment's batch pods read and write its MinIO with (its root keys: a laptop's own store). */
 export const LOCAL_BATCH_SECRET = 'modelship-batch-storage';
 
-export interface BatchOptions {
+/** What a batch scores and how, wherever it runs (the flags both a local run and a BatchPrediction take). */
+export interface BatchDataOptions {
   input: string;
   output: string;
   format?: BatchFormat | undefined;
   outputFormat?: BatchFormat | undefined;
   columns?: Record<string, string[]> | undefined;
   keyColumns?: string[] | undefined;
-  parallelism?: number | undefined;
   batchSize?: number | undefined;
   maxRowErrors?: number | undefined;
   rowsPerShard?: number | undefined;
+}
+
+export interface BatchOptions extends BatchDataOptions {
+  parallelism?: number | undefined;
   name?: string | undefined;
   namespace?: string | undefined;
   /** A Secret (accessKey, secretKey) that reads the input and writes the output. */

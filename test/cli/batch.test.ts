@@ -91,15 +91,16 @@ describe('modelship batch: a local run', () => {
     await writeFile(join(input, 'a.parquet'), new Uint8Array(irisParquet(0, 3000, 1000)));
     await writeFile(join(input, 'b.csv'), irisCsv(3000, 500));
     await writeFile(join(input, 'c.jsonl'), irisJsonl(3500, 500));
-    const r = await batchLocal(IRIS, {
+    const opts = {
       input,
       output: join(dir, 'out'),
-      outputFormat: 'jsonl',
+      outputFormat: 'jsonl' as const,
       columns: { features: [...IRIS_COLUMNS] },
       keyColumns: ['id'],
       batchSize: 256,
       rowsPerShard: 1000,
-    });
+    };
+    const r = await batchLocal(IRIS, opts);
     expect(r).toMatchObject({ rows: 4000, errorRows: 0, skipped: 0 });
     expect(r.shards).toBeGreaterThanOrEqual(4); // the Parquet file was cut by its row groups
     const labels = new Map<number, string>();
@@ -116,15 +117,7 @@ describe('modelship batch: a local run', () => {
     expect([...labels.keys()].sort((a, b) => a - b).map((id) => labels.get(id))).toEqual(want);
 
     // Run again: every shard is already done, nothing is scored twice.
-    const again = await batchLocal(IRIS, {
-      input,
-      output: join(dir, 'out'),
-      outputFormat: 'jsonl',
-      columns: { features: [...IRIS_COLUMNS] },
-      keyColumns: ['id'],
-      batchSize: 256,
-      rowsPerShard: 1000,
-    });
+    const again = await batchLocal(IRIS, opts);
     expect(again.skipped).toBe(again.shards);
   });
 
